@@ -1,0 +1,180 @@
+//! Blob streams that verify themselves: [`VerifiedReader`] counts and hashes every byte it
+//! passes on and fails the read that reaches the end if the size or the digest is wrong.
+//!
+//! It also fails as soon as more bytes arrive than the descriptor promised, so a blob that never
+//! ends cannot make an import run forever.
+
+use std::io::{self, Read};
+
+use crate::digest::{Digest, Hasher};
+
+/// A reader that checks a blob's size and digest while it is read.
+///
+/// The check happens when the inner reader reports end of file: that `read` call returns an
+/// [`io::ErrorKind::InvalidData`] error instead of `Ok(0)` when anything is off. Callers must read
+/// to the end (the import pipeline always drains blobs).
+#[derive(Debug)]
+pub struct VerifiedReader<R> {
+    inner: R,
+    hasher: Option<Hasher>,
+    expected: Digest,
+    expected_size: u64,
+    count: u64,
+}
+
+impl<R: Read> VerifiedReader<R> {
+    /// Wraps `inner`, which must yield exactly `size` bytes hashing to `digest`.
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidDigest`] when the digest's algorithm cannot be verified.
+    pub fn new(inner: R, digest: &Digest, size: u64) -> crate::Result<Self> {
+        Ok(VerifiedReader {
+            inner,
+            hasher: Some(digest.hasher()?),
+            expected: digest.clone(),
+            expected_size: size,
+            count: 0,
+        })
+    }
+
+    fn mismatch(&self, what: String) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            BlobMismatch(format!("blob {}: {what}", self.expected)),
+        )
+    }
+}
+
+impl<R: Read> Read for VerifiedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(hasher) = self.hasher.as_mut() else {
+            return Ok(0);
+        };
+        let n = match self.inner.read(buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => 0,
+            Err(e) => return Err(e),
+        };
+        if n > 0 {
+            hasher.update(&buf[..n]);
+            self.count += n as u64;
+            if self.count > self.expected_size {
+                return Err(self.mismatch(format!(
+                    "size mismatch: descriptor says {} bytes, blob is longer",
+                    self.expected_size
+                )));
+            }
+            return Ok(n);
+        }
+        if self.count != self.expected_size {
+            return Err(self.mismatch(format!(
+                "size mismatch: descriptor says {} bytes, blob has {} (truncated?)",
+                self.expected_size, self.count
+            )));
+        }
+        let found = self.hasher.take().expect("checked above").finish();
+        if found != self.expected {
+            return Err(self.mismatch(format!("digest mismatch: content hashes to {found}")));
+        }
+        Ok(0)
+    }
+}
+
+/// The error inside the [`io::Error`] a [`VerifiedReader`] returns when a blob does not match
+/// its descriptor; lets later stages tell a bad blob from a bad stream inside a good blob.
+#[derive(Debug)]
+pub struct BlobMismatch(pub String);
+
+impl std::fmt::Display for BlobMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BlobMismatch {}
+
+/// Whether an I/O error is a [`BlobMismatch`].
+pub fn is_mismatch(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<BlobMismatch>())
+}
+
+/// A reader that hashes what passes through, for diff_ids.
+#[derive(Debug)]
+pub struct HashingReader<R> {
+    inner: R,
+    hasher: Hasher,
+}
+
+impl<R: Read> HashingReader<R> {
+    /// Wraps `inner`, hashing with `hasher`.
+    pub fn new(inner: R, hasher: Hasher) -> Self {
+        HashingReader { inner, hasher }
+    }
+
+    /// The digest of everything read so far.
+    pub fn finish(self) -> Digest {
+        self.hasher.finish()
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Reads a whole small blob (manifest, config, index) into memory, verifying it.
+///
+/// # Errors
+/// An [`io::Error`] when reading fails, the blob is larger than `limit`, or it does not match.
+pub fn read_verified(
+    inner: impl Read,
+    digest: &Digest,
+    size: u64,
+    limit: u64,
+) -> io::Result<Vec<u8>> {
+    if size > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "blob {digest}: {size} bytes is more than the {limit} bytes allowed for metadata"
+            ),
+        ));
+    }
+    let mut r = VerifiedReader::new(inner, digest, size).map_err(io::Error::other)?;
+    let mut out = Vec::with_capacity(size as usize);
+    r.read_to_end(&mut out)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(data: &[u8], digest: &Digest, size: u64) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        VerifiedReader::new(data, digest, size)
+            .unwrap()
+            .read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    #[test]
+    fn accepts_matching_blob() {
+        let d = Digest::sha256_of(b"hello");
+        assert_eq!(check(b"hello", &d, 5).unwrap(), b"hello");
+    }
+
+    #[test]
+    fn rejects_wrong_digest_size_and_overlong() {
+        let d = Digest::sha256_of(b"hello");
+        let e = check(b"hellp", &d, 5).unwrap_err().to_string();
+        assert!(e.contains("digest mismatch"), "{e}");
+        let e = check(b"hell", &d, 5).unwrap_err().to_string();
+        assert!(e.contains("size mismatch"), "{e}");
+        let e = check(b"hello!", &d, 5).unwrap_err().to_string();
+        assert!(e.contains("longer"), "{e}");
+    }
+}

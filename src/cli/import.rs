@@ -1,0 +1,61 @@
+//! `ocitree import`.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use ocitree::source::SourceRef;
+use ocitree::spec::Platform;
+use ocitree::{ImportOptions, OnSpecial};
+
+/// Import an image: each layer becomes a commit, the image one merged commit.
+///
+/// Layers already in the repository (by blob digest or diff_id) are not read again. The import
+/// is one transaction: on any error the repository is left as it was.
+///
+/// Prints the image name, manifest digest, layer counts and the image commit checksum.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Image source: oci:DIR[:TAG|@DIGEST], oci-archive:FILE[:TAG|@DIGEST], or oci-archive:- for a tar of an OCI layout on standard input.
+    #[arg(value_name = "SOURCE")]
+    source: String,
+    /// Local image name (default: the tag's full reference, else DIRNAME:TAG).
+    #[arg(value_name = "NAME")]
+    name: Option<String>,
+    /// Platform to pick from a multi-platform index, as os/arch[/variant] (default: this host's).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    platform: Option<String>,
+    /// Fail on entries OSTree cannot store (device nodes, FIFOs) instead of skipping them with a warning.
+    #[arg(long)]
+    strict: bool,
+}
+
+pub fn run(repo_path: &Path, a: ImportArgs) -> Result<()> {
+    let source = SourceRef::parse(&a.source)?;
+    let mut opts = ImportOptions::new();
+    opts.name = a.name;
+    opts.platform = a.platform.as_deref().map(Platform::parse).transpose()?;
+    opts.on_special = if a.strict {
+        OnSpecial::Fail
+    } else {
+        OnSpecial::Skip
+    };
+    let repo = ocitree::repo::open_or_create(repo_path, ocitree::ostree::RepoMode::BareUser)?;
+    let report =
+        ocitree::import(&repo, &source, &opts).with_context(|| format!("importing {source}"))?;
+    for s in &report.skipped {
+        eprintln!(
+            "warning: layer {}: skipped {} /{} (OSTree cannot store it)",
+            s.layer, s.kind, s.path
+        );
+    }
+    let total = report.layers_imported + report.layers_reused;
+    println!("Image:    {}", report.name);
+    println!("Manifest: {}", report.manifest_digest);
+    println!(
+        "Layers:   {total} ({} imported, {} reused)",
+        report.layers_imported, report.layers_reused
+    );
+    println!("Commit:   {}", report.commit);
+    Ok(())
+}

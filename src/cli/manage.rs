@@ -1,0 +1,146 @@
+//! `ocitree init`, `images`, `inspect`, `rm`, `prune` and the hidden `generate-man`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Args, CommandFactory};
+use ocitree::image::{ImageInfo, refs};
+use ocitree::{ostree, refname};
+
+/// Create the repository (bare-user by default; archive to serve it over HTTP).
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Repository mode.
+    #[arg(long, default_value = "bare-user", value_parser = ["bare-user", "bare", "bare-user-only", "archive"])]
+    mode: String,
+}
+
+/// List images: name, manifest digest, commit, size (sum of layer blob sizes, bytes).
+#[derive(Debug, Args)]
+pub struct ImagesArgs {}
+
+/// Show an image as JSON: manifest, config, and each layer with its ref and commit.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Image name.
+    name: String,
+}
+
+/// Remove an image's ref (its layers stay until `prune`).
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Image name.
+    name: String,
+}
+
+/// Remove layer refs no image uses, then every unreachable object; print what was freed.
+#[derive(Debug, Args)]
+pub struct PruneArgs {}
+
+/// Write man pages for ocitree and its subcommands into DIR.
+#[derive(Debug, Args)]
+pub struct GenerateManArgs {
+    /// Output directory.
+    dir: PathBuf,
+}
+
+pub fn init(repo_path: &Path, a: InitArgs) -> Result<()> {
+    let mode = ocitree::repo::parse_mode(&a.mode)?;
+    let repo = ocitree::repo::open_or_create(repo_path, mode)?;
+    if repo.mode() != mode {
+        anyhow::bail!(
+            "{} already exists in another mode ({:?})",
+            repo_path.display(),
+            repo.mode()
+        );
+    }
+    println!("Repository {} ({})", repo_path.display(), a.mode);
+    Ok(())
+}
+
+pub fn images(repo_path: &Path, _a: ImagesArgs) -> Result<()> {
+    let repo = ocitree::repo::open(repo_path)?;
+    let mut rows = vec![[
+        "NAME".to_string(),
+        "MANIFEST".into(),
+        "COMMIT".into(),
+        "SIZE".into(),
+    ]];
+    for (name, commit) in refs::images(&repo)? {
+        let info = ImageInfo::load_commit(&repo, &name, &commit)?;
+        let size: u64 = info.parsed_manifest()?.layers.iter().map(|l| l.size).sum();
+        rows.push([name, info.manifest_digest, commit, size.to_string()]);
+    }
+    let width = |i: usize| rows.iter().map(|r| r[i].len()).max().unwrap_or(0);
+    let (w0, w1, w2) = (width(0), width(1), width(2));
+    for r in rows {
+        println!("{:w0$}  {:w1$}  {:w2$}  {}", r[0], r[1], r[2], r[3]);
+    }
+    Ok(())
+}
+
+pub fn inspect(repo_path: &Path, a: InspectArgs) -> Result<()> {
+    let repo = ocitree::repo::open(repo_path)?;
+    let info = ImageInfo::load(&repo, &a.name)?;
+    let manifest: serde_json::Value =
+        serde_json::from_str(&info.manifest).context("stored manifest")?;
+    let config: serde_json::Value = serde_json::from_str(&info.config).context("stored config")?;
+    let parsed = info.parsed_manifest()?;
+    let mut layers = Vec::new();
+    for ((desc, digest), diff_id) in parsed.layers.iter().zip(&info.layers).zip(&info.diff_ids) {
+        let r = refname::blob_ref(digest);
+        layers.push(serde_json::json!({
+            "digest": digest,
+            "diff_id": diff_id,
+            "media_type": desc.media_type,
+            "size": desc.size,
+            "ref": r,
+            "commit": refs::resolve(&repo, &r)?,
+        }));
+    }
+    let out = serde_json::json!({
+        "name": info.name,
+        "ref": refname::image_ref(&a.name),
+        "commit": info.commit,
+        "manifest_digest": info.manifest_digest,
+        "source": info.source,
+        "created": config.get("created"),
+        "manifest": manifest,
+        "config": config,
+        "layers": layers,
+    });
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+pub fn rm(repo_path: &Path, a: RmArgs) -> Result<()> {
+    let repo = ocitree::repo::open(repo_path)?;
+    refs::image_commit(&repo, &a.name)?;
+    repo.set_ref_immediate(
+        None,
+        &refname::image_ref(&a.name),
+        None,
+        ostree::gio::Cancellable::NONE,
+    )
+    .with_context(|| format!("removing {}", a.name))?;
+    println!("Removed {}", a.name);
+    Ok(())
+}
+
+pub fn prune(repo_path: &Path, _a: PruneArgs) -> Result<()> {
+    let repo = ocitree::repo::open(repo_path)?;
+    let r = ocitree::image::prune(&repo)?;
+    println!(
+        "Pruned: {} layer refs, {} objects, {} bytes freed",
+        r.layer_refs, r.objects, r.bytes
+    );
+    Ok(())
+}
+
+pub fn generate_man(a: GenerateManArgs) -> Result<()> {
+    std::fs::create_dir_all(&a.dir)?;
+    let cmd = super::Cli::command();
+    clap_mangen::generate_to(cmd, &a.dir)
+        .with_context(|| format!("writing man pages to {}", a.dir.display()))?;
+    Ok(())
+}

@@ -1,0 +1,66 @@
+//! Command-line definition (clap derive) and dispatch. Each subcommand turns its arguments
+//! into library calls and prints the result.
+
+mod browse;
+mod import;
+mod manage;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// Import OCI container images into OSTree repositories as deduplicated commits.
+///
+/// Every layer is stored as its own commit (shared by all images that use it) and every image
+/// as one merged commit, applied with OCI whiteout semantics.
+#[derive(Debug, Parser)]
+#[command(name = "ocitree", version, about, long_about)]
+pub struct Cli {
+    /// Path of the OSTree repository (created in bare-user mode on first use).
+    #[arg(long, global = true, env = "OCITREE_REPO", value_name = "PATH")]
+    pub repo: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Init(manage::InitArgs),
+    Import(import::ImportArgs),
+    Images(manage::ImagesArgs),
+    Inspect(manage::InspectArgs),
+    Checkout(browse::CheckoutArgs),
+    Ls(browse::LsArgs),
+    Cat(browse::CatArgs),
+    Rm(manage::RmArgs),
+    Prune(manage::PruneArgs),
+    #[command(hide = true)]
+    GenerateMan(manage::GenerateManArgs),
+}
+
+impl Cli {
+    fn repo_path(&self) -> PathBuf {
+        self.repo
+            .clone()
+            .unwrap_or_else(ocitree::repo::default_path)
+    }
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    let repo = cli.repo_path();
+    match cli.command {
+        Command::Init(a) => manage::init(&repo, a),
+        Command::Import(a) => import::run(&repo, a),
+        Command::Images(a) => manage::images(&repo, a),
+        Command::Inspect(a) => manage::inspect(&repo, a),
+        Command::Checkout(a) => browse::checkout(&repo, a),
+        Command::Ls(a) => browse::ls(&repo, a),
+        Command::Cat(a) => browse::cat(&repo, a),
+        Command::Rm(a) => manage::rm(&repo, a),
+        Command::Prune(a) => manage::prune(&repo, a),
+        Command::GenerateMan(a) => manage::generate_man(a),
+    }
+}

@@ -1,0 +1,180 @@
+//! Tar stream → normalised entries: paths, kinds, ownership, modes and xattrs as the layer
+//! stage needs them, whatever header dialect (ustar, GNU long names, PAX) the tar used.
+
+pub mod pad;
+pub mod path;
+pub mod whiteout;
+pub mod xattrs;
+
+use std::io::Read;
+
+use tar::EntryType;
+
+use crate::error::LayerError;
+pub use xattrs::Xattrs;
+
+/// What kind of filesystem object an entry is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A regular file with `size` bytes of data following the header.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link to the given target (stored as written, never resolved at import).
+    Symlink(String),
+    /// A hardlink to another path of the tree (normalised like entry paths).
+    Hardlink(Vec<String>),
+    /// A character device (major, minor). OSTree cannot store it.
+    CharDevice(u32, u32),
+    /// A block device (major, minor). OSTree cannot store it.
+    BlockDevice(u32, u32),
+    /// A FIFO. OSTree cannot store it.
+    Fifo,
+}
+
+impl EntryKind {
+    /// A short noun for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            EntryKind::File => "regular file".into(),
+            EntryKind::Dir => "directory".into(),
+            EntryKind::Symlink(_) => "symlink".into(),
+            EntryKind::Hardlink(_) => "hardlink".into(),
+            EntryKind::CharDevice(a, b) => format!("character device {a}:{b}"),
+            EntryKind::BlockDevice(a, b) => format!("block device {a}:{b}"),
+            EntryKind::Fifo => "FIFO".into(),
+        }
+    }
+}
+
+/// One tar entry, normalised. The data (for files) is still in the tar stream.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// Normalised path components (empty for the root).
+    pub path: Vec<String>,
+    /// The path as the tar wrote it, for messages.
+    pub raw_path: String,
+    /// The object kind.
+    pub kind: EntryKind,
+    /// Permission bits including setuid, setgid and sticky (`0o7777`).
+    pub mode: u32,
+    /// Numeric owner (user and group names are ignored, as container runtimes do).
+    pub uid: u32,
+    /// Numeric group.
+    pub gid: u32,
+    /// Extended attributes, sorted by name.
+    pub xattrs: Xattrs,
+    /// Data size for regular files, 0 otherwise.
+    pub size: u64,
+}
+
+/// Reads the header of a tar entry into an [`Entry`]. `Ok(None)` for entries that carry no
+/// filesystem object (PAX global headers).
+///
+/// # Errors
+/// Malformed headers, unsafe or non-UTF-8 paths, and entry types ocitree does not support.
+pub fn parse<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Option<Entry>, LayerError> {
+    let header = entry.header();
+    let etype = header.entry_type();
+    let raw = entry.path_bytes().into_owned();
+    let raw_path = path::lossy(&raw);
+    let read_err = |e: std::io::Error| {
+        LayerError::Read(std::io::Error::new(
+            e.kind(),
+            format!("entry {raw_path:?}: {e}"),
+        ))
+    };
+    let unsupported = |kind: &str| LayerError::UnsupportedEntry {
+        path: raw_path.clone(),
+        kind: kind.to_string(),
+    };
+    let mut uid = header.uid().map_err(read_err)?;
+    let mut gid = header.gid().map_err(read_err)?;
+    let mode = header.mode().map_err(read_err)? & 0o7777;
+    let mut xattrs = Xattrs::new();
+    if let Some(exts) = entry.pax_extensions().map_err(read_err)? {
+        let exts: Vec<_> = exts.collect();
+        for ext in exts.iter().flatten() {
+            let parse_id = || ext.value().ok().and_then(|v| v.parse::<u64>().ok());
+            match ext.key_bytes() {
+                b"uid" => uid = parse_id().ok_or_else(|| unsupported("PAX uid"))?,
+                b"gid" => gid = parse_id().ok_or_else(|| unsupported("PAX gid"))?,
+                _ => {}
+            }
+        }
+        xattrs = xattrs::from_pax(exts.into_iter()).map_err(read_err)?;
+    }
+    let id = |v: u64, what: &str| {
+        u32::try_from(v).map_err(|_| unsupported(&format!("{what} {v} (above 2^32)")))
+    };
+    let (uid, gid) = (id(uid, "uid")?, id(gid, "gid")?);
+    let link_target = || -> Result<Vec<u8>, LayerError> {
+        entry
+            .link_name_bytes()
+            .map(|c| c.into_owned())
+            .ok_or_else(|| unsupported("link without a target"))
+    };
+    let header = entry.header();
+    let device = || -> Result<(u32, u32), LayerError> {
+        Ok((
+            header.device_major().map_err(read_err)?.unwrap_or(0),
+            header.device_minor().map_err(read_err)?.unwrap_or(0),
+        ))
+    };
+    let kind = match etype {
+        EntryType::Regular | EntryType::Continuous => EntryKind::File,
+        EntryType::Directory => EntryKind::Dir,
+        EntryType::Symlink => {
+            let target = link_target()?;
+            EntryKind::Symlink(
+                String::from_utf8(target).map_err(|e| LayerError::NonUtf8Name {
+                    path: raw_path.clone(),
+                    bytes: format!("symlink target {}", path::escape_bytes(e.as_bytes())),
+                })?,
+            )
+        }
+        EntryType::Link => {
+            let target = link_target()?;
+            EntryKind::Hardlink(path::normalize(&target).map_err(|e| match e {
+                LayerError::PathEscapesRoot { path } => LayerError::BadHardlink {
+                    path: raw_path.clone(),
+                    target: path,
+                    reason: "escapes the root",
+                },
+                other => other,
+            })?)
+        }
+        EntryType::Char => {
+            let (a, b) = device()?;
+            EntryKind::CharDevice(a, b)
+        }
+        EntryType::Block => {
+            let (a, b) = device()?;
+            EntryKind::BlockDevice(a, b)
+        }
+        EntryType::Fifo => EntryKind::Fifo,
+        EntryType::XGlobalHeader => return Ok(None),
+        EntryType::GNUSparse => return Err(unsupported("GNU sparse file")),
+        other => {
+            return Err(unsupported(&format!(
+                "tar entry type {:?}",
+                other.as_byte() as char
+            )));
+        }
+    };
+    let size = if kind == EntryKind::File {
+        entry.size()
+    } else {
+        0
+    };
+    Ok(Some(Entry {
+        path: path::normalize(&raw)?,
+        raw_path,
+        kind,
+        mode,
+        uid,
+        gid,
+        xattrs,
+        size,
+    }))
+}

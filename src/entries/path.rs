@@ -1,0 +1,93 @@
+//! Entry path normalisation.
+//!
+//! # Security
+//! A tar path is untrusted. [`normalize`] strips `/` and `./` prefixes, drops `.` and empty
+//! components and resolves `..` lexically; a `..` that would climb above the root is an error,
+//! never clamped silently. The result contains only components OSTree accepts as file names.
+
+use crate::error::LayerError;
+
+/// Splits a tar path into normalised components (empty for the root itself).
+///
+/// # Errors
+/// [`LayerError::PathEscapesRoot`] for a `..` above the root, [`LayerError::NonUtf8Name`] for a
+/// component that is not UTF-8.
+///
+/// # Examples
+/// ```
+/// use ocitree::entries::path::normalize;
+/// assert_eq!(normalize(b"./usr//bin/./sh").unwrap(), ["usr", "bin", "sh"]);
+/// assert_eq!(normalize(b"/a/b/../c").unwrap(), ["a", "c"]);
+/// assert!(normalize(b"a/../../etc/passwd").is_err());
+/// ```
+pub fn normalize(raw: &[u8]) -> Result<Vec<String>, LayerError> {
+    let mut out: Vec<String> = Vec::new();
+    for comp in raw.split(|&b| b == b'/') {
+        match comp {
+            b"" | b"." => {}
+            b".." => {
+                if out.pop().is_none() {
+                    return Err(LayerError::PathEscapesRoot { path: lossy(raw) });
+                }
+            }
+            name => match std::str::from_utf8(name) {
+                Ok(s) => out.push(s.to_string()),
+                Err(_) => {
+                    return Err(LayerError::NonUtf8Name {
+                        path: lossy(raw),
+                        bytes: escape_bytes(raw),
+                    });
+                }
+            },
+        }
+    }
+    Ok(out)
+}
+
+/// Joins components back into a relative path (`""` for the root).
+pub fn join(comps: &[String]) -> String {
+    comps.join("/")
+}
+
+/// A path for messages: lossy UTF-8.
+pub fn lossy(raw: &[u8]) -> String {
+    String::from_utf8_lossy(raw).into_owned()
+}
+
+/// Bytes with non-printable and non-ASCII bytes written as `\xNN`.
+pub fn escape_bytes(raw: &[u8]) -> String {
+    raw.iter()
+        .flat_map(|b| std::ascii::escape_default(*b))
+        .map(char::from)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_and_dots() {
+        assert_eq!(normalize(b"./").unwrap(), Vec::<String>::new());
+        assert_eq!(normalize(b"/").unwrap(), Vec::<String>::new());
+        assert_eq!(normalize(b"//etc/").unwrap(), ["etc"]);
+        assert_eq!(normalize(b"a/..").unwrap(), Vec::<String>::new());
+        assert_eq!(normalize(b"..a/b..").unwrap(), ["..a", "b.."]);
+    }
+
+    #[test]
+    fn escapes_are_errors() {
+        for p in [&b"../x"[..], b"/../x", b"a/../../x", b"./.."] {
+            assert!(
+                matches!(normalize(p), Err(LayerError::PathEscapesRoot { .. })),
+                "{p:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn non_utf8_is_named() {
+        let e = normalize(b"dir/caf\xe9").unwrap_err().to_string();
+        assert!(e.contains("caf\\xe9"), "{e}");
+    }
+}

@@ -1,0 +1,147 @@
+//! The library's error type.
+//!
+//! Every message stands alone: it names the image, the layer digest and the entry path where
+//! those are known, so that the CLI can print it once with no further context.
+
+use ostree::glib;
+
+/// Result alias used throughout the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in ocitree.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A source or destination string could not be parsed (`oci:DIR:TAG`, ...).
+    #[error("invalid image reference {reference:?}: {reason}")]
+    InvalidReference {
+        /// The string as given.
+        reference: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// A digest string is not `algorithm:encoded` as the OCI image-spec defines it.
+    #[error("invalid digest {0:?}")]
+    InvalidDigest(String),
+    /// An image layout, manifest, index or config is malformed.
+    #[error("{image}: {reason}")]
+    InvalidImage {
+        /// The image source.
+        image: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The index holds several manifests and nothing says which one to take.
+    #[error(
+        "{image}: {count} manifests match; choose one with @DIGEST:\n{candidates}",
+        count = candidates.lines().count()
+    )]
+    AmbiguousIndex {
+        /// The image source.
+        image: String,
+        /// One line per candidate: digest, platform and tag.
+        candidates: String,
+    },
+    /// Nothing of that name (image, tag, digest, path) exists.
+    #[error("{0}: not found")]
+    NotFound(String),
+    /// A layer could not be imported.
+    #[error("image {image}: layer {layer}: {cause}")]
+    Layer {
+        /// The image source.
+        image: String,
+        /// The layer's blob digest.
+        layer: String,
+        /// What went wrong in the layer.
+        cause: LayerError,
+    },
+    /// Reading or writing a file outside the repository failed.
+    #[error("{context}: {cause}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        cause: std::io::Error,
+    },
+    /// A libostree operation failed.
+    #[error("{op}: {cause}")]
+    Ostree {
+        /// What was being done.
+        op: String,
+        /// The libostree error.
+        cause: glib::Error,
+    },
+}
+
+/// What went wrong inside one layer; wrapped in [`Error::Layer`] with the image and layer names.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LayerError {
+    /// Reading, verifying or decompressing the blob, or parsing the tar stream, failed.
+    #[error("{0}")]
+    Read(std::io::Error),
+    /// The uncompressed stream does not hash to the config's diff_id.
+    #[error("diff_id mismatch: config says {expected}, layer content is {found}")]
+    DiffIdMismatch {
+        /// The diff_id in the image config.
+        expected: String,
+        /// The digest of the uncompressed stream.
+        found: String,
+    },
+    /// An entry path (or hardlink target) would leave the root.
+    #[error("entry {path:?}: path escapes the root")]
+    PathEscapesRoot {
+        /// The path as written in the tar (lossy if not UTF-8).
+        path: String,
+    },
+    /// A file name is not UTF-8, which OSTree cannot store.
+    #[error("entry {path:?}: file name is not UTF-8 (bytes {bytes}); OSTree cannot store it")]
+    NonUtf8Name {
+        /// The path, lossily decoded.
+        path: String,
+        /// The raw bytes, hex-escaped.
+        bytes: String,
+    },
+    /// An entry OSTree cannot hold, under `--strict`; or a tar entry kind ocitree does not support.
+    #[error("entry {path:?}: unsupported {kind}")]
+    UnsupportedEntry {
+        /// The entry path.
+        path: String,
+        /// What it is (character device, FIFO, sparse file, ...).
+        kind: String,
+    },
+    /// A hardlink points at nothing, or at a directory.
+    #[error("entry {path:?}: hardlink target {target:?} {reason}")]
+    BadHardlink {
+        /// The link's path.
+        path: String,
+        /// The target path.
+        target: String,
+        /// Why it cannot be linked.
+        reason: &'static str,
+    },
+    /// A libostree operation failed while writing the layer.
+    #[error("entry {path:?}: {op}: {cause}")]
+    Ostree {
+        /// The entry being written ("" for the layer as a whole).
+        path: String,
+        /// What was being done.
+        op: &'static str,
+        /// The libostree error.
+        cause: glib::Error,
+    },
+}
+
+impl Error {
+    /// Wraps a libostree error with what was being done.
+    pub(crate) fn ostree(op: impl Into<String>) -> impl FnOnce(glib::Error) -> Error {
+        let op = op.into();
+        move |cause| Error::Ostree { op, cause }
+    }
+
+    /// Wraps an I/O error with what was being done.
+    pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+        let context = context.into();
+        move |cause| Error::Io { context, cause }
+    }
+}

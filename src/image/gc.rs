@@ -1,0 +1,52 @@
+//! Garbage collection: drop layer refs no image uses, then prune unreachable objects.
+
+use std::collections::HashSet;
+
+use ostree::{Repo, RepoPruneFlags, gio};
+
+use crate::error::{Error, Result};
+use crate::image::{ImageInfo, refs};
+use crate::refname;
+
+/// What [`prune`] removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PruneReport {
+    /// Layer refs deleted.
+    pub layer_refs: usize,
+    /// Objects deleted.
+    pub objects: u64,
+    /// Bytes freed.
+    pub bytes: u64,
+}
+
+/// Deletes layer refs that no image lists (by blob digest or diff_id), then every object no
+/// ref reaches.
+///
+/// # Errors
+/// libostree fails.
+pub fn prune(repo: &Repo) -> Result<PruneReport> {
+    let mut used = HashSet::new();
+    for (name, commit) in refs::images(repo)? {
+        let info = ImageInfo::load_commit(repo, &name, &commit)?;
+        used.extend(info.layers);
+        used.extend(info.diff_ids);
+    }
+    let mut report = PruneReport::default();
+    for prefix in [refname::BLOB_REF_PREFIX, refname::DIFFID_REF_PREFIX] {
+        for (r, _) in refs::list(repo, prefix.trim_end_matches('/'))? {
+            let keep = refname::digest_from_layer_ref(&r).is_some_and(|d| used.contains(&d));
+            if !keep {
+                repo.set_ref_immediate(None, &r, None, gio::Cancellable::NONE)
+                    .map_err(Error::ostree(format!("deleting ref {r}")))?;
+                report.layer_refs += 1;
+            }
+        }
+    }
+    let (_, pruned, bytes) = repo
+        .prune(RepoPruneFlags::REFS_ONLY, -1, gio::Cancellable::NONE)
+        .map_err(Error::ostree("pruning objects"))?;
+    report.objects = pruned as u64;
+    report.bytes = bytes;
+    Ok(report)
+}

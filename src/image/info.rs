@@ -1,0 +1,93 @@
+//! Reading an image commit back: name, source, manifest, config and layers.
+
+use ostree::{ObjectType, Repo, glib};
+
+use crate::error::{Error, Result};
+use crate::image::refs;
+use crate::meta;
+use crate::spec::{Config, Manifest};
+
+/// What an image commit records.
+#[derive(Clone, Debug)]
+pub struct ImageInfo {
+    /// Local name.
+    pub name: String,
+    /// The image commit checksum.
+    pub commit: String,
+    /// Source reference it was imported from.
+    pub source: String,
+    /// Manifest digest.
+    pub manifest_digest: String,
+    /// Manifest bytes.
+    pub manifest: String,
+    /// Config bytes.
+    pub config: String,
+    /// Layer blob digests, base first.
+    pub layers: Vec<String>,
+    /// Layer diff_ids, base first.
+    pub diff_ids: Vec<String>,
+    /// Commit timestamp (the config's `created`).
+    pub timestamp: u64,
+}
+
+impl ImageInfo {
+    /// Loads the image called `name`.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when there is no such image; [`Error::InvalidImage`] when the commit
+    /// lacks ocitree metadata.
+    pub fn load(repo: &Repo, name: &str) -> Result<ImageInfo> {
+        let commit = refs::image_commit(repo, name)?;
+        Self::load_commit(repo, name, &commit)
+    }
+
+    /// Loads an image commit by checksum.
+    ///
+    /// # Errors
+    /// As [`ImageInfo::load`].
+    pub fn load_commit(repo: &Repo, name: &str, commit: &str) -> Result<ImageInfo> {
+        let v = repo
+            .load_variant(ObjectType::Commit, commit)
+            .map_err(Error::ostree(format!("loading commit {commit}")))?;
+        let dict = glib::VariantDict::new(Some(&v.child_value(0)));
+        let bad = || Error::InvalidImage {
+            image: name.to_string(),
+            reason: format!("commit {commit} has no ocitree metadata"),
+        };
+        let s = |k: &str| dict.lookup::<String>(k).ok().flatten().ok_or_else(bad);
+        let list = |k: &str| dict.lookup::<Vec<String>>(k).ok().flatten().ok_or_else(bad);
+        Ok(ImageInfo {
+            name: s(meta::NAME)?,
+            commit: commit.to_string(),
+            source: s(meta::SOURCE)?,
+            manifest_digest: s(meta::MANIFEST_DIGEST)?,
+            manifest: s(meta::MANIFEST)?,
+            config: s(meta::CONFIG)?,
+            layers: list(meta::LAYERS)?,
+            diff_ids: list(meta::DIFF_IDS)?,
+            timestamp: ostree::commit_get_timestamp(&v),
+        })
+    }
+
+    /// The parsed manifest.
+    ///
+    /// # Errors
+    /// The stored manifest does not parse (it did at import).
+    pub fn parsed_manifest(&self) -> Result<Manifest> {
+        serde_json::from_str(&self.manifest).map_err(|e| Error::InvalidImage {
+            image: self.name.clone(),
+            reason: format!("stored manifest: {e}"),
+        })
+    }
+
+    /// The parsed config.
+    ///
+    /// # Errors
+    /// The stored config does not parse.
+    pub fn parsed_config(&self) -> Result<Config> {
+        serde_json::from_str(&self.config).map_err(|e| Error::InvalidImage {
+            image: self.name.clone(),
+            reason: format!("stored config: {e}"),
+        })
+    }
+}

@@ -1,0 +1,217 @@
+//! The import job: source → manifest → per-layer commits (reused when present) → merge →
+//! image commit + ref, all in one libostree transaction.
+
+use std::collections::HashMap;
+
+use ostree::{Repo, gio};
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::image::{self, ImageInfo, ImageMeta, refs};
+use crate::layer::stream::{LayerBlob, import_layer};
+use crate::layer::{OnSpecial, Skipped};
+use crate::merge::{LayerTree, merge_layers};
+use crate::refname;
+use crate::resolve::{self, Resolved};
+use crate::source::{Selector, SourceRef};
+use crate::spec::{Config, Platform, parse_rfc3339};
+
+/// Options of [`import`].
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct ImportOptions {
+    /// Local image name; default derived from the source (see [`default_name`]).
+    pub name: Option<String>,
+    /// Platform to pick from an index; default the host's.
+    pub platform: Option<Platform>,
+    /// What to do with device nodes and FIFOs.
+    pub on_special: OnSpecial,
+}
+
+impl ImportOptions {
+    /// Options with every default.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// What an import did.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ImportReport {
+    /// The local image name.
+    pub name: String,
+    /// The manifest digest.
+    pub manifest_digest: String,
+    /// The image commit checksum.
+    pub commit: String,
+    /// Layers read from their blobs.
+    pub layers_imported: usize,
+    /// Layers already in the repo (never read).
+    pub layers_reused: usize,
+    /// Entries OSTree cannot store that were left out.
+    pub skipped: Vec<Skipped>,
+}
+
+/// The name an image gets when the user gives none: the tag annotation when it is a full
+/// reference (has `/` or `:`), else `BASENAME:TAG`, `BASENAME@DIGEST` or `BASENAME`.
+pub fn default_name(source: &SourceRef, resolved: &Resolved) -> String {
+    let base = source.base_name();
+    match (resolved.ref_name.as_deref(), source.selector()) {
+        (Some(r), _) if r.contains('/') || r.contains(':') => r.to_string(),
+        (Some(tag), _) => format!("{base}:{tag}"),
+        (None, Selector::Digest(d)) => format!("{base}@{d}"),
+        (None, _) => base,
+    }
+}
+
+/// Imports an image into `repo`.
+///
+/// Layers already present (by blob digest or diff_id) are not read. Everything happens in one
+/// transaction: on error no ref changes and no object is left behind.
+///
+/// # Errors
+/// Any [`Error`]; layer failures are [`Error::Layer`] naming image and layer.
+pub fn import(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<ImportReport> {
+    let image = source.to_string();
+    let mut src = source.open()?;
+    let resolved = resolve::resolve(
+        src.as_mut(),
+        &image,
+        source.selector(),
+        opts.platform.as_ref(),
+    )?;
+    let config_bytes = resolve::read_blob(src.as_mut(), &image, &resolved.manifest.config)?;
+    let config: Config =
+        serde_json::from_slice(&config_bytes).map_err(|e| Error::InvalidImage {
+            image: image.clone(),
+            reason: format!("config: {e}"),
+        })?;
+    let layers = layer_blobs(&image, &resolved, &config)?;
+    let name = opts
+        .name
+        .clone()
+        .unwrap_or_else(|| default_name(source, &resolved));
+    let invalid = |reason: String| Error::InvalidImage {
+        image: image.clone(),
+        reason,
+    };
+    let manifest_str = String::from_utf8(resolved.bytes.clone())
+        .map_err(|_| invalid("manifest is not UTF-8".into()))?;
+    let config_str =
+        String::from_utf8(config_bytes).map_err(|_| invalid("config is not UTF-8".into()))?;
+    let mut report = ImportReport {
+        name: name.clone(),
+        manifest_digest: resolved.digest.to_string(),
+        commit: String::new(),
+        layers_imported: 0,
+        layers_reused: 0,
+        skipped: Vec::new(),
+    };
+
+    // Same manifest under the same name already: nothing to read, nothing to write.
+    if let Some(commit) = refs::resolve(repo, &refname::image_ref(&name))?
+        && let Ok(info) = ImageInfo::load_commit(repo, &name, &commit)
+        && info.manifest_digest == report.manifest_digest
+        && info.config == config_str
+        && info
+            .layers
+            .iter()
+            .all(|l| refs::resolve(repo, &refname::blob_ref(l)).is_ok_and(|c| c.is_some()))
+    {
+        report.commit = commit;
+        report.layers_reused = layers.len();
+        return Ok(report);
+    }
+
+    let txn = repo
+        .auto_transaction(gio::Cancellable::NONE)
+        .map_err(Error::ostree("starting a transaction"))?;
+    let mut commits: HashMap<String, String> = HashMap::new();
+    let mut trees = Vec::with_capacity(layers.len());
+    for layer in &layers {
+        let layer_err = |cause| Error::Layer {
+            image: image.clone(),
+            layer: layer.digest.to_string(),
+            cause,
+        };
+        let commit = if let Some(c) = commits.get(layer.digest.as_str()) {
+            report.layers_reused += 1;
+            c.clone()
+        } else if let Some(c) = refs::find_layer(repo, &layer.digest, &layer.diff_id)? {
+            report.layers_reused += 1;
+            c
+        } else {
+            let blob = src.open_blob(&layer.digest)?;
+            let (c, skipped) =
+                import_layer(repo, blob, layer, opts.on_special).map_err(layer_err)?;
+            report.layers_imported += 1;
+            report.skipped.extend(skipped);
+            c
+        };
+        repo.transaction_set_ref(
+            None,
+            &refname::blob_ref(layer.digest.as_str()),
+            Some(&commit),
+        );
+        repo.transaction_set_ref(
+            None,
+            &refname::diffid_ref(layer.diff_id.as_str()),
+            Some(&commit),
+        );
+        commits.insert(layer.digest.to_string(), commit.clone());
+        trees.push(LayerTree::load(repo, &commit).map_err(layer_err)?);
+    }
+    let merged = merge_layers(repo, &trees).map_err(|(i, cause)| Error::Layer {
+        image: image.clone(),
+        layer: layers[i].digest.to_string(),
+        cause,
+    })?;
+    let meta = ImageMeta {
+        name: &name,
+        source: &image,
+        manifest: &manifest_str,
+        manifest_digest: &report.manifest_digest,
+        config: &config_str,
+        layers: layers.iter().map(|l| l.digest.to_string()).collect(),
+        diff_ids: layers.iter().map(|l| l.diff_id.to_string()).collect(),
+        timestamp: config
+            .created
+            .as_deref()
+            .and_then(parse_rfc3339)
+            .unwrap_or(0),
+    };
+    report.commit = image::write_image_commit(repo, &merged, &meta)?;
+    repo.transaction_set_ref(None, &refname::image_ref(&name), Some(&report.commit));
+    txn.commit(gio::Cancellable::NONE)
+        .map_err(Error::ostree("committing the transaction"))?;
+    Ok(report)
+}
+
+/// Pairs the manifest's layer descriptors with the config's diff_ids, validating both.
+fn layer_blobs(image: &str, resolved: &Resolved, config: &Config) -> Result<Vec<LayerBlob>> {
+    let descs = &resolved.manifest.layers;
+    let diff_ids = &config.rootfs.diff_ids;
+    if descs.len() != diff_ids.len() {
+        return Err(Error::InvalidImage {
+            image: image.to_string(),
+            reason: format!(
+                "manifest lists {} layers but the config has {} diff_ids",
+                descs.len(),
+                diff_ids.len()
+            ),
+        });
+    }
+    descs
+        .iter()
+        .zip(diff_ids)
+        .map(|(d, id)| {
+            Ok(LayerBlob {
+                digest: d.digest()?,
+                size: d.size,
+                diff_id: Digest::parse(id)?,
+                media_type: d.media_type.clone(),
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,280 @@
+//! Tar entries → one layer commit.
+//!
+//! The layer commit holds the layer's files exactly as the tar had them, whiteout markers
+//! included as plain files, so a layer can be reconstructed and shared by every image that
+//! uses it. What OSTree's tree cannot express is recorded in the commit metadata (see
+//! [`crate::meta`]): which directories the tar never named, hardlinks to lower layers, and the
+//! entries that were skipped. The commit's timestamp is 0, so the same layer gives the same
+//! commit checksum in every repository.
+
+pub mod skipped;
+pub mod stream;
+pub mod writer;
+
+use std::collections::BTreeSet;
+use std::io::{self, Read};
+
+use ostree::gio::prelude::*;
+use ostree::{MutableTree, Repo, RepoFile, gio, glib};
+
+use crate::entries::whiteout::{self, Whiteout};
+use crate::entries::{self, Entry, EntryKind, path};
+use crate::error::LayerError;
+use crate::meta;
+use crate::mtree::{self, Node};
+pub use skipped::{OnSpecial, Skipped};
+use writer::ObjectWriter;
+
+/// Identity of the blob a layer commit is made from.
+#[derive(Clone, Debug)]
+pub struct LayerSource {
+    /// Blob digest.
+    pub digest: String,
+    /// diff_id (digest of the uncompressed tar).
+    pub diff_id: String,
+    /// Blob media type.
+    pub media_type: String,
+}
+
+/// Builds one layer commit from a tar stream.
+#[derive(Debug)]
+pub struct LayerBuilder<'r> {
+    repo: &'r Repo,
+    objects: ObjectWriter<'r>,
+    root: MutableTree,
+    default_dirmeta: String,
+    implicit: BTreeSet<String>,
+    whiteouts: Vec<String>,
+    pending_links: Vec<(Entry, Vec<String>)>,
+    external_links: Vec<(String, String)>,
+    skipped: Vec<Skipped>,
+    on_special: OnSpecial,
+    layer: String,
+}
+
+fn ostree_err<'a>(
+    path: &'a [String],
+    op: &'static str,
+) -> impl FnOnce(glib::Error) -> LayerError + 'a {
+    move |cause| LayerError::Ostree {
+        path: path::join(path),
+        op,
+        cause,
+    }
+}
+
+impl<'r> LayerBuilder<'r> {
+    /// Starts an empty layer tree. `layer` names the blob in reports.
+    ///
+    /// # Errors
+    /// libostree fails to write the default dirmeta.
+    pub fn new(repo: &'r Repo, layer: &str, on_special: OnSpecial) -> Result<Self, LayerError> {
+        let default_dirmeta =
+            writer::default_dirmeta(repo).map_err(|cause| LayerError::Ostree {
+                path: String::new(),
+                op: "writing dirmeta",
+                cause,
+            })?;
+        let root = MutableTree::new();
+        root.set_metadata_checksum(&default_dirmeta);
+        let mut implicit = BTreeSet::new();
+        implicit.insert(String::new());
+        Ok(LayerBuilder {
+            repo,
+            objects: ObjectWriter::new(repo),
+            root,
+            default_dirmeta,
+            implicit,
+            whiteouts: Vec::new(),
+            pending_links: Vec::new(),
+            external_links: Vec::new(),
+            skipped: Vec::new(),
+            on_special,
+            layer: layer.to_string(),
+        })
+    }
+
+    /// Reads every entry of a tar stream into the tree, then drains the stream to its end
+    /// (so that digests computed below see every byte).
+    ///
+    /// # Errors
+    /// Any [`LayerError`]: bad entries, short streams, libostree failures.
+    pub fn add_tar<R: Read>(&mut self, stream: R) -> Result<(), LayerError> {
+        let mut archive = tar::Archive::new(entries::pad::BlockPad::new(stream));
+        for entry in archive.entries().map_err(LayerError::Read)? {
+            let mut entry = entry.map_err(LayerError::Read)?;
+            if let Some(e) = entries::parse(&mut entry)? {
+                self.add_entry(e, &mut entry)?;
+            }
+        }
+        io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(LayerError::Read)?;
+        Ok(())
+    }
+
+    /// Walks to the parent directory of `path`, creating missing directories as implicit.
+    /// `None` when a parent is a non-directory and `keep_files` asks not to replace it.
+    fn parent_dir(
+        &mut self,
+        comps: &[String],
+        keep_files: bool,
+    ) -> Result<Option<MutableTree>, LayerError> {
+        let mut cur = self.root.clone();
+        for (i, name) in comps.iter().enumerate() {
+            cur = match mtree::get(&cur, name).map_err(ostree_err(comps, "reading tree"))? {
+                Some(Node::Dir(d)) => d,
+                Some(Node::File(_)) if keep_files => return Ok(None),
+                _ => {
+                    let d = mtree::replace_with_dir(&cur, name)
+                        .map_err(ostree_err(comps, "creating directory"))?;
+                    d.set_metadata_checksum(&self.default_dirmeta);
+                    self.implicit.insert(path::join(&comps[..=i]));
+                    d
+                }
+            };
+        }
+        Ok(Some(cur))
+    }
+
+    fn add_entry(&mut self, e: Entry, data: &mut dyn Read) -> Result<(), LayerError> {
+        let Some((name, parents)) = e.path.split_last() else {
+            if e.kind == EntryKind::Dir {
+                let m = self.objects.dirmeta(e.uid, e.gid, e.mode, &e.xattrs)?;
+                self.root.set_metadata_checksum(&m);
+                self.implicit.remove("");
+            }
+            return Ok(());
+        };
+        let is_marker = whiteout::classify(name) != Whiteout::None;
+        // A whiteout below a non-directory has nothing to delete (umoci's repack writes
+        // `d/.wh.x` after turning `d` into a file): it must not turn `d` back into a directory.
+        let Some(parent) = self.parent_dir(parents, is_marker)? else {
+            return Ok(());
+        };
+        let at = |op| ostree_err(&e.path, op);
+        match &e.kind {
+            _ if is_marker => {
+                let marker = Entry {
+                    kind: EntryKind::File,
+                    size: e.size,
+                    ..e.clone()
+                };
+                let csum = self.objects.file(&marker, data)?;
+                mtree::replace_with_file(&parent, name, &csum).map_err(at("adding whiteout"))?;
+                self.whiteouts.push(path::join(&e.path));
+            }
+            EntryKind::Dir => {
+                let m = self.objects.dirmeta(e.uid, e.gid, e.mode, &e.xattrs)?;
+                let d = mtree::replace_with_dir(&parent, name).map_err(at("adding directory"))?;
+                d.set_metadata_checksum(&m);
+                self.implicit.remove(&path::join(&e.path));
+            }
+            EntryKind::File => {
+                let csum = self.objects.file(&e, data)?;
+                mtree::replace_with_file(&parent, name, &csum).map_err(at("adding file"))?;
+            }
+            EntryKind::Symlink(target) => {
+                let csum = self.objects.symlink(&e, target)?;
+                mtree::replace_with_file(&parent, name, &csum).map_err(at("adding symlink"))?;
+            }
+            EntryKind::Hardlink(target) => {
+                let target = target.clone();
+                if !self.link(&parent, &e, &target)? {
+                    self.pending_links.push((e, target));
+                }
+            }
+            EntryKind::CharDevice(..) | EntryKind::BlockDevice(..) | EntryKind::Fifo => {
+                if self.on_special == OnSpecial::Fail {
+                    return Err(LayerError::UnsupportedEntry {
+                        path: e.raw_path.clone(),
+                        kind: e.kind.describe(),
+                    });
+                }
+                self.skipped.push(Skipped {
+                    layer: self.layer.clone(),
+                    path: path::join(&e.path),
+                    kind: e.kind.describe(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Links `e` to `target` if the target is in this layer's tree; `false` if it is not (yet).
+    fn link(&self, parent: &MutableTree, e: &Entry, target: &[String]) -> Result<bool, LayerError> {
+        let name = e.path.last().expect("links have a name");
+        match mtree::get_path(&self.root, target).map_err(ostree_err(&e.path, "reading tree"))? {
+            Some(Node::File(csum)) => {
+                mtree::replace_with_file(parent, name, &csum)
+                    .map_err(ostree_err(&e.path, "adding hardlink"))?;
+                Ok(true)
+            }
+            Some(Node::Dir(_)) => Err(LayerError::BadHardlink {
+                path: e.raw_path.clone(),
+                target: path::join(target),
+                reason: "is a directory",
+            }),
+            None => Ok(false),
+        }
+    }
+
+    /// Resolves hardlinks whose target came later in the tar; the rest point into lower layers.
+    fn resolve_pending_links(&mut self) -> Result<(), LayerError> {
+        for (e, target) in std::mem::take(&mut self.pending_links) {
+            let parent = self
+                .parent_dir(&e.path[..e.path.len() - 1], false)?
+                .expect("replaces files");
+            if !self.link(&parent, &e, &target)? {
+                self.external_links
+                    .push((path::join(&e.path), path::join(&target)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the tree and the layer commit; returns its checksum and the skipped entries.
+    ///
+    /// # Errors
+    /// libostree fails.
+    pub fn commit(mut self, source: &LayerSource) -> Result<(String, Vec<Skipped>), LayerError> {
+        self.resolve_pending_links()?;
+        let none: &[String] = &[];
+        let err = |op| ostree_err(none, op);
+        let root = self
+            .repo
+            .write_mtree(&self.root, gio::Cancellable::NONE)
+            .map_err(err("writing tree"))?;
+        let root = root
+            .downcast::<RepoFile>()
+            .expect("write_mtree returns a RepoFile");
+        let dict = glib::VariantDict::new(None);
+        dict.insert(meta::LAYER_DIGEST, source.digest.as_str());
+        dict.insert(meta::LAYER_DIFF_ID, source.diff_id.as_str());
+        dict.insert(meta::LAYER_MEDIA_TYPE, source.media_type.as_str());
+        dict.insert(meta::LAYER_WHITEOUTS, &self.whiteouts);
+        dict.insert(
+            meta::LAYER_IMPLICIT_DIRS,
+            self.implicit.iter().cloned().collect::<Vec<_>>(),
+        );
+        dict.insert(meta::LAYER_LINKS, &self.external_links);
+        let skipped: Vec<(String, String)> = self
+            .skipped
+            .iter()
+            .map(|s| (s.path.clone(), s.kind.clone()))
+            .collect();
+        dict.insert(meta::LAYER_SKIPPED, &skipped);
+        let subject = format!("layer {}", source.digest);
+        let commit = self
+            .repo
+            .write_commit_with_time(
+                None,
+                Some(&subject),
+                None,
+                Some(&dict.end()),
+                &root,
+                0,
+                gio::Cancellable::NONE,
+            )
+            .map_err(err("writing layer commit"))?;
+        Ok((commit.to_string(), self.skipped))
+    }
+}

@@ -1,0 +1,156 @@
+//! One pass over a layer blob: blob → [`VerifiedReader`] → [`decompress`] → diff_id hash →
+//! tar entries → [`LayerBuilder`].
+//!
+//! Verification and decompression run on a second thread and hand 256 KiB chunks through a
+//! bounded channel to the thread that parses the tar and writes objects, so both cores work
+//! and memory stays at a few MiB whatever the layer size.
+
+use std::io::{self, BufReader, Read};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+use ostree::Repo;
+
+use crate::blob::{HashingReader, VerifiedReader};
+use crate::decompress::decompress;
+use crate::digest::Digest;
+use crate::error::LayerError;
+use crate::layer::{LayerBuilder, LayerSource, OnSpecial, Skipped};
+use crate::source::BlobReader;
+
+const CHUNK: usize = 256 << 10;
+const CHUNKS_IN_FLIGHT: usize = 16;
+
+/// What is known about a layer blob before it is read.
+#[derive(Clone, Debug)]
+pub struct LayerBlob {
+    /// Blob digest from the manifest.
+    pub digest: Digest,
+    /// Blob size from the manifest.
+    pub size: u64,
+    /// diff_id from the config.
+    pub diff_id: Digest,
+    /// Media type from the manifest.
+    pub media_type: String,
+}
+
+/// Reads chunks from the channel as one byte stream.
+struct ChannelReader {
+    rx: Receiver<io::Result<Vec<u8>>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.cur.len() {
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    self.cur = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Verifies and decompresses `blob`, sending chunks to `tx`; returns the diff_id.
+fn produce(
+    blob: BlobReader,
+    layer: &LayerBlob,
+    tx: &SyncSender<io::Result<Vec<u8>>>,
+) -> io::Result<Digest> {
+    let verified =
+        VerifiedReader::new(blob, &layer.digest, layer.size).map_err(io::Error::other)?;
+    let hasher = layer.diff_id.hasher().map_err(io::Error::other)?;
+    let mut plain = HashingReader::new(
+        decompress(BufReader::with_capacity(CHUNK, verified))?,
+        hasher,
+    );
+    let context = |e: io::Error| {
+        if crate::blob::is_mismatch(&e) {
+            e
+        } else {
+            io::Error::new(e.kind(), format!("decompressing blob: {e}"))
+        }
+    };
+    loop {
+        let mut chunk = Vec::with_capacity(CHUNK);
+        let n = (&mut plain)
+            .take(CHUNK as u64)
+            .read_to_end(&mut chunk)
+            .map_err(context)?;
+        if n == 0 {
+            return Ok(plain.finish());
+        }
+        if tx.send(Ok(chunk)).is_err() {
+            return Err(io::Error::other("layer reader stopped"));
+        }
+    }
+}
+
+/// Imports one layer blob into a layer commit; returns its checksum and the skipped entries.
+///
+/// The blob digest, size and diff_id are all checked; any mismatch fails the import (the
+/// caller's transaction then leaves nothing behind).
+///
+/// # Errors
+/// Any [`LayerError`]; a blob-level failure (digest, size, decompression) takes precedence
+/// over the tar error it caused.
+pub fn import_layer(
+    repo: &Repo,
+    blob: BlobReader,
+    layer: &LayerBlob,
+    on_special: OnSpecial,
+) -> Result<(String, Vec<Skipped>), LayerError> {
+    let (tx, rx) = sync_channel(CHUNKS_IN_FLIGHT);
+    let mut builder = LayerBuilder::new(repo, layer.digest.as_str(), on_special)?;
+    let (built, produced) = std::thread::scope(|s| {
+        let producer = s.spawn(move || {
+            let r = produce(blob, layer, &tx);
+            if let Err(e) = &r {
+                let _ = tx.send(Err(io::Error::new(e.kind(), e.to_string())));
+            }
+            r
+        });
+        let mut reader = ChannelReader {
+            rx,
+            cur: Vec::new(),
+            pos: 0,
+        };
+        let built = builder.add_tar(&mut reader);
+        if built.is_err() {
+            // Let the producer finish verifying: a bad blob explains a bad tar.
+            let _ = io::copy(&mut reader, &mut io::sink());
+        }
+        drop(reader);
+        (
+            built,
+            producer
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("decompression thread panicked"))),
+        )
+    });
+    let diff_id = match (built, produced) {
+        (_, Err(e)) if e.to_string() != "layer reader stopped" => return Err(LayerError::Read(e)),
+        (Err(e), _) => return Err(e),
+        (Ok(()), Err(e)) => return Err(LayerError::Read(e)),
+        (Ok(()), Ok(d)) => d,
+    };
+    if diff_id != layer.diff_id {
+        return Err(LayerError::DiffIdMismatch {
+            expected: layer.diff_id.to_string(),
+            found: diff_id.to_string(),
+        });
+    }
+    builder.commit(&LayerSource {
+        digest: layer.digest.to_string(),
+        diff_id: diff_id.to_string(),
+        media_type: layer.media_type.clone(),
+    })
+}

@@ -1,0 +1,55 @@
+//! # ocitree: OCI images ⇄ OSTree commits
+//!
+//! ocitree imports OCI container images into an OSTree repository as deduplicated commits:
+//! each layer becomes its own commit (shared by every image that uses it, never read twice) and
+//! the image becomes one merged commit, built at the tree level from the layer commits.
+//!
+//! ## Data flow
+//!
+//! ```text
+//! import:  source (oci dir | oci-archive | stdin)              source::
+//!            -> index -> manifest (tag, digest, platform)      resolve
+//!            -> per layer, one pass, two threads:
+//!               blob -> digest + size check                    blob::VerifiedReader
+//!                    -> gzip | zstd | none                     decompress
+//!                    -> diff_id check                          blob::HashingReader
+//!                    -> tar entries                            entries::
+//!                    -> layer commit                           layer::
+//!            -> merge of layer trees (whiteouts, opaque dirs)  merge::
+//!            -> image commit + ref                             image::
+//! ```
+//! The whole import is one libostree transaction ([`import::import`]).
+//!
+//! ## On-repo format
+//!
+//! Refs (built only in [`refname`]; names escaped so any image name is a valid ref):
+//! - `ocitree/image/<escaped name>` → image commit (the merged tree)
+//! - `ocitree/blob/<alg>/<hex>` → layer commit, by blob digest
+//! - `ocitree/diffid/<alg>/<hex>` → the same layer commit, by diff_id
+//!
+//! A layer commit holds the layer's files as the tar had them, whiteout markers included as
+//! plain files; its timestamp is 0. An image commit's timestamp is the config's `created`.
+//! Commit metadata keys are listed in [`meta`].
+
+pub mod blob;
+pub mod browse;
+pub mod decompress;
+pub mod digest;
+pub mod entries;
+pub mod error;
+pub mod image;
+pub mod import;
+pub mod layer;
+pub mod merge;
+pub mod meta;
+pub mod mtree;
+pub mod refname;
+pub mod repo;
+pub mod resolve;
+pub mod source;
+pub mod spec;
+
+pub use error::{Error, LayerError, Result};
+pub use import::{ImportOptions, ImportReport, import};
+pub use layer::{OnSpecial, Skipped};
+pub use ostree::{self, gio, glib};

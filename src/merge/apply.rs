@@ -1,0 +1,330 @@
+//! OCI changeset application over OSTree trees (image-spec `layer.md`).
+//!
+//! Per directory of a layer, in this order: an opaque marker clears the lower children, each
+//! `.wh.NAME` removes the lower `NAME`, then the layer's own files and directories are added.
+//! Because markers act only on what the lower layers left, entries of the same layer are never
+//! hidden by that layer's markers, whatever their order in the tar.
+//!
+//! Other rules:
+//! - a file or symlink replaces whatever was there; a directory replaces a non-directory;
+//! - a directory the tar named replaces the lower directory's mode, owner and xattrs; one it did
+//!   not name (implicit) keeps them;
+//! - an implicit directory over a lower symlink follows the symlink **inside the root**
+//!   (merged-/usr images: `lib -> usr/lib`, then `lib/x` lands in `usr/lib/x`);
+//! - a whiteout below a non-directory is ignored;
+//! - hardlinks to lower-layer files take the file the lower layers left at the target path.
+//!
+//! # Security
+//! Symlinks are resolved against the merged tree itself, never the host: absolute targets
+//! restart at the tree's root and `..` stops at it. Resolution gives up after
+//! [`MAX_SYMLINK_HOPS`] links.
+
+use std::collections::{HashMap, VecDeque};
+
+use ostree::{MutableTree, ObjectType, Repo, TreeVariantType, gio, glib};
+
+use crate::entries::whiteout::{self, Whiteout};
+use crate::error::LayerError;
+use crate::merge::LayerTree;
+use crate::mtree::{self, Node};
+
+/// How many symlinks one path resolution may follow (Linux's limit).
+pub const MAX_SYMLINK_HOPS: usize = 40;
+
+type Dirtree = (Vec<(String, String)>, Vec<(String, String, String)>);
+
+/// Applies layers onto one merged tree.
+#[derive(Debug)]
+pub struct Merger<'r> {
+    repo: &'r Repo,
+    root: MutableTree,
+    default_meta: String,
+    symlinks: HashMap<String, Option<String>>,
+}
+
+fn err<'a>(path: &'a str, op: &'static str) -> impl FnOnce(glib::Error) -> LayerError + 'a {
+    move |cause| LayerError::Ostree {
+        path: path.to_string(),
+        op,
+        cause,
+    }
+}
+
+fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+impl<'r> Merger<'r> {
+    /// A merger writing into `root`; `default_meta` is the dirmeta of directories it must create.
+    pub fn new(repo: &'r Repo, root: &MutableTree, default_meta: String) -> Self {
+        Merger {
+            repo,
+            root: root.clone(),
+            default_meta,
+            symlinks: HashMap::new(),
+        }
+    }
+
+    fn dirtree(&self, csum: &str, path: &str) -> Result<Dirtree, LayerError> {
+        let v = self
+            .repo
+            .load_variant(ObjectType::DirTree, csum)
+            .map_err(err(path, "loading dirtree"))?;
+        let (files, dirs): TreeVariantType = v.get().ok_or_else(|| LayerError::Ostree {
+            path: path.to_string(),
+            op: "parsing dirtree",
+            cause: glib::Error::new(gio::IOErrorEnum::InvalidData, "not a dirtree"),
+        })?;
+        Ok((
+            files
+                .into_iter()
+                .map(|(n, c)| (n, hex::encode(c)))
+                .collect(),
+            dirs.into_iter()
+                .map(|(n, c, m)| (n, hex::encode(c), hex::encode(m)))
+                .collect(),
+        ))
+    }
+
+    /// The target of a content object if it is a symlink.
+    fn symlink_target(&mut self, csum: &str) -> Result<Option<String>, LayerError> {
+        if let Some(t) = self.symlinks.get(csum) {
+            return Ok(t.clone());
+        }
+        let (info, _) = self
+            .repo
+            .query_file(csum, gio::Cancellable::NONE)
+            .map_err(err("", "reading file object"))?;
+        let target = (info.file_type() == gio::FileType::SymbolicLink)
+            .then(|| {
+                info.symlink_target()
+                    .map(|p| p.to_string_lossy().into_owned())
+            })
+            .flatten();
+        self.symlinks.insert(csum.to_string(), target.clone());
+        Ok(target)
+    }
+
+    /// Applies one layer.
+    ///
+    /// # Errors
+    /// libostree failures, unresolvable symlinked parents, hardlinks to nothing.
+    pub fn apply_layer(&mut self, layer: &LayerTree) -> Result<(), LayerError> {
+        if !layer.implicit.contains("") {
+            self.root.set_metadata_checksum(&layer.meta);
+        }
+        let root = self.root.clone();
+        self.apply_dir(layer, &root, &[], &layer.contents, "")?;
+        for (path, target) in &layer.links {
+            self.link_lower(path, target)?;
+        }
+        Ok(())
+    }
+
+    /// Applies the layer directory `path` (dirtree `contents`) onto the merged directory
+    /// `merged`, found at `merged_path`.
+    fn apply_dir(
+        &mut self,
+        layer: &LayerTree,
+        merged: &MutableTree,
+        merged_path: &[String],
+        contents: &str,
+        path: &str,
+    ) -> Result<(), LayerError> {
+        let (files, dirs) = self.dirtree(contents, path)?;
+        if files
+            .iter()
+            .any(|(n, _)| whiteout::classify(n) == Whiteout::Opaque)
+        {
+            mtree::clear(merged).map_err(err(path, "applying opaque marker"))?;
+        }
+        for (name, _) in &files {
+            if let Whiteout::Remove(target) = whiteout::classify(name) {
+                merged
+                    .remove(target, true)
+                    .map_err(err(path, "applying whiteout"))?;
+            }
+        }
+        for (name, csum) in &files {
+            if whiteout::classify(name) == Whiteout::None {
+                mtree::replace_with_file(merged, name, csum).map_err(err(path, "adding file"))?;
+            }
+        }
+        for (name, sub_contents, sub_meta) in &dirs {
+            let child = join(path, name);
+            let mut child_merged_path = merged_path.to_vec();
+            child_merged_path.push(name.clone());
+            let implicit = layer.implicit.contains(&child);
+            let existing = mtree::get(merged, name).map_err(err(&child, "reading merged tree"))?;
+            let target = match existing {
+                Some(Node::Dir(d)) => {
+                    if !implicit {
+                        d.set_metadata_checksum(sub_meta);
+                    }
+                    d
+                }
+                Some(Node::File(csum)) if implicit => {
+                    if self.symlink_target(&csum)?.is_some() {
+                        let (d, p) = self.resolve_dir(
+                            merged_path.to_vec(),
+                            VecDeque::from([name.clone()]),
+                            &child,
+                        )?;
+                        child_merged_path = p;
+                        d
+                    } else if !self.has_content(sub_contents, &child)? {
+                        continue; // only whiteouts below a non-directory: nothing to delete
+                    } else {
+                        let d = mtree::replace_with_dir(merged, name)
+                            .map_err(err(&child, "adding directory"))?;
+                        d.set_metadata_checksum(&self.default_meta);
+                        d
+                    }
+                }
+                _ => {
+                    let d = mtree::replace_with_dir(merged, name)
+                        .map_err(err(&child, "adding directory"))?;
+                    if !layer.special.contains(&child) {
+                        d.fill_empty_from_dirtree(self.repo, sub_contents, sub_meta);
+                        continue;
+                    }
+                    d.set_metadata_checksum(sub_meta);
+                    d
+                }
+            };
+            self.apply_dir(layer, &target, &child_merged_path, sub_contents, &child)?;
+        }
+        Ok(())
+    }
+
+    /// Whether a layer subtree holds anything but whiteout markers.
+    fn has_content(&self, contents: &str, path: &str) -> Result<bool, LayerError> {
+        let (files, dirs) = self.dirtree(contents, path)?;
+        if files
+            .iter()
+            .any(|(n, _)| whiteout::classify(n) == Whiteout::None)
+        {
+            return Ok(true);
+        }
+        for (name, c, _) in &dirs {
+            if self.has_content(c, &join(path, name))? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Resolves `rest` below the merged directory `start`, following symlinks inside the root
+    /// and creating missing directories; returns the directory and its real path.
+    fn resolve_dir(
+        &mut self,
+        start: Vec<String>,
+        mut rest: VecDeque<String>,
+        for_path: &str,
+    ) -> Result<(MutableTree, Vec<String>), LayerError> {
+        let dir_at = |root: &MutableTree, p: &[String]| -> Result<MutableTree, LayerError> {
+            match mtree::get_path(root, p).map_err(err(for_path, "reading merged tree"))? {
+                Some(Node::Dir(d)) => Ok(d),
+                _ => Err(LayerError::Ostree {
+                    path: for_path.to_string(),
+                    op: "resolving parent directory",
+                    cause: glib::Error::new(gio::IOErrorEnum::NotDirectory, "not a directory"),
+                }),
+            }
+        };
+        let mut resolved = start;
+        let mut cur = dir_at(&self.root, &resolved)?;
+        let mut hops = 0;
+        while let Some(c) = rest.pop_front() {
+            match c.as_str() {
+                "" | "." => continue,
+                ".." => {
+                    resolved.pop();
+                    cur = dir_at(&self.root, &resolved)?;
+                    continue;
+                }
+                _ => {}
+            }
+            match mtree::get(&cur, &c).map_err(err(for_path, "reading merged tree"))? {
+                Some(Node::Dir(d)) => {
+                    cur = d;
+                    resolved.push(c);
+                }
+                Some(Node::File(csum)) => {
+                    let Some(target) = self.symlink_target(&csum)? else {
+                        return Err(LayerError::Ostree {
+                            path: for_path.to_string(),
+                            op: "resolving parent directory",
+                            cause: glib::Error::new(
+                                gio::IOErrorEnum::NotDirectory,
+                                &format!(
+                                    "/{} is a file, not a directory",
+                                    join(&resolved.join("/"), &c)
+                                ),
+                            ),
+                        });
+                    };
+                    hops += 1;
+                    if hops > MAX_SYMLINK_HOPS {
+                        return Err(LayerError::Ostree {
+                            path: for_path.to_string(),
+                            op: "resolving parent directory",
+                            cause: glib::Error::new(
+                                gio::IOErrorEnum::TooManyLinks,
+                                "too many levels of symbolic links",
+                            ),
+                        });
+                    }
+                    if target.starts_with('/') {
+                        resolved.clear();
+                        cur = self.root.clone();
+                    }
+                    for part in target.split('/').rev() {
+                        rest.push_front(part.to_string());
+                    }
+                }
+                None => {
+                    let d = cur
+                        .ensure_dir(&c)
+                        .map_err(err(for_path, "creating directory"))?;
+                    d.set_metadata_checksum(&self.default_meta);
+                    cur = d;
+                    resolved.push(c);
+                }
+            }
+        }
+        Ok((cur, resolved))
+    }
+
+    /// Places a hardlink to a file the lower layers left at `target`.
+    fn link_lower(&mut self, path: &str, target: &str) -> Result<(), LayerError> {
+        let target_comps: Vec<String> = target.split('/').map(String::from).collect();
+        let csum = match mtree::get_path(&self.root, &target_comps)
+            .map_err(err(path, "reading merged tree"))?
+        {
+            Some(Node::File(c)) => c,
+            Some(Node::Dir(_)) => {
+                return Err(LayerError::BadHardlink {
+                    path: path.into(),
+                    target: target.into(),
+                    reason: "is a directory",
+                });
+            }
+            None => {
+                return Err(LayerError::BadHardlink {
+                    path: path.into(),
+                    target: target.into(),
+                    reason: "does not exist in this layer or the layers below",
+                });
+            }
+        };
+        let mut comps: VecDeque<String> = path.split('/').map(String::from).collect();
+        let name = comps.pop_back().expect("split yields one part");
+        let (dir, _) = self.resolve_dir(Vec::new(), comps, path)?;
+        mtree::replace_with_file(&dir, &name, &csum).map_err(err(path, "adding hardlink"))
+    }
+}

@@ -1,0 +1,104 @@
+//! A layer commit as the merge needs it: root checksums plus the metadata that says where the
+//! layer needs more than a plain overlay (whiteouts, implicit directories, lower-layer links).
+
+use std::collections::HashSet;
+
+use ostree::{ObjectType, Repo, glib};
+
+use crate::error::LayerError;
+use crate::meta;
+
+/// A loaded layer commit.
+#[derive(Clone, Debug)]
+pub struct LayerTree {
+    /// The layer commit checksum.
+    pub commit: String,
+    /// Root dirtree checksum.
+    pub contents: String,
+    /// Root dirmeta checksum.
+    pub meta: String,
+    /// Directories the tar never named ("" is the root).
+    pub implicit: HashSet<String>,
+    /// Directories that must be walked rather than grafted: those holding whiteout markers or
+    /// lower-layer hardlinks, and all their ancestors.
+    pub special: HashSet<String>,
+    /// Hardlinks to lower-layer files, (path, target), in tar order.
+    pub links: Vec<(String, String)>,
+}
+
+fn ancestors(path: &str) -> impl Iterator<Item = String> + '_ {
+    let mut p = Some(path);
+    std::iter::from_fn(move || {
+        let cur = p?;
+        p = if cur.is_empty() {
+            None
+        } else {
+            Some(cur.rfind('/').map_or("", |i| &cur[..i]))
+        };
+        Some(cur.to_string())
+    })
+}
+
+fn parent(path: &str) -> &str {
+    path.rfind('/').map_or("", |i| &path[..i])
+}
+
+impl LayerTree {
+    /// Loads a layer commit written by [`crate::layer::LayerBuilder`].
+    ///
+    /// # Errors
+    /// The commit is missing or is not a layer commit.
+    pub fn load(repo: &Repo, commit: &str) -> Result<LayerTree, LayerError> {
+        let err = |op| {
+            move |cause| LayerError::Ostree {
+                path: String::new(),
+                op,
+                cause,
+            }
+        };
+        let v = repo
+            .load_variant(ObjectType::Commit, commit)
+            .map_err(err("loading layer commit"))?;
+        let dict = glib::VariantDict::new(Some(&v.child_value(0)));
+        let strings = |key| {
+            dict.lookup::<Vec<String>>(key)
+                .ok()
+                .flatten()
+                .unwrap_or_default()
+        };
+        let implicit: HashSet<String> = strings(meta::LAYER_IMPLICIT_DIRS).into_iter().collect();
+        let links: Vec<(String, String)> = dict
+            .lookup::<Vec<(String, String)>>(meta::LAYER_LINKS)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let mut special = HashSet::new();
+        for w in strings(meta::LAYER_WHITEOUTS) {
+            special.extend(ancestors(parent(&w)));
+        }
+        for (path, _) in &links {
+            special.extend(ancestors(parent(path)));
+        }
+        Ok(LayerTree {
+            commit: commit.to_string(),
+            contents: ostree::checksum_from_bytes_v(&v.child_value(6)).to_string(),
+            meta: ostree::checksum_from_bytes_v(&v.child_value(7)).to_string(),
+            implicit,
+            special,
+            links,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ancestors_include_root() {
+        assert_eq!(ancestors("a/b").collect::<Vec<_>>(), ["a/b", "a", ""]);
+        assert_eq!(ancestors("").collect::<Vec<_>>(), [""]);
+        assert_eq!(parent("a/b/.wh.c"), "a/b");
+        assert_eq!(parent(".wh.c"), "");
+    }
+}

@@ -1,0 +1,48 @@
+//! Metadata keys of the commits ocitree writes. Every key has the `ocitree.` prefix; nothing else
+//! in the crate spells a key.
+//!
+//! | key | type | on | meaning |
+//! |---|---|---|---|
+//! | `ocitree.name` | `s` | image | local image name |
+//! | `ocitree.source` | `s` | image | the source reference it was imported from |
+//! | `ocitree.manifest` | `s` | image | the manifest, byte for byte |
+//! | `ocitree.manifest-digest` | `s` | image | its digest |
+//! | `ocitree.config` | `s` | image | the config, byte for byte |
+//! | `ocitree.layers` | `as` | image | layer blob digests, in order |
+//! | `ocitree.diff-ids` | `as` | image | layer diff_ids, in order |
+//! | `ocitree.layer.digest` | `s` | layer | blob digest the layer was first imported from |
+//! | `ocitree.layer.diff-id` | `s` | layer | digest of the uncompressed tar |
+//! | `ocitree.layer.media-type` | `s` | layer | media type of that blob |
+//! | `ocitree.layer.whiteouts` | `as` | layer | paths of whiteout and opaque markers (kept as files) |
+//! | `ocitree.layer.implicit-dirs` | `as` | layer | directories the tar never named (created for a child) |
+//! | `ocitree.layer.links` | `a(ss)` | layer | hardlinks to files of lower layers: (path, target) |
+//! | `ocitree.layer.skipped` | `a(ss)` | layer | entries OSTree cannot store: (path, kind) |
+
+/// Image commit: local image name.
+pub const NAME: &str = "ocitree.name";
+/// Image commit: source reference.
+pub const SOURCE: &str = "ocitree.source";
+/// Image commit: manifest bytes.
+pub const MANIFEST: &str = "ocitree.manifest";
+/// Image commit: manifest digest.
+pub const MANIFEST_DIGEST: &str = "ocitree.manifest-digest";
+/// Image commit: config bytes.
+pub const CONFIG: &str = "ocitree.config";
+/// Image commit: layer blob digests in order.
+pub const LAYERS: &str = "ocitree.layers";
+/// Image commit: diff_ids in order.
+pub const DIFF_IDS: &str = "ocitree.diff-ids";
+/// Layer commit: blob digest.
+pub const LAYER_DIGEST: &str = "ocitree.layer.digest";
+/// Layer commit: diff_id.
+pub const LAYER_DIFF_ID: &str = "ocitree.layer.diff-id";
+/// Layer commit: blob media type.
+pub const LAYER_MEDIA_TYPE: &str = "ocitree.layer.media-type";
+/// Layer commit: whiteout marker paths.
+pub const LAYER_WHITEOUTS: &str = "ocitree.layer.whiteouts";
+/// Layer commit: implicitly created directories.
+pub const LAYER_IMPLICIT_DIRS: &str = "ocitree.layer.implicit-dirs";
+/// Layer commit: hardlinks into lower layers.
+pub const LAYER_LINKS: &str = "ocitree.layer.links";
+/// Layer commit: skipped entries.
+pub const LAYER_SKIPPED: &str = "ocitree.layer.skipped";

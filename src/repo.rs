@@ -1,0 +1,68 @@
+//! Opening and creating repositories.
+
+use std::path::{Path, PathBuf};
+
+use ostree::{Repo, RepoMode, gio};
+
+use crate::error::{Error, Result};
+
+/// The default repository path: `$XDG_DATA_HOME/ocitree/repo`, else `~/.local/share/ocitree/repo`.
+pub fn default_path() -> PathBuf {
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    data.join("ocitree/repo")
+}
+
+/// Parses a mode name as `ostree init --mode` spells it.
+///
+/// # Errors
+/// [`Error::InvalidReference`] for an unknown mode.
+pub fn parse_mode(s: &str) -> Result<RepoMode> {
+    match s {
+        "bare-user" => Ok(RepoMode::BareUser),
+        "bare" => Ok(RepoMode::Bare),
+        "archive" | "archive-z2" => Ok(RepoMode::Archive),
+        "bare-user-only" => Ok(RepoMode::BareUserOnly),
+        _ => Err(Error::InvalidReference {
+            reference: s.to_string(),
+            reason: "repo mode must be bare-user, bare, bare-user-only or archive".into(),
+        }),
+    }
+}
+
+/// Opens the repository at `path`, creating it in `mode` if it does not exist.
+///
+/// # Errors
+/// The path exists but is not a repository, or libostree fails.
+pub fn open_or_create(path: &Path, mode: RepoMode) -> Result<Repo> {
+    let repo = Repo::new_for_path(path);
+    if path.join("config").exists() {
+        repo.open(gio::Cancellable::NONE)
+            .map_err(Error::ostree(format!("opening repo {}", path.display())))?;
+        return Ok(repo);
+    }
+    std::fs::create_dir_all(path).map_err(Error::io(format!("creating {}", path.display())))?;
+    repo.create(mode, gio::Cancellable::NONE)
+        .map_err(Error::ostree(format!("creating repo {}", path.display())))?;
+    Ok(repo)
+}
+
+/// Opens an existing repository.
+///
+/// # Errors
+/// It does not exist or libostree fails.
+pub fn open(path: &Path) -> Result<Repo> {
+    if !path.join("config").exists() {
+        return Err(Error::NotFound(format!(
+            "repository {} (import an image or run `ocitree init` first)",
+            path.display()
+        )));
+    }
+    let repo = Repo::new_for_path(path);
+    repo.open(gio::Cancellable::NONE)
+        .map_err(Error::ostree(format!("opening repo {}", path.display())))?;
+    Ok(repo)
+}

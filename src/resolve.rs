@@ -1,0 +1,244 @@
+//! Index → one manifest: by tag (`org.opencontainers.image.ref.name`), by digest, and by
+//! platform through nested indexes. Several candidates and no rule to choose is an error that
+//! lists them, never a guess.
+
+use crate::blob;
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::source::{Selector, Source};
+use crate::spec::{Descriptor, Index, Manifest, Platform};
+
+/// Largest manifest, index or config accepted (they are read into memory).
+pub const METADATA_LIMIT: u64 = 8 << 20;
+/// Deepest index nesting followed.
+const MAX_DEPTH: usize = 8;
+
+/// The manifest chosen for an import.
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    /// Its digest.
+    pub digest: Digest,
+    /// Its exact bytes.
+    pub bytes: Vec<u8>,
+    /// Parsed.
+    pub manifest: Manifest,
+    /// The tag annotation that led to it, if any.
+    pub ref_name: Option<String>,
+}
+
+/// A manifest candidate: its descriptor and the tag annotation in force.
+#[derive(Clone, Debug)]
+struct Candidate {
+    desc: Descriptor,
+    ref_name: Option<String>,
+}
+
+/// Reads and verifies a small JSON blob.
+///
+/// # Errors
+/// Missing, too large, or not matching its descriptor.
+pub fn read_blob(src: &mut dyn Source, image: &str, desc: &Descriptor) -> Result<Vec<u8>> {
+    let digest = desc.digest()?;
+    let r = src.open_blob(&digest)?;
+    blob::read_verified(r, &digest, desc.size, METADATA_LIMIT).map_err(|e| Error::InvalidImage {
+        image: image.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+fn parse_json<'a, T: serde::Deserialize<'a>>(
+    image: &str,
+    what: &str,
+    bytes: &'a [u8],
+) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| Error::InvalidImage {
+        image: image.to_string(),
+        reason: format!("{what}: {e}"),
+    })
+}
+
+/// Flattens (nested) indexes into manifest candidates.
+fn flatten(
+    src: &mut dyn Source,
+    image: &str,
+    list: Vec<Candidate>,
+    depth: usize,
+    out: &mut Vec<Candidate>,
+) -> Result<()> {
+    for c in list {
+        if !c.desc.is_index() {
+            out.push(c);
+            continue;
+        }
+        if depth >= MAX_DEPTH {
+            return Err(Error::InvalidImage {
+                image: image.into(),
+                reason: "indexes nested too deeply".into(),
+            });
+        }
+        let bytes = read_blob(src, image, &c.desc)?;
+        let idx: Index = parse_json(image, "index", &bytes)?;
+        let children = idx
+            .manifests
+            .into_iter()
+            .map(|d| Candidate {
+                ref_name: d.ref_name().map(String::from).or(c.ref_name.clone()),
+                desc: d,
+            })
+            .collect();
+        flatten(src, image, children, depth + 1, out)?;
+    }
+    Ok(())
+}
+
+/// Finds a descriptor with `digest` at any depth.
+fn find_digest(
+    src: &mut dyn Source,
+    image: &str,
+    list: &[Descriptor],
+    digest: &Digest,
+    depth: usize,
+) -> Result<Option<Descriptor>> {
+    for d in list {
+        if d.digest_str == digest.as_str() {
+            return Ok(Some(d.clone()));
+        }
+        if d.is_index() && depth < MAX_DEPTH {
+            let bytes = read_blob(src, image, d)?;
+            let idx: Index = parse_json(image, "index", &bytes)?;
+            if let Some(found) = find_digest(src, image, &idx.manifests, digest, depth + 1)? {
+                return Ok(Some(found));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Picks the manifest `selector` names from the source's index, for `platform`.
+///
+/// # Errors
+/// [`Error::NotFound`] when nothing matches, [`Error::AmbiguousIndex`] when several do.
+pub fn resolve(
+    src: &mut dyn Source,
+    image: &str,
+    selector: &Selector,
+    platform: Option<&Platform>,
+) -> Result<Resolved> {
+    let index_bytes = src.index()?;
+    let index: Index = parse_json(image, "index.json", &index_bytes)?;
+    let top: Vec<Candidate> = match selector {
+        Selector::Default => index
+            .manifests
+            .iter()
+            .map(|d| Candidate {
+                ref_name: d.ref_name().map(String::from),
+                desc: d.clone(),
+            })
+            .collect(),
+        Selector::Tag(tag) => index
+            .manifests
+            .iter()
+            .filter(|d| {
+                d.ref_name()
+                    .is_some_and(|r| r == tag || r.ends_with(&format!(":{tag}")))
+            })
+            .map(|d| Candidate {
+                ref_name: Some(tag.clone()),
+                desc: d.clone(),
+            })
+            .collect(),
+        Selector::Digest(dg) => {
+            let found = find_digest(src, image, &index.manifests, dg, 0)?;
+            found
+                .into_iter()
+                .map(|d| Candidate {
+                    ref_name: d.ref_name().map(String::from),
+                    desc: d,
+                })
+                .collect()
+        }
+    };
+    if top.is_empty() {
+        return Err(Error::NotFound(match selector {
+            Selector::Default => format!("{image}: the index lists no manifest"),
+            Selector::Tag(t) => format!("{image}: tag {t:?}"),
+            Selector::Digest(d) => format!("{image}: manifest {d}"),
+        }));
+    }
+    let mut all = Vec::new();
+    let single_top = top.len() == 1;
+    flatten(src, image, top, 0, &mut all)?;
+    let host = Platform::host();
+    let wanted = platform.unwrap_or(&host);
+    let chosen = if all.len() == 1
+        && (single_top && platform.is_none()
+            || all[0]
+                .desc
+                .platform
+                .as_ref()
+                .is_none_or(|p| p.satisfies(wanted)))
+    {
+        all.remove(0)
+    } else {
+        let mut matching: Vec<Candidate> = all
+            .iter()
+            .filter(|c| {
+                c.desc
+                    .platform
+                    .as_ref()
+                    .is_some_and(|p| p.satisfies(wanted))
+            })
+            .cloned()
+            .collect();
+        if matching.is_empty()
+            && platform.is_none()
+            && all.iter().all(|c| c.desc.platform.is_none())
+        {
+            matching = all.clone();
+        }
+        match matching.len() {
+            1 => matching.remove(0),
+            0 => {
+                return Err(Error::NotFound(format!(
+                    "{image}: no manifest for platform {wanted} (available: {})",
+                    all.iter().map(describe).collect::<Vec<_>>().join("; ")
+                )));
+            }
+            _ => {
+                return Err(Error::AmbiguousIndex {
+                    image: image.to_string(),
+                    candidates: matching.iter().map(describe).collect::<Vec<_>>().join("\n"),
+                });
+            }
+        }
+    };
+    let bytes = read_blob(src, image, &chosen.desc)?;
+    let manifest: Manifest = parse_json(image, "manifest", &bytes)?;
+    if manifest.manifests.is_some() || manifest.schema_version != 2 {
+        return Err(Error::InvalidImage {
+            image: image.into(),
+            reason: format!(
+                "{} is not an image manifest (schemaVersion 2)",
+                chosen.desc.digest_str
+            ),
+        });
+    }
+    Ok(Resolved {
+        digest: chosen.desc.digest()?,
+        bytes,
+        manifest,
+        ref_name: chosen.ref_name,
+    })
+}
+
+fn describe(c: &Candidate) -> String {
+    format!(
+        "  {}  platform {}  tag {}",
+        c.desc.digest_str,
+        c.desc
+            .platform
+            .as_ref()
+            .map_or("-".to_string(), |p| p.to_string()),
+        c.ref_name.as_deref().unwrap_or("-")
+    )
+}

@@ -1,0 +1,217 @@
+//! Where manifests and blobs come from: OCI layout directories and OCI archives (files or
+//! standard input), behind one [`Source`] trait.
+
+pub mod oci_archive;
+pub mod oci_dir;
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+
+/// A readable blob stream; `Send` so that decompression can run on its own thread.
+pub type BlobReader = Box<dyn Read + Send>;
+
+/// A store of an OCI layout: its `index.json` and its blobs.
+pub trait Source: std::fmt::Debug {
+    /// The `index.json` document.
+    ///
+    /// # Errors
+    /// It is missing or unreadable.
+    fn index(&mut self) -> Result<Vec<u8>>;
+
+    /// Opens the blob with `digest` (not yet verified: wrap it in a
+    /// [`crate::blob::VerifiedReader`]).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when the layout has no such blob.
+    fn open_blob(&mut self, digest: &Digest) -> Result<BlobReader>;
+}
+
+/// Which manifest of a layout to take.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Selector {
+    /// Whatever the index holds, if that is one image for the platform.
+    Default,
+    /// The manifest whose `org.opencontainers.image.ref.name` is this tag.
+    Tag(String),
+    /// The manifest (or index) with this digest.
+    Digest(Digest),
+}
+
+/// A parsed image source string such as `oci:DIR:TAG`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SourceRef {
+    /// `oci:DIR[:TAG|@DIGEST]`
+    OciDir {
+        /// The layout directory.
+        path: PathBuf,
+        /// Which manifest.
+        selector: Selector,
+    },
+    /// `oci-archive:FILE[:TAG|@DIGEST]`, `oci-archive:-` for standard input.
+    OciArchive {
+        /// The archive, `None` for standard input.
+        path: Option<PathBuf>,
+        /// Which manifest.
+        selector: Selector,
+    },
+}
+
+fn split_selector(full: &str, rest: &str) -> Result<(String, Selector)> {
+    // The first ':' or '@' after the path separates the selector (skopeo's rule for oci:).
+    let cut = rest.find([':', '@']);
+    let Some(i) = cut else {
+        return Ok((rest.to_string(), Selector::Default));
+    };
+    let (path, sel) = (&rest[..i], &rest[i + 1..]);
+    let bad = |reason: &str| Error::InvalidReference {
+        reference: full.to_string(),
+        reason: reason.to_string(),
+    };
+    if sel.is_empty() {
+        return Err(bad("empty tag or digest after the path"));
+    }
+    let selector = if rest.as_bytes()[i] == b'@' {
+        Selector::Digest(Digest::parse(sel)?)
+    } else if let Some(d) = sel.strip_prefix('@') {
+        Selector::Digest(Digest::parse(d)?)
+    } else if sel.contains(':') && Digest::parse(sel).is_ok() {
+        Selector::Digest(Digest::parse(sel)?)
+    } else {
+        Selector::Tag(sel.to_string())
+    };
+    Ok((path.to_string(), selector))
+}
+
+impl SourceRef {
+    /// Parses a source string.
+    ///
+    /// # Errors
+    /// [`Error::InvalidReference`] for an unknown transport, an empty path or a bad digest.
+    ///
+    /// # Examples
+    /// ```
+    /// use ocitree::source::{SourceRef, Selector};
+    /// let s = SourceRef::parse("oci:/images/app:v1").unwrap();
+    /// assert_eq!(s, SourceRef::OciDir { path: "/images/app".into(), selector: Selector::Tag("v1".into()) });
+    /// ```
+    pub fn parse(s: &str) -> Result<SourceRef> {
+        let bad = |reason: &str| Error::InvalidReference {
+            reference: s.to_string(),
+            reason: reason.to_string(),
+        };
+        let (transport, rest) = s
+            .split_once(':')
+            .ok_or_else(|| bad("expected TRANSPORT:PATH, with transport oci or oci-archive"))?;
+        let (path, selector) = split_selector(s, rest)?;
+        if path.is_empty() {
+            return Err(bad("empty path"));
+        }
+        match transport {
+            "oci" => Ok(SourceRef::OciDir {
+                path: path.into(),
+                selector,
+            }),
+            "oci-archive" => Ok(SourceRef::OciArchive {
+                path: (path != "-").then(|| path.into()),
+                selector,
+            }),
+            other => Err(bad(&format!(
+                "unknown transport {other:?} (supported: oci, oci-archive)"
+            ))),
+        }
+    }
+
+    /// Which manifest the reference selects.
+    pub fn selector(&self) -> &Selector {
+        match self {
+            SourceRef::OciDir { selector, .. } | SourceRef::OciArchive { selector, .. } => selector,
+        }
+    }
+
+    /// A short name for the image when the user gave none: the directory or file name.
+    pub fn base_name(&self) -> String {
+        let path = match self {
+            SourceRef::OciDir { path, .. } => Some(path),
+            SourceRef::OciArchive { path, .. } => path.as_ref(),
+        };
+        path.and_then(|p| {
+            let p = p.canonicalize().unwrap_or_else(|_| p.clone());
+            let stem = p.file_stem()?.to_string_lossy().into_owned();
+            (!stem.is_empty()).then_some(stem)
+        })
+        .unwrap_or_else(|| "image".to_string())
+    }
+
+    /// Opens the source.
+    ///
+    /// # Errors
+    /// The directory or archive cannot be opened or read.
+    pub fn open(&self) -> Result<Box<dyn Source>> {
+        match self {
+            SourceRef::OciDir { path, .. } => Ok(Box::new(oci_dir::OciDir::open(path)?)),
+            SourceRef::OciArchive { path: Some(p), .. } => {
+                Ok(Box::new(oci_archive::OciArchive::open(p)?))
+            }
+            SourceRef::OciArchive { path: None, .. } => {
+                Ok(Box::new(oci_archive::OciArchive::from_stdin()?))
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for SourceRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (transport, path, selector) = match self {
+            SourceRef::OciDir { path, selector } => ("oci", path.display().to_string(), selector),
+            SourceRef::OciArchive { path, selector } => (
+                "oci-archive",
+                path.as_ref()
+                    .map_or("-".into(), |p| p.display().to_string()),
+                selector,
+            ),
+        };
+        write!(f, "{transport}:{path}")?;
+        match selector {
+            Selector::Default => Ok(()),
+            Selector::Tag(t) => write!(f, ":{t}"),
+            Selector::Digest(d) => write!(f, "@{d}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_transports() {
+        let d = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        assert_eq!(
+            SourceRef::parse(&format!("oci:dir@{d}")).unwrap(),
+            SourceRef::OciDir {
+                path: "dir".into(),
+                selector: Selector::Digest(Digest::parse(d).unwrap())
+            }
+        );
+        assert_eq!(
+            SourceRef::parse("oci-archive:-").unwrap(),
+            SourceRef::OciArchive {
+                path: None,
+                selector: Selector::Default
+            }
+        );
+        assert_eq!(
+            SourceRef::parse("oci:dir").unwrap(),
+            SourceRef::OciDir {
+                path: "dir".into(),
+                selector: Selector::Default
+            }
+        );
+        assert!(SourceRef::parse("docker-daemon:x").is_err());
+        assert!(SourceRef::parse("oci:").is_err());
+        assert!(SourceRef::parse("oci:dir@sha256:nothex").is_err());
+    }
+}

@@ -1,0 +1,254 @@
+//! The parts of the OCI image-spec JSON documents ocitree reads: index, manifest, config.
+//!
+//! Deliberately lenient where the wild is (docker v2 schema 2 manifests and manifest lists use
+//! the same field names with other media types; unknown fields are ignored) and strict where it
+//! matters (every digest is validated with [`Digest::parse`] before use).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::digest::Digest;
+
+/// OCI image index media type.
+pub const MEDIA_TYPE_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// OCI image manifest media type.
+pub const MEDIA_TYPE_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// Docker manifest list media type.
+pub const MEDIA_TYPE_DOCKER_LIST: &str =
+    "application/vnd.docker.distribution.manifest.list.v2+json";
+/// Docker v2 schema 2 manifest media type.
+pub const MEDIA_TYPE_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// The annotation naming a manifest's tag in an OCI layout's index.
+pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// A content descriptor.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    /// Media type of the referenced content.
+    #[serde(default)]
+    pub media_type: String,
+    /// Digest string (validate with [`Descriptor::digest`]).
+    #[serde(rename = "digest")]
+    pub digest_str: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Platform, for manifests in an index.
+    #[serde(default)]
+    pub platform: Option<Platform>,
+    /// Annotations.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// Artifact type.
+    #[serde(default)]
+    pub artifact_type: Option<String>,
+}
+
+impl Descriptor {
+    /// The validated digest.
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidDigest`].
+    pub fn digest(&self) -> crate::Result<Digest> {
+        Digest::parse(&self.digest_str)
+    }
+
+    /// Whether this descriptor points at an index (OCI or docker manifest list).
+    pub fn is_index(&self) -> bool {
+        self.media_type == MEDIA_TYPE_INDEX || self.media_type == MEDIA_TYPE_DOCKER_LIST
+    }
+
+    /// The `org.opencontainers.image.ref.name` annotation.
+    pub fn ref_name(&self) -> Option<&str> {
+        self.annotations
+            .get(ANNOTATION_REF_NAME)
+            .map(String::as_str)
+    }
+}
+
+/// A platform (`os/architecture[/variant]`).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+pub struct Platform {
+    /// Operating system (`linux`).
+    #[serde(default)]
+    pub os: String,
+    /// CPU architecture in Go's names (`amd64`, `arm64`).
+    #[serde(default)]
+    pub architecture: String,
+    /// CPU variant (`v7`, `v8`).
+    #[serde(default)]
+    pub variant: Option<String>,
+}
+
+impl Platform {
+    /// Parses `os/arch[/variant]`.
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidReference`] for anything else.
+    pub fn parse(s: &str) -> crate::Result<Platform> {
+        let parts: Vec<&str> = s.split('/').collect();
+        match parts.as_slice() {
+            [os, arch] | [os, arch, _] if !os.is_empty() && !arch.is_empty() => Ok(Platform {
+                os: os.to_string(),
+                architecture: arch.to_string(),
+                variant: parts
+                    .get(2)
+                    .filter(|v| !v.is_empty())
+                    .map(|v| v.to_string()),
+            }),
+            _ => Err(crate::Error::InvalidReference {
+                reference: s.to_string(),
+                reason: "a platform is os/arch[/variant], e.g. linux/arm64/v8".into(),
+            }),
+        }
+    }
+
+    /// The platform this program runs on.
+    pub fn host() -> Platform {
+        let arch = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            "x86" => "386",
+            "powerpc64" => "ppc64le",
+            other => other,
+        };
+        Platform {
+            os: std::env::consts::OS.to_string(),
+            architecture: arch.to_string(),
+            variant: None,
+        }
+    }
+
+    /// Whether an image for `self` satisfies a request for `wanted`: same os and architecture,
+    /// and the same variant when `wanted` names one (arm64's default variant is `v8`).
+    pub fn satisfies(&self, wanted: &Platform) -> bool {
+        let norm = |p: &Platform| match (p.architecture.as_str(), p.variant.as_deref()) {
+            ("arm64", None) => Some("v8".to_string()),
+            _ => p.variant.clone(),
+        };
+        self.os == wanted.os
+            && self.architecture == wanted.architecture
+            && (wanted.variant.is_none() || norm(self) == norm(wanted))
+    }
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+/// An image index (or docker manifest list).
+#[derive(Clone, Debug, Deserialize)]
+pub struct Index {
+    /// The manifests (or nested indexes).
+    #[serde(default)]
+    pub manifests: Vec<Descriptor>,
+}
+
+/// An image manifest (OCI or docker v2 schema 2).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifest {
+    /// Must be 2.
+    pub schema_version: u32,
+    /// Media type, when the manifest states it.
+    #[serde(default)]
+    pub media_type: Option<String>,
+    /// The config blob.
+    pub config: Descriptor,
+    /// The layers, base first.
+    #[serde(default)]
+    pub layers: Vec<Descriptor>,
+    /// Present when this document is an index rather than a manifest.
+    #[serde(default)]
+    pub manifests: Option<Vec<Descriptor>>,
+}
+
+/// The parts of an image config ocitree needs.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Config {
+    /// RFC 3339 creation time.
+    #[serde(default)]
+    pub created: Option<String>,
+    /// The diff_ids.
+    pub rootfs: RootFs,
+}
+
+/// `rootfs` of an image config.
+#[derive(Clone, Debug, Deserialize)]
+pub struct RootFs {
+    /// One diff_id per layer, base first.
+    #[serde(default)]
+    pub diff_ids: Vec<String>,
+}
+
+/// Converts an RFC 3339 timestamp to seconds since the epoch (`None` if it does not parse).
+pub fn parse_rfc3339(s: &str) -> Option<u64> {
+    // YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut rest = &s[19..];
+    if let Some(r) = rest.strip_prefix('.') {
+        rest = r.trim_start_matches(|c: char| c.is_ascii_digit());
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ if rest.len() == 6 => {
+            let sign = match &rest[..1] {
+                "+" => 1,
+                "-" => -1,
+                _ => return None,
+            };
+            sign * (rest[1..3].parse::<i64>().ok()? * 3600 + rest[4..6].parse::<i64>().ok()? * 60)
+        }
+        _ => return None,
+    };
+    // days from civil (Howard Hinnant's algorithm)
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (mo + if mo > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    u64::try_from(days * 86400 + h * 3600 + mi * 60 + sec - offset).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_rfc3339("2023-11-14T22:13:20Z"), Some(1_700_000_000));
+        assert_eq!(
+            parse_rfc3339("2023-11-14T23:13:20.123456789+01:00"),
+            Some(1_700_000_000)
+        );
+        assert_eq!(parse_rfc3339("garbage"), None);
+    }
+
+    #[test]
+    fn platforms() {
+        let want = Platform::parse("linux/arm64/v8").unwrap();
+        assert!(Platform::parse("linux/arm64").unwrap().satisfies(&want));
+        assert!(!Platform::parse("linux/arm/v7").unwrap().satisfies(&want));
+        assert!(
+            Platform::parse("linux/arm/v7")
+                .unwrap()
+                .satisfies(&Platform::parse("linux/arm").unwrap())
+        );
+        assert!(Platform::parse("linux").is_err());
+    }
+}
