@@ -101,10 +101,18 @@ pub fn cat(repo: &Repo, name: &str, path: &str, out: &mut dyn Write) -> Result<(
             reason: format!("not a regular file in {name}"),
         });
     }
-    let input = f
-        .read(gio::Cancellable::NONE)
+    // RepoFile::read() hands out a plain GInputStream, which gio-rs' File::read() rejects:
+    // load the content object by checksum instead.
+    let csum = f
+        .downcast_ref::<ostree::RepoFile>()
+        .expect("files of a commit are RepoFiles")
+        .checksum();
+    let (input, _, _) = repo
+        .load_file(&csum, gio::Cancellable::NONE)
         .map_err(Error::ostree(format!("reading {path}")))?;
-    std::io::copy(&mut input.into_read(), out).map_err(Error::io(format!("copying {path}")))?;
+    if let Some(input) = input {
+        std::io::copy(&mut input.into_read(), out).map_err(Error::io(format!("copying {path}")))?;
+    }
     Ok(())
 }
 

@@ -1,0 +1,193 @@
+//! The management commands, checked against the ostree CLI.
+
+use std::process::Command;
+
+use crate::util::*;
+
+fn two_images() -> (Repo, tempfile::TempDir, String, String) {
+    let tmp = tempdir();
+    let img = tmp.path().join("img");
+    let mut l = Layout::new(&img);
+    let base = Layer::new(&[
+        dir_meta("etc", 0o755, 0, 0, &[]),
+        file("etc/os", b"base\n"),
+        symlink("etc/link", "os"),
+        dir("empty"),
+    ]);
+    let a = l.image(&[base.clone(), Layer::new(&[file("app", b"a")])], false);
+    let b = l.image(
+        &[base, Layer::new(&[file("app", b"b"), whiteout("empty")])],
+        false,
+    );
+    l.add(a, Some("a"), None).add(b, Some("b"), None);
+    let repo = Repo::new();
+    let ca = repo
+        .import(&format!("oci:{}:a", img.display()), "app:a")
+        .commit();
+    let cb = repo
+        .import(&format!("oci:{}:b", img.display()), "app:b")
+        .commit();
+    (repo, tmp, ca, cb)
+}
+
+#[test]
+fn images_and_inspect() {
+    let (repo, _t, ca, cb) = two_images();
+    let out = repo.ok(&["images"]).stdout;
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows[0], ["NAME", "MANIFEST", "COMMIT", "SIZE"]);
+    assert_eq!(rows.len(), 3, "{out}");
+    assert_eq!((rows[1][0], rows[1][2]), ("app:a", ca.as_str()));
+    assert_eq!((rows[2][0], rows[2][2]), ("app:b", cb.as_str()));
+    let v: serde_json::Value =
+        serde_json::from_str(&repo.ok(&["inspect", "app:b"]).stdout).unwrap();
+    assert_eq!(v["commit"], cb.as_str());
+    assert_eq!(v["ref"], "ocitree/image/app_3Ab");
+    assert_eq!(v["manifest_digest"].as_str().unwrap(), rows[2][1]);
+    let size: u64 = v["manifest"]["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["size"].as_u64().unwrap())
+        .sum();
+    assert_eq!(rows[2][3], size.to_string());
+    let refs = repo.refs();
+    for l in v["layers"].as_array().unwrap() {
+        let r = l["ref"].as_str().unwrap();
+        assert!(refs.contains(&r.to_string()), "{r} not in {refs:?}");
+        assert_eq!(
+            l["commit"].as_str().unwrap().trim(),
+            tools::ostree(&repo.path, &["rev-parse", r]).trim()
+        );
+        assert!(l["diff_id"].as_str().unwrap().starts_with("sha256:"));
+    }
+    assert_eq!(
+        v["config"]["rootfs"]["diff_ids"].as_array().unwrap().len(),
+        2
+    );
+}
+
+#[test]
+fn ls_matches_ostree_ls() {
+    let (repo, _t, _ca, cb) = two_images();
+    let ours = repo.ok(&["ls", "-R", "app:b", "/"]).stdout;
+    let theirs = tools::ostree(&repo.path, &["ls", "-R", &cb, "/"]);
+    assert_eq!(ours, theirs);
+    let ours = repo.ok(&["ls", "app:b", "/etc"]).stdout;
+    let theirs = tools::ostree(&repo.path, &["ls", &cb, "/etc"]);
+    assert_eq!(ours, theirs);
+    assert_eq!(repo.ok(&["cat", "app:b", "/etc/os"]).stdout, "base\n");
+    assert!(
+        repo.fails(&["cat", "app:b", "/etc"])
+            .contains("not a regular file")
+    );
+    assert!(repo.fails(&["cat", "app:b", "/nope"]).contains("not found"));
+    assert!(repo.fails(&["ls", "nosuch", "/"]).contains("not found"));
+}
+
+#[test]
+fn checkout_matches_ostree_user_checkout() {
+    let (repo, t, _ca, cb) = two_images();
+    let ours = t.path().join("ours");
+    let theirs = t.path().join("theirs");
+    repo.ok(&["checkout", "app:b", ours.to_str().unwrap()]);
+    tools::ostree(
+        &repo.path,
+        &["checkout", "-U", &cb, theirs.to_str().unwrap()],
+    );
+    tree::assert_same(&ours, &theirs);
+    assert!(
+        repo.fails(&["checkout", "app:b", ours.to_str().unwrap()])
+            .contains("exists")
+    );
+}
+
+#[test]
+fn rm_and_prune() {
+    let (repo, _t, _ca, _cb) = two_images();
+    let before = repo.snapshot().objects();
+    assert_eq!(
+        repo.refs()
+            .iter()
+            .filter(|r| r.starts_with("ocitree/blob/"))
+            .count(),
+        3
+    );
+    repo.ok(&["rm", "app:a"]);
+    assert!(repo.fails(&["rm", "app:a"]).contains("not found"));
+    let out = repo.ok(&["prune"]).stdout;
+    // app:a's own top layer goes (blob + diffid refs); the shared base stays
+    assert!(out.starts_with("Pruned: 2 layer refs,"), "{out}");
+    let refs = repo.refs();
+    assert_eq!(
+        refs.iter()
+            .filter(|r| r.starts_with("ocitree/blob/"))
+            .count(),
+        2,
+        "{refs:?}"
+    );
+    assert!(!refs.iter().any(|r| r == "ocitree/image/app_3Aa"));
+    assert!(repo.snapshot().objects() < before);
+    tools::fsck(&repo.path);
+    assert_eq!(repo.ok(&["cat", "app:b", "/app"]).stdout, "b");
+    repo.ok(&["rm", "app:b"]);
+    repo.ok(&["prune"]);
+    assert_eq!(repo.refs(), Vec::<String>::new());
+    tools::fsck(&repo.path);
+}
+
+#[test]
+fn repo_from_environment_and_default_creation() {
+    let tmp = tempdir();
+    let dir = tmp.path().join("img");
+    Layout::single(&dir, &[Layer::new(&[file("x", b"x")])]);
+    let path = tmp.path().join("envrepo");
+    let out = Command::new(bin())
+        .env("OCITREE_REPO", &path)
+        .args(["import", &Repo::oci(&dir, "latest"), "x"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let mode = tools::ostree(&path, &["config", "get", "core.mode"]);
+    assert_eq!(mode.trim(), "bare-user");
+    assert!(tools::ostree(&path, &["refs"]).contains("ocitree/image/x"));
+    // init refuses to change the mode of an existing repo
+    let out = Command::new(bin())
+        .arg("--repo")
+        .arg(&path)
+        .args(["init", "--mode", "archive"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// man/ is generated from the clap definition and must be current.
+#[test]
+fn man_pages_are_current() {
+    let tmp = tempdir();
+    tools::run(Command::new(bin()).arg("generate-man").arg(tmp.path()));
+    let committed = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("man");
+    let names = |d: &std::path::Path| {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        names(tmp.path()),
+        names(&committed),
+        "man pages: run `cargo run -- generate-man man`"
+    );
+    for n in names(tmp.path()) {
+        assert_eq!(
+            std::fs::read_to_string(tmp.path().join(&n)).unwrap(),
+            std::fs::read_to_string(committed.join(&n)).unwrap(),
+            "man/{n} is stale: run `cargo run -- generate-man man`"
+        );
+    }
+}

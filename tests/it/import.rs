@@ -1,0 +1,147 @@
+use crate::util::*;
+
+#[test]
+fn small_image_matches_umoci() {
+    let imgs = wild_images();
+    let repo = Repo::new();
+    let r = repo.import(&Repo::oci(&imgs.join("small"), "latest"), "small");
+    assert_eq!(r.layers(), (3, 0));
+    repo.assert_matches_umoci(&r.commit(), &imgs.join("small"), "latest");
+    let refs = repo.refs();
+    assert!(
+        refs.contains(&"ocitree/image/small".to_string()),
+        "{refs:?}"
+    );
+    assert_eq!(
+        refs.iter()
+            .filter(|r| r.starts_with("ocitree/blob/sha256/"))
+            .count(),
+        3,
+        "{refs:?}"
+    );
+    assert_eq!(
+        refs.iter()
+            .filter(|r| r.starts_with("ocitree/diffid/sha256/"))
+            .count(),
+        3,
+        "{refs:?}"
+    );
+}
+
+/// umoci 0.4.7 `insert` layers: tars without the last member's padding and end blocks.
+#[test]
+fn quirks_image_with_truncated_tars_matches_umoci() {
+    let imgs = wild_images();
+    let repo = Repo::new();
+    let r = repo.import(&Repo::oci(&imgs.join("quirks"), "latest"), "quirks");
+    assert_eq!(r.layers(), (5, 0));
+    repo.assert_matches_umoci(&r.commit(), &imgs.join("quirks"), "latest");
+}
+
+#[test]
+fn shared_layers_are_reused_and_reimport_writes_nothing() {
+    let imgs = wild_images();
+    let repo = Repo::new();
+    repo.import(&Repo::oci(&imgs.join("small"), "latest"), "small");
+    // quirks shares its first two layers with small
+    let q = repo.import(&Repo::oci(&imgs.join("quirks"), "latest"), "quirks");
+    assert_eq!(q.layers(), (3, 2));
+    let snap = repo.snapshot();
+    let again = repo.import(&Repo::oci(&imgs.join("quirks"), "latest"), "quirks");
+    assert_eq!(again.layers(), (0, 5));
+    assert_eq!(again.commit(), q.commit());
+    snap.assert_unchanged(&repo.path);
+}
+
+/// A layer already in the repo is never read: the blobs can be gone.
+#[test]
+fn present_layers_are_not_read() {
+    let imgs = wild_images();
+    let repo = Repo::new();
+    let first = repo.import(&Repo::oci(&imgs.join("small"), "latest"), "small");
+    let tmp = tempdir();
+    let copy = tmp.path().join("small");
+    tools::run(
+        std::process::Command::new("cp")
+            .arg("-a")
+            .arg(imgs.join("small"))
+            .arg(&copy),
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_str(&repo.ok(&["inspect", "small"]).stdout).unwrap();
+    for l in manifest["manifest"]["layers"].as_array().unwrap() {
+        let d = l["digest"].as_str().unwrap().trim_start_matches("sha256:");
+        std::fs::remove_file(copy.join("blobs/sha256").join(d)).unwrap();
+    }
+    let other = repo.import(&Repo::oci(&copy, "latest"), "small-copy");
+    assert_eq!(other.layers(), (0, 3));
+    // same tree and config; only the name differs in the commit metadata
+    assert_ne!(other.commit(), first.commit());
+    let a = tools::ostree(&repo.path, &["ls", "-R", &first.commit()]);
+    let b = tools::ostree(&repo.path, &["ls", "-R", &other.commit()]);
+    assert_eq!(a, b);
+}
+
+#[test]
+fn archive_repo_gives_the_same_commit() {
+    let imgs = wild_images();
+    let bare = Repo::new();
+    let archive = Repo::with_mode("archive");
+    let src = Repo::oci(&imgs.join("small"), "latest");
+    let a = bare.import(&src, "small");
+    let b = archive.import(&src, "small");
+    assert_eq!(a.commit(), b.commit());
+    archive.assert_matches_umoci(&b.commit(), &imgs.join("small"), "latest");
+}
+
+#[test]
+fn oci_archive_file_and_stdin() {
+    let imgs = wild_images();
+    let tmp = tempdir();
+    let tar = tmp.path().join("small.tar");
+    archive_of(&imgs.join("small"), &tar);
+    let repo = Repo::new();
+    let dir = repo.import(&Repo::oci(&imgs.join("small"), "latest"), "from-dir");
+    let file = repo.import(
+        &format!("oci-archive:{}:latest", tar.display()),
+        "from-file",
+    );
+    let stdin = repo
+        .cmd()
+        .args(["import", "oci-archive:-", "from-stdin"])
+        .stdin(std::fs::File::open(&tar).unwrap())
+        .output()
+        .unwrap();
+    assert!(stdin.status.success(), "{stdin:?}");
+    let stdin_commit = String::from_utf8_lossy(&stdin.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("Commit:").map(|c| c.trim().to_string()))
+        .unwrap();
+    let tree = |c: &str| tools::ostree(&repo.path, &["ls", "-R", "-C", c]);
+    assert_eq!(tree(&dir.commit()), tree(&file.commit()));
+    assert_eq!(tree(&dir.commit()), tree(&stdin_commit));
+    assert_eq!(file.layers(), (0, 3));
+}
+
+#[test]
+fn default_name_comes_from_the_source() {
+    let imgs = wild_images();
+    let repo = Repo::new();
+    let r = repo.ok(&["import", &Repo::oci(&imgs.join("small"), "latest")]);
+    assert_eq!(r.field("Image"), "small:latest");
+    assert!(
+        repo.refs()
+            .contains(&"ocitree/image/small_3Alatest".to_string())
+    );
+}
+
+/// The commit timestamp is the config's `created`.
+#[test]
+fn commit_time_is_config_created() {
+    let tmp = tempdir();
+    Layout::single(&tmp.path().join("img"), &[Layer::new(&[file("a", b"1")])]);
+    let repo = Repo::new();
+    let r = repo.import(&Repo::oci(&tmp.path().join("img"), "latest"), "img");
+    let show = tools::ostree(&repo.path, &["show", &r.commit()]);
+    assert!(show.contains("Date:  2023-11-14 22:13:20 +0000"), "{show}");
+}

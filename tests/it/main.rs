@@ -1,0 +1,19 @@
+//! Integration tests: the `ocitree` binary against real libostree repos, checked with the real
+//! `ostree` CLI and with `umoci unpack` as the oracle for layer application.
+
+mod util;
+
+// make-images.sh images, dedup, re-import, archive repos, oci-archive and stdin.
+mod import;
+// Whiteouts, opaque directories, type changes, symlinked parents, directory metadata.
+mod whiteouts;
+// Hardlinks, xattrs, special modes, owners, long names, path prefixes, devices and FIFOs.
+mod entries;
+// gzip (multi-member), zstd (multi-frame, skippable), none, docker media types, truncated tars.
+mod compression;
+// Index resolution: tags, digests, nested indexes, platforms, ambiguity.
+mod index;
+// Bad input: every failure exits 2, names image and layer, and leaves the repo unchanged.
+mod bad_input;
+// images, inspect, ls, cat, checkout, rm, prune, --repo / OCITREE_REPO, man pages.
+mod cli;
