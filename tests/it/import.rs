@@ -145,3 +145,16 @@ fn commit_time_is_config_created() {
     let show = tools::ostree(&repo.path, &["show", &r.commit()]);
     assert!(show.contains("Date:  2023-11-14 22:13:20 +0000"), "{show}");
 }
+
+/// The README demo's sample: v2 shares two layers with v1.
+#[test]
+fn sample_images_share_layers() {
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample");
+    let repo = Repo::new();
+    let v1 = repo.import(&Repo::oci(&sample, "v1"), "sample:v1");
+    assert_eq!(v1.layers(), (2, 0));
+    let v2 = repo.import(&Repo::oci(&sample, "v2"), "sample:v2");
+    assert_eq!(v2.layers(), (1, 2));
+    repo.assert_matches_umoci(&v1.commit(), &sample, "v1");
+    repo.assert_matches_umoci(&v2.commit(), &sample, "v2");
+}
