@@ -1,8 +1,13 @@
 //! Writes file, symlink and dirmeta objects into the repo while the tar streams by.
 //!
-//! Regular files go straight from the tar stream into libostree: small ones (up to
-//! [`INLINE_MAX`]) through one `write_regfile_inline` call, larger ones through a streaming
-//! `write_regfile` [`ostree::ContentWriter`]. libostree 2022.7 cannot stream `write_regfile` into
+//! Regular files go straight from the tar stream into libostree. Files up to [`INLINE_MAX`]
+//! (97% of the bytes of a Debian rootfs) are buffered: ocitree computes the object checksum
+//! itself ([`content_checksum`], SHA-NI through `sha2`) and stores the object with
+//! `write_content_trusted`: libostree 2022.7 as Debian builds it hashes with GLib's software
+//! SHA-256, which took a third of the import's CPU time (measured: user time 0.81 s → 0.65 s on
+//! the Debian bench image). Handing objects to `write_content_async` instead was slower (0.89 s
+//! wall, 78 MB RSS: per-file thread-pool overhead on two cores). Larger files stream through
+//! `write_regfile` (an [`ostree::ContentWriter`]), so memory stays bounded. libostree 2022.7 cannot stream `write_regfile` into
 //! an `archive` repo, so there a large file is spooled to a temporary file in the repo's `tmp/`
 //! and handed to `write_content` as a content stream. Memory never depends on file size.
 
@@ -15,8 +20,8 @@ use ostree::{ObjectType, Repo, RepoMode, gio, glib};
 use crate::entries::{Entry, Xattrs, xattrs};
 use crate::error::LayerError;
 
-/// Files up to this size are buffered and written in one call.
-pub const INLINE_MAX: u64 = 1 << 20;
+/// Files up to this size are buffered, hashed by ocitree and written in one call.
+pub const INLINE_MAX: u64 = 4 << 20;
 
 const S_IFREG: u32 = 0o100000;
 const S_IFDIR: u32 = 0o040000;
@@ -86,19 +91,7 @@ impl<'r> ObjectWriter<'r> {
             if got != entry.size {
                 return Err(short_read(entry, got));
             }
-            let csum = self
-                .repo
-                .write_regfile_inline(
-                    None,
-                    entry.uid,
-                    entry.gid,
-                    mode,
-                    xattrs.as_ref(),
-                    &self.buf,
-                    gio::Cancellable::NONE,
-                )
-                .map_err(ostree_err(&entry.path, "writing file"))?;
-            return Ok(csum.to_string());
+            return self.write_buffered(entry, mode, xattrs);
         }
         if self.archive {
             return self.file_via_spool(entry, data, xattrs.as_ref());
@@ -126,6 +119,30 @@ impl<'r> ObjectWriter<'r> {
         Ok(csum.to_string())
     }
 
+    /// Writes `self.buf` as a file object under a checksum computed here.
+    fn write_buffered(
+        &mut self,
+        entry: &Entry,
+        mode: u32,
+        xattrs: Option<glib::Variant>,
+    ) -> Result<String, LayerError> {
+        let xattrs = xattrs.unwrap_or_else(|| xattrs::to_variant(&Xattrs::new()));
+        let csum = content_checksum(entry.uid, entry.gid, mode, &xattrs, &self.buf);
+        let info = file_info(entry.uid, entry.gid, mode, self.buf.len() as u64);
+        let input = gio::MemoryInputStream::from_bytes(&glib::Bytes::from(&self.buf[..]));
+        let (stream, len) = ostree::raw_file_to_content_stream(
+            &input,
+            &info,
+            Some(&xattrs),
+            gio::Cancellable::NONE,
+        )
+        .map_err(ostree_err(&entry.path, "preparing file object"))?;
+        self.repo
+            .write_content_trusted(&csum, &stream, len, gio::Cancellable::NONE)
+            .map_err(ostree_err(&entry.path, "writing file"))?;
+        Ok(csum)
+    }
+
     fn file_via_spool(
         &mut self,
         entry: &Entry,
@@ -151,12 +168,7 @@ impl<'r> ObjectWriter<'r> {
         }
         io::Seek::rewind(&mut spool).map_err(io_err)?;
         let input = gio::ReadInputStream::new(spool);
-        let info = gio::FileInfo::new();
-        info.set_file_type(gio::FileType::Regular);
-        info.set_size(entry.size as i64);
-        info.set_attribute_uint32("unix::uid", entry.uid);
-        info.set_attribute_uint32("unix::gid", entry.gid);
-        info.set_attribute_uint32("unix::mode", S_IFREG | entry.mode);
+        let info = file_info(entry.uid, entry.gid, S_IFREG | entry.mode, entry.size);
         let (stream, len) =
             ostree::raw_file_to_content_stream(&input, &info, xattrs, gio::Cancellable::NONE)
                 .map_err(ostree_err(&entry.path, "preparing file object"))?;
@@ -214,6 +226,45 @@ impl<'r> ObjectWriter<'r> {
     }
 }
 
+fn file_info(uid: u32, gid: u32, mode: u32, size: u64) -> gio::FileInfo {
+    let info = gio::FileInfo::new();
+    info.set_file_type(gio::FileType::Regular);
+    info.set_size(size as i64);
+    info.set_attribute_uint32("unix::uid", uid);
+    info.set_attribute_uint32("unix::gid", gid);
+    info.set_attribute_uint32("unix::mode", mode);
+    info
+}
+
+/// The OSTree checksum of a regular file object: SHA-256 over the size-prefixed file header
+/// (big-endian u32 length, 4 bytes of padding, then the `(uuuusa(ayay))` variant: uid, gid,
+/// mode big-endian, rdev 0, no symlink target, xattrs) followed by the content — what
+/// `ostree_checksum_file_from_input()` computes.
+pub fn content_checksum(
+    uid: u32,
+    gid: u32,
+    mode: u32,
+    xattrs: &glib::Variant,
+    data: &[u8],
+) -> String {
+    use glib::variant::ToVariant;
+    use sha2::Digest as _;
+    let header = glib::Variant::tuple_from_iter([
+        uid.to_be().to_variant(),
+        gid.to_be().to_variant(),
+        mode.to_be().to_variant(),
+        0u32.to_variant(),
+        "".to_variant(),
+        xattrs.clone(),
+    ]);
+    let mut h = sha2::Sha256::new();
+    h.update((header.size() as u32).to_be_bytes());
+    h.update([0u8; 4]);
+    h.update(header.data());
+    h.update(data);
+    hex::encode(h.finalize())
+}
+
 /// Writes a dirmeta object for the given ownership and permission bits.
 ///
 /// # Errors
@@ -244,4 +295,58 @@ pub fn write_dirmeta(
 /// libostree fails.
 pub fn default_dirmeta(repo: &Repo) -> Result<String, glib::Error> {
     write_dirmeta(repo, 0, 0, 0o755, &Xattrs::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Our checksum must be libostree's, or `write_content_trusted` would store objects under
+    /// wrong names (fsck would catch it; imports would not).
+    #[test]
+    fn content_checksum_matches_libostree() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repo::new_for_path(dir.path());
+        repo.create(RepoMode::BareUser, gio::Cancellable::NONE)
+            .unwrap();
+        let cases: [(u32, u32, u32, Xattrs, &[u8]); 4] = [
+            (0, 0, 0o644, vec![], b""),
+            (1000, 50, 0o4755, vec![], b"#!/bin/sh\n"),
+            (
+                0,
+                0,
+                0o600,
+                vec![
+                    (b"user.a".to_vec(), b"\x00\xff".to_vec()),
+                    (b"user.b".to_vec(), b"v".to_vec()),
+                ],
+                b"data",
+            ),
+            (
+                65534,
+                4_000_000,
+                0o1777,
+                vec![(b"security.capability".to_vec(), vec![1, 0, 0, 2])],
+                &[7u8; 70000],
+            ),
+        ];
+        for (uid, gid, perm, x, data) in cases {
+            let v = xattrs::to_variant(&x);
+            let theirs = repo
+                .write_regfile_inline(
+                    None,
+                    uid,
+                    gid,
+                    S_IFREG | perm,
+                    Some(&v),
+                    data,
+                    gio::Cancellable::NONE,
+                )
+                .unwrap();
+            assert_eq!(
+                content_checksum(uid, gid, S_IFREG | perm, &v, data),
+                theirs.as_str()
+            );
+        }
+    }
 }
