@@ -66,3 +66,32 @@ pub fn open(path: &Path) -> Result<Repo> {
         .map_err(Error::ostree(format!("opening repo {}", path.display())))?;
     Ok(repo)
 }
+
+/// Writes the tree `root` and a commit of it with `subject`, `metadata` and `timestamp` (no
+/// parent); returns the commit checksum. The one place ocitree writes commits.
+///
+/// # Errors
+/// libostree fails.
+pub fn write_tree_commit(
+    repo: &Repo,
+    root: &ostree::MutableTree,
+    subject: &str,
+    metadata: &ostree::glib::VariantDict,
+    timestamp: u64,
+) -> Result<String, ostree::glib::Error> {
+    use ostree::gio::prelude::*;
+    let root = repo.write_mtree(root, gio::Cancellable::NONE)?;
+    let root = root
+        .downcast::<ostree::RepoFile>()
+        .expect("write_mtree returns a RepoFile");
+    let commit = repo.write_commit_with_time(
+        None,
+        Some(subject),
+        None,
+        Some(&metadata.end()),
+        &root,
+        timestamp,
+        gio::Cancellable::NONE,
+    )?;
+    Ok(commit.to_string())
+}

@@ -1,7 +1,6 @@
 //! Writing the image commit: the merged tree plus the metadata of [`crate::meta`].
 
-use ostree::gio::prelude::*;
-use ostree::{MutableTree, Repo, RepoFile, gio, glib};
+use ostree::{MutableTree, Repo, glib};
 
 use crate::error::{Error, Result};
 use crate::meta;
@@ -32,12 +31,6 @@ pub struct ImageMeta<'a> {
 /// # Errors
 /// libostree fails.
 pub fn write_image_commit(repo: &Repo, tree: &MutableTree, m: &ImageMeta<'_>) -> Result<String> {
-    let root = repo
-        .write_mtree(tree, gio::Cancellable::NONE)
-        .map_err(Error::ostree("writing the merged tree"))?;
-    let root = root
-        .downcast::<RepoFile>()
-        .expect("write_mtree returns a RepoFile");
     let dict = glib::VariantDict::new(None);
     dict.insert(meta::NAME, m.name);
     dict.insert(meta::SOURCE, m.source);
@@ -47,16 +40,6 @@ pub fn write_image_commit(repo: &Repo, tree: &MutableTree, m: &ImageMeta<'_>) ->
     dict.insert(meta::LAYERS, &m.layers);
     dict.insert(meta::DIFF_IDS, &m.diff_ids);
     let subject = format!("{} ({})", m.name, m.manifest_digest);
-    let commit = repo
-        .write_commit_with_time(
-            None,
-            Some(&subject),
-            None,
-            Some(&dict.end()),
-            &root,
-            m.timestamp,
-            gio::Cancellable::NONE,
-        )
-        .map_err(Error::ostree("writing the image commit"))?;
-    Ok(commit.to_string())
+    crate::repo::write_tree_commit(repo, tree, &subject, &dict, m.timestamp)
+        .map_err(Error::ostree("writing the image commit"))
 }

@@ -14,8 +14,7 @@ pub mod writer;
 use std::collections::BTreeSet;
 use std::io::{self, Read};
 
-use ostree::gio::prelude::*;
-use ostree::{MutableTree, Repo, RepoFile, gio, glib};
+use ostree::{MutableTree, Repo, glib};
 
 use crate::entries::whiteout::{self, Whiteout};
 use crate::entries::{self, Entry, EntryKind, path};
@@ -239,13 +238,6 @@ impl<'r> LayerBuilder<'r> {
         self.resolve_pending_links()?;
         let none: &[String] = &[];
         let err = |op| ostree_err(none, op);
-        let root = self
-            .repo
-            .write_mtree(&self.root, gio::Cancellable::NONE)
-            .map_err(err("writing tree"))?;
-        let root = root
-            .downcast::<RepoFile>()
-            .expect("write_mtree returns a RepoFile");
         let dict = glib::VariantDict::new(None);
         dict.insert(meta::LAYER_DIGEST, source.digest.as_str());
         dict.insert(meta::LAYER_DIFF_ID, source.diff_id.as_str());
@@ -263,18 +255,8 @@ impl<'r> LayerBuilder<'r> {
             .collect();
         dict.insert(meta::LAYER_SKIPPED, &skipped);
         let subject = format!("layer {}", source.digest);
-        let commit = self
-            .repo
-            .write_commit_with_time(
-                None,
-                Some(&subject),
-                None,
-                Some(&dict.end()),
-                &root,
-                0,
-                gio::Cancellable::NONE,
-            )
+        let commit = crate::repo::write_tree_commit(self.repo, &self.root, &subject, &dict, 0)
             .map_err(err("writing layer commit"))?;
-        Ok((commit.to_string(), self.skipped))
+        Ok((commit, self.skipped))
     }
 }

@@ -127,6 +127,25 @@ pub fn opaque(dir: &str) -> E {
     file(&format!("{}/.wh..wh..opq", dir.trim_end_matches('/')), b"")
 }
 
+/// Sets type, mode, owner and xattr records of a file or directory header.
+fn owned(
+    h: &mut tar::Header,
+    pax: &mut Vec<(String, Vec<u8>)>,
+    kind: tar::EntryType,
+    mode: u32,
+    uid: u64,
+    gid: u64,
+    xattrs: &[(String, Vec<u8>)],
+) {
+    h.set_entry_type(kind);
+    h.set_mode(mode);
+    h.set_uid(uid);
+    h.set_gid(gid);
+    for (k, v) in xattrs {
+        pax.push((format!("SCHILY.xattr.{k}"), v.clone()));
+    }
+}
+
 /// Writes entries as a PAX tar (so long names and xattrs are expressible).
 pub fn tar_of(entries: &[E]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
@@ -145,14 +164,16 @@ pub fn tar_of(entries: &[E]) -> Vec<u8> {
                 gid,
                 xattrs,
             } => {
-                h.set_entry_type(tar::EntryType::Regular);
-                h.set_mode(*mode);
-                h.set_uid(*uid);
-                h.set_gid(*gid);
+                owned(
+                    &mut h,
+                    &mut pax,
+                    tar::EntryType::Regular,
+                    *mode,
+                    *uid,
+                    *gid,
+                    xattrs,
+                );
                 h.set_size(data.len() as u64);
-                for (k, v) in xattrs {
-                    pax.push((format!("SCHILY.xattr.{k}"), v.clone()));
-                }
                 (path.as_bytes().to_vec(), data)
             }
             E::Dir {
@@ -162,14 +183,16 @@ pub fn tar_of(entries: &[E]) -> Vec<u8> {
                 gid,
                 xattrs,
             } => {
-                h.set_entry_type(tar::EntryType::Directory);
-                h.set_mode(*mode);
-                h.set_uid(*uid);
-                h.set_gid(*gid);
+                owned(
+                    &mut h,
+                    &mut pax,
+                    tar::EntryType::Directory,
+                    *mode,
+                    *uid,
+                    *gid,
+                    xattrs,
+                );
                 h.set_size(0);
-                for (k, v) in xattrs {
-                    pax.push((format!("SCHILY.xattr.{k}"), v.clone()));
-                }
                 (path.as_bytes().to_vec(), &[][..])
             }
             E::Symlink { path, target } | E::Hardlink { path, target } => {
