@@ -191,3 +191,72 @@ fn man_pages_are_current() {
         );
     }
 }
+
+/// Every command works on an archive repo too.
+#[test]
+fn commands_on_an_archive_repo() {
+    let tmp = tempdir();
+    let img = tmp.path().join("img");
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    Layout::single(
+        &img,
+        &[
+            Layer::new(&[file("etc/os", b"x\n"), file("big", &big)]),
+            Layer::new(&[whiteout("etc/os")]),
+        ],
+    );
+    let repo = Repo::with_mode("archive");
+    let c = repo.import(&Repo::oci(&img, "latest"), "a").commit();
+    assert_eq!(
+        repo.ok(&["ls", "-R", "a", "/"]).stdout,
+        tools::ostree(&repo.path, &["ls", "-R", &c, "/"])
+    );
+    let cat = repo.cmd().args(["cat", "a", "/big"]).output().unwrap();
+    assert!(
+        cat.status.success() && cat.stdout == big,
+        "cat of a spooled archive object"
+    );
+    let out = tmp.path().join("co");
+    repo.ok(&["checkout", "a", out.to_str().unwrap()]);
+    assert_eq!(std::fs::read(out.join("big")).unwrap(), big);
+    assert!(!out.join("etc/os").exists());
+    repo.ok(&["rm", "a"]);
+    repo.ok(&["prune"]);
+    assert!(repo.refs().is_empty());
+    tools::fsck(&repo.path);
+}
+
+/// An import killed midway leaves nothing the next run trips on.
+#[test]
+fn interrupted_import_then_retry() {
+    let tmp = tempdir();
+    let img = tmp.path().join("img");
+    let files: Vec<E> = (0..3000)
+        .map(|i| file(&format!("d{}/f{i}", i % 30), format!("{i}").as_bytes()))
+        .collect();
+    let big: Vec<u8> = (0..64_000_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let mut entries = files;
+    entries.push(file("big", &big));
+    Layout::single(&img, &[Layer::new(&entries)]);
+    let repo = Repo::new();
+    let snap = repo.snapshot();
+    let mut child = repo
+        .cmd()
+        .args(["import", &Repo::oci(&img, "latest"), "x"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(
+        !status.success(),
+        "the import finished before it could be interrupted: make the image bigger"
+    );
+    snap.assert_unchanged(&repo.path);
+    let r = repo.import(&Repo::oci(&img, "latest"), "x");
+    assert_eq!(r.layers(), (1, 0));
+    assert_eq!(repo.ok(&["cat", "x", "/d7/f7"]).stdout, "7");
+    tools::fsck(&repo.path);
+}
