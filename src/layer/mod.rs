@@ -11,7 +11,7 @@ pub mod skipped;
 pub mod stream;
 pub mod writer;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::io::{self, Read};
 
 use ostree::{MutableTree, Repo, glib};
@@ -19,8 +19,8 @@ use ostree::{MutableTree, Repo, glib};
 use crate::entries::whiteout::{self, Whiteout};
 use crate::entries::{self, Entry, EntryKind, path};
 use crate::error::LayerError;
-use crate::meta;
 use crate::mtree::{self, Node};
+use crate::{merge, meta};
 pub use skipped::{OnSpecial, Skipped};
 use writer::ObjectWriter;
 
@@ -43,6 +43,7 @@ pub struct LayerBuilder<'r> {
     root: MutableTree,
     default_dirmeta: String,
     implicit: BTreeSet<String>,
+    symlinks: HashMap<String, String>,
     whiteouts: Vec<String>,
     pending_links: Vec<(Entry, Vec<String>)>,
     external_links: Vec<(String, String)>,
@@ -84,6 +85,7 @@ impl<'r> LayerBuilder<'r> {
             root,
             default_dirmeta,
             implicit,
+            symlinks: HashMap::new(),
             whiteouts: Vec::new(),
             pending_links: Vec::new(),
             external_links: Vec::new(),
@@ -134,7 +136,55 @@ impl<'r> LayerBuilder<'r> {
         Ok(Some(cur))
     }
 
-    fn add_entry(&mut self, e: Entry, data: &mut dyn Read) -> Result<(), LayerError> {
+    /// Rewrites `path` so that no parent component is a symlink of this layer: a tar may
+    /// create `lib -> usr/lib` and then `lib/x`, which lands in `usr/lib/x` (as umoci and
+    /// containerd extract it). Targets resolve inside the root; `..` stops at the root.
+    /// Symlinks of lower layers are the merge's business.
+    fn resolve_parents(&self, path: &[String]) -> Result<Vec<String>, LayerError> {
+        let Some((name, parents)) = path.split_last() else {
+            return Ok(Vec::new());
+        };
+        if self.symlinks.is_empty() {
+            return Ok(path.to_vec());
+        }
+        let mut out: Vec<String> = Vec::new();
+        let mut rest: VecDeque<String> = parents.iter().cloned().collect();
+        let mut hops = 0;
+        while let Some(c) = rest.pop_front() {
+            match c.as_str() {
+                "" | "." => continue,
+                ".." => {
+                    out.pop();
+                    continue;
+                }
+                _ => {}
+            }
+            out.push(c);
+            let node =
+                mtree::get_path(&self.root, &out).map_err(ostree_err(path, "reading tree"))?;
+            if let Some(Node::File(csum)) = node
+                && let Some(target) = self.symlinks.get(&csum)
+                && hops < merge::apply::MAX_SYMLINK_HOPS
+            {
+                hops += 1;
+                out.pop();
+                if target.starts_with('/') {
+                    out.clear();
+                }
+                for part in target.split('/').rev() {
+                    rest.push_front(part.to_string());
+                }
+            }
+        }
+        out.push(name.clone());
+        Ok(out)
+    }
+
+    fn add_entry(&mut self, mut e: Entry, data: &mut dyn Read) -> Result<(), LayerError> {
+        e.path = self.resolve_parents(&e.path)?;
+        if let EntryKind::Hardlink(target) = &e.kind {
+            e.kind = EntryKind::Hardlink(self.resolve_parents(target)?);
+        }
         let Some((name, parents)) = e.path.split_last() else {
             if e.kind == EntryKind::Dir {
                 let m = self.objects.dirmeta(e.uid, e.gid, e.mode, &e.xattrs)?;
@@ -174,6 +224,7 @@ impl<'r> LayerBuilder<'r> {
             EntryKind::Symlink(target) => {
                 let csum = self.objects.symlink(&e, target)?;
                 mtree::replace_with_file(&parent, name, &csum).map_err(at("adding symlink"))?;
+                self.symlinks.insert(csum, target.clone());
             }
             EntryKind::Hardlink(target) => {
                 let target = target.clone();

@@ -211,3 +211,28 @@ fn explicit_directory_replaces_lower_symlink() {
     assert!(repo.ok(&["ls", "img", "/lib"]).stdout.starts_with("d"));
     assert!(!exists(&repo, "/usr/lib/x"));
 }
+
+/// A symlink and a path through it in the same layer: the path follows the symlink, inside
+/// the root, to this layer's and to lower layers' directories.
+#[test]
+fn same_layer_symlinked_parent() {
+    let (repo, _) = check(&[
+        vec![dir("usr"), dir("usr/share"), file("usr/share/lower", b"l")],
+        vec![
+            dir("usr/lib"),
+            symlink("lib", "usr/lib"),
+            file("lib/x", b"x"),
+            symlink("share", "/usr/share"),
+            file("share/y", b"y"),
+            symlink("up", "../../usr"),
+            file("up/lib/z", b"z"),
+            hardlink("lib/hl", "share/y"),
+        ],
+    ]);
+    assert_eq!(cat(&repo, "/usr/lib/x"), "x");
+    assert_eq!(cat(&repo, "/usr/share/y"), "y");
+    assert_eq!(cat(&repo, "/usr/share/lower"), "l");
+    assert_eq!(cat(&repo, "/usr/lib/z"), "z");
+    assert_eq!(cat(&repo, "/usr/lib/hl"), "y");
+    assert!(repo.ok(&["ls", "img", "/lib"]).stdout.starts_with("l"));
+}
