@@ -178,3 +178,44 @@ mod tests {
         assert!(e.contains("longer"), "{e}");
     }
 }
+
+/// Test support: a reader that returns at most a few bytes per call, as pipes and network
+/// streams do, to shake out code that assumes full reads.
+#[cfg(test)]
+pub(crate) struct ShortReads<R> {
+    pub inner: R,
+    pub step: usize,
+}
+
+#[cfg(test)]
+impl<R: Read> Read for ShortReads<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.step = self.step % 7 + 1;
+        let n = buf.len().min(self.step);
+        self.inner.read(&mut buf[..n])
+    }
+}
+
+#[cfg(test)]
+mod short_read_tests {
+    use super::*;
+
+    #[test]
+    fn verified_reader_with_short_reads() {
+        let data: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
+        let d = Digest::sha256_of(&data);
+        let mut out = Vec::new();
+        VerifiedReader::new(
+            ShortReads {
+                inner: &data[..],
+                step: 0,
+            },
+            &d,
+            data.len() as u64,
+        )
+        .unwrap()
+        .read_to_end(&mut out)
+        .unwrap();
+        assert_eq!(out, data);
+    }
+}

@@ -48,18 +48,17 @@ impl Compression {
 pub fn decompress<'a, R: BufRead + Send + 'a>(
     mut input: R,
 ) -> io::Result<Box<dyn Read + Send + 'a>> {
-    let head = fill_at_least(&mut input, 4)?;
-    Ok(match Compression::sniff(&head) {
+    // One fill_buf() may hold a single byte (pipes, sockets): read the magic fully, then put
+    // it back in front of the stream.
+    let mut head = Vec::with_capacity(4);
+    (&mut input).take(4).read_to_end(&mut head)?;
+    let compression = Compression::sniff(&head);
+    let input = io::Cursor::new(head).chain(input);
+    Ok(match compression {
         Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(input)?),
         Compression::None => Box::new(input),
     })
-}
-
-/// Peeks up to `n` bytes without consuming them (`fill_buf` may return fewer than asked).
-fn fill_at_least<R: BufRead>(input: &mut R, n: usize) -> io::Result<Vec<u8>> {
-    let buf = input.fill_buf()?;
-    Ok(buf[..buf.len().min(n)].to_vec())
 }
 
 #[cfg(test)]
@@ -94,6 +93,34 @@ mod tests {
         blob.extend([0x5f, 0x2a, 0x4d, 0x18, 0, 0, 0, 0]);
         blob.extend(zstd::encode_all(&b"two"[..], 3).unwrap());
         assert_eq!(roundtrip(&blob), b"one two");
+    }
+
+    /// Every framing decodes the same when the blob arrives a few bytes at a time.
+    #[test]
+    fn short_reads() {
+        let data: Vec<u8> = (0..50_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&data).unwrap();
+        let gz = gz.finish().unwrap();
+        let zs = zstd::encode_all(&data[..], 1).unwrap();
+        for blob in [gz, zs, data.clone()] {
+            let short = crate::blob::ShortReads {
+                inner: &blob[..],
+                step: 0,
+            };
+            let mut out = Vec::new();
+            decompress(io::BufReader::with_capacity(16, short))
+                .unwrap()
+                .read_to_end(&mut out)
+                .unwrap();
+            assert!(
+                out == data,
+                "short reads changed the decoded stream: {} vs {} bytes, head {:?}",
+                out.len(),
+                data.len(),
+                &blob[..4]
+            );
+        }
     }
 
     #[test]

@@ -58,6 +58,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn pads_with_short_reads() {
+        let mut out = Vec::new();
+        let short = crate::blob::ShortReads {
+            inner: &[1u8; 1000][..],
+            step: 0,
+        };
+        BlockPad::new(short).read_to_end(&mut out).unwrap();
+        assert_eq!(out.len(), 1024);
+        assert_eq!(&out[..1000], &[1u8; 1000][..]);
+    }
+
+    #[test]
     fn pads_to_block() {
         let mut out = Vec::new();
         BlockPad::new(&[1u8; 700][..])

@@ -7,9 +7,10 @@
 //! SHA-256, which took a third of the import's CPU time (measured: user time 0.81 s → 0.65 s on
 //! the Debian bench image). Handing objects to `write_content_async` instead was slower (0.89 s
 //! wall, 78 MB RSS: per-file thread-pool overhead on two cores). Larger files stream through
-//! `write_regfile` (an [`ostree::ContentWriter`]), so memory stays bounded. libostree 2022.7 cannot stream `write_regfile` into
-//! an `archive` repo, so there a large file is spooled to a temporary file in the repo's `tmp/`
-//! and handed to `write_content` as a content stream. Memory never depends on file size.
+//! `write_regfile` (an [`ostree::ContentWriter`]), so memory stays bounded. libostree 2022.7
+//! cannot stream `write_regfile` into an `archive` repo, so there a large file is spooled to a
+//! temporary file in the repo's `tmp/` and handed to `write_content` as a content stream.
+//! Memory never depends on file size.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
