@@ -37,6 +37,7 @@ pub mod decompress;
 pub mod digest;
 pub mod entries;
 pub mod error;
+pub mod export;
 pub mod image;
 pub mod import;
 pub mod layer;

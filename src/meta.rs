@@ -17,6 +17,8 @@
 //! | `ocitree.layer.implicit-dirs` | `as` | layer | directories the tar never named (created for a child) |
 //! | `ocitree.layer.links` | `a(ss)` | layer | hardlinks to files of lower layers: (path, target) |
 //! | `ocitree.layer.skipped` | `a(ss)` | layer | entries OSTree cannot store: (path, kind) |
+//! | `ocitree.layer.tar-split` | `ay` | layer | zstd records rebuilding the exact tar (see [`crate::layer::tarsplit`]) |
+//! | `ocitree.layer.tar-split-version` | `u` | layer | version of that record format |
 
 /// Image commit: local image name.
 pub const NAME: &str = "ocitree.name";
@@ -46,3 +48,7 @@ pub const LAYER_IMPLICIT_DIRS: &str = "ocitree.layer.implicit-dirs";
 pub const LAYER_LINKS: &str = "ocitree.layer.links";
 /// Layer commit: skipped entries.
 pub const LAYER_SKIPPED: &str = "ocitree.layer.skipped";
+/// Layer commit: tar-split records.
+pub const LAYER_TAR_SPLIT: &str = "ocitree.layer.tar-split";
+/// Layer commit: tar-split format version.
+pub const LAYER_TAR_SPLIT_VERSION: &str = "ocitree.layer.tar-split-version";

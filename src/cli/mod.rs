@@ -2,6 +2,7 @@
 //! into library calls and prints the result.
 
 mod browse;
+mod export;
 mod import;
 mod manage;
 
@@ -29,6 +30,7 @@ pub struct Cli {
 enum Command {
     Init(manage::InitArgs),
     Import(import::ImportArgs),
+    Export(export::ExportArgs),
     Images(manage::ImagesArgs),
     Inspect(manage::InspectArgs),
     Checkout(browse::CheckoutArgs),
@@ -54,6 +56,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Init(a) => manage::init(&repo, a),
         Command::Import(a) => import::run(&repo, a),
+        Command::Export(a) => export::run(&repo, a),
         Command::Images(a) => manage::images(&repo, a),
         Command::Inspect(a) => manage::inspect(&repo, a),
         Command::Checkout(a) => browse::checkout(&repo, a),

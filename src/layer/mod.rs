@@ -9,6 +9,7 @@
 
 pub mod skipped;
 pub mod stream;
+pub mod tarsplit;
 pub mod writer;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -46,6 +47,7 @@ pub struct LayerBuilder<'r> {
     symlinks: HashMap<String, String>,
     whiteouts: Vec<String>,
     pending_links: Vec<(Entry, Vec<String>)>,
+    tar_split: Vec<u8>,
     external_links: Vec<(String, String)>,
     skipped: Vec<Skipped>,
     on_special: OnSpecial,
@@ -88,6 +90,7 @@ impl<'r> LayerBuilder<'r> {
             symlinks: HashMap::new(),
             whiteouts: Vec::new(),
             pending_links: Vec::new(),
+            tar_split: Vec::new(),
             external_links: Vec::new(),
             skipped: Vec::new(),
             on_special,
@@ -101,14 +104,32 @@ impl<'r> LayerBuilder<'r> {
     /// # Errors
     /// Any [`LayerError`]: bad entries, short streams, libostree failures.
     pub fn add_tar<R: Read>(&mut self, stream: R) -> Result<(), LayerError> {
-        let mut archive = tar::Archive::new(entries::pad::BlockPad::new(stream));
+        // The tap sits below BlockPad: it records the stream as it was, padding never added.
+        let (tap, mut rec) = tarsplit::tap(stream).map_err(LayerError::Read)?;
+        let mut archive = tar::Archive::new(entries::pad::BlockPad::new(tap));
         for entry in archive.entries().map_err(LayerError::Read)? {
             let mut entry = entry.map_err(LayerError::Read)?;
-            if let Some(e) = entries::parse(&mut entry)? {
-                self.add_entry(e, &mut entry)?;
+            let Some(e) = entries::parse(&mut entry)? else {
+                continue;
+            };
+            // File data becomes an object and a reference; everything else is kept as bytes.
+            let payload = e.kind == EntryKind::File
+                && e.size > 0
+                && e.path
+                    .last()
+                    .is_some_and(|n| whiteout::classify(n) == Whiteout::None);
+            let size = e.size;
+            if payload {
+                rec.begin_payload(entry.raw_file_position(), size)
+                    .map_err(LayerError::Read)?;
+            }
+            let csum = self.add_entry(e, &mut entry)?;
+            if let (true, Some(csum)) = (payload, csum) {
+                rec.end_payload(size, &csum).map_err(LayerError::Read)?;
             }
         }
         io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(LayerError::Read)?;
+        self.tar_split = rec.finish().map_err(LayerError::Read)?;
         Ok(())
     }
 
@@ -180,7 +201,12 @@ impl<'r> LayerBuilder<'r> {
         Ok(out)
     }
 
-    fn add_entry(&mut self, mut e: Entry, data: &mut dyn Read) -> Result<(), LayerError> {
+    /// Adds one entry; returns the object checksum of a regular file's data.
+    fn add_entry(
+        &mut self,
+        mut e: Entry,
+        data: &mut dyn Read,
+    ) -> Result<Option<String>, LayerError> {
         e.path = self.resolve_parents(&e.path)?;
         if let EntryKind::Hardlink(target) = &e.kind {
             e.kind = EntryKind::Hardlink(self.resolve_parents(target)?);
@@ -191,13 +217,13 @@ impl<'r> LayerBuilder<'r> {
                 self.root.set_metadata_checksum(&m);
                 self.implicit.remove("");
             }
-            return Ok(());
+            return Ok(None);
         };
         let is_marker = whiteout::classify(name) != Whiteout::None;
         // A whiteout below a non-directory has nothing to delete (umoci's repack writes
         // `d/.wh.x` after turning `d` into a file): it must not turn `d` back into a directory.
         let Some(parent) = self.parent_dir(parents, is_marker)? else {
-            return Ok(());
+            return Ok(None);
         };
         let at = |op| ostree_err(&e.path, op);
         match &e.kind {
@@ -220,6 +246,7 @@ impl<'r> LayerBuilder<'r> {
             EntryKind::File => {
                 let csum = self.objects.file(&e, data)?;
                 mtree::replace_with_file(&parent, name, &csum).map_err(at("adding file"))?;
+                return Ok(Some(csum));
             }
             EntryKind::Symlink(target) => {
                 let csum = self.objects.symlink(&e, target)?;
@@ -246,7 +273,7 @@ impl<'r> LayerBuilder<'r> {
                 });
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Links `e` to `target` if the target is in this layer's tree; `false` if it is not (yet).
@@ -305,6 +332,12 @@ impl<'r> LayerBuilder<'r> {
             .map(|s| (s.path.clone(), s.kind.clone()))
             .collect();
         dict.insert(meta::LAYER_SKIPPED, &skipped);
+        // array_from_fixed_array: one serialised `ay`, not one child variant per byte.
+        dict.insert_value(
+            meta::LAYER_TAR_SPLIT,
+            &glib::Variant::array_from_fixed_array(&self.tar_split),
+        );
+        dict.insert(meta::LAYER_TAR_SPLIT_VERSION, tarsplit::VERSION);
         let subject = format!("layer {}", source.digest);
         let commit = crate::repo::write_tree_commit(self.repo, &self.root, &subject, &dict, 0)
             .map_err(err("writing layer commit"))?;

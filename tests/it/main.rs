@@ -15,5 +15,7 @@ mod compression;
 mod index;
 // Bad input: every failure exits 2, names image and layer, and leaves the repo unchanged.
 mod bad_input;
+// Export: same config and diff_ids, checked with skopeo, umoci, oci-image-tool.
+mod export;
 // images, inspect, ls, cat, checkout, rm, prune, --repo / OCITREE_REPO, man pages.
 mod cli;

@@ -1,0 +1,201 @@
+//! Tar-split: what it takes to rebuild a layer's uncompressed tar byte for byte.
+//!
+//! While a layer streams in, [`Tap`] records every byte of the tar stream except the data of
+//! the regular files that become OSTree objects: headers, PAX and GNU extension records,
+//! padding, entries OSTree cannot store (device nodes, FIFOs), end-of-archive blocks and any
+//! trailing bytes. File data is replaced by a reference to the content object holding it. The
+//! record stream is zstd-compressed and kept in the layer commit's metadata
+//! ([`crate::meta::LAYER_TAR_SPLIT`]), so it lives exactly as long as the layer commit: `ostree
+//! prune` keeps it. [`rebuild`] replays it.
+//!
+//! Record format (version [`VERSION`]), concatenated: `b'R'`, u32 BE length, raw bytes; or
+//! `b'P'`, u64 BE length, 32-byte object checksum (the next `length` bytes are that object's
+//! content).
+
+use std::cell::RefCell;
+use std::io::{self, Read, Write};
+use std::rc::Rc;
+
+use ostree::gio::prelude::*;
+use ostree::{Repo, gio};
+
+/// Version of the record format, stored beside it.
+pub const VERSION: u32 = 1;
+
+#[derive(Debug, Default)]
+struct State {
+    pos: u64,
+    raw: Vec<u8>,
+    /// The payload being skipped: [start, end).
+    payload: Option<(u64, u64)>,
+}
+
+/// Passes a tar stream through, keeping every byte that is not registered as file data.
+#[derive(Debug)]
+pub struct Tap<R> {
+    inner: R,
+    state: Rc<RefCell<State>>,
+}
+
+/// The recording side of a [`Tap`], kept by the code that parses the tar.
+pub struct Recorder {
+    state: Rc<RefCell<State>>,
+    out: zstd::stream::Encoder<'static, Vec<u8>>,
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder")
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Read> Read for Tap<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut st = self.state.borrow_mut();
+        let (start, end) = (st.pos, st.pos + n as u64);
+        let keep = |from: u64, to: u64| &buf[(from - start) as usize..(to - start) as usize];
+        match st.payload {
+            Some((ps, pe)) if ps < end && pe > start => {
+                let before = keep(start, ps.max(start)).to_vec();
+                let after = keep(pe.min(end), end).to_vec();
+                st.raw.extend(before);
+                st.raw.extend(after);
+            }
+            _ => {
+                let all = keep(start, end).to_vec();
+                st.raw.extend(all);
+            }
+        }
+        st.pos = end;
+        Ok(n)
+    }
+}
+
+/// Wraps `inner` in a [`Tap`] and returns it with its [`Recorder`].
+///
+/// # Errors
+/// The zstd encoder cannot be set up.
+pub fn tap<R: Read>(inner: R) -> io::Result<(Tap<R>, Recorder)> {
+    let state = Rc::new(RefCell::new(State::default()));
+    let out = zstd::stream::Encoder::new(Vec::new(), 3)?;
+    Ok((
+        Tap {
+            inner,
+            state: state.clone(),
+        },
+        Recorder { state, out },
+    ))
+}
+
+impl Recorder {
+    fn flush_raw(&mut self) -> io::Result<()> {
+        let raw = std::mem::take(&mut self.state.borrow_mut().raw);
+        for chunk in raw.chunks(u32::MAX as usize) {
+            self.out.write_all(b"R")?;
+            self.out.write_all(&(chunk.len() as u32).to_be_bytes())?;
+            self.out.write_all(chunk)?;
+        }
+        Ok(())
+    }
+
+    /// Marks `[start, start + len)` of the stream as file data about to be read.
+    ///
+    /// # Errors
+    /// Compression fails, or the stream was already read past `start` (the tar reader read
+    /// ahead, which it does not).
+    pub fn begin_payload(&mut self, start: u64, len: u64) -> io::Result<()> {
+        if self.state.borrow().pos > start {
+            return Err(io::Error::other(
+                "tar-split: stream read past the start of file data",
+            ));
+        }
+        self.state.borrow_mut().payload = Some((start, start + len));
+        self.flush_raw()
+    }
+
+    /// Records that the data just read is the content of object `checksum`.
+    ///
+    /// # Errors
+    /// Compression fails or `checksum` is not a SHA-256 hex string.
+    pub fn end_payload(&mut self, len: u64, checksum: &str) -> io::Result<()> {
+        let csum = hex::decode(checksum)
+            .ok()
+            .filter(|c| c.len() == 32)
+            .ok_or_else(|| io::Error::other("bad checksum"))?;
+        self.state.borrow_mut().payload = None;
+        self.flush_raw()?;
+        self.out.write_all(b"P")?;
+        self.out.write_all(&len.to_be_bytes())?;
+        self.out.write_all(&csum)
+    }
+
+    /// Ends the record stream (after the tar stream was read to its end).
+    ///
+    /// # Errors
+    /// Compression fails.
+    pub fn finish(mut self) -> io::Result<Vec<u8>> {
+        self.flush_raw()?;
+        self.out.finish()
+    }
+}
+
+/// Writes the uncompressed tar that `records` (from [`Recorder::finish`]) describe, taking
+/// file data from the content objects of `repo`.
+///
+/// # Errors
+/// The records are corrupt, an object is missing (pruned: only possible for a file that a
+/// later entry of the same layer replaced), or writing fails.
+pub fn rebuild(repo: &Repo, records: &[u8], out: &mut dyn Write) -> io::Result<u64> {
+    let mut r = zstd::stream::read::Decoder::new(records)?;
+    let mut written = 0u64;
+    let mut tag = [0u8; 1];
+    loop {
+        match r.read(&mut tag)? {
+            0 => return Ok(written),
+            _ => match tag[0] {
+                b'R' => {
+                    let mut len = [0u8; 4];
+                    r.read_exact(&mut len)?;
+                    let len = u32::from_be_bytes(len) as u64;
+                    let n = io::copy(&mut (&mut r).take(len), out)?;
+                    if n != len {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "tar-split: truncated record",
+                        ));
+                    }
+                    written += n;
+                }
+                b'P' => {
+                    let mut len = [0u8; 8];
+                    r.read_exact(&mut len)?;
+                    let len = u64::from_be_bytes(len);
+                    let mut csum = [0u8; 32];
+                    r.read_exact(&mut csum)?;
+                    let csum = hex::encode(csum);
+                    let (input, _, _) = repo
+                        .load_file(&csum, gio::Cancellable::NONE)
+                        .map_err(|e| io::Error::other(format!("tar-split: object {csum}: {e}")))?;
+                    let n = match input {
+                        Some(i) => io::copy(&mut i.into_read().take(len), out)?,
+                        None => 0,
+                    };
+                    if n != len {
+                        return Err(io::Error::other(format!(
+                            "tar-split: object {csum} has {n} bytes, expected {len}"
+                        )));
+                    }
+                    written += n;
+                }
+                other => {
+                    return Err(io::Error::other(format!(
+                        "tar-split: unknown record {other:#x}"
+                    )));
+                }
+            },
+        }
+    }
+}

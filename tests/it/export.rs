@@ -1,0 +1,198 @@
+//! Export of imported images: same config, byte-identical layer tars (diff_ids), checked
+//! with skopeo, umoci and oci-image-tool.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::util::*;
+
+fn json(p: &std::path::Path) -> Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+/// (manifest, config digest, layer descriptors) of LAYOUT:TAG.
+fn manifest_of(layout: &std::path::Path, tag: &str) -> (Value, String) {
+    let index = json(&layout.join("index.json"));
+    let desc = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
+        .unwrap_or_else(|| panic!("no tag {tag} in {index}"))
+        .clone();
+    let digest = desc["digest"].as_str().unwrap().to_string();
+    (
+        json(
+            &layout
+                .join("blobs/sha256")
+                .join(digest.trim_start_matches("sha256:")),
+        ),
+        digest,
+    )
+}
+
+fn blob(layout: &std::path::Path, digest: &str) -> Vec<u8> {
+    std::fs::read(
+        layout
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:")),
+    )
+    .unwrap()
+}
+
+/// Imports LAYOUT:TAG, exports it, and checks config, diff_ids and the unpacked tree.
+fn roundtrip(layout: &std::path::Path, tag: &str) -> (Repo, std::path::PathBuf, tempfile::TempDir) {
+    let repo = Repo::new();
+    repo.import(&Repo::oci(layout, tag), "img");
+    let tmp = tempdir();
+    let out = tmp.path().join("out");
+    let r = repo.ok(&["export", "img", &format!("oci:{}:exported", out.display())]);
+    assert!(r.stdout.contains("diff_ids identical"), "{r:?}");
+    let (orig, _) = manifest_of(layout, tag);
+    let (new, _) = manifest_of(&out, "exported");
+    assert_eq!(
+        new["config"]["digest"], orig["config"]["digest"],
+        "config must be byte-identical"
+    );
+    let config: Value =
+        serde_json::from_slice(&blob(&out, new["config"]["digest"].as_str().unwrap())).unwrap();
+    let diff_ids = config["rootfs"]["diff_ids"].as_array().unwrap();
+    for (l, diff_id) in new["layers"].as_array().unwrap().iter().zip(diff_ids) {
+        let data = blob(&out, l["digest"].as_str().unwrap());
+        let mut tar = Vec::new();
+        std::io::Read::read_to_end(
+            &mut ocitree::decompress::decompress(&data[..]).unwrap(),
+            &mut tar,
+        )
+        .unwrap();
+        assert_eq!(
+            sha256(&tar),
+            diff_id.as_str().unwrap(),
+            "layer tar is not byte-identical"
+        );
+    }
+    tools::require("skopeo");
+    tools::run(
+        Command::new("skopeo")
+            .arg("inspect")
+            .arg(format!("oci:{}:exported", out.display())),
+    );
+    tools::require("oci-image-tool");
+    let v = tools::run(
+        Command::new("oci-image-tool")
+            .args(["validate", "--type", "image", "--ref", "name=exported"])
+            .arg(&out),
+    );
+    assert!(
+        String::from_utf8_lossy(&v.stdout).contains("Validation succeeded"),
+        "{v:?}"
+    );
+    // umoci unpacks the export to the same tree as the original
+    let a = tools::umoci_unpack(layout, tag, &tmp.path().join("a"));
+    let b = tools::umoci_unpack(&out, "exported", &tmp.path().join("b"));
+    tree::assert_same(&b, &a);
+    (repo, out, tmp)
+}
+
+#[test]
+fn small_and_quirks_export_with_identical_diff_ids() {
+    let imgs = wild_images();
+    roundtrip(&imgs.join("small"), "latest");
+    roundtrip(&imgs.join("quirks"), "latest");
+}
+
+/// Uncompressed layers are rebuilt bit for bit, so every digest, manifest included, stays.
+#[test]
+fn uncompressed_image_keeps_its_manifest_digest() {
+    let tmp = tempdir();
+    let dir = tmp.path().join("img");
+    let entries = vec![
+        dir_meta("etc", 0o750, 0, 0, &[("user.x", b"1")]),
+        file("etc/a", b"a"),
+        hardlink("etc/b", "etc/a"),
+        symlink("l", "etc/a"),
+    ];
+    let mut l = Layout::new(&dir);
+    let m = l.image(
+        &[
+            Layer::with(tar_of(&entries), Comp::None, false),
+            Layer::with(tar_of(&[whiteout("etc/a")]), Comp::None, false),
+        ],
+        false,
+    );
+    l.add(m.clone(), Some("latest"), None);
+    let (repo, out, _t) = roundtrip(&dir, "latest");
+    let (_, digest) = manifest_of(&out, "exported");
+    assert_eq!(digest, m["digest"].as_str().unwrap());
+    // and the export imports back to the same tree, reusing every layer
+    let again = repo.import(&format!("oci:{}:exported", out.display()), "again");
+    assert_eq!(again.layers(), (0, 2));
+}
+
+/// Entries OSTree cannot hold (device nodes, FIFOs) come back from the tar-split.
+#[test]
+fn device_nodes_survive_export() {
+    let tmp = tempdir();
+    let dir = tmp.path().join("img");
+    Layout::single(
+        &dir,
+        &[Layer::new(&[
+            file("dev/keep", b"k"),
+            E::Char {
+                path: "dev/null".into(),
+                major: 1,
+                minor: 3,
+            },
+            E::Fifo {
+                path: "run/fifo".into(),
+            },
+        ])],
+    );
+    roundtrip(&dir, "latest");
+}
+
+#[test]
+fn export_to_archives() {
+    let imgs = wild_images();
+    let repo = Repo::new();
+    repo.import(&Repo::oci(&imgs.join("small"), "latest"), "small");
+    let tmp = tempdir();
+    let file = tmp.path().join("small.tar");
+    repo.ok(&[
+        "export",
+        "small",
+        &format!("oci-archive:{}:v1", file.display()),
+    ]);
+    tools::run(
+        Command::new("skopeo")
+            .arg("inspect")
+            .arg(format!("oci-archive:{}:v1", file.display())),
+    );
+    let out = repo
+        .cmd()
+        .args(["export", "small", "oci-archive:-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Manifest:"),
+        "summary goes to stderr"
+    );
+    let piped = tmp.path().join("piped.tar");
+    std::fs::write(&piped, &out.stdout).unwrap();
+    // the archive re-imports to the same tree
+    let fresh = Repo::new();
+    let a = fresh
+        .import(&format!("oci-archive:{}:v1", file.display()), "a")
+        .commit();
+    let b = fresh
+        .import(&format!("oci-archive:{}", piped.display()), "b")
+        .commit();
+    let ls = |c: &str| tools::ostree(&fresh.path, &["ls", "-R", "-C", c]);
+    assert_eq!(ls(&a), ls(&b));
+    assert_eq!(
+        ls(&a),
+        tools::ostree(&repo.path, &["ls", "-R", "-C", "ocitree/image/small"])
+    );
+}
