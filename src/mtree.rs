@@ -82,3 +82,91 @@ pub fn replace_with_file(dir: &MutableTree, name: &str, checksum: &str) -> Resul
     }
     dir.replace_file(name, checksum)
 }
+
+/// How many symlinks one path resolution may follow (Linux's limit).
+pub const MAX_SYMLINK_HOPS: usize = 40;
+
+/// Walks `rest` from the directory `start` (both relative to the root) and returns the path
+/// with every symlink met expanded, the way a path is resolved under `chroot`: absolute
+/// targets restart at the root and `..` stops at it, so the result never leaves the root.
+/// `symlink_at(prefix)` gives the target of a symlink at a resolved prefix, `None` for
+/// anything else (directories, files, missing paths, which are kept as they are).
+///
+/// # Security
+/// Symlink targets are untrusted data; nothing here touches the host filesystem.
+///
+/// # Errors
+/// `symlink_at`'s errors; `Ok(None)` after more than [`MAX_SYMLINK_HOPS`] symlinks.
+pub fn resolve_in_root<E>(
+    start: Vec<String>,
+    rest: impl IntoIterator<Item = String>,
+    mut symlink_at: impl FnMut(&[String]) -> Result<Option<String>, E>,
+) -> Result<Option<Vec<String>>, E> {
+    let mut out = start;
+    let mut rest: std::collections::VecDeque<String> = rest.into_iter().collect();
+    let mut hops = 0;
+    while let Some(c) = rest.pop_front() {
+        match c.as_str() {
+            "" | "." => continue,
+            ".." => {
+                out.pop();
+                continue;
+            }
+            _ => out.push(c),
+        }
+        if let Some(target) = symlink_at(&out)? {
+            hops += 1;
+            if hops > MAX_SYMLINK_HOPS {
+                return Ok(None);
+            }
+            out.pop();
+            if target.starts_with('/') {
+                out.clear();
+            }
+            for part in target.split('/').rev() {
+                rest.push_front(part.to_string());
+            }
+        }
+    }
+    Ok(Some(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(links: &[(&str, &str)], start: &[&str], path: &str) -> Option<String> {
+        let links: std::collections::HashMap<String, String> = links
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        let start = start.iter().map(|s| s.to_string()).collect();
+        let rest = path.split('/').map(String::from);
+        resolve_in_root::<()>(start, rest, |p| Ok(links.get(&p.join("/")).cloned()))
+            .unwrap()
+            .map(|v| v.join("/"))
+    }
+
+    #[test]
+    fn chroot_semantics() {
+        let links = [
+            ("lib", "usr/lib"),
+            ("abs", "/usr/share"),
+            ("up", "../../../usr"),
+            ("loop", "loop"),
+            ("usr/lib/rel", "../bin"),
+        ];
+        assert_eq!(resolve(&links, &[], "lib/x").as_deref(), Some("usr/lib/x"));
+        assert_eq!(
+            resolve(&links, &["opt"], "../abs/y").as_deref(),
+            Some("usr/share/y")
+        );
+        assert_eq!(resolve(&links, &[], "up/z").as_deref(), Some("usr/z"));
+        assert_eq!(
+            resolve(&links, &[], "lib/rel/sh").as_deref(),
+            Some("usr/bin/sh")
+        );
+        assert_eq!(resolve(&links, &[], "loop/x"), None);
+        assert_eq!(resolve(&links, &[], "../../etc").as_deref(), Some("etc"));
+    }
+}

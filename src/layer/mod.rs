@@ -12,7 +12,7 @@ pub mod stream;
 pub mod tarsplit;
 pub mod writer;
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 use std::io::{self, Read};
 
 use ostree::{MutableTree, Repo, glib};
@@ -20,8 +20,8 @@ use ostree::{MutableTree, Repo, glib};
 use crate::entries::whiteout::{self, Whiteout};
 use crate::entries::{self, Entry, EntryKind, path};
 use crate::error::LayerError;
+use crate::meta;
 use crate::mtree::{self, Node};
-use crate::{merge, meta};
 pub use skipped::{OnSpecial, Skipped};
 use writer::ObjectWriter;
 
@@ -168,35 +168,18 @@ impl<'r> LayerBuilder<'r> {
         if self.symlinks.is_empty() {
             return Ok(path.to_vec());
         }
-        let mut out: Vec<String> = Vec::new();
-        let mut rest: VecDeque<String> = parents.iter().cloned().collect();
-        let mut hops = 0;
-        while let Some(c) = rest.pop_front() {
-            match c.as_str() {
-                "" | "." => continue,
-                ".." => {
-                    out.pop();
-                    continue;
-                }
-                _ => {}
-            }
-            out.push(c);
-            let node =
-                mtree::get_path(&self.root, &out).map_err(ostree_err(path, "reading tree"))?;
-            if let Some(Node::File(csum)) = node
-                && let Some(target) = self.symlinks.get(&csum)
-                && hops < merge::apply::MAX_SYMLINK_HOPS
-            {
-                hops += 1;
-                out.pop();
-                if target.starts_with('/') {
-                    out.clear();
-                }
-                for part in target.split('/').rev() {
-                    rest.push_front(part.to_string());
-                }
-            }
-        }
+        let root = self.root.clone();
+        let resolved =
+            mtree::resolve_in_root(
+                Vec::new(),
+                parents.iter().cloned(),
+                |p| match mtree::get_path(&root, p).map_err(ostree_err(path, "reading tree"))? {
+                    Some(Node::File(csum)) => Ok(self.symlinks.get(&csum).cloned()),
+                    _ => Ok(None),
+                },
+            )?;
+        // A symlink loop: keep the path as written (its parents become directories).
+        let mut out = resolved.unwrap_or_else(|| parents.to_vec());
         out.push(name.clone());
         Ok(out)
     }

@@ -28,8 +28,7 @@ use crate::error::LayerError;
 use crate::merge::LayerTree;
 use crate::mtree::{self, Node};
 
-/// How many symlinks one path resolution may follow (Linux's limit).
-pub const MAX_SYMLINK_HOPS: usize = 40;
+pub use crate::mtree::MAX_SYMLINK_HOPS;
 
 type Dirtree = (Vec<(String, String)>, Vec<(String, String, String)>);
 
@@ -223,79 +222,42 @@ impl<'r> Merger<'r> {
     fn resolve_dir(
         &mut self,
         start: Vec<String>,
-        mut rest: VecDeque<String>,
+        rest: VecDeque<String>,
         for_path: &str,
     ) -> Result<(MutableTree, Vec<String>), LayerError> {
-        let dir_at = |root: &MutableTree, p: &[String]| -> Result<MutableTree, LayerError> {
-            match mtree::get_path(root, p).map_err(err(for_path, "reading merged tree"))? {
-                Some(Node::Dir(d)) => Ok(d),
-                _ => Err(LayerError::Ostree {
-                    path: for_path.to_string(),
-                    op: "resolving parent directory",
-                    cause: glib::Error::new(gio::IOErrorEnum::NotDirectory, "not a directory"),
-                }),
-            }
+        let fail = |code, msg: &str| LayerError::Ostree {
+            path: for_path.to_string(),
+            op: "resolving parent directory",
+            cause: glib::Error::new(code, msg),
         };
-        let mut resolved = start;
-        let mut cur = dir_at(&self.root, &resolved)?;
-        let mut hops = 0;
-        while let Some(c) = rest.pop_front() {
-            match c.as_str() {
-                "" | "." => continue,
-                ".." => {
-                    resolved.pop();
-                    cur = dir_at(&self.root, &resolved)?;
-                    continue;
-                }
-                _ => {}
-            }
-            match mtree::get(&cur, &c).map_err(err(for_path, "reading merged tree"))? {
-                Some(Node::Dir(d)) => {
-                    cur = d;
-                    resolved.push(c);
-                }
-                Some(Node::File(csum)) => {
-                    let Some(target) = self.symlink_target(&csum)? else {
-                        return Err(LayerError::Ostree {
-                            path: for_path.to_string(),
-                            op: "resolving parent directory",
-                            cause: glib::Error::new(
-                                gio::IOErrorEnum::NotDirectory,
-                                &format!(
-                                    "/{} is a file, not a directory",
-                                    join(&resolved.join("/"), &c)
-                                ),
-                            ),
-                        });
-                    };
-                    hops += 1;
-                    if hops > MAX_SYMLINK_HOPS {
-                        return Err(LayerError::Ostree {
-                            path: for_path.to_string(),
-                            op: "resolving parent directory",
-                            cause: glib::Error::new(
-                                gio::IOErrorEnum::TooManyLinks,
-                                "too many levels of symbolic links",
-                            ),
-                        });
-                    }
-                    if target.starts_with('/') {
-                        resolved.clear();
-                        cur = self.root.clone();
-                    }
-                    for part in target.split('/').rev() {
-                        rest.push_front(part.to_string());
-                    }
+        let root = self.root.clone();
+        let resolved = mtree::resolve_in_root(start, rest, |p| match mtree::get_path(&root, p) {
+            Ok(Some(Node::File(csum))) => self.symlink_target(&csum),
+            Ok(_) => Ok(None),
+            Err(e) => Err(err(for_path, "reading merged tree")(e)),
+        })?
+        .ok_or_else(|| {
+            fail(
+                gio::IOErrorEnum::TooManyLinks,
+                "too many levels of symbolic links",
+            )
+        })?;
+        let mut cur = root;
+        for (i, c) in resolved.iter().enumerate() {
+            cur = match mtree::get(&cur, c).map_err(err(for_path, "reading merged tree"))? {
+                Some(Node::Dir(d)) => d,
+                Some(Node::File(_)) => {
+                    let msg = format!("/{} is a file, not a directory", resolved[..=i].join("/"));
+                    return Err(fail(gio::IOErrorEnum::NotDirectory, &msg));
                 }
                 None => {
                     let d = cur
-                        .ensure_dir(&c)
+                        .ensure_dir(c)
                         .map_err(err(for_path, "creating directory"))?;
                     d.set_metadata_checksum(&self.default_meta);
-                    cur = d;
-                    resolved.push(c);
+                    d
                 }
-            }
+            };
         }
         Ok((cur, resolved))
     }
