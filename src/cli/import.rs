@@ -16,7 +16,7 @@ use ocitree::{ImportOptions, OnSpecial};
 /// Prints the image name, manifest digest, layer counts and the image commit checksum.
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    /// Image source: oci:DIR[:TAG|@DIGEST], oci-archive:FILE[:TAG|@DIGEST], or oci-archive:- for a tar of an OCI layout on standard input.
+    /// Image source: oci:DIR[:TAG|@DIGEST], oci-archive:FILE[:TAG|@DIGEST], docker-archive:FILE[:REFERENCE] (docker save format); FILE - reads the archive from standard input.
     #[arg(value_name = "SOURCE")]
     source: String,
     /// Local image name (default: the tag's full reference, else DIRNAME:TAG).

@@ -159,6 +159,11 @@ pub fn export_image(repo: &Repo, name: &str, dest: &SourceRef) -> Result<ExportR
         }
     };
     match dest {
+        SourceRef::DockerArchive { .. } => Err(Error::InvalidReference {
+            reference: dest.to_string(),
+            reason: "export to docker-archive is not supported yet; use oci: or oci-archive:"
+                .into(),
+        }),
         SourceRef::OciDir { path, .. } => write_layout(repo, name, path, tag),
         SourceRef::OciArchive { path, .. } => {
             let staging = tempfile::tempdir().map_err(io(Path::new("temporary directory")))?;

@@ -1,8 +1,10 @@
-//! Where manifests and blobs come from: OCI layout directories and OCI archives (files or
-//! standard input), behind one [`Source`] trait.
+//! Where manifests and blobs come from: OCI layout directories, OCI archives and docker
+//! archives (files or standard input), behind one [`Source`] trait.
 
+pub mod docker_archive;
 pub mod oci_archive;
 pub mod oci_dir;
+pub mod tar_index;
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -55,6 +57,14 @@ pub enum SourceRef {
         /// The archive, `None` for standard input.
         path: Option<PathBuf>,
         /// Which manifest.
+        selector: Selector,
+    },
+    /// `docker-archive:FILE[:REFERENCE]` (`docker save` format), `docker-archive:-` for
+    /// standard input.
+    DockerArchive {
+        /// The archive, `None` for standard input.
+        path: Option<PathBuf>,
+        /// Which image (by one of its `RepoTags`, or its tag alone).
         selector: Selector,
     },
 }
@@ -118,8 +128,12 @@ impl SourceRef {
                 path: (path != "-").then(|| path.into()),
                 selector,
             }),
+            "docker-archive" => Ok(SourceRef::DockerArchive {
+                path: (path != "-").then(|| path.into()),
+                selector,
+            }),
             other => Err(bad(&format!(
-                "unknown transport {other:?} (supported: oci, oci-archive)"
+                "unknown transport {other:?} (supported: oci, oci-archive, docker-archive)"
             ))),
         }
     }
@@ -127,7 +141,9 @@ impl SourceRef {
     /// Which manifest the reference selects.
     pub fn selector(&self) -> &Selector {
         match self {
-            SourceRef::OciDir { selector, .. } | SourceRef::OciArchive { selector, .. } => selector,
+            SourceRef::OciDir { selector, .. }
+            | SourceRef::OciArchive { selector, .. }
+            | SourceRef::DockerArchive { selector, .. } => selector,
         }
     }
 
@@ -135,7 +151,9 @@ impl SourceRef {
     pub fn base_name(&self) -> String {
         let path = match self {
             SourceRef::OciDir { path, .. } => Some(path),
-            SourceRef::OciArchive { path, .. } => path.as_ref(),
+            SourceRef::OciArchive { path, .. } | SourceRef::DockerArchive { path, .. } => {
+                path.as_ref()
+            }
         };
         path.and_then(|p| {
             let p = p.canonicalize().unwrap_or_else(|_| p.clone());
@@ -158,6 +176,12 @@ impl SourceRef {
             SourceRef::OciArchive { path: None, .. } => {
                 Ok(Box::new(oci_archive::OciArchive::from_stdin()?))
             }
+            SourceRef::DockerArchive { path: Some(p), .. } => {
+                Ok(Box::new(docker_archive::DockerArchive::open(p)?))
+            }
+            SourceRef::DockerArchive { path: None, .. } => {
+                Ok(Box::new(docker_archive::DockerArchive::from_stdin()?))
+            }
         }
     }
 }
@@ -166,6 +190,12 @@ impl std::fmt::Display for SourceRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let (transport, path, selector) = match self {
             SourceRef::OciDir { path, selector } => ("oci", path.display().to_string(), selector),
+            SourceRef::DockerArchive { path, selector } => (
+                "docker-archive",
+                path.as_ref()
+                    .map_or("-".into(), |p| p.display().to_string()),
+                selector,
+            ),
             SourceRef::OciArchive { path, selector } => (
                 "oci-archive",
                 path.as_ref()

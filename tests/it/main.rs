@@ -11,6 +11,8 @@ mod whiteouts;
 mod entries;
 // gzip (multi-member), zstd (multi-frame, skippable), none, docker media types, truncated tars.
 mod compression;
+// docker-archive import (archives written by skopeo).
+mod docker_archive;
 // Index resolution: tags, digests, nested indexes, platforms, ambiguity.
 mod index;
 // Bad input: every failure exits 2, names image and layer, and leaves the repo unchanged.
