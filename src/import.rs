@@ -185,6 +185,7 @@ pub fn import(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<I
     repo.transaction_set_ref(None, &refname::image_ref(&name), Some(&report.commit));
     txn.commit(gio::Cancellable::NONE)
         .map_err(Error::ostree("committing the transaction"))?;
+    crate::repo::refresh_summary(repo)?;
     Ok(report)
 }
 

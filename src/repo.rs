@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use ostree::gio::prelude::*;
 use ostree::{Repo, RepoMode, gio};
 
 use crate::error::{Error, Result};
@@ -94,4 +95,23 @@ pub fn write_tree_commit(
         gio::Cancellable::NONE,
     )?;
     Ok(commit.to_string())
+}
+
+/// Regenerates the repository summary when the repository is served to `ostree pull` clients:
+/// an `archive` repository, or any that already has a summary. Called after every change to
+/// refs, so a static HTTP server always offers the current refs.
+///
+/// # Errors
+/// libostree fails.
+pub fn refresh_summary(repo: &Repo) -> Result<()> {
+    let served = repo.mode() == RepoMode::Archive
+        || repo
+            .path()
+            .path()
+            .is_some_and(|p| p.join("summary").exists());
+    if served {
+        repo.regenerate_summary(None, gio::Cancellable::NONE)
+            .map_err(Error::ostree("updating the summary"))?;
+    }
+    Ok(())
 }

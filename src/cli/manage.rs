@@ -123,6 +123,7 @@ pub fn rm(repo_path: &Path, a: RmArgs) -> Result<()> {
         ostree::gio::Cancellable::NONE,
     )
     .with_context(|| format!("removing {}", a.name))?;
+    ocitree::repo::refresh_summary(&repo)?;
     println!("Removed {}", a.name);
     Ok(())
 }

@@ -46,6 +46,7 @@ pub fn prune(repo: &Repo) -> Result<PruneReport> {
     let (_, pruned, bytes) = repo
         .prune(RepoPruneFlags::REFS_ONLY, -1, gio::Cancellable::NONE)
         .map_err(Error::ostree("pruning objects"))?;
+    crate::repo::refresh_summary(repo)?;
     report.objects = pruned as u64;
     report.bytes = bytes;
     Ok(report)

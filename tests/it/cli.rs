@@ -260,3 +260,90 @@ fn interrupted_import_then_retry() {
     assert_eq!(repo.ok(&["cat", "x", "/d7/f7"]).stdout, "7");
     tools::fsck(&repo.path);
 }
+
+/// An archive repo written by ocitree, served by a static HTTP server on loopback, lets
+/// `ostree pull` fetch an image into a fresh repo with the identical commit.
+#[test]
+fn ostree_pull_from_an_archive_repo() {
+    tools::require("python3");
+    let tmp = tempdir();
+    let img = tmp.path().join("img");
+    Layout::single(
+        &img,
+        &[
+            Layer::new(&[file("etc/os", b"served\n"), symlink("l", "etc/os")]),
+            Layer::new(&[file("app", b"1")]),
+        ],
+    );
+    let repo = Repo::with_mode("archive");
+    let commit = repo.import(&Repo::oci(&img, "latest"), "served:1").commit();
+    // a free loopback port, then python's static file server on it (killed on drop)
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Kill(
+        Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                &port.to_string(),
+            ])
+            .current_dir(&repo.path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let client = tmp.path().join("client");
+    tools::run(
+        Command::new("ostree")
+            .arg(format!("--repo={}", client.display()))
+            .args(["init", "--mode=archive"]),
+    );
+    tools::ostree(
+        &client,
+        &[
+            "remote",
+            "add",
+            "--no-gpg-verify",
+            "origin",
+            &format!("http://127.0.0.1:{port}"),
+        ],
+    );
+    // the summary is current: the remote lists the image ref
+    let mut refs = String::new();
+    for _ in 0..50 {
+        let out = Command::new("ostree")
+            .arg(format!("--repo={}", client.display()))
+            .args(["remote", "refs", "origin"])
+            .output()
+            .unwrap();
+        refs = String::from_utf8_lossy(&out.stdout).into_owned();
+        if out.status.success() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(refs.contains("origin:ocitree/image/served_3A1"), "{refs}");
+    tools::ostree(&client, &["pull", "origin", "ocitree/image/served_3A1"]);
+    assert_eq!(
+        tools::ostree(&client, &["rev-parse", "origin:ocitree/image/served_3A1"]).trim(),
+        commit
+    );
+    tools::fsck(&client);
+    // removing the image updates the summary too
+    repo.ok(&["rm", "served:1"]);
+    let refs = tools::ostree(&client, &["remote", "refs", "origin"]);
+    assert!(!refs.contains("served"), "{refs}");
+}
