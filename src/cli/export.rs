@@ -17,7 +17,7 @@ pub struct ExportArgs {
     /// Image name.
     #[arg(value_name = "NAME")]
     name: String,
-    /// Destination: oci:DIR[:TAG], oci-archive:FILE[:TAG], or oci-archive:- for standard output.
+    /// Destination: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REFERENCE]; FILE - writes to standard output.
     #[arg(value_name = "DEST")]
     dest: String,
 }
@@ -28,19 +28,30 @@ pub fn run(repo_path: &Path, a: ExportArgs) -> Result<()> {
     let report = ocitree::export::export_image(&repo, &a.name, &dest)
         .with_context(|| format!("exporting {} to {dest}", a.name))?;
     // Standard output may be the archive itself: the summary goes to stderr then.
-    let to_stdout = matches!(dest, SourceRef::OciArchive { path: None, .. });
+    let to_stdout = matches!(
+        dest,
+        SourceRef::OciArchive { path: None, .. } | SourceRef::DockerArchive { path: None, .. }
+    );
+    let docker = matches!(dest, SourceRef::DockerArchive { .. });
     let mut lines = vec![
         format!("Image:    {}", a.name),
         format!("Manifest: {}", report.manifest_digest),
-        format!(
+    ];
+    if docker {
+        lines.push(format!(
+            "Layers:   {} (uncompressed tars, each digest = its diff_id)",
+            report.layers
+        ));
+    } else {
+        lines.push(format!(
             "Layers:   {} (diff_ids identical; {} recompressed with new blob digests)",
             report.layers, report.recompressed
-        ),
-    ];
-    if !report.manifest_unchanged {
-        lines.push(
-            "Note:     layer blob digests changed, so the manifest digest changed too".into(),
-        );
+        ));
+        if !report.manifest_unchanged {
+            lines.push(
+                "Note:     layer blob digests changed, so the manifest digest changed too".into(),
+            );
+        }
     }
     for l in lines {
         if to_stdout {

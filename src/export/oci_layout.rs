@@ -142,8 +142,8 @@ fn add_to_index(dir: &Path, mut desc: Value, tag: Option<&str>) -> Result<()> {
     .map_err(io(&path))
 }
 
-/// Exports image `name` to `dest` (`oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]` or
-/// `oci-archive:-`).
+/// Exports image `name` to `dest` (`oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`,
+/// `docker-archive:FILE[:REFERENCE]`; `-` for standard output).
 ///
 /// # Errors
 /// As [`write_layout`]; a digest selector in `dest` is refused.
@@ -159,11 +159,9 @@ pub fn export_image(repo: &Repo, name: &str, dest: &SourceRef) -> Result<ExportR
         }
     };
     match dest {
-        SourceRef::DockerArchive { .. } => Err(Error::InvalidReference {
-            reference: dest.to_string(),
-            reason: "export to docker-archive is not supported yet; use oci: or oci-archive:"
-                .into(),
-        }),
+        SourceRef::DockerArchive { path, .. } => {
+            crate::export::docker_archive::write_archive(repo, name, path.as_deref(), tag)
+        }
         SourceRef::OciDir { path, .. } => write_layout(repo, name, path, tag),
         SourceRef::OciArchive { path, .. } => {
             let staging = tempfile::tempdir().map_err(io(Path::new("temporary directory")))?;

@@ -1,4 +1,5 @@
-//! docker-archive (`docker save` format) import, with archives written by skopeo.
+//! docker-archive (`docker save` format): import of archives written by skopeo, export that
+//! skopeo reads.
 
 use std::process::Command;
 
@@ -83,4 +84,68 @@ fn corrupt_docker_archive_layer_is_rejected() {
     ]);
     assert!(err.contains("digest mismatch"), "{err}");
     snap.assert_unchanged(&repo.path);
+}
+
+/// Our docker archives: skopeo reads them (and converts them to the same tree umoci unpacks
+/// from the original), and they import back with every layer reused by diff_id.
+#[test]
+fn export_to_docker_archive() {
+    let tmp = tempdir();
+    let repo = Repo::new();
+    repo.import(
+        &Repo::oci(&wild_images().join("quirks"), "latest"),
+        "quirks",
+    );
+    let ours = tmp.path().join("ours.tar");
+    let r = repo.ok(&[
+        "export",
+        "quirks",
+        &format!("docker-archive:{}:example.com/quirks:v1", ours.display()),
+    ]);
+    assert!(r.stdout.contains("digest = its diff_id"), "{r:?}");
+    let inspect = tools::run(
+        Command::new("skopeo")
+            .arg("inspect")
+            .arg(format!("docker-archive:{}", ours.display())),
+    );
+    let layers: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    let inspected: Vec<&str> = layers["Layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    let info: serde_json::Value =
+        serde_json::from_str(&repo.ok(&["inspect", "quirks"]).stdout).unwrap();
+    let diff_ids: Vec<&str> = info["config"]["rootfs"]["diff_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert_eq!(inspected, diff_ids);
+    let converted = tmp.path().join("converted");
+    tools::run(
+        Command::new("skopeo")
+            .args(["copy", "-q"])
+            .arg(format!("docker-archive:{}", ours.display()))
+            .arg(format!("oci:{}:x", converted.display())),
+    );
+    let a = tools::umoci_unpack(&converted, "x", &tmp.path().join("a"));
+    let b = tools::umoci_unpack(
+        &wild_images().join("quirks"),
+        "latest",
+        &tmp.path().join("b"),
+    );
+    tree::assert_same(&a, &b);
+    let back = repo.import(&format!("docker-archive:{}", ours.display()), "back");
+    assert_eq!(back.layers(), (0, 5));
+    assert_eq!(back.field("Image"), "back");
+    let fresh = Repo::new();
+    let r = fresh.ok(&["import", &format!("docker-archive:{}", ours.display())]);
+    assert_eq!(r.field("Image"), "example.com/quirks:v1");
+    assert_eq!(
+        tools::ostree(&fresh.path, &["ls", "-R", "-C", &r.commit()]),
+        tools::ostree(&repo.path, &["ls", "-R", "-C", "ocitree/image/quirks"])
+    );
 }

@@ -11,7 +11,7 @@ mod whiteouts;
 mod entries;
 // gzip (multi-member), zstd (multi-frame, skippable), none, docker media types, truncated tars.
 mod compression;
-// docker-archive import (archives written by skopeo).
+// docker-archive import (archives written by skopeo) and export (read back by skopeo).
 mod docker_archive;
 // Index resolution: tags, digests, nested indexes, platforms, ambiguity.
 mod index;
