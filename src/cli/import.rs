@@ -59,3 +59,50 @@ pub fn run(repo_path: &Path, a: ImportArgs) -> Result<()> {
     println!("Commit:   {}", report.commit);
     Ok(())
 }
+
+/// Check an image source against the repository without importing: reads only the manifest
+/// and config, and lists which layers an import would read and how many bytes.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Image source, as for import.
+    #[arg(value_name = "SOURCE")]
+    source: String,
+    /// Local image name to compare with (default: as import derives it).
+    #[arg(value_name = "NAME")]
+    name: Option<String>,
+    /// Platform to pick from a multi-platform index, as os/arch[/variant] (default: this host's).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    platform: Option<String>,
+}
+
+pub fn check(repo_path: &Path, a: CheckArgs) -> Result<()> {
+    let source = SourceRef::parse(&a.source)?;
+    let mut opts = ImportOptions::new();
+    opts.name = a.name;
+    opts.platform = a.platform.as_deref().map(Platform::parse).transpose()?;
+    let repo = ocitree::repo::open_or_create(repo_path, ocitree::ostree::RepoMode::BareUser)?;
+    let r = ocitree::import::check(&repo, &source, &opts)
+        .with_context(|| format!("checking {source}"))?;
+    let missing = r.layers.iter().filter(|l| !l.present).count();
+    println!("Image:    {}", r.name);
+    println!("Manifest: {}", r.manifest_digest);
+    println!(
+        "Status:   {}",
+        if r.up_to_date {
+            "up to date"
+        } else {
+            "update available"
+        }
+    );
+    println!(
+        "Layers:   {} ({} present, {missing} to fetch, {} bytes)",
+        r.layers.len(),
+        r.layers.len() - missing,
+        r.bytes_to_fetch()
+    );
+    for l in &r.layers {
+        let state = if l.present { "present" } else { "fetch  " };
+        println!("  {state} {} {} bytes", l.digest, l.size);
+    }
+    Ok(())
+}

@@ -30,6 +30,7 @@ pub struct Cli {
 enum Command {
     Init(manage::InitArgs),
     Import(import::ImportArgs),
+    Check(import::CheckArgs),
     Export(export::ExportArgs),
     Images(manage::ImagesArgs),
     Inspect(manage::InspectArgs),
@@ -56,6 +57,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Init(a) => manage::init(&repo, a),
         Command::Import(a) => import::run(&repo, a),
+        Command::Check(a) => import::check(&repo, a),
         Command::Export(a) => export::run(&repo, a),
         Command::Images(a) => manage::images(&repo, a),
         Command::Inspect(a) => manage::inspect(&repo, a),

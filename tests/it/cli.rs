@@ -347,3 +347,55 @@ fn ostree_pull_from_an_archive_repo() {
     let refs = tools::ostree(&client, &["remote", "refs", "origin"]);
     assert!(!refs.contains("served"), "{refs}");
 }
+
+/// `check` reads the manifest and config only (the layer blobs can be gone) and writes nothing.
+#[test]
+fn check_lists_what_an_import_would_fetch() {
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample");
+    let repo = Repo::new();
+    repo.import(&Repo::oci(&sample, "v1"), "s");
+    let tmp = tempdir();
+    let copy = tmp.path().join("sample");
+    tools::run(Command::new("cp").arg("-a").arg(&sample).arg(&copy));
+    let v2: serde_json::Value = {
+        let idx: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(copy.join("index.json")).unwrap()).unwrap();
+        let d = idx["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == "v2")
+            .unwrap()["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:")
+            .to_string();
+        serde_json::from_slice(&std::fs::read(copy.join("blobs/sha256").join(d)).unwrap()).unwrap()
+    };
+    let layers = v2["layers"].as_array().unwrap();
+    for l in layers {
+        std::fs::remove_file(
+            copy.join("blobs/sha256")
+                .join(l["digest"].as_str().unwrap().trim_start_matches("sha256:")),
+        )
+        .unwrap();
+    }
+    let snap = repo.snapshot();
+    let out = repo.ok(&["check", &Repo::oci(&copy, "v2"), "s"]).stdout;
+    let last = layers.last().unwrap();
+    assert!(out.contains("Status:   update available"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "Layers:   3 (2 present, 1 to fetch, {} bytes)",
+            last["size"]
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("fetch   {}", last["digest"].as_str().unwrap())),
+        "{out}"
+    );
+    let same = repo.ok(&["check", &Repo::oci(&sample, "v1"), "s"]).stdout;
+    assert!(same.contains("Status:   up to date"), "{same}");
+    snap.assert_unchanged(&repo.path);
+}

@@ -1,20 +1,26 @@
 //! The import job: source → manifest → per-layer commits (reused when present) → merge →
-//! image commit + ref, all in one libostree transaction.
+//! image commit + ref, all in one libostree transaction. [`prepare`] does the first step
+//! alone, which is all an update check ([`check`]) needs.
+
+mod check;
+mod prepare;
+
+pub use check::{CheckReport, LayerStatus, check};
+pub use prepare::{Prepared, prepare, up_to_date};
 
 use std::collections::HashMap;
 
 use ostree::{Repo, gio};
 
-use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::image::{self, ImageInfo, ImageMeta, refs};
-use crate::layer::stream::{LayerBlob, import_layer};
+use crate::image::{self, ImageMeta, refs};
+use crate::layer::stream::import_layer;
 use crate::layer::{OnSpecial, Skipped};
 use crate::merge::{LayerTree, merge_layers};
 use crate::refname;
-use crate::resolve::{self, Resolved};
+use crate::resolve::Resolved;
 use crate::source::{Selector, SourceRef};
-use crate::spec::{Config, Platform, parse_rfc3339};
+use crate::spec::{Platform, parse_rfc3339};
 
 /// Options of [`import`].
 #[derive(Clone, Debug, Default)]
@@ -73,33 +79,16 @@ pub fn default_name(source: &SourceRef, resolved: &Resolved) -> String {
 /// # Errors
 /// Any [`Error`]; layer failures are [`Error::Layer`] naming image and layer.
 pub fn import(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<ImportReport> {
-    let image = source.to_string();
-    let mut src = source.open()?;
-    let resolved = resolve::resolve(
-        src.as_mut(),
-        &image,
-        source.selector(),
-        opts.platform.as_ref(),
-    )?;
-    let config_bytes = resolve::read_blob(src.as_mut(), &image, &resolved.manifest.config)?;
-    let config: Config =
-        serde_json::from_slice(&config_bytes).map_err(|e| Error::InvalidImage {
-            image: image.clone(),
-            reason: format!("config: {e}"),
-        })?;
-    let layers = layer_blobs(&image, &resolved, &config)?;
-    let name = opts
-        .name
-        .clone()
-        .unwrap_or_else(|| default_name(source, &resolved));
-    let invalid = |reason: String| Error::InvalidImage {
-        image: image.clone(),
-        reason,
-    };
-    let manifest_str = String::from_utf8(resolved.bytes.clone())
-        .map_err(|_| invalid("manifest is not UTF-8".into()))?;
-    let config_str =
-        String::from_utf8(config_bytes).map_err(|_| invalid("config is not UTF-8".into()))?;
+    let Prepared {
+        image,
+        mut src,
+        resolved,
+        config,
+        config_str,
+        manifest_str,
+        layers,
+        name,
+    } = prepare(source, opts)?;
     let mut report = ImportReport {
         name: name.clone(),
         manifest_digest: resolved.digest.to_string(),
@@ -110,15 +99,7 @@ pub fn import(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<I
     };
 
     // Same manifest under the same name already: nothing to read, nothing to write.
-    if let Some(commit) = refs::resolve(repo, &refname::image_ref(&name))?
-        && let Ok(info) = ImageInfo::load_commit(repo, &name, &commit)
-        && info.manifest_digest == report.manifest_digest
-        && info.config == config_str
-        && info
-            .layers
-            .iter()
-            .all(|l| refs::resolve(repo, &refname::blob_ref(l)).is_ok_and(|c| c.is_some()))
-    {
+    if let Some(commit) = up_to_date(repo, &name, &report.manifest_digest, &config_str)? {
         report.commit = commit;
         report.layers_reused = layers.len();
         return Ok(report);
@@ -187,32 +168,4 @@ pub fn import(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<I
         .map_err(Error::ostree("committing the transaction"))?;
     crate::repo::refresh_summary(repo)?;
     Ok(report)
-}
-
-/// Pairs the manifest's layer descriptors with the config's diff_ids, validating both.
-fn layer_blobs(image: &str, resolved: &Resolved, config: &Config) -> Result<Vec<LayerBlob>> {
-    let descs = &resolved.manifest.layers;
-    let diff_ids = &config.rootfs.diff_ids;
-    if descs.len() != diff_ids.len() {
-        return Err(Error::InvalidImage {
-            image: image.to_string(),
-            reason: format!(
-                "manifest lists {} layers but the config has {} diff_ids",
-                descs.len(),
-                diff_ids.len()
-            ),
-        });
-    }
-    descs
-        .iter()
-        .zip(diff_ids)
-        .map(|(d, id)| {
-            Ok(LayerBlob {
-                digest: d.digest()?,
-                size: d.size,
-                diff_id: Digest::parse(id)?,
-                media_type: d.media_type.clone(),
-            })
-        })
-        .collect()
 }

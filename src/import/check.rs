@@ -1,0 +1,72 @@
+//! Update check: what an import would read, from the manifest and config alone.
+
+use ostree::Repo;
+
+use crate::error::Result;
+use crate::image::refs;
+use crate::import::{ImportOptions, prepare, up_to_date};
+use crate::source::SourceRef;
+
+/// One layer of a checked image.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct LayerStatus {
+    /// Blob digest.
+    pub digest: String,
+    /// diff_id.
+    pub diff_id: String,
+    /// Blob size in bytes.
+    pub size: u64,
+    /// Whether the repo has it already (by blob digest or diff_id): it would not be read.
+    pub present: bool,
+}
+
+/// What [`check`] found.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct CheckReport {
+    /// The local image name.
+    pub name: String,
+    /// The source's manifest digest.
+    pub manifest_digest: String,
+    /// The image already is this manifest: an import would do nothing.
+    pub up_to_date: bool,
+    /// Every layer, base first.
+    pub layers: Vec<LayerStatus>,
+}
+
+impl CheckReport {
+    /// Bytes an import would read: the sizes of the layers not present.
+    pub fn bytes_to_fetch(&self) -> u64 {
+        self.layers
+            .iter()
+            .filter(|l| !l.present)
+            .map(|l| l.size)
+            .sum()
+    }
+}
+
+/// Reads only the manifest and config of `source` and reports which layers an import would
+/// read. Writes nothing.
+///
+/// # Errors
+/// As [`prepare`].
+pub fn check(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<CheckReport> {
+    let p = prepare(source, opts)?;
+    let mut layers = Vec::with_capacity(p.layers.len());
+    for l in &p.layers {
+        layers.push(LayerStatus {
+            digest: l.digest.to_string(),
+            diff_id: l.diff_id.to_string(),
+            size: l.size,
+            present: refs::find_layer(repo, &l.digest, &l.diff_id)?.is_some(),
+        });
+    }
+    let manifest_digest = p.resolved.digest.to_string();
+    Ok(CheckReport {
+        up_to_date: up_to_date(repo, &p.name, &manifest_digest, &p.config_str)?.is_some(),
+        name: p.name,
+        manifest_digest,
+        layers,
+    })
+}
