@@ -16,6 +16,16 @@ use ocitree::{ImportOptions, OnSpecial};
 /// Prints the image name, manifest digest, layer counts and the image commit checksum.
 #[derive(Debug, Args)]
 pub struct ImportArgs {
+    #[command(flatten)]
+    image: SourceArgs,
+    /// Fail on entries OSTree cannot store (device nodes, FIFOs) instead of skipping them with a warning.
+    #[arg(long)]
+    strict: bool,
+}
+
+/// The image to read and the name to give it: shared by import and check.
+#[derive(Debug, Args)]
+struct SourceArgs {
     /// Image source: oci:DIR[:TAG|@DIGEST], oci-archive:FILE[:TAG|@DIGEST], docker-archive:FILE[:REFERENCE] (docker save format); FILE - reads the archive from standard input.
     #[arg(value_name = "SOURCE")]
     source: String,
@@ -25,16 +35,20 @@ pub struct ImportArgs {
     /// Platform to pick from a multi-platform index, as os/arch[/variant] (default: this host's).
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     platform: Option<String>,
-    /// Fail on entries OSTree cannot store (device nodes, FIFOs) instead of skipping them with a warning.
-    #[arg(long)]
-    strict: bool,
+}
+
+impl SourceArgs {
+    fn parse(self) -> Result<(SourceRef, ImportOptions)> {
+        let source = SourceRef::parse(&self.source)?;
+        let mut opts = ImportOptions::new();
+        opts.name = self.name;
+        opts.platform = self.platform.as_deref().map(Platform::parse).transpose()?;
+        Ok((source, opts))
+    }
 }
 
 pub fn run(repo_path: &Path, a: ImportArgs) -> Result<()> {
-    let source = SourceRef::parse(&a.source)?;
-    let mut opts = ImportOptions::new();
-    opts.name = a.name;
-    opts.platform = a.platform.as_deref().map(Platform::parse).transpose()?;
+    let (source, mut opts) = a.image.parse()?;
     opts.on_special = if a.strict {
         OnSpecial::Fail
     } else {
@@ -64,22 +78,12 @@ pub fn run(repo_path: &Path, a: ImportArgs) -> Result<()> {
 /// and config, and lists which layers an import would read and how many bytes.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Image source, as for import.
-    #[arg(value_name = "SOURCE")]
-    source: String,
-    /// Local image name to compare with (default: as import derives it).
-    #[arg(value_name = "NAME")]
-    name: Option<String>,
-    /// Platform to pick from a multi-platform index, as os/arch[/variant] (default: this host's).
-    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
-    platform: Option<String>,
+    #[command(flatten)]
+    image: SourceArgs,
 }
 
 pub fn check(repo_path: &Path, a: CheckArgs) -> Result<()> {
-    let source = SourceRef::parse(&a.source)?;
-    let mut opts = ImportOptions::new();
-    opts.name = a.name;
-    opts.platform = a.platform.as_deref().map(Platform::parse).transpose()?;
+    let (source, opts) = a.image.parse()?;
     let repo = ocitree::repo::open_or_create(repo_path, ocitree::ostree::RepoMode::BareUser)?;
     let r = ocitree::import::check(&repo, &source, &opts)
         .with_context(|| format!("checking {source}"))?;
