@@ -1,6 +1,6 @@
 //! Layer commits → the merged image tree, built at the tree level without a checkout.
 //!
-//! The merged tree starts empty; each layer is applied in order by [`apply::apply_layer`].
+//! The merged tree starts empty; each layer is applied in order by [`apply::Merger::apply_layer`].
 //! Subtrees that a layer adds wholesale (nothing below them in the lower layers, no whiteouts
 //! or lower-layer hardlinks inside) are grafted by checksum with
 //! [`ostree::MutableTree::fill_empty_from_dirtree`] and never walked, so the cost of a merge
