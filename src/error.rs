@@ -63,6 +63,23 @@ pub enum Error {
         /// The underlying error.
         cause: std::io::Error,
     },
+    /// A registry request failed (after retries), or the registry answered something
+    /// unexpected.
+    #[error("{url}: {reason}")]
+    Registry {
+        /// The URL requested (never with credentials).
+        url: String,
+        /// What went wrong: HTTP status and the registry's error message, or the I/O error.
+        reason: String,
+    },
+    /// The registry refused access: no credentials, wrong credentials, or no permission.
+    #[error("{registry}: authentication failed: {reason}")]
+    Unauthorized {
+        /// `host[:port]` of the registry.
+        registry: String,
+        /// The registry's answer and what to do about it.
+        reason: String,
+    },
     /// A libostree operation failed.
     #[error("{op}: {cause}")]
     Ostree {

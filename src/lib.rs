@@ -7,7 +7,7 @@
 //! ## Data flow
 //!
 //! ```text
-//! import:  source (oci dir | oci-archive | stdin)              source::
+//! import:  source (oci dir | oci-archive | registry | stdin)   source::, registry::
 //!            -> index -> manifest (tag, digest, platform)      resolve
 //!            -> per layer, one pass, two threads:
 //!               blob -> digest + size check                    blob::VerifiedReader
@@ -45,6 +45,7 @@ pub mod merge;
 pub mod meta;
 pub mod mtree;
 pub mod refname;
+pub mod registry;
 pub mod repo;
 pub mod resolve;
 pub mod source;

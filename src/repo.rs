@@ -115,3 +115,12 @@ pub fn refresh_summary(repo: &Repo) -> Result<()> {
     }
     Ok(())
 }
+
+/// Where registry pulls spool blobs while they download: `REPO/tmp/ocitree-blobs` (partial
+/// downloads stay there to be resumed; `ocitree prune` empties it).
+pub fn blob_spool_dir(repo: &Repo) -> PathBuf {
+    repo.path()
+        .path()
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("tmp/ocitree-blobs")
+}

@@ -26,15 +26,17 @@ pub struct ImportArgs {
 /// The image to read and the name to give it: shared by import and check.
 #[derive(Debug, Args)]
 struct SourceArgs {
-    /// Image source: oci:DIR[:TAG|@DIGEST], oci-archive:FILE[:TAG|@DIGEST], docker-archive:FILE[:REFERENCE] (docker save format); FILE - reads the archive from standard input.
+    /// Image source: oci:DIR[:TAG|@DIGEST], oci-archive:FILE[:TAG|@DIGEST], docker-archive:FILE[:REFERENCE] (docker save format), docker://HOST[:PORT]/REPO[:TAG|@DIGEST] (a registry); FILE - reads the archive from standard input.
     #[arg(value_name = "SOURCE")]
     source: String,
-    /// Local image name (default: the tag's full reference, else DIRNAME:TAG).
+    /// Local image name (default: the registry reference, or the tag's full reference, else DIRNAME:TAG).
     #[arg(value_name = "NAME")]
     name: Option<String>,
     /// Platform to pick from a multi-platform index, as os/arch[/variant] (default: this host's).
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     platform: Option<String>,
+    #[command(flatten)]
+    registry: super::registry::RegistryArgs,
 }
 
 impl SourceArgs {
@@ -43,6 +45,7 @@ impl SourceArgs {
         let mut opts = ImportOptions::new();
         opts.name = self.name;
         opts.platform = self.platform.as_deref().map(Platform::parse).transpose()?;
+        opts.registry = self.registry.options()?;
         Ok((source, opts))
     }
 }

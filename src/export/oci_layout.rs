@@ -159,6 +159,10 @@ pub fn export_image(repo: &Repo, name: &str, dest: &SourceRef) -> Result<ExportR
         }
     };
     match dest {
+        SourceRef::Registry(_) => Err(Error::InvalidReference {
+            reference: dest.to_string(),
+            reason: "pushing to a registry is not supported yet".into(),
+        }),
         SourceRef::DockerArchive { path, .. } => {
             crate::export::docker_archive::write_archive(repo, name, path.as_deref(), tag)
         }

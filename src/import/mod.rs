@@ -32,6 +32,8 @@ pub struct ImportOptions {
     pub platform: Option<Platform>,
     /// What to do with device nodes and FIFOs.
     pub on_special: OnSpecial,
+    /// How to reach a registry source (credentials, TLS, timeouts).
+    pub registry: crate::registry::RegistryOptions,
 }
 
 impl ImportOptions {
@@ -108,6 +110,14 @@ pub fn import(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<I
     let txn = repo
         .auto_transaction(gio::Cancellable::NONE)
         .map_err(Error::ostree("starting a transaction"))?;
+    // Let a remote source download the layers we lack while earlier ones are imported.
+    let mut missing = Vec::new();
+    for l in &layers {
+        if refs::find_layer(repo, &l.digest, &l.diff_id)?.is_none() {
+            missing.push((l.digest.clone(), l.size));
+        }
+    }
+    src.prefetch(&missing, &crate::repo::blob_spool_dir(repo))?;
     let mut commits: HashMap<String, String> = HashMap::new();
     let mut trees = Vec::with_capacity(layers.len());
     for layer in &layers {

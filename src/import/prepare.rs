@@ -42,7 +42,7 @@ pub struct Prepared {
 /// invalid or do not match their digests.
 pub fn prepare(source: &SourceRef, opts: &ImportOptions) -> Result<Prepared> {
     let image = source.to_string();
-    let mut src = source.open()?;
+    let mut src = source.open_with(&opts.registry)?;
     let resolved = resolve::resolve(
         src.as_mut(),
         &image,

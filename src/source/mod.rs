@@ -1,16 +1,18 @@
 //! Where manifests and blobs come from: OCI layout directories, OCI archives and docker
-//! archives (files or standard input), behind one [`Source`] trait.
+//! archives (files or standard input), and registries, behind one [`Source`] trait.
 
 pub mod docker_archive;
 pub mod oci_archive;
 pub mod oci_dir;
+pub mod registry;
 pub mod tar_index;
 
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::registry::{ImageReference, RegistryOptions};
 
 /// A readable blob stream; `Send` so that decompression can run on its own thread.
 pub type BlobReader = Box<dyn Read + Send>;
@@ -29,6 +31,17 @@ pub trait Source: std::fmt::Debug {
     /// # Errors
     /// [`Error::NotFound`] when the layout has no such blob.
     fn open_blob(&mut self, digest: &Digest) -> Result<BlobReader>;
+
+    /// Announces the blobs an import will open, in order, so that a remote source can start
+    /// downloading them (into `spool`, a directory it may create) while earlier ones are
+    /// imported. Local sources ignore it.
+    ///
+    /// # Errors
+    /// The downloads cannot be started.
+    fn prefetch(&mut self, blobs: &[(Digest, u64)], spool: &Path) -> Result<()> {
+        let _ = (blobs, spool);
+        Ok(())
+    }
 }
 
 /// Which manifest of a layout to take.
@@ -67,6 +80,8 @@ pub enum SourceRef {
         /// Which image (by one of its `RepoTags`, or its tag alone).
         selector: Selector,
     },
+    /// `docker://HOST[:PORT]/REPO[:TAG|@DIGEST]`: a registry repository.
+    Registry(ImageReference),
 }
 
 fn split_selector(full: &str, rest: &str) -> Result<(String, Selector)> {
@@ -112,9 +127,12 @@ impl SourceRef {
             reference: s.to_string(),
             reason: reason.to_string(),
         };
-        let (transport, rest) = s
-            .split_once(':')
-            .ok_or_else(|| bad("expected TRANSPORT:PATH, with transport oci or oci-archive"))?;
+        if let Some(rest) = s.strip_prefix("docker://") {
+            return Ok(SourceRef::Registry(ImageReference::parse(rest)?));
+        }
+        let (transport, rest) = s.split_once(':').ok_or_else(|| {
+            bad("expected TRANSPORT:PATH (oci, oci-archive, docker-archive) or docker://REFERENCE")
+        })?;
         let (path, selector) = split_selector(s, rest)?;
         if path.is_empty() {
             return Err(bad("empty path"));
@@ -133,7 +151,7 @@ impl SourceRef {
                 selector,
             }),
             other => Err(bad(&format!(
-                "unknown transport {other:?} (supported: oci, oci-archive, docker-archive)"
+                "unknown transport {other:?} (supported: oci, oci-archive, docker-archive, docker://)"
             ))),
         }
     }
@@ -144,6 +162,8 @@ impl SourceRef {
             SourceRef::OciDir { selector, .. }
             | SourceRef::OciArchive { selector, .. }
             | SourceRef::DockerArchive { selector, .. } => selector,
+            // The registry source's index holds just the manifest the reference names.
+            SourceRef::Registry(_) => &Selector::Default,
         }
     }
 
@@ -154,6 +174,14 @@ impl SourceRef {
             SourceRef::OciArchive { path, .. } | SourceRef::DockerArchive { path, .. } => {
                 path.as_ref()
             }
+            SourceRef::Registry(r) => {
+                return r
+                    .repository
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or("image")
+                    .to_string();
+            }
         };
         path.and_then(|p| {
             let p = p.canonicalize().unwrap_or_else(|_| p.clone());
@@ -163,12 +191,21 @@ impl SourceRef {
         .unwrap_or_else(|| "image".to_string())
     }
 
-    /// Opens the source.
+    /// Opens the source (a registry with default [`RegistryOptions`]).
     ///
     /// # Errors
     /// The directory or archive cannot be opened or read.
     pub fn open(&self) -> Result<Box<dyn Source>> {
+        self.open_with(&RegistryOptions::default())
+    }
+
+    /// Opens the source; `registry` says how to reach a registry.
+    ///
+    /// # Errors
+    /// The directory or archive cannot be opened or read, or an auth file is malformed.
+    pub fn open_with(&self, registry: &RegistryOptions) -> Result<Box<dyn Source>> {
         match self {
+            SourceRef::Registry(r) => Ok(Box::new(registry::Registry::open(r, registry)?)),
             SourceRef::OciDir { path, .. } => Ok(Box::new(oci_dir::OciDir::open(path)?)),
             SourceRef::OciArchive { path: Some(p), .. } => {
                 Ok(Box::new(oci_archive::OciArchive::open(p)?))
@@ -189,6 +226,7 @@ impl SourceRef {
 impl std::fmt::Display for SourceRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let (transport, path, selector) = match self {
+            SourceRef::Registry(r) => return write!(f, "docker://{r}"),
             SourceRef::OciDir { path, selector } => ("oci", path.display().to_string(), selector),
             SourceRef::DockerArchive { path, selector } => (
                 "docker-archive",
@@ -241,6 +279,10 @@ mod tests {
             }
         );
         assert!(SourceRef::parse("docker-daemon:x").is_err());
+        let r = SourceRef::parse("docker://127.0.0.1:5000/a/b:1").unwrap();
+        assert_eq!(r.to_string(), "docker://127.0.0.1:5000/a/b:1");
+        assert_eq!(r.base_name(), "b");
+        assert!(SourceRef::parse("docker://UP/x").is_err());
         assert!(SourceRef::parse("oci:").is_err());
         assert!(SourceRef::parse("oci:dir@sha256:nothex").is_err());
     }

@@ -1,0 +1,40 @@
+//! Registry flags shared by `import`, `check` and `export`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::{ArgAction, Args};
+use ocitree::registry::{Credentials, RegistryOptions, Tls};
+
+/// How to reach a registry (used by docker:// sources and destinations only).
+#[derive(Debug, Args)]
+pub struct RegistryArgs {
+    /// Registry credentials, overriding every auth file.
+    #[arg(long, value_name = "USER:PASS")]
+    creds: Option<String>,
+    /// Read credentials from this auth file only (default: $REGISTRY_AUTH_FILE, then $XDG_RUNTIME_DIR/containers/auth.json, then ~/.docker/config.json).
+    #[arg(long, value_name = "PATH")]
+    authfile: Option<PathBuf>,
+    /// Use HTTPS and verify the registry's certificate; false talks plain HTTP (loopback test registries).
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = ArgAction::Set)]
+    tls_verify: bool,
+    /// Connect timeout, and the longest a registry may stay silent during a request, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    timeout: u64,
+}
+
+impl RegistryArgs {
+    pub fn options(&self) -> Result<RegistryOptions> {
+        let mut o = RegistryOptions::new();
+        o.creds = self.creds.as_deref().map(Credentials::parse).transpose()?;
+        o.auth_file = self.authfile.clone();
+        o.tls = if self.tls_verify {
+            Tls::Verify
+        } else {
+            Tls::PlainHttp
+        };
+        o.timeout = Duration::from_secs(self.timeout.max(1));
+        Ok(o)
+    }
+}

@@ -1,0 +1,445 @@
+//! The HTTP side of the distribution API: one [`Client`] per registry repository, holding the
+//! connection pool and the current authorization, with timeouts on every request and retries
+//! with backoff on transient failures.
+
+use std::io::Read;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use ureq::http::{self, Response};
+use ureq::{Agent, Body, SendBody};
+
+use crate::error::{Error, Result};
+use crate::registry::auth::{self, Challenge, Credentials};
+use crate::registry::reference::ImageReference;
+use crate::registry::{RegistryOptions, Tls};
+
+/// How often a request is tried when it fails transiently (connection reset, timeout, 5xx, 429).
+pub(crate) const ATTEMPTS: u32 = 5;
+
+/// Largest error body read to report a registry's message.
+const ERROR_BODY_LIMIT: u64 = 64 << 10;
+
+/// The access a client asks for: `pull`, or `pull,push`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Read only.
+    Pull,
+    /// Read and write.
+    Push,
+}
+
+/// A request body that can be produced again for a retry.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Payload<'a> {
+    /// No body.
+    Empty,
+    /// Bytes in memory (manifests, chunks).
+    Bytes(&'a [u8]),
+    /// A whole file, streamed.
+    File(&'a std::path::Path),
+}
+
+/// A client for one repository of one registry.
+#[derive(Debug)]
+pub struct Client {
+    agent: Agent,
+    base: String,
+    reference: ImageReference,
+    creds: Option<Credentials>,
+    access: Access,
+    /// The `Authorization` header value in force, once a challenge was answered.
+    authorization: Mutex<Option<String>>,
+    /// Extra repositories the token must grant `pull` on (cross-repository mounts).
+    extra_scopes: Mutex<Vec<String>>,
+}
+
+/// Whether a ureq error is worth retrying.
+fn transient(e: &ureq::Error) -> bool {
+    use std::io::ErrorKind as K;
+    match e {
+        // TLS failures come as InvalidData and the like: retrying cannot help.
+        ureq::Error::Io(io) => matches!(
+            io.kind(),
+            K::ConnectionReset
+                | K::ConnectionAborted
+                | K::ConnectionRefused
+                | K::BrokenPipe
+                | K::TimedOut
+                | K::UnexpectedEof
+                | K::Interrupted
+                | K::WouldBlock
+        ),
+        ureq::Error::Timeout(_) | ureq::Error::ConnectionFailed | ureq::Error::Protocol(_) => true,
+        _ => false,
+    }
+}
+
+/// The backoff before attempt `n` (1-based): 0.25 s, 0.5 s, 1 s, 2 s…
+pub(crate) fn backoff(n: u32) -> Duration {
+    Duration::from_millis(250 << n.saturating_sub(1).min(5))
+}
+
+impl Client {
+    /// A client for `reference`'s repository, looking credentials up as [`auth`] describes.
+    ///
+    /// # Errors
+    /// An auth file is unreadable or malformed.
+    pub fn new(
+        reference: &ImageReference,
+        opts: &RegistryOptions,
+        access: Access,
+    ) -> Result<Client> {
+        let files = match &opts.auth_file {
+            Some(f) => vec![f.clone()],
+            None => auth::default_auth_files(),
+        };
+        let creds = auth::lookup(opts.creds.as_ref(), &files, reference)?;
+        let t = Some(opts.timeout);
+        let agent: Agent = Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(t)
+            .timeout_send_request(t)
+            .timeout_recv_response(t)
+            .timeout_per_read(t)
+            .timeout_per_write(t)
+            .user_agent(format!("ocitree/{}", env!("CARGO_PKG_VERSION")))
+            .max_redirects(10)
+            .build()
+            .into();
+        let scheme = match opts.tls {
+            Tls::Verify => "https",
+            Tls::PlainHttp => "http",
+        };
+        Ok(Client {
+            agent,
+            base: format!("{scheme}://{}", reference.api_host()),
+            reference: reference.clone(),
+            creds,
+            access,
+            authorization: Mutex::new(None),
+            extra_scopes: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The reference this client was made for.
+    pub fn reference(&self) -> &ImageReference {
+        &self.reference
+    }
+
+    /// `BASE/v2/REPO/SUFFIX` (`suffix` starts with `/`).
+    pub(crate) fn url(&self, suffix: &str) -> String {
+        format!("{}/v2/{}{suffix}", self.base, self.reference.repository)
+    }
+
+    /// Resolves a `Location` header (absolute, or a path on the registry).
+    pub(crate) fn absolute(&self, location: &str) -> String {
+        if location.starts_with("http://") || location.starts_with("https://") {
+            location.to_string()
+        } else {
+            format!("{}{location}", self.base)
+        }
+    }
+
+    /// Asks the token for `pull` on another repository too (for mounts from it).
+    pub(crate) fn add_pull_scope(&self, repository: &str) {
+        let scope = format!("repository:{repository}:pull");
+        let mut s = self
+            .extra_scopes
+            .lock()
+            .expect("lock poisoned only by a panic");
+        if !s.contains(&scope) {
+            s.push(scope);
+            // the next request gets a challenge and a token with the new scope
+            *self
+                .authorization
+                .lock()
+                .expect("lock poisoned only by a panic") = None;
+        }
+    }
+
+    fn send_once(
+        &self,
+        method: &http::Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        payload: Payload<'_>,
+    ) -> std::result::Result<Response<Body>, ureq::Error> {
+        let mut b = http::Request::builder().method(method.clone()).uri(url);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        if let Some(a) = self
+            .authorization
+            .lock()
+            .expect("lock poisoned only by a panic")
+            .as_deref()
+        {
+            b = b.header("Authorization", a);
+        }
+        let body = match payload {
+            Payload::Empty => {
+                if *method == http::Method::PUT
+                    || *method == http::Method::POST
+                    || *method == http::Method::PATCH
+                {
+                    b = b.header("Content-Length", "0");
+                }
+                SendBody::none()
+            }
+            Payload::Bytes(bytes) => {
+                b = b.header("Content-Length", bytes.len().to_string());
+                SendBody::from_owned_reader(std::io::Cursor::new(bytes.to_vec()))
+            }
+            Payload::File(p) => {
+                let f = std::fs::File::open(p).map_err(ureq::Error::Io)?;
+                let len = f.metadata().map_err(ureq::Error::Io)?.len();
+                b = b.header("Content-Length", len.to_string());
+                SendBody::from_owned_reader(f)
+            }
+        };
+        let req = b.body(body).map_err(ureq::Error::Http)?;
+        self.agent.run(req)
+    }
+
+    /// Sends a request, answering an authentication challenge once and retrying transient
+    /// failures with backoff. Returns whatever status the registry finally answered.
+    ///
+    /// # Errors
+    /// [`Error::Registry`] when every attempt failed; [`Error::Unauthorized`] when a challenge
+    /// cannot be answered.
+    pub(crate) fn send(
+        &self,
+        method: http::Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        payload: Payload<'_>,
+    ) -> Result<Response<Body>> {
+        let mut authenticated = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.send_once(&method, url, headers, payload) {
+                Ok(resp) if resp.status() == 401 && !authenticated => {
+                    authenticated = true;
+                    attempt -= 1;
+                    self.authenticate(url, resp)?;
+                }
+                Ok(resp)
+                    if (resp.status().is_server_error() || resp.status() == 429)
+                        && attempt < ATTEMPTS =>
+                {
+                    std::thread::sleep(backoff(attempt));
+                }
+                Ok(resp) => return Ok(resp),
+                Err(e) if transient(&e) && attempt < ATTEMPTS => {
+                    std::thread::sleep(backoff(attempt));
+                }
+                Err(e) => {
+                    return Err(Error::Registry {
+                        url: url.to_string(),
+                        reason: format!("{method} failed after {attempt} attempts: {e}"),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Answers a 401 challenge: remembers Basic credentials or fetches a Bearer token.
+    fn authenticate(&self, url: &str, resp: Response<Body>) -> Result<()> {
+        let registry = self.reference.registry.clone();
+        let unauthorized = |reason: String| Error::Unauthorized {
+            registry: registry.clone(),
+            reason,
+        };
+        let header = resp
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let challenge = Challenge::parse(&header).ok_or_else(|| {
+            unauthorized(format!(
+                "{url} answered 401 without a WWW-Authenticate challenge"
+            ))
+        })?;
+        let value = match challenge.scheme.as_str() {
+            "basic" => match &self.creds {
+                Some(c) => c.basic_header(),
+                None => {
+                    return Err(unauthorized(
+                        "the registry needs credentials: give --creds USER:PASS or log in \
+                         (auth.json)"
+                            .into(),
+                    ));
+                }
+            },
+            "bearer" => format!("Bearer {}", self.fetch_token(&challenge)?),
+            other => {
+                return Err(unauthorized(format!(
+                    "unsupported authentication scheme {other:?}"
+                )));
+            }
+        };
+        *self
+            .authorization
+            .lock()
+            .expect("lock poisoned only by a panic") = Some(value);
+        Ok(())
+    }
+
+    /// The bearer token flow: GET realm?service=…&scope=… (with Basic credentials if any).
+    fn fetch_token(&self, c: &Challenge) -> Result<String> {
+        let registry = self.reference.registry.clone();
+        let unauthorized = |reason: String| Error::Unauthorized {
+            registry: registry.clone(),
+            reason,
+        };
+        let realm = c
+            .params
+            .get("realm")
+            .ok_or_else(|| unauthorized("bearer challenge without a realm".into()))?;
+        let actions = match self.access {
+            Access::Pull => "pull",
+            Access::Push => "pull,push",
+        };
+        let mut scopes = vec![format!(
+            "repository:{}:{actions}",
+            self.reference.repository
+        )];
+        scopes.extend(
+            self.extra_scopes
+                .lock()
+                .expect("lock poisoned only by a panic")
+                .iter()
+                .cloned(),
+        );
+        let request = || {
+            let mut req = self.agent.get(realm);
+            if let Some(s) = c.params.get("service") {
+                req = req.query("service", s);
+            }
+            for s in &scopes {
+                req = req.query("scope", s);
+            }
+            if let Some(creds) = &self.creds {
+                req = req.header("Authorization", &creds.basic_header());
+            }
+            req.call()
+        };
+        let mut attempt = 0;
+        let mut resp = loop {
+            attempt += 1;
+            match request() {
+                Ok(r) if r.status().is_server_error() && attempt < ATTEMPTS => {}
+                Ok(r) => break r,
+                Err(e) if transient(&e) && attempt < ATTEMPTS => {}
+                Err(e) => {
+                    return Err(Error::Registry {
+                        url: realm.clone(),
+                        reason: format!("fetching a token: {e}"),
+                    });
+                }
+            }
+            std::thread::sleep(backoff(attempt));
+        };
+        if resp.status() == 401 || resp.status() == 403 {
+            let msg = error_message(&mut resp);
+            return Err(unauthorized(format!(
+                "token server {realm} refused the credentials ({}){msg}",
+                resp.status()
+            )));
+        }
+        if !resp.status().is_success() {
+            let msg = error_message(&mut resp);
+            return Err(Error::Registry {
+                url: realm.clone(),
+                reason: format!("token request answered {}{msg}", resp.status()),
+            });
+        }
+        #[derive(serde::Deserialize)]
+        struct Token {
+            token: Option<String>,
+            access_token: Option<String>,
+        }
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(ERROR_BODY_LIMIT)
+            .read_to_vec()
+            .map_err(|e| Error::Registry {
+                url: realm.clone(),
+                reason: format!("reading the token: {e}"),
+            })?;
+        let t: Token = serde_json::from_slice(&body).map_err(|e| Error::Registry {
+            url: realm.clone(),
+            reason: format!("token answer is not JSON: {e}"),
+        })?;
+        t.token
+            .or(t.access_token)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| Error::Registry {
+                url: realm.clone(),
+                reason: "token answer holds no token".into(),
+            })
+    }
+
+    /// Turns a final non-success answer into an error naming the URL, the status and the
+    /// registry's message.
+    pub(crate) fn status_error(&self, url: &str, what: &str, mut resp: Response<Body>) -> Error {
+        let status = resp.status();
+        let msg = error_message(&mut resp);
+        match status.as_u16() {
+            401 | 403 => Error::Unauthorized {
+                registry: self.reference.registry.clone(),
+                reason: format!("{what}: {url} answered {status}{msg}"),
+            },
+            404 => Error::NotFound(format!("{what}: {url} ({status}{msg})")),
+            _ => Error::Registry {
+                url: url.to_string(),
+                reason: format!("{what}: answered {status}{msg}"),
+            },
+        }
+    }
+}
+
+/// The registry's error message (`{"errors":[{"code","message"}]}`), prefixed with `: `, or
+/// an empty string.
+fn error_message(resp: &mut Response<Body>) -> String {
+    let mut body = Vec::new();
+    let _ = resp
+        .body_mut()
+        .as_reader()
+        .take(ERROR_BODY_LIMIT)
+        .read_to_end(&mut body);
+    #[derive(serde::Deserialize)]
+    struct Errors {
+        errors: Vec<ErrorItem>,
+    }
+    #[derive(serde::Deserialize)]
+    struct ErrorItem {
+        #[serde(default)]
+        code: String,
+        #[serde(default)]
+        message: String,
+    }
+    match serde_json::from_slice::<Errors>(&body) {
+        Ok(e) if !e.errors.is_empty() => format!(
+            ": {}",
+            e.errors
+                .iter()
+                .map(|i| format!("{} {}", i.code, i.message))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+        _ => {
+            let text = String::from_utf8_lossy(&body);
+            let text = text.trim();
+            if text.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", text.chars().take(200).collect::<String>())
+            }
+        }
+    }
+}

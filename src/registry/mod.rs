@@ -1,0 +1,80 @@
+//! The registry transport, `docker://HOST[:PORT]/REPO[:TAG|@DIGEST]`: the OCI distribution
+//! API over HTTP(S), natively (no skopeo).
+//!
+//! ```text
+//! pull:  reference -> client (auth: anonymous | basic | bearer token; retries; timeouts)
+//!          -> GET /v2/REPO/manifests/REF   manifest or index (OCI or docker v2 schema 2)
+//!          -> source::registry             the Source the import reads, with an index.json
+//!                                          synthesized around that one manifest
+//!          -> fetch::Prefetch              missing layer blobs downloaded by a few threads
+//!                                          into REPO/tmp/ocitree-blobs (resumable, verified)
+//!                                          while earlier layers are imported
+//! push:  export to an OCI layout in REPO/tmp -> push: HEAD each blob, mount or upload the
+//!          missing ones, PUT the manifest
+//! ```
+//!
+//! Every request has a connect and a per-read/write timeout ([`RegistryOptions::timeout`]);
+//! connection failures, timeouts, 5xx and 429 answers are retried with exponential backoff.
+
+pub mod auth;
+pub mod client;
+pub mod fetch;
+pub mod reference;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use auth::Credentials;
+pub use client::Client;
+pub use reference::ImageReference;
+
+/// How to talk to the registry's HTTP endpoint.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Tls {
+    /// HTTPS with certificate verification (the default).
+    #[default]
+    Verify,
+    /// Plain HTTP, for loopback test registries (`--tls-verify=false`).
+    PlainHttp,
+}
+
+/// Transport options of the registry source and destination.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct RegistryOptions {
+    /// Credentials that override every auth file (`--creds`).
+    pub creds: Option<Credentials>,
+    /// The one auth file to read (`--authfile`); default: the search list of [`auth`].
+    pub auth_file: Option<PathBuf>,
+    /// HTTPS or plain HTTP.
+    pub tls: Tls,
+    /// Connect timeout and the longest wait for any read or write of a request.
+    pub timeout: Duration,
+    /// Blob downloads running at once.
+    pub parallel: usize,
+}
+
+impl Default for RegistryOptions {
+    fn default() -> Self {
+        RegistryOptions {
+            creds: None,
+            auth_file: None,
+            tls: Tls::Verify,
+            timeout: Duration::from_secs(60),
+            parallel: 3,
+        }
+    }
+}
+
+impl RegistryOptions {
+    /// Options with every default.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// The manifest media types a pull accepts, for the `Accept` header.
+pub const ACCEPT_MANIFESTS: &str = "application/vnd.oci.image.manifest.v1+json, \
+     application/vnd.oci.image.index.v1+json, \
+     application/vnd.docker.distribution.manifest.v2+json, \
+     application/vnd.docker.distribution.manifest.list.v2+json";

@@ -1,0 +1,169 @@
+//! A registry repository as a [`Source`]: the manifest the reference names (fetched from
+//! `/v2/REPO/manifests/`) wrapped in a synthesized `index.json`, manifests of a manifest list
+//! fetched by digest, and blobs from `/v2/REPO/blobs/` — layer blobs through a
+//! [`Prefetch`] pool when the import asks for them ahead.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::json;
+use ureq::http::Method;
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::registry::client::{Access, Client, Payload};
+use crate::registry::fetch::{self, Prefetch};
+use crate::registry::{ACCEPT_MANIFESTS, ImageReference, RegistryOptions};
+use crate::resolve::METADATA_LIMIT;
+use crate::source::{BlobReader, Source};
+use crate::spec::{ANNOTATION_REF_NAME, Index, MEDIA_TYPE_INDEX};
+
+/// A repository on a registry, read through the distribution API.
+#[derive(Debug)]
+pub struct Registry {
+    client: Arc<Client>,
+    /// Manifests and indexes fetched so far, by digest.
+    manifests: HashMap<Digest, Vec<u8>>,
+    /// Digests known to name manifests (listed in an index served), fetched on demand.
+    manifest_digests: HashSet<Digest>,
+    prefetch: Option<Prefetch>,
+    parallel: usize,
+}
+
+impl Registry {
+    /// Prepares a pull from `reference` (no request is made yet).
+    ///
+    /// # Errors
+    /// An auth file is malformed.
+    pub fn open(reference: &ImageReference, opts: &RegistryOptions) -> Result<Registry> {
+        Ok(Registry {
+            client: Arc::new(Client::new(reference, opts, Access::Pull)?),
+            manifests: HashMap::new(),
+            manifest_digests: HashSet::new(),
+            prefetch: None,
+            parallel: opts.parallel,
+        })
+    }
+
+    /// GETs a manifest by tag or digest; returns its bytes, media type and digest (checked
+    /// when `reference` is a digest).
+    fn fetch_manifest(&mut self, reference: &str) -> Result<(Vec<u8>, String, Digest)> {
+        let url = self.client.url(&format!("/manifests/{reference}"));
+        let mut resp = self.client.send(
+            Method::GET,
+            &url,
+            &[("Accept", ACCEPT_MANIFESTS)],
+            Payload::Empty,
+        )?;
+        if !resp.status().is_success() {
+            return Err(self.client.status_error(&url, "manifest", resp));
+        }
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or_default().trim().to_string())
+            .unwrap_or_default();
+        let mut bytes = Vec::new();
+        resp.body_mut()
+            .as_reader()
+            .take(METADATA_LIMIT + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::Registry {
+                url: url.clone(),
+                reason: format!("reading the manifest: {e}"),
+            })?;
+        if bytes.len() as u64 > METADATA_LIMIT {
+            return Err(Error::Registry {
+                url,
+                reason: format!("manifest larger than {METADATA_LIMIT} bytes"),
+            });
+        }
+        let digest = match Digest::parse(reference) {
+            Ok(wanted) => {
+                let mut h = wanted.hasher()?;
+                h.update(&bytes);
+                let found = h.finish();
+                if found != wanted {
+                    return Err(Error::Registry {
+                        url,
+                        reason: format!("manifest digest mismatch: content hashes to {found}"),
+                    });
+                }
+                wanted
+            }
+            Err(_) => Digest::sha256_of(&bytes),
+        };
+        // The document's own mediaType wins over a generic Content-Type.
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Typed {
+            media_type: Option<String>,
+        }
+        let media_type = serde_json::from_slice::<Typed>(&bytes)
+            .ok()
+            .and_then(|t| t.media_type)
+            .unwrap_or(content_type);
+        if media_type == MEDIA_TYPE_INDEX || media_type == crate::spec::MEDIA_TYPE_DOCKER_LIST {
+            let index: Index = serde_json::from_slice(&bytes).map_err(|e| Error::Registry {
+                url: url.clone(),
+                reason: format!("index: {e}"),
+            })?;
+            for m in index.manifests {
+                if let Ok(d) = m.digest() {
+                    self.manifest_digests.insert(d);
+                }
+            }
+        }
+        self.manifests.insert(digest.clone(), bytes.clone());
+        Ok((bytes, media_type, digest))
+    }
+}
+
+impl Source for Registry {
+    fn index(&mut self) -> Result<Vec<u8>> {
+        let reference = self.client.reference().clone();
+        let (bytes, media_type, digest) = self.fetch_manifest(&reference.manifest_reference())?;
+        let index = json!({
+            "schemaVersion": 2,
+            "mediaType": MEDIA_TYPE_INDEX,
+            "manifests": [{
+                "mediaType": media_type,
+                "digest": digest.as_str(),
+                "size": bytes.len(),
+                "annotations": { ANNOTATION_REF_NAME: reference.to_string() },
+            }],
+        });
+        Ok(serde_json::to_vec(&index).expect("JSON values serialize"))
+    }
+
+    fn open_blob(&mut self, digest: &Digest) -> Result<BlobReader> {
+        if let Some(b) = self.manifests.get(digest) {
+            return Ok(Box::new(std::io::Cursor::new(b.clone())));
+        }
+        if self.manifest_digests.contains(digest) {
+            let (bytes, _, _) = self.fetch_manifest(digest.as_str())?;
+            return Ok(Box::new(std::io::Cursor::new(bytes)));
+        }
+        if let Some(p) = &self.prefetch
+            && let Some(r) = p.take(digest)
+        {
+            return r;
+        }
+        fetch::open_blob(&self.client, digest)
+    }
+
+    fn prefetch(&mut self, blobs: &[(Digest, u64)], spool: &Path) -> Result<()> {
+        if !blobs.is_empty() {
+            self.prefetch = Some(Prefetch::start(
+                Arc::clone(&self.client),
+                blobs,
+                spool,
+                self.parallel,
+            ));
+        }
+        Ok(())
+    }
+}
