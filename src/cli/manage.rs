@@ -33,7 +33,7 @@ pub struct RmArgs {
     name: String,
 }
 
-/// Remove layer refs no image uses, then every unreachable object; print what was freed.
+/// Remove layer refs no image uses, then every unreachable object, then partial registry downloads kept for resuming; print what was freed.
 #[derive(Debug, Args)]
 pub struct PruneArgs {}
 
@@ -135,6 +135,12 @@ pub fn prune(repo_path: &Path, _a: PruneArgs) -> Result<()> {
         "Pruned: {} layer refs, {} objects, {} bytes freed",
         r.layer_refs, r.objects, r.bytes
     );
+    if r.spooled_blobs > 0 {
+        println!(
+            "Removed: {} spooled registry downloads (partial or unused)",
+            r.spooled_blobs
+        );
+    }
     Ok(())
 }
 

@@ -18,10 +18,12 @@ pub struct PruneReport {
     pub objects: u64,
     /// Bytes freed.
     pub bytes: u64,
+    /// Spooled registry downloads removed (partial or never imported).
+    pub spooled_blobs: usize,
 }
 
 /// Deletes layer refs that no image lists (by blob digest or diff_id), then every object no
-/// ref reaches.
+/// ref reaches, then the blobs registry pulls left in [`crate::repo::blob_spool_dir`].
 ///
 /// # Errors
 /// libostree fails.
@@ -49,5 +51,15 @@ pub fn prune(repo: &Repo) -> Result<PruneReport> {
     crate::repo::refresh_summary(repo)?;
     report.objects = pruned as u64;
     report.bytes = bytes;
+    let spool = crate::repo::blob_spool_dir(repo);
+    if let Ok(entries) = std::fs::read_dir(&spool) {
+        for e in entries.flatten() {
+            let size = e.metadata().map(|m| m.len()).unwrap_or(0);
+            std::fs::remove_file(e.path())
+                .map_err(Error::io(format!("removing {}", e.path().display())))?;
+            report.spooled_blobs += 1;
+            report.bytes += size;
+        }
+    }
     Ok(report)
 }

@@ -21,3 +21,5 @@ mod bad_input;
 mod export;
 // images, inspect, ls, cat, checkout, rm, prune, --repo / OCITREE_REPO, man pages.
 mod cli;
+// docker:// pull and push against a real docker-registry, auth, resume, corruption.
+mod registry;

@@ -1,0 +1,247 @@
+//! A real registry for tests: Debian's `docker-registry` (distribution 2.8) on 127.0.0.1 at a
+//! free port, storage in a temporary directory, optionally behind htpasswd; killed on drop.
+//! And [`Proxy`], a loopback TCP proxy that can cut or corrupt what the registry sends.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::tools;
+
+pub struct Registry {
+    child: Child,
+    pub tmp: tempfile::TempDir,
+    pub port: u16,
+}
+
+/// A port nobody listens on right now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The status code of `GET /v2/` on 127.0.0.1:port, if anything answers.
+fn probe(port: u16) -> Option<u16> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(b"GET /v2/ HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    let mut buf = [0u8; 12];
+    s.read_exact(&mut buf).ok()?;
+    std::str::from_utf8(&buf[9..12]).ok()?.parse().ok()
+}
+
+impl Registry {
+    /// An open registry.
+    pub fn start() -> Registry {
+        Registry::start_with(None)
+    }
+
+    /// A registry requiring basic auth for `user` / `password` (bcrypt htpasswd).
+    pub fn with_htpasswd(user: &str, password: &str) -> Registry {
+        Registry::start_with(Some((user, password)))
+    }
+
+    fn start_with(auth: Option<(&str, &str)>) -> Registry {
+        tools::require("docker-registry");
+        let tmp = super::tempdir();
+        let mut auth_cfg = String::new();
+        if let Some((u, p)) = auth {
+            tools::require("htpasswd");
+            let out = tools::run(Command::new("htpasswd").args(["-Bbn", u, p]));
+            let file = tmp.path().join("htpasswd");
+            std::fs::write(&file, out.stdout).unwrap();
+            auth_cfg = format!(
+                "auth:\n  htpasswd:\n    realm: test-realm\n    path: {}\n",
+                file.display()
+            );
+        }
+        for _ in 0..5 {
+            let port = free_port();
+            let cfg = tmp.path().join("config.yml");
+            std::fs::write(
+                &cfg,
+                format!(
+                    "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth_cfg}",
+                    tmp.path().join("data").display()
+                ),
+            )
+            .unwrap();
+            let log = std::fs::File::create(tmp.path().join("log")).unwrap();
+            let mut child = Command::new("docker-registry")
+                .arg("serve")
+                .arg(&cfg)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .unwrap();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if probe(port).is_some() {
+                    return Registry { child, tmp, port };
+                }
+                if child.try_wait().unwrap().is_some() {
+                    break; // port taken meanwhile: try another
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!(
+            "docker-registry did not start: {}",
+            std::fs::read_to_string(tmp.path().join("log")).unwrap_or_default()
+        );
+    }
+
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// `docker://127.0.0.1:PORT/REPO`.
+    pub fn url(&self, repo: &str) -> String {
+        format!("docker://{}/{repo}", self.host())
+    }
+
+    /// Pushes an OCI layout image with skopeo.
+    pub fn skopeo_push(&self, layout: &Path, tag: &str, repo: &str, creds: Option<&str>) {
+        tools::require("skopeo");
+        let mut c = Command::new("skopeo");
+        c.args(["copy", "-q", "--dest-tls-verify=false"]);
+        if let Some(cr) = creds {
+            c.arg(format!("--dest-creds={cr}"));
+        }
+        c.arg(format!("oci:{}:{tag}", layout.display()))
+            .arg(self.url(repo));
+        tools::run(&mut c);
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What a [`Proxy`] does to the bytes the registry sends back.
+#[derive(Clone, Copy, Debug)]
+pub enum Fault {
+    /// Nothing: a plain relay (its log shows what the client asked).
+    None,
+    /// Once in the proxy's life, close the connection after it carried this many response
+    /// bytes (the other connections are untouched).
+    CutOnce(usize),
+    /// On every connection, invert the response byte at this offset.
+    Flip(usize),
+}
+
+/// A loopback TCP proxy in front of a registry, with a log of every request byte sent.
+pub struct Proxy {
+    pub port: u16,
+    log: Arc<Mutex<Vec<u8>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    pub fn start(upstream: u16, fault: Fault) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let cut_done = Arc::new(AtomicBool::new(false));
+        let (log2, stop2) = (Arc::clone(&log), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stop2.load(Ordering::Relaxed) {
+                    return;
+                }
+                let Ok(client) = conn else { continue };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                let (log, cut_done) = (Arc::clone(&log2), Arc::clone(&cut_done));
+                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                // requests: relayed as they are, and logged
+                std::thread::spawn(move || {
+                    let (mut from, mut to) = (c2, s2);
+                    let mut buf = [0u8; 16384];
+                    while let Ok(n) = from.read(&mut buf) {
+                        if n == 0 || to.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        log.lock().unwrap().extend_from_slice(&buf[..n]);
+                    }
+                    let _ = to.shutdown(Shutdown::Write);
+                });
+                // responses: relayed with the fault
+                std::thread::spawn(move || {
+                    let (mut from, mut to) = (server, client);
+                    let mut buf = [0u8; 16384];
+                    let mut sent = 0usize;
+                    while let Ok(n) = from.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        let chunk = &mut buf[..n];
+                        match fault {
+                            Fault::None => {}
+                            Fault::CutOnce(at) => {
+                                if sent + n > at && !cut_done.swap(true, Ordering::SeqCst) {
+                                    let _ = to.write_all(&chunk[..at - sent]);
+                                    let _ = to.shutdown(Shutdown::Both);
+                                    let _ = from.shutdown(Shutdown::Both);
+                                    return;
+                                }
+                            }
+                            Fault::Flip(at) => {
+                                if (sent..sent + n).contains(&at) {
+                                    chunk[at - sent] ^= 0xff;
+                                }
+                            }
+                        }
+                        if to.write_all(chunk).is_err() {
+                            break;
+                        }
+                        sent += n;
+                    }
+                    let _ = to.shutdown(Shutdown::Both);
+                });
+            }
+        });
+        Proxy { port, log, stop }
+    }
+
+    pub fn url(&self, repo: &str) -> String {
+        format!("docker://127.0.0.1:{}/{repo}", self.port)
+    }
+
+    /// The request lines and headers the client sent, as text.
+    pub fn requests(&self) -> String {
+        String::from_utf8_lossy(&self.log.lock().unwrap()).into_owned()
+    }
+
+    /// Request lines (`GET /v2/... HTTP/1.1`) that fetched blob `digest`, with their headers.
+    pub fn blob_requests(&self, digest: &str) -> Vec<String> {
+        self.requests()
+            .split("\r\n\r\n")
+            .filter(|r| r.contains(&format!("/blobs/{digest}")))
+            .map(String::from)
+            .collect()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // wake the accept loop so it sees the flag
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
