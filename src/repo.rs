@@ -116,11 +116,16 @@ pub fn refresh_summary(repo: &Repo) -> Result<()> {
     Ok(())
 }
 
-/// Where registry pulls spool blobs while they download: `REPO/tmp/ocitree-blobs` (partial
-/// downloads stay there to be resumed; `ocitree prune` empties it).
-pub fn blob_spool_dir(repo: &Repo) -> PathBuf {
+/// The repository's own `tmp` directory (same file system as the objects).
+pub fn tmp_dir(repo: &Repo) -> PathBuf {
     repo.path()
         .path()
         .unwrap_or_else(|| PathBuf::from("."))
-        .join("tmp/ocitree-blobs")
+        .join("tmp")
+}
+
+/// Where registry pulls spool blobs while they download: `REPO/tmp/ocitree-blobs` (partial
+/// downloads stay there to be resumed; `ocitree prune` empties it).
+pub fn blob_spool_dir(repo: &Repo) -> PathBuf {
+    tmp_dir(repo).join("ocitree-blobs")
 }

@@ -17,14 +17,32 @@ pub struct ExportArgs {
     /// Image name.
     #[arg(value_name = "NAME")]
     name: String,
-    /// Destination: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REFERENCE]; FILE - writes to standard output.
+    /// Destination: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REFERENCE], docker://HOST[:PORT]/REPO[:TAG|@DIGEST] (push to a registry); FILE - writes to standard output.
     #[arg(value_name = "DEST")]
     dest: String,
+    #[command(flatten)]
+    registry: super::registry::RegistryArgs,
 }
 
 pub fn run(repo_path: &Path, a: ExportArgs) -> Result<()> {
     let dest = SourceRef::parse(&a.dest)?;
     let repo = ocitree::repo::open(repo_path)?;
+    if let SourceRef::Registry(r) = &dest {
+        let (export, pushed) =
+            ocitree::registry::push_image(&repo, &a.name, r, &a.registry.options()?)
+                .with_context(|| format!("pushing {} to {dest}", a.name))?;
+        println!("Image:    {}", a.name);
+        println!("Pushed:   {}", pushed.manifest_digest);
+        println!(
+            "Blobs:    {} uploaded ({} bytes), {} already there, {} mounted",
+            pushed.uploaded, pushed.bytes, pushed.existing, pushed.mounted
+        );
+        println!(
+            "Layers:   {} (diff_ids identical; {} recompressed with new blob digests)",
+            export.layers, export.recompressed
+        );
+        return Ok(());
+    }
     let report = ocitree::export::export_image(&repo, &a.name, &dest)
         .with_context(|| format!("exporting {} to {dest}", a.name))?;
     // Standard output may be the archive itself: the summary goes to stderr then.

@@ -143,7 +143,8 @@ fn add_to_index(dir: &Path, mut desc: Value, tag: Option<&str>) -> Result<()> {
 }
 
 /// Exports image `name` to `dest` (`oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`,
-/// `docker-archive:FILE[:REFERENCE]`; `-` for standard output).
+/// `docker-archive:FILE[:REFERENCE]`; `-` for standard output; `docker://REFERENCE` with
+/// default [`crate::registry::RegistryOptions`], see [`crate::registry::push_image`] for more).
 ///
 /// # Errors
 /// As [`write_layout`]; a digest selector in `dest` is refused.
@@ -159,10 +160,12 @@ pub fn export_image(repo: &Repo, name: &str, dest: &SourceRef) -> Result<ExportR
         }
     };
     match dest {
-        SourceRef::Registry(_) => Err(Error::InvalidReference {
-            reference: dest.to_string(),
-            reason: "pushing to a registry is not supported yet".into(),
-        }),
+        SourceRef::Registry(r) => {
+            let opts = crate::registry::RegistryOptions::default();
+            let (mut report, pushed) = crate::registry::push_image(repo, name, r, &opts)?;
+            report.manifest_digest = pushed.manifest_digest;
+            Ok(report)
+        }
         SourceRef::DockerArchive { path, .. } => {
             crate::export::docker_archive::write_archive(repo, name, path.as_deref(), tag)
         }

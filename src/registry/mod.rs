@@ -19,6 +19,7 @@
 pub mod auth;
 pub mod client;
 pub mod fetch;
+pub mod push;
 pub mod reference;
 
 use std::path::PathBuf;
@@ -26,6 +27,7 @@ use std::time::Duration;
 
 pub use auth::Credentials;
 pub use client::Client;
+pub use push::{PushReport, push_image, push_layout};
 pub use reference::ImageReference;
 
 /// How to talk to the registry's HTTP endpoint.
