@@ -97,24 +97,21 @@ pub fn download(
         let blank = digest.hasher()?;
         let mut hasher = blank.clone();
         hash_prefix(&mut file, have, &mut hasher).map_err(io_err(&partial))?;
+        let mut part = Partial {
+            file,
+            have,
+            hasher,
+            blank,
+        };
         let mut failures = 0;
-        while have < size {
+        while part.have < size {
             if cancel.load(Ordering::Relaxed) {
                 return Err(Error::Registry {
                     url,
                     reason: "download cancelled".into(),
                 });
             }
-            match transfer(
-                client,
-                &url,
-                &mut file,
-                &mut have,
-                size,
-                &mut hasher,
-                &blank,
-                cancel,
-            ) {
+            match transfer(client, &url, &mut part, size, cancel) {
                 Ok(()) => {}
                 Err(Stop::Fatal(e)) => return Err(e),
                 Err(Stop::Transient(why)) => {
@@ -124,7 +121,8 @@ pub fn download(
                             url,
                             reason: format!(
                                 "blob {digest}: transfer failed {failures} times, \
-                                 {have} of {size} bytes kept for the next run: {why}"
+                                 {} of {size} bytes kept for the next run: {why}",
+                                part.have
                             ),
                         });
                     }
@@ -132,9 +130,9 @@ pub fn download(
                 }
             }
         }
-        file.flush().map_err(io_err(&partial))?;
-        drop(file);
-        let found = hasher.finish();
+        part.file.flush().map_err(io_err(&partial))?;
+        drop(part.file);
+        let found = part.hasher.finish();
         if found == *digest {
             fs::rename(&partial, &done).map_err(io_err(&done))?;
             return Ok(done);
@@ -172,19 +170,35 @@ fn hash_prefix(file: &mut File, len: u64, hasher: &mut Hasher) -> io::Result<()>
     Ok(())
 }
 
-/// One GET from byte `*have`, appending to `file`.
+/// A partial download: the file, how much it holds, the hash of that, and a fresh hasher.
+struct Partial {
+    file: File,
+    have: u64,
+    hasher: Hasher,
+    blank: Hasher,
+}
+
+impl Partial {
+    /// Empties the file and the hash.
+    fn restart(&mut self) -> io::Result<()> {
+        self.file.set_len(0)?;
+        self.file.seek(SeekFrom::Start(0))?;
+        self.have = 0;
+        self.hasher = self.blank.clone();
+        Ok(())
+    }
+}
+
+/// One GET from byte `part.have`, appending to the partial file.
 fn transfer(
     client: &Client,
     url: &str,
-    file: &mut File,
-    have: &mut u64,
+    part: &mut Partial,
     size: u64,
-    hasher: &mut Hasher,
-    blank: &Hasher,
     cancel: &AtomicBool,
 ) -> std::result::Result<(), Stop> {
-    let range = format!("bytes={have}-");
-    let headers: Vec<(&str, &str)> = if *have > 0 {
+    let range = format!("bytes={}-", part.have);
+    let headers: Vec<(&str, &str)> = if part.have > 0 {
         vec![("Range", &range)]
     } else {
         vec![]
@@ -204,15 +218,15 @@ fn transfer(
                 .and_then(|v| v.strip_prefix("bytes "))
                 .and_then(|v| v.split('-').next())
                 .and_then(|v| v.parse::<u64>().ok());
-            if start != Some(*have) {
+            if start != Some(part.have) {
                 // Not the range asked for: drop what we kept, ask for everything next time.
-                restart_from_zero(file, have, hasher, blank).map_err(transient)?;
+                part.restart().map_err(transient)?;
                 return Err(Stop::Transient("registry answered another range".into()));
             }
         }
-        200 => restart_from_zero(file, have, hasher, blank).map_err(transient)?,
-        416 if *have > 0 => {
-            restart_from_zero(file, have, hasher, blank).map_err(transient)?;
+        200 => part.restart().map_err(transient)?,
+        416 if part.have > 0 => {
+            part.restart().map_err(transient)?;
             return Err(Stop::Transient("registry refused the range".into()));
         }
         _ => return Err(Stop::Fatal(client.status_error(url, "blob", resp))),
@@ -229,40 +243,27 @@ fn transfer(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(Stop::Transient(e.to_string())),
         };
-        if *have + n as u64 > size {
+        if part.have + n as u64 > size {
             return Err(Stop::Fatal(Error::Registry {
                 url: url.to_string(),
                 reason: format!("blob is longer than the {size} bytes its descriptor says"),
             }));
         }
-        file.write_all(&buf[..n]).map_err(|e| {
+        part.file.write_all(&buf[..n]).map_err(|e| {
             Stop::Fatal(Error::Io {
                 context: format!("writing the spooled blob from {url}"),
                 cause: e,
             })
         })?;
-        hasher.update(&buf[..n]);
-        *have += n as u64;
+        part.hasher.update(&buf[..n]);
+        part.have += n as u64;
     }
-    if *have < size {
+    if part.have < size {
         return Err(Stop::Transient(format!(
-            "connection closed after {have} of {size} bytes"
+            "connection closed after {} of {size} bytes",
+            part.have
         )));
     }
-    Ok(())
-}
-
-/// Empties the partial file and the hash (`blank` is a fresh hasher of the right kind).
-fn restart_from_zero(
-    file: &mut File,
-    have: &mut u64,
-    hasher: &mut Hasher,
-    blank: &Hasher,
-) -> io::Result<()> {
-    file.set_len(0)?;
-    file.seek(SeekFrom::Start(0))?;
-    *have = 0;
-    *hasher = blank.clone();
     Ok(())
 }
 
@@ -347,17 +348,12 @@ impl Prefetch {
     /// The download failed.
     pub fn take(&self, digest: &Digest) -> Option<Result<BlobReader>> {
         let mut state = self.lock();
-        loop {
-            match state.slots.get(digest)? {
-                Slot::Waiting => {
-                    state = self
-                        .shared
-                        .ready
-                        .wait(state)
-                        .expect("lock poisoned only by a panic");
-                }
-                Slot::Done(_) => break,
-            }
+        while let Slot::Waiting = state.slots.get(digest)? {
+            state = self
+                .shared
+                .ready
+                .wait(state)
+                .expect("lock poisoned only by a panic");
         }
         let Some(Slot::Done(result)) = state.slots.remove(digest) else {
             unreachable!("checked above");

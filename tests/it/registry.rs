@@ -280,10 +280,9 @@ fn partial_blob_from_an_earlier_run_is_resumed_or_refetched() {
     let reg = registry_with_small();
     let (big, size, bytes) = big_layer();
     let repo = Repo::new();
-    let partial = spool(&repo).join(format!("{}.partial", big.replace(':', "-")));
     std::fs::create_dir_all(spool(&repo)).unwrap();
     let half = (size / 2) as usize;
-    std::fs::write(&partial, &bytes[..half]).unwrap();
+    std::fs::write(partial_in(&repo, &big), &bytes[..half]).unwrap();
     let proxy = Proxy::start(reg.port, Fault::None);
     let src = format!("{}:latest", proxy.url("test/small"));
     repo.ok(&["import", "--tls-verify=false", &src, "a"]);
@@ -300,7 +299,7 @@ fn partial_blob_from_an_earlier_run_is_resumed_or_refetched() {
     // a kept part that is wrong: the resumed blob does not match, and is fetched again whole
     let repo = Repo::new();
     std::fs::create_dir_all(spool(&repo)).unwrap();
-    std::fs::write(&partial_in(&repo, &big), vec![0u8; half]).unwrap();
+    std::fs::write(partial_in(&repo, &big), vec![0u8; half]).unwrap();
     let proxy = Proxy::start(reg.port, Fault::None);
     let r = repo.ok(&[
         "import",
