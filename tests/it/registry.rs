@@ -3,7 +3,7 @@
 //! and auth files), resume of cut transfers with Range, corrupted blobs rejected, and pushes
 //! read back by skopeo.
 
-use crate::util::registry::{Fault, Proxy, Registry};
+use crate::util::registry::{Fault, Proxy, Registry, TokenGateway};
 use crate::util::*;
 
 /// The small image's layer blobs (digest, size), base first, from its OCI layout.
@@ -571,4 +571,70 @@ fn docker_v2s2_manifests_and_manifest_lists_pull() {
     assert_eq!(repo.ok(&["cat", "amd", "/arch"]).stdout, "amd64");
     assert_eq!(r.layers(), (1, 0));
     tools::fsck(&repo.path);
+}
+
+#[test]
+fn bearer_token_flow_with_creds() {
+    let reg = registry_with_small();
+    let gw = TokenGateway::start(reg.port, "carol", "tok-pw");
+    let repo = Repo::new();
+    let snap = repo.snapshot();
+    let src = format!("{}:latest", gw.url("test/small"));
+    let err = repo.fails(&[
+        "import",
+        "--tls-verify=false",
+        "--creds",
+        "carol:nope",
+        &src,
+    ]);
+    assert!(
+        err.contains("authentication failed") && err.contains("/token"),
+        "{err}"
+    );
+    snap.assert_unchanged(&repo.path);
+    let r = repo.ok(&[
+        "import",
+        "--tls-verify=false",
+        "--creds",
+        "carol:tok-pw",
+        &src,
+        "s",
+    ]);
+    assert_eq!(r.layers(), (3, 0));
+    let token_requests: Vec<String> = gw
+        .requests()
+        .into_iter()
+        .filter(|r| r.contains("/token?"))
+        .collect();
+    assert!(
+        token_requests
+            .iter()
+            .all(|r| r.contains("scope=repository%3Atest%2Fsmall%3Apull")
+                && r.contains("service=test-registry")),
+        "{token_requests:?}"
+    );
+    repo.assert_matches_umoci(&r.commit(), &wild_images().join("small"), "latest");
+}
+
+#[test]
+fn a_silent_registry_times_out_instead_of_hanging() {
+    let reg = registry_with_small();
+    let proxy = Proxy::start(reg.port, Fault::Stall);
+    let repo = Repo::new();
+    let start = std::time::Instant::now();
+    let err = repo.fails(&[
+        "import",
+        "--tls-verify=false",
+        "--timeout",
+        "1",
+        &format!("{}:latest", proxy.url("test/small")),
+    ]);
+    let took = start.elapsed();
+    assert!(
+        err.contains("timeout") || err.contains("timed out"),
+        "{err}"
+    );
+    assert!(err.contains("5 attempts"), "{err}");
+    // 5 attempts of 1 s plus 3.75 s of backoff
+    assert!(took < std::time::Duration::from_secs(30), "{took:?}");
 }

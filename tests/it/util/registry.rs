@@ -141,6 +141,8 @@ pub enum Fault {
     CutOnce(usize),
     /// On every connection, invert the response byte at this offset.
     Flip(usize),
+    /// Never answer: responses are swallowed (the connection stays open).
+    Stall,
 }
 
 /// A loopback TCP proxy in front of a registry, with a log of every request byte sent.
@@ -193,6 +195,7 @@ impl Proxy {
                         let chunk = &mut buf[..n];
                         match fault {
                             Fault::None => {}
+                            Fault::Stall => continue,
                             Fault::CutOnce(at) => {
                                 if sent + n > at && !cut_done.swap(true, Ordering::SeqCst) {
                                     let _ = to.write_all(&chunk[..at - sent]);
@@ -244,4 +247,131 @@ impl Drop for Proxy {
         // wake the accept loop so it sees the flag
         let _ = TcpStream::connect(("127.0.0.1", self.port));
     }
+}
+
+/// A bearer-token front for an open registry, as registries with a token server work: `/v2/`
+/// requests without `Authorization: Bearer TOKEN` get a 401 challenge pointing at `/token` on
+/// the same port, which hands out TOKEN for the right Basic credentials. One request per
+/// connection (`Connection: close`); bodies are not relayed, so it serves pulls only.
+pub struct TokenGateway {
+    pub port: u16,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+const TOKEN: &str = "test-token-123";
+
+impl TokenGateway {
+    pub fn start(upstream: u16, user: &str, password: &str) -> TokenGateway {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let basic = format!(
+            "Basic {}",
+            String::from_utf8(
+                tools::run(
+                    std::process::Command::new("sh")
+                        .arg("-c")
+                        .arg(format!("printf %s '{user}:{password}' | base64 -w0")),
+                )
+                .stdout
+            )
+            .unwrap()
+        );
+        let log2 = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(client) = conn else { continue };
+                let (log, basic) = (Arc::clone(&log2), basic.clone());
+                std::thread::spawn(move || serve(client, upstream, port, &basic, &log));
+            }
+        });
+        TokenGateway { port, log }
+    }
+
+    pub fn url(&self, repo: &str) -> String {
+        format!("docker://127.0.0.1:{}/{repo}", self.port)
+    }
+
+    /// Request lines seen, token requests included.
+    pub fn requests(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+fn serve(mut client: TcpStream, upstream: u16, port: u16, basic: &str, log: &Mutex<Vec<String>>) {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match client.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return,
+        }
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let mut lines = head.split("\r\n");
+    let request_line = lines.next().unwrap_or_default().to_string();
+    let auth = lines
+        .clone()
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_default();
+    log.lock().unwrap().push(request_line.clone());
+    let path = request_line.split(' ').nth(1).unwrap_or_default();
+    let reply = |c: &mut TcpStream, status: &str, extra: &str, body: &str| {
+        let _ = write!(
+            c,
+            "HTTP/1.1 {status}\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+    };
+    if path.starts_with("/token") {
+        if auth == basic {
+            reply(
+                &mut client,
+                "200 OK",
+                "",
+                &format!("{{\"token\":\"{TOKEN}\"}}"),
+            );
+        } else {
+            reply(
+                &mut client,
+                "401 Unauthorized",
+                "",
+                r#"{"details":"bad credentials"}"#,
+            );
+        }
+        return;
+    }
+    if auth != format!("Bearer {TOKEN}") {
+        let challenge = format!(
+            "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"test-registry\"\r\n"
+        );
+        reply(
+            &mut client,
+            "401 Unauthorized",
+            &challenge,
+            r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
+        );
+        return;
+    }
+    // authorized: replay the request upstream (without our headers), relay the answer
+    let Ok(mut server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+        return;
+    };
+    let mut out = format!("{request_line}\r\n");
+    for l in head.split("\r\n").skip(1).filter(|l| !l.is_empty()) {
+        let name = l.split(':').next().unwrap_or_default().to_ascii_lowercase();
+        if name != "authorization" && name != "connection" {
+            out.push_str(l);
+            out.push_str("\r\n");
+        }
+    }
+    out.push_str("Connection: close\r\n\r\n");
+    if server.write_all(out.as_bytes()).is_err() {
+        return;
+    }
+    let _ = std::io::copy(&mut server, &mut client);
 }
