@@ -41,6 +41,9 @@ pub fn run(repo_path: &Path, a: ExportArgs) -> Result<()> {
             "Layers:   {} (diff_ids identical; {} recompressed with new blob digests)",
             export.layers, export.recompressed
         );
+        if pushed.converted {
+            println!("Note:     docker v2 schema 2 manifest pushed as an OCI manifest");
+        }
         return Ok(());
     }
     let report = ocitree::export::export_image(&repo, &a.name, &dest)

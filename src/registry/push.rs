@@ -2,13 +2,15 @@
 //! writer [`crate::export::oci_layout::write_layout`] rebuilds and checks every layer), then
 //! for each blob: HEAD (skip what the registry has), cross-repository mount when the image
 //! came from another repository of the same registry, else upload (POST, then one streamed
-//! PUT, or PATCH chunks of [`CHUNK`] bytes for larger blobs); last, PUT the manifest.
+//! PUT, or PATCH chunks of [`CHUNK`] bytes for larger blobs); last, PUT the manifest — always
+//! an OCI manifest: a docker v2 schema 2 one is converted ([`to_oci`]), blobs unchanged.
 
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
 use ostree::Repo;
+use serde_json::{Value, json};
 use ureq::http::Method;
 
 use crate::digest::Digest;
@@ -18,7 +20,7 @@ use crate::image::ImageInfo;
 use crate::registry::client::{Access, Client, Payload};
 use crate::registry::{ImageReference, RegistryOptions};
 use crate::resolve::METADATA_LIMIT;
-use crate::spec::{Index, MEDIA_TYPE_MANIFEST, Manifest};
+use crate::spec::{Index, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_MANIFEST, Manifest};
 
 /// Blobs up to this size go in one PUT; larger ones in PATCH chunks of this size (the chunk
 /// is the only part held in memory).
@@ -38,6 +40,8 @@ pub struct PushReport {
     pub mounted: usize,
     /// Bytes uploaded.
     pub bytes: u64,
+    /// The manifest was docker v2 schema 2 and was pushed converted to OCI.
+    pub converted: bool,
 }
 
 /// How one blob got to the registry.
@@ -74,13 +78,23 @@ pub fn push_layout(
             index.manifests.len()
         )));
     };
-    let manifest_digest = desc.digest()?;
-    let manifest_bytes = read(&blob_path(&manifest_digest))?;
+    let layout_digest = desc.digest()?;
+    let manifest_bytes = read(&blob_path(&layout_digest))?;
     if manifest_bytes.len() as u64 > METADATA_LIMIT {
         return Err(invalid("manifest too large".into()));
     }
     let manifest: Manifest =
         serde_json::from_slice(&manifest_bytes).map_err(|e| invalid(format!("manifest: {e}")))?;
+    let (manifest_bytes, converted) = match to_oci(&manifest_bytes) {
+        Some(b) => (b, true),
+        None => (manifest_bytes, false),
+    };
+    // The layout's manifest is sha256 (write_layout), and so is a converted one.
+    let manifest_digest = if converted {
+        Digest::sha256_of(&manifest_bytes)
+    } else {
+        layout_digest
+    };
     if let Some(d) = &dest.digest
         && *d != manifest_digest
     {
@@ -107,10 +121,14 @@ pub fn push_layout(
             }
         }
     }
-    let media_type = manifest
-        .media_type
-        .clone()
-        .unwrap_or_else(|| MEDIA_TYPE_MANIFEST.to_string());
+    let media_type = if converted {
+        MEDIA_TYPE_MANIFEST.to_string()
+    } else {
+        manifest
+            .media_type
+            .clone()
+            .unwrap_or_else(|| MEDIA_TYPE_MANIFEST.to_string())
+    };
     let url = client.url(&format!("/manifests/{}", dest.manifest_reference()));
     let resp = client.send(
         Method::PUT,
@@ -122,7 +140,49 @@ pub fn push_layout(
         return Err(client.status_error(&url, "pushing the manifest", resp));
     }
     report.manifest_digest = manifest_digest.to_string();
+    report.converted = converted;
     Ok(report)
+}
+
+/// The OCI media type for a docker one, as containers/image converts them.
+fn oci_media_type(docker: &str) -> Option<&'static str> {
+    Some(match docker {
+        MEDIA_TYPE_DOCKER_MANIFEST => MEDIA_TYPE_MANIFEST,
+        "application/vnd.docker.container.image.v1+json" => {
+            "application/vnd.oci.image.config.v1+json"
+        }
+        "application/vnd.docker.image.rootfs.diff.tar.gzip" => {
+            "application/vnd.oci.image.layer.v1.tar+gzip"
+        }
+        "application/vnd.docker.image.rootfs.diff.tar" => "application/vnd.oci.image.layer.v1.tar",
+        "application/vnd.docker.image.rootfs.diff.tar.zstd" => {
+            "application/vnd.oci.image.layer.v1.tar+zstd"
+        }
+        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => {
+            "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+        }
+        _ => return None,
+    })
+}
+
+/// A docker v2 schema 2 manifest rewritten as an OCI manifest (media types of manifest,
+/// config and layers; digests and sizes unchanged). `None` when it is not one.
+pub fn to_oci(manifest: &[u8]) -> Option<Vec<u8>> {
+    let mut m: Value = serde_json::from_slice(manifest).ok()?;
+    if m["mediaType"].as_str() != Some(MEDIA_TYPE_DOCKER_MANIFEST) {
+        return None;
+    }
+    m["mediaType"] = json!(MEDIA_TYPE_MANIFEST);
+    let convert = |d: &mut Value| {
+        if let Some(t) = d["mediaType"].as_str().and_then(oci_media_type) {
+            d["mediaType"] = json!(t);
+        }
+    };
+    convert(&mut m["config"]);
+    if let Some(layers) = m.get_mut("layers").and_then(Value::as_array_mut) {
+        layers.iter_mut().for_each(convert);
+    }
+    Some(serde_json::to_vec(&m).expect("JSON values serialize"))
 }
 
 /// Gets one blob to the registry.
@@ -251,4 +311,37 @@ pub fn push_image(
         report.manifest_digest = export.manifest_digest.clone();
     }
     Ok((export, report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_manifests_become_oci() {
+        let docker = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": MEDIA_TYPE_DOCKER_MANIFEST,
+            "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": "sha256:aa", "size": 1},
+            "layers": [
+                {"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "digest": "sha256:bb", "size": 2},
+                {"mediaType": "application/x-unknown", "digest": "sha256:cc", "size": 3},
+            ],
+        });
+        let oci: Value =
+            serde_json::from_slice(&to_oci(docker.to_string().as_bytes()).unwrap()).unwrap();
+        assert_eq!(oci["mediaType"], MEDIA_TYPE_MANIFEST);
+        assert_eq!(
+            oci["config"]["mediaType"],
+            "application/vnd.oci.image.config.v1+json"
+        );
+        assert_eq!(
+            oci["layers"][0]["mediaType"],
+            "application/vnd.oci.image.layer.v1.tar+gzip"
+        );
+        assert_eq!(oci["layers"][0]["digest"], "sha256:bb");
+        assert_eq!(oci["layers"][1]["mediaType"], "application/x-unknown");
+        let already = serde_json::json!({"schemaVersion": 2, "mediaType": MEDIA_TYPE_MANIFEST});
+        assert!(to_oci(already.to_string().as_bytes()).is_none());
+    }
 }

@@ -96,6 +96,34 @@ fn skopeo_pushed_image_pulls_like_umoci_and_second_pull_reuses_layers() {
 }
 
 #[test]
+fn layers_present_by_diff_id_are_not_downloaded() {
+    let reg = registry_with_small();
+    let tmp = tempdir();
+    // the same layers, uncompressed, from a docker archive: other blob digests, same diff_ids
+    let archive = tmp.path().join("small.tar");
+    tools::run(
+        std::process::Command::new("skopeo")
+            .args(["copy", "-q"])
+            .arg(format!(
+                "oci:{}:latest",
+                wild_images().join("small").display()
+            ))
+            .arg(format!("docker-archive:{}:small:1", archive.display())),
+    );
+    let repo = Repo::new();
+    repo.import(&format!("docker-archive:{}", archive.display()), "local");
+    let proxy = Proxy::start(reg.port, Fault::None);
+    let src = format!("{}:latest", proxy.url("test/small"));
+    let r = repo.ok(&["check", "--tls-verify=false", &src, "pulled"]);
+    assert!(r.field("Layers").contains("0 to fetch, 0 bytes"), "{r:?}");
+    let r = repo.ok(&["import", "--tls-verify=false", &src, "pulled"]);
+    assert_eq!(r.layers(), (0, 3));
+    for (d, _) in small_layers() {
+        assert!(proxy.blob_requests(&d).is_empty(), "layer {d} was fetched");
+    }
+}
+
+#[test]
 fn check_lists_layers_and_bytes_to_fetch() {
     let reg = registry_with_small();
     let repo = Repo::new();
