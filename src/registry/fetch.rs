@@ -64,6 +64,7 @@ pub fn download(
     size: u64,
     spool: &Path,
     cancel: &AtomicBool,
+    progress: &dyn Fn(Progress),
 ) -> Result<PathBuf> {
     let url = client.url(&format!("/blobs/{digest}"));
     let (done, partial) = spool_paths(spool, digest);
@@ -94,15 +95,10 @@ pub fn download(
             have = 0;
         }
         let resumed = have > 0;
-        let blank = digest.hasher()?;
-        let mut hasher = blank.clone();
+        let mut hasher = digest.hasher()?;
         hash_prefix(&mut file, have, &mut hasher).map_err(io_err(&partial))?;
-        let mut part = Partial {
-            file,
-            have,
-            hasher,
-            blank,
-        };
+        progress(Progress::Started { fresh: !resumed });
+        let mut part = Partial { file, have, hasher };
         let mut failures = 0;
         while part.have < size {
             if cancel.load(Ordering::Relaxed) {
@@ -111,7 +107,7 @@ pub fn download(
                     reason: "download cancelled".into(),
                 });
             }
-            match transfer(client, &url, &mut part, size, cancel) {
+            match transfer(client, &url, &mut part, size, cancel, progress) {
                 Ok(()) => {}
                 Err(Stop::Fatal(e)) => return Err(e),
                 Err(Stop::Transient(why)) => {
@@ -170,32 +166,37 @@ fn hash_prefix(file: &mut File, len: u64, hasher: &mut Hasher) -> io::Result<()>
     Ok(())
 }
 
-/// A partial download: the file, how much it holds, the hash of that, and a fresh hasher.
+/// What a download reports while it runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// The partial file is open; `fresh` when it started empty (then it only ever grows, and
+    /// can be read while it is written).
+    Started {
+        /// Nothing was kept from an earlier attempt.
+        fresh: bool,
+    },
+    /// The partial file now holds this many bytes.
+    Have(u64),
+}
+
+/// A partial download: the file, how much it holds, and the hash of that.
 struct Partial {
     file: File,
     have: u64,
     hasher: Hasher,
-    blank: Hasher,
-}
-
-impl Partial {
-    /// Empties the file and the hash.
-    fn restart(&mut self) -> io::Result<()> {
-        self.file.set_len(0)?;
-        self.file.seek(SeekFrom::Start(0))?;
-        self.have = 0;
-        self.hasher = self.blank.clone();
-        Ok(())
-    }
 }
 
 /// One GET from byte `part.have`, appending to the partial file.
+///
+/// The file only ever grows here (a reader may be following it): a `200` answer to a range
+/// request has its first `have` bytes skipped, and an answer for another range is an error.
 fn transfer(
     client: &Client,
     url: &str,
     part: &mut Partial,
     size: u64,
     cancel: &AtomicBool,
+    progress: &dyn Fn(Progress),
 ) -> std::result::Result<(), Stop> {
     let range = format!("bytes={}-", part.have);
     let headers: Vec<(&str, &str)> = if part.have > 0 {
@@ -208,8 +209,7 @@ fn transfer(
         // `send` already retried: the registry is down, not just a dropped connection.
         Err(e) => return Err(Stop::Fatal(e)),
     };
-    let transient = |e: io::Error| Stop::Transient(e.to_string());
-    match resp.status().as_u16() {
+    let mut skip = match resp.status().as_u16() {
         206 => {
             let start = resp
                 .headers()
@@ -219,18 +219,20 @@ fn transfer(
                 .and_then(|v| v.split('-').next())
                 .and_then(|v| v.parse::<u64>().ok());
             if start != Some(part.have) {
-                // Not the range asked for: drop what we kept, ask for everything next time.
-                part.restart().map_err(transient)?;
-                return Err(Stop::Transient("registry answered another range".into()));
+                return Err(Stop::Fatal(Error::Registry {
+                    url: url.to_string(),
+                    reason: format!(
+                        "asked for bytes {}- and got another range ({start:?})",
+                        part.have
+                    ),
+                }));
             }
+            0
         }
-        200 => part.restart().map_err(transient)?,
-        416 if part.have > 0 => {
-            part.restart().map_err(transient)?;
-            return Err(Stop::Transient("registry refused the range".into()));
-        }
+        // The registry ignored the range: skip what we have.
+        200 => part.have,
         _ => return Err(Stop::Fatal(client.status_error(url, "blob", resp))),
-    }
+    };
     let mut body = resp.into_body().into_reader();
     let mut buf = vec![0; BUF];
     loop {
@@ -243,20 +245,27 @@ fn transfer(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(Stop::Transient(e.to_string())),
         };
-        if part.have + n as u64 > size {
+        let k = skip.min(n as u64) as usize;
+        skip -= k as u64;
+        let data = &buf[k..n];
+        if data.is_empty() {
+            continue;
+        }
+        if part.have + data.len() as u64 > size {
             return Err(Stop::Fatal(Error::Registry {
                 url: url.to_string(),
                 reason: format!("blob is longer than the {size} bytes its descriptor says"),
             }));
         }
-        part.file.write_all(&buf[..n]).map_err(|e| {
+        part.file.write_all(data).map_err(|e| {
             Stop::Fatal(Error::Io {
                 context: format!("writing the spooled blob from {url}"),
                 cause: e,
             })
         })?;
-        part.hasher.update(&buf[..n]);
-        part.have += n as u64;
+        part.hasher.update(data);
+        part.have += data.len() as u64;
+        progress(Progress::Have(part.have));
     }
     if part.have < size {
         return Err(Stop::Transient(format!(
@@ -270,7 +279,15 @@ fn transfer(
 /// The state of one prefetched blob.
 #[derive(Debug)]
 enum Slot {
+    /// Queued.
     Waiting,
+    /// Downloading into `partial`, which holds `have` bytes; `fresh` when it started empty.
+    Running {
+        partial: PathBuf,
+        fresh: bool,
+        have: u64,
+    },
+    /// Finished: the complete file, or why not.
     Done(Result<PathBuf>),
 }
 
@@ -285,6 +302,12 @@ struct Shared {
     state: Mutex<State>,
     ready: Condvar,
     cancel: AtomicBool,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("lock poisoned only by a panic")
+    }
 }
 
 /// A bounded pool of threads downloading blobs into a spool directory, in the order given.
@@ -331,53 +354,140 @@ impl Prefetch {
 
     /// Whether `digest` is one of the blobs this pool fetches (and was not taken yet).
     pub fn has(&self, digest: &Digest) -> bool {
-        self.lock().slots.contains_key(digest)
+        self.shared.lock().slots.contains_key(digest)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.shared
-            .state
-            .lock()
-            .expect("lock poisoned only by a panic")
-    }
-
-    /// Waits for `digest` and opens its spooled file (unlinked at once: the open file is all
-    /// that is needed, and nothing is left behind). `None` if the pool does not fetch it.
+    /// Opens the blob `digest` as it downloads: a fresh download is read while it is being
+    /// written (the reader waits for bytes, and ends only once the download is complete and
+    /// verified); a resumed one once it is complete. The spooled file is removed once read to
+    /// the end. `None` if the pool does not fetch it.
     ///
     /// # Errors
-    /// The download failed.
+    /// The download failed before anything could be read (later failures are read errors).
     pub fn take(&self, digest: &Digest) -> Option<Result<BlobReader>> {
-        let mut state = self.lock();
-        while let Slot::Waiting = state.slots.get(digest)? {
+        let mut state = self.shared.lock();
+        loop {
+            let path = match state.slots.get(digest)? {
+                Slot::Done(Ok(p)) => p.clone(),
+                Slot::Running {
+                    partial,
+                    fresh: true,
+                    ..
+                } => partial.clone(),
+                Slot::Done(Err(_)) => {
+                    let Some(Slot::Done(Err(e))) = state.slots.remove(digest) else {
+                        unreachable!("matched above");
+                    };
+                    return Some(Err(e));
+                }
+                Slot::Waiting | Slot::Running { .. } => {
+                    state = self
+                        .shared
+                        .ready
+                        .wait(state)
+                        .expect("lock poisoned only by a panic");
+                    continue;
+                }
+            };
+            match File::open(&path) {
+                Ok(file) => {
+                    return Some(Ok(Box::new(io::BufReader::with_capacity(
+                        BUF,
+                        TailReader {
+                            file,
+                            pos: 0,
+                            shared: Arc::clone(&self.shared),
+                            digest: digest.clone(),
+                        },
+                    ))));
+                }
+                // Renamed as it completed: look again.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Some(Err(Error::io(format!("opening {}", path.display()))(e))),
+            }
+        }
+    }
+}
+
+/// Reads a spooled blob while its download appends to it.
+#[derive(Debug)]
+struct TailReader {
+    file: File,
+    pos: u64,
+    shared: Arc<Shared>,
+    digest: Digest,
+}
+
+impl Read for TailReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let mut state = self.shared.lock();
+        loop {
+            let available = match state.slots.get(&self.digest) {
+                Some(Slot::Running { have, .. }) => *have > self.pos,
+                Some(Slot::Done(Ok(_))) => true,
+                // A failed download is a bad blob, not a bad stream inside a good one.
+                Some(Slot::Done(Err(e))) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        crate::blob::BlobMismatch(e.to_string()),
+                    ));
+                }
+                // Taken: the download completed and this reader already removed the file.
+                None => true,
+                Some(Slot::Waiting) => false,
+            };
+            if available {
+                break;
+            }
             state = self
                 .shared
                 .ready
                 .wait(state)
                 .expect("lock poisoned only by a panic");
         }
-        let Some(Slot::Done(result)) = state.slots.remove(digest) else {
-            unreachable!("checked above");
-        };
-        Some(result.and_then(|path| {
-            let f = File::open(&path).map_err(Error::io(format!("opening {}", path.display())))?;
-            let _ = fs::remove_file(&path);
-            Ok(Box::new(io::BufReader::with_capacity(BUF, f)) as BlobReader)
-        }))
+        drop(state);
+        let n = self.file.read(buf)?;
+        self.pos += n as u64;
+        if n == 0 {
+            // Complete and read to the end: the spooled file is no longer needed.
+            if let Some(Slot::Done(Ok(p))) = self.shared.lock().slots.remove(&self.digest) {
+                let _ = fs::remove_file(p);
+            }
+        }
+        Ok(n)
     }
 }
 
 fn worker(shared: &Shared, client: &Client, spool: &Path) {
     loop {
-        let next = {
-            let mut s = shared.state.lock().expect("lock poisoned only by a panic");
-            s.queue.pop_front()
-        };
+        let next = shared.lock().queue.pop_front();
         let Some((digest, size)) = next else { return };
         if shared.cancel.load(Ordering::Relaxed) {
             return;
         }
-        let result = download(client, &digest, size, spool, &shared.cancel);
-        let mut s = shared.state.lock().expect("lock poisoned only by a panic");
+        let partial = spool_paths(spool, &digest).1;
+        let progress = |p: Progress| {
+            let mut s = shared.lock();
+            if let Some(slot) = s.slots.get_mut(&digest) {
+                match (p, slot) {
+                    (Progress::Started { fresh }, slot) => {
+                        *slot = Slot::Running {
+                            partial: partial.clone(),
+                            fresh,
+                            have: 0,
+                        };
+                    }
+                    (Progress::Have(n), Slot::Running { have, .. }) => *have = n,
+                    _ => {}
+                }
+            }
+            shared.ready.notify_all();
+        };
+        let result = download(client, &digest, size, spool, &shared.cancel, &progress);
+        let mut s = shared.lock();
         if let Some(slot) = s.slots.get_mut(&digest) {
             *slot = Slot::Done(result);
         }
@@ -388,7 +498,7 @@ fn worker(shared: &Shared, client: &Client, spool: &Path) {
 impl Drop for Prefetch {
     fn drop(&mut self) {
         self.shared.cancel.store(true, Ordering::Relaxed);
-        self.lock().queue.clear();
+        self.shared.lock().queue.clear();
         for w in self.workers.drain(..) {
             let _ = w.join();
         }

@@ -304,6 +304,24 @@ fn cut_transfer_resumes_with_range() {
 }
 
 #[test]
+fn cut_transfer_completes_when_the_registry_ignores_range() {
+    let reg = registry_with_small();
+    let (big, _, _) = big_layer();
+    let proxy = Proxy::start(reg.port, Fault::CutOnceNoRange(1 << 20));
+    let repo = Repo::new();
+    let r = repo.ok(&[
+        "import",
+        "--tls-verify=false",
+        &format!("{}:latest", proxy.url("test/small")),
+        "small",
+    ]);
+    // asked for a range, got the whole blob again, skipped what it had
+    assert!(proxy.blob_requests(&big).len() >= 2);
+    repo.assert_matches_umoci(&r.commit(), &wild_images().join("small"), "latest");
+    assert!(spool_files(&repo).is_empty());
+}
+
+#[test]
 fn partial_blob_from_an_earlier_run_is_resumed_or_refetched() {
     let reg = registry_with_small();
     let (big, size, bytes) = big_layer();

@@ -143,6 +143,9 @@ pub enum Fault {
     Flip(usize),
     /// Never answer: responses are swallowed (the connection stays open).
     Stall,
+    /// As `CutOnce`, and hide `Range` headers from the registry (it then answers 200 with
+    /// the whole blob, as servers without range support do).
+    CutOnceNoRange(usize),
 }
 
 /// A loopback TCP proxy in front of a registry, with a log of every request byte sent.
@@ -176,10 +179,21 @@ impl Proxy {
                     let (mut from, mut to) = (c2, s2);
                     let mut buf = [0u8; 16384];
                     while let Ok(n) = from.read(&mut buf) {
-                        if n == 0 || to.write_all(&buf[..n]).is_err() {
+                        if n == 0 {
                             break;
                         }
                         log.lock().unwrap().extend_from_slice(&buf[..n]);
+                        if let Fault::CutOnceNoRange(_) = fault {
+                            // same length, so framing is unchanged
+                            for i in 0..n.saturating_sub(6) {
+                                if buf[i..i + 6].eq_ignore_ascii_case(b"range:") {
+                                    buf[i..i + 6].copy_from_slice(b"xange:");
+                                }
+                            }
+                        }
+                        if to.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
                     }
                     let _ = to.shutdown(Shutdown::Write);
                 });
@@ -196,7 +210,7 @@ impl Proxy {
                         match fault {
                             Fault::None => {}
                             Fault::Stall => continue,
-                            Fault::CutOnce(at) => {
+                            Fault::CutOnce(at) | Fault::CutOnceNoRange(at) => {
                                 if sent + n > at && !cut_done.swap(true, Ordering::SeqCst) {
                                     let _ = to.write_all(&chunk[..at - sent]);
                                     let _ = to.shutdown(Shutdown::Both);
