@@ -1,6 +1,8 @@
 //! Pulling blobs: one streamed GET for small blobs, and a bounded pool of download threads
 //! ([`Prefetch`]) that spools layer blobs into the repository's tmp directory while earlier
-//! layers are imported.
+//! layers are imported. A layer whose download started from nothing is imported while it
+//! downloads: its reader follows the growing file and ends only once the download is
+//! complete and verified (so the import's own digest check and the download's agree).
 //!
 //! A download writes `<spool>/<alg>-<hex>.partial`, hashing as it goes; when the size and
 //! digest match it is renamed to `<alg>-<hex>`. An interrupted transfer is resumed with an
