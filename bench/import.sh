@@ -38,7 +38,7 @@ fi
 
 if [ ! -s "$CACHE/rootfs.tar" ]; then
   echo "building Debian minbase rootfs (once)..." >&2
-  mmdebstrap --variant=minbase --skip=output/dev bookworm "$CACHE/rootfs.tar.tmp" >&2
+  mmdebstrap --variant=minbase --format=tar --skip=output/dev bookworm "$CACHE/rootfs.tar.tmp" >&2
   mv "$CACHE/rootfs.tar.tmp" "$CACHE/rootfs.tar"
 fi
 if [ ! -f "$CACHE/images/debian/index.json" ]; then
