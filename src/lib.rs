@@ -9,11 +9,12 @@
 //! ```text
 //! import:  source (oci dir | oci-archive | registry | stdin)   source::, registry::
 //!            -> index -> manifest (tag, digest, platform)      resolve
-//!            -> per layer, one pass, two threads:
+//!            -> per layer, one pass, four threads:
 //!               blob -> digest + size check                    blob::VerifiedReader
 //!                    -> gzip | zstd | none                     decompress
-//!                    -> diff_id check                          blob::HashingReader
+//!                    -> diff_id check (own thread)             layer::stream
 //!                    -> tar entries                            entries::
+//!                    -> file objects (own thread)              layer::write_queue
 //!                    -> layer commit                           layer::
 //!            -> merge of layer trees (whiteouts, opaque dirs)  merge::
 //!            -> image commit + ref                             image::

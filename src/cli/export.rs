@@ -2,16 +2,17 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
+use ocitree::export::LayerCompression;
 use ocitree::source::SourceRef;
 
 /// Export an imported image as an OCI image: the same config and byte-identical layer tars.
 ///
 /// Every layer tar is rebuilt from the repository (file data from its objects, headers and
 /// padding from the tar-split recorded at import) and checked against its diff_id. Layers are
-/// compressed as they were imported; uncompressed layers, and so then the manifest, keep their
-/// digests, compressed ones may get new blob digests (reported).
+/// compressed as they were imported, or as --compression says; uncompressed layers, and so then
+/// the manifest, keep their digests, compressed ones may get new blob digests (reported).
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     /// Image name.
@@ -20,17 +21,34 @@ pub struct ExportArgs {
     /// Destination: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REFERENCE], docker://HOST[:PORT]/REPO[:TAG|@DIGEST] (push to a registry); FILE - writes to standard output.
     #[arg(value_name = "DEST")]
     dest: String,
+    /// Compress every layer with this format instead of the one it was imported with.
+    ///
+    /// gzip is written in pigz-style 128 KiB blocks on every core, zstd with its worker
+    /// threads; both are deterministic (same image, same options, same digests on any
+    /// machine). Not for docker-archive, whose layers are always plain tars.
+    #[arg(long, value_name = "FORMAT", value_parser = ["gzip", "zstd", "none"])]
+    compression: Option<String>,
+    /// Compression level: gzip 1-9 (default 6), zstd 1-19 (default 3).
+    #[arg(long, value_name = "N", requires = "compression")]
+    compression_level: Option<u32>,
     #[command(flatten)]
     registry: super::registry::RegistryArgs,
 }
 
 pub fn run(repo_path: &Path, a: ExportArgs) -> Result<()> {
     let dest = SourceRef::parse(&a.dest)?;
+    let mut opts = ocitree::export::ExportOptions::new();
+    if let Some(c) = &a.compression {
+        opts.compression = Some(LayerCompression::parse(c, a.compression_level)?);
+        if matches!(dest, SourceRef::DockerArchive { .. }) && c != "none" {
+            bail!("--compression {c}: docker-archive layers are always uncompressed tars");
+        }
+    }
+    opts.registry = a.registry.options()?;
     let repo = ocitree::repo::open(repo_path)?;
     if let SourceRef::Registry(r) = &dest {
-        let (export, pushed) =
-            ocitree::registry::push_image(&repo, &a.name, r, &a.registry.options()?)
-                .with_context(|| format!("pushing {} to {dest}", a.name))?;
+        let (export, pushed) = ocitree::registry::push_image(&repo, &a.name, r, &opts)
+            .with_context(|| format!("pushing {} to {dest}", a.name))?;
         println!("Image:    {}", a.name);
         println!("Pushed:   {}", pushed.manifest_digest);
         println!(
@@ -46,7 +64,7 @@ pub fn run(repo_path: &Path, a: ExportArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let report = ocitree::export::export_image(&repo, &a.name, &dest)
+    let report = ocitree::export::export_image(&repo, &a.name, &dest, &opts)
         .with_context(|| format!("exporting {} to {dest}", a.name))?;
     // Standard output may be the archive itself: the summary goes to stderr then.
     let to_stdout = matches!(

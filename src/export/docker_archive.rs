@@ -13,6 +13,7 @@ use crate::decompress::Compression;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::export::ExportReport;
+use crate::export::compress::LayerCompression;
 use crate::export::layer::write_layer_blob;
 use crate::image::{ImageInfo, refs};
 
@@ -49,7 +50,13 @@ pub fn write_archive(
         let file_name = format!("{}.tar", diff_id.encoded());
         let path = dir.join(&file_name);
         let mut f = BufWriter::new(fs::File::create(&path).map_err(io(&path))?);
-        write_layer_blob(repo, &commit, &diff_id, Compression::None, &mut f)?;
+        write_layer_blob(
+            repo,
+            &commit,
+            &diff_id,
+            &LayerCompression::new(Compression::None),
+            &mut f,
+        )?;
         f.flush().map_err(io(&path))?;
         layers.push(file_name);
     }

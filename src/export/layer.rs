@@ -5,9 +5,9 @@ use std::io::{self, Write};
 
 use ostree::{ObjectType, Repo, glib};
 
-use crate::decompress::Compression;
 use crate::digest::{Digest, Hasher};
 use crate::error::{Error, Result};
+use crate::export::compress::{LayerCompression, compress_into};
 use crate::layer::tarsplit;
 use crate::meta;
 
@@ -27,41 +27,6 @@ impl<W: Write> Write for HashingWriter<W> {
     }
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
-    }
-}
-
-/// The compressor in front of the blob file.
-enum Encoder<W: Write> {
-    Gzip(flate2::write::GzEncoder<W>),
-    Zstd(zstd::stream::Encoder<'static, W>),
-    Plain(W),
-}
-
-impl<W: Write> Write for Encoder<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Encoder::Gzip(e) => e.write(buf),
-            Encoder::Zstd(e) => e.write(buf),
-            Encoder::Plain(w) => w.write(buf),
-        }
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Encoder::Gzip(e) => e.flush(),
-            Encoder::Zstd(e) => e.flush(),
-            Encoder::Plain(w) => w.flush(),
-        }
-    }
-}
-
-impl<W: Write> Encoder<W> {
-    /// Ends the compressed stream, reporting errors a drop would swallow.
-    fn finish(self) -> io::Result<()> {
-        match self {
-            Encoder::Gzip(e) => e.finish().map(drop),
-            Encoder::Zstd(e) => e.finish().map(drop),
-            Encoder::Plain(mut w) => w.flush(),
-        }
     }
 }
 
@@ -112,8 +77,8 @@ pub fn write_layer_blob(
     repo: &Repo,
     commit: &str,
     diff_id: &Digest,
-    compression: Compression,
-    out: &mut dyn Write,
+    compression: &LayerCompression,
+    out: &mut (dyn Write + Send),
 ) -> Result<LayerBlobOut> {
     let records = tar_split(repo, commit)?;
     let io_err = |e: io::Error| Error::Io {
@@ -125,32 +90,16 @@ pub fn write_layer_blob(
         hasher: Hasher::sha256(),
         count: 0,
     };
-    let found = {
-        let encoder = match compression {
-            Compression::Gzip => Encoder::Gzip(
-                flate2::GzBuilder::new()
-                    .mtime(0)
-                    .write(&mut blob, flate2::Compression::default()),
-            ),
-            Compression::Zstd => {
-                Encoder::Zstd(zstd::stream::Encoder::new(&mut blob, 3).map_err(io_err)?)
-            }
-            _ => Encoder::Plain(&mut blob),
-        };
+    let found = compress_into(&mut blob, compression, |z| {
         let mut tar = HashingWriter {
-            inner: encoder,
-            hasher: diff_id.hasher()?,
+            inner: z,
+            hasher: diff_id.hasher().map_err(io::Error::other)?,
             count: 0,
         };
-        tarsplit::rebuild(repo, &records, &mut tar).map_err(io_err)?;
-        let HashingWriter {
-            inner: encoder,
-            hasher,
-            ..
-        } = tar;
-        encoder.finish().map_err(io_err)?;
-        hasher.finish()
-    };
+        tarsplit::rebuild(repo, &records, &mut tar)?;
+        Ok(tar.hasher.finish())
+    })
+    .map_err(io_err)?;
     if &found != diff_id {
         return Err(Error::InvalidImage {
             image: format!("layer {diff_id}"),

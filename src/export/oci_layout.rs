@@ -11,10 +11,29 @@ use serde_json::{Value, json};
 use crate::decompress::Compression;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::export::compress::LayerCompression;
 use crate::export::layer::write_layer_blob;
 use crate::image::{ImageInfo, refs};
 use crate::source::{Selector, SourceRef};
 use crate::spec::{ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX};
+
+/// Options of [`export_image`].
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct ExportOptions {
+    /// Compress every layer this way; `None` keeps each layer's own compression (gzip at
+    /// level 6, zstd at level 3, or none).
+    pub compression: Option<LayerCompression>,
+    /// How to reach a registry destination (credentials, TLS, timeouts).
+    pub registry: crate::registry::RegistryOptions,
+}
+
+impl ExportOptions {
+    /// Options with every default.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
 
 /// What an export wrote.
 #[derive(Clone, Debug)]
@@ -54,6 +73,7 @@ pub fn write_layout(
     name: &str,
     dir: &Path,
     tag: Option<&str>,
+    opts: &ExportOptions,
 ) -> Result<ExportReport> {
     let info = ImageInfo::load(repo, name)?;
     let blobs = dir.join("blobs/sha256");
@@ -73,11 +93,13 @@ pub fn write_layout(
             Error::NotFound(format!("image {name}: layer {digest} (was it pruned?)"))
         })?;
         let desc = &mut manifest["layers"][i];
-        let compression =
-            Compression::from_media_type(desc["mediaType"].as_str().unwrap_or_default());
+        let media_type = desc["mediaType"].as_str().unwrap_or_default().to_string();
+        let compression = opts
+            .compression
+            .unwrap_or_else(|| LayerCompression::new(Compression::from_media_type(&media_type)));
         let tmp = tempfile::NamedTempFile::new_in(&blobs).map_err(io(&blobs))?;
         let mut file = std::io::BufWriter::new(tmp.as_file());
-        let out = write_layer_blob(repo, &commit, &diff_id, compression, &mut file)?;
+        let out = write_layer_blob(repo, &commit, &diff_id, &compression, &mut file)?;
         file.flush().map_err(io(&blobs))?;
         drop(file);
         let dest = blobs.join(out.digest.encoded());
@@ -86,6 +108,7 @@ pub fn write_layout(
             recompressed += 1;
             desc["digest"] = json!(out.digest.as_str());
             desc["size"] = json!(out.size);
+            desc["mediaType"] = json!(compression.media_type(&media_type));
         }
     }
     let manifest_bytes = if recompressed == 0 {
@@ -143,12 +166,17 @@ fn add_to_index(dir: &Path, mut desc: Value, tag: Option<&str>) -> Result<()> {
 }
 
 /// Exports image `name` to `dest` (`oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`,
-/// `docker-archive:FILE[:REFERENCE]`; `-` for standard output; `docker://REFERENCE` with
-/// default [`crate::registry::RegistryOptions`], see [`crate::registry::push_image`] for more).
+/// `docker-archive:FILE[:REFERENCE]`; `-` for standard output; `docker://REFERENCE`, see
+/// [`crate::registry::push_image`]).
 ///
 /// # Errors
 /// As [`write_layout`]; a digest selector in `dest` is refused.
-pub fn export_image(repo: &Repo, name: &str, dest: &SourceRef) -> Result<ExportReport> {
+pub fn export_image(
+    repo: &Repo,
+    name: &str,
+    dest: &SourceRef,
+    opts: &ExportOptions,
+) -> Result<ExportReport> {
     let tag = match dest.selector() {
         Selector::Default => None,
         Selector::Tag(t) => Some(t.as_str()),
@@ -161,18 +189,17 @@ pub fn export_image(repo: &Repo, name: &str, dest: &SourceRef) -> Result<ExportR
     };
     match dest {
         SourceRef::Registry(r) => {
-            let opts = crate::registry::RegistryOptions::default();
-            let (mut report, pushed) = crate::registry::push_image(repo, name, r, &opts)?;
+            let (mut report, pushed) = crate::registry::push_image(repo, name, r, opts)?;
             report.manifest_digest = pushed.manifest_digest;
             Ok(report)
         }
         SourceRef::DockerArchive { path, .. } => {
             crate::export::docker_archive::write_archive(repo, name, path.as_deref(), tag)
         }
-        SourceRef::OciDir { path, .. } => write_layout(repo, name, path, tag),
+        SourceRef::OciDir { path, .. } => write_layout(repo, name, path, tag, opts),
         SourceRef::OciArchive { path, .. } => {
             let staging = tempfile::tempdir().map_err(io(Path::new("temporary directory")))?;
-            let report = write_layout(repo, name, staging.path(), tag)?;
+            let report = write_layout(repo, name, staging.path(), tag, opts)?;
             let out: Box<dyn Write> = match path {
                 Some(p) => Box::new(fs::File::create(p).map_err(io(p))?),
                 None => Box::new(std::io::stdout().lock()),

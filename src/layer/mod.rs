@@ -10,6 +10,7 @@
 pub mod skipped;
 pub mod stream;
 pub mod tarsplit;
+pub mod write_queue;
 pub mod writer;
 
 use std::collections::{BTreeSet, HashMap};
@@ -96,6 +97,17 @@ impl<'r> LayerBuilder<'r> {
             on_special,
             layer: layer.to_string(),
         })
+    }
+
+    /// Hands small file objects to `queue`'s writer thread while [`LayerBuilder::add_tar`]
+    /// runs; [`LayerBuilder::take_queue`] gives it back to finish before the commit.
+    pub fn set_queue(&mut self, queue: write_queue::WriteQueue) {
+        self.objects.set_queue(queue);
+    }
+
+    /// Stops using the writer thread (see [`LayerBuilder::set_queue`]).
+    pub fn take_queue(&mut self) -> Option<write_queue::WriteQueue> {
+        self.objects.take_queue()
     }
 
     /// Reads every entry of a tar stream into the tree, then drains the stream to its end

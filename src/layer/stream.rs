@@ -2,18 +2,20 @@
 //! tar entries → [`LayerBuilder`].
 //!
 //! Verification and decompression run on a second thread and hand 256 KiB chunks through a
-//! bounded channel to the thread that parses the tar and writes objects, so both cores work
-//! and memory stays at a few MiB whatever the layer size.
+//! bounded channel to the thread that parses the tar; small file objects go on to a third
+//! thread that stores them ([`WriteQueue`]). Both cores stay busy and memory stays at a few
+//! MiB whatever the layer size.
 
 use std::io::{self, BufReader, Read};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use ostree::Repo;
 
-use crate::blob::{HashingReader, VerifiedReader};
+use crate::blob::VerifiedReader;
 use crate::decompress::decompress;
 use crate::digest::Digest;
 use crate::error::LayerError;
+use crate::layer::write_queue::WriteQueue;
 use crate::layer::{LayerBuilder, LayerSource, OnSpecial, Skipped};
 use crate::source::BlobReader;
 
@@ -33,21 +35,35 @@ pub struct LayerBlob {
     pub media_type: String,
 }
 
-/// Reads chunks from the channel as one byte stream.
+/// Reads chunks from the channel as one byte stream, passing each chunk it is done with on
+/// to the diff_id hasher.
 struct ChannelReader {
     rx: Receiver<io::Result<Vec<u8>>>,
+    hash_tx: Option<SyncSender<Vec<u8>>>,
     cur: Vec<u8>,
     pos: usize,
+}
+
+impl ChannelReader {
+    /// Hands the consumed chunk to the hasher (which stops hashing if it is gone: the
+    /// import has failed then).
+    fn pass_on(&mut self) {
+        let done = std::mem::take(&mut self.cur);
+        if let (false, Some(tx)) = (done.is_empty(), &self.hash_tx) {
+            if tx.send(done).is_err() {
+                self.hash_tx = None;
+            }
+        }
+        self.pos = 0;
+    }
 }
 
 impl Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.pos == self.cur.len() {
+            self.pass_on();
             match self.rx.recv() {
-                Ok(Ok(chunk)) => {
-                    self.cur = chunk;
-                    self.pos = 0;
-                }
+                Ok(Ok(chunk)) => self.cur = chunk,
                 Ok(Err(e)) => return Err(e),
                 Err(_) => return Ok(0),
             }
@@ -59,19 +75,15 @@ impl Read for ChannelReader {
     }
 }
 
-/// Verifies and decompresses `blob`, sending chunks to `tx`; returns the diff_id.
+/// Verifies and decompresses `blob`, sending chunks to `tx`.
 fn produce(
     blob: BlobReader,
     layer: &LayerBlob,
     tx: &SyncSender<io::Result<Vec<u8>>>,
-) -> io::Result<Digest> {
+) -> io::Result<()> {
     let verified =
         VerifiedReader::new(blob, &layer.digest, layer.size).map_err(io::Error::other)?;
-    let hasher = layer.diff_id.hasher().map_err(io::Error::other)?;
-    let mut plain = HashingReader::new(
-        decompress(BufReader::with_capacity(CHUNK, verified))?,
-        hasher,
-    );
+    let mut plain = decompress(BufReader::with_capacity(CHUNK, verified))?;
     let context = |e: io::Error| {
         if crate::blob::is_mismatch(&e) {
             e
@@ -86,7 +98,7 @@ fn produce(
             .read_to_end(&mut chunk)
             .map_err(context)?;
         if n == 0 {
-            return Ok(plain.finish());
+            return Ok(());
         }
         if tx.send(Ok(chunk)).is_err() {
             return Err(io::Error::other("layer reader stopped"));
@@ -109,8 +121,21 @@ pub fn import_layer(
     on_special: OnSpecial,
 ) -> Result<(String, Vec<Skipped>), LayerError> {
     let (tx, rx) = sync_channel(CHUNKS_IN_FLIGHT);
+    let (hash_tx, hash_rx) = sync_channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
+    let mut hasher = layer
+        .diff_id
+        .hasher()
+        .map_err(|e| LayerError::Read(io::Error::other(e)))?;
     let mut builder = LayerBuilder::new(repo, layer.digest.as_str(), on_special)?;
-    let (built, produced) = std::thread::scope(|s| {
+    let (built, produced, written, diff_id) = std::thread::scope(|s| {
+        let (queue, writer) = WriteQueue::spawn(s, repo);
+        builder.set_queue(queue);
+        let diff_id = s.spawn(move || {
+            for chunk in hash_rx {
+                hasher.update(&chunk);
+            }
+            hasher.finish()
+        });
         let producer = s.spawn(move || {
             let r = produce(blob, layer, &tx);
             if let Err(e) = &r {
@@ -120,6 +145,7 @@ pub fn import_layer(
         });
         let mut reader = ChannelReader {
             rx,
+            hash_tx: Some(hash_tx),
             cur: Vec::new(),
             pos: 0,
         };
@@ -129,18 +155,30 @@ pub fn import_layer(
             let _ = io::copy(&mut reader, &mut io::sink());
         }
         drop(reader);
+        let written = match builder.take_queue() {
+            Some(q) => q.finish(writer),
+            None => Ok(()),
+        };
         (
             built,
             producer
                 .join()
                 .unwrap_or_else(|_| Err(io::Error::other("decompression thread panicked"))),
+            written,
+            diff_id.join(),
         )
     });
-    let diff_id = match (built, produced) {
-        (_, Err(e)) if e.to_string() != "layer reader stopped" => return Err(LayerError::Read(e)),
-        (Err(e), _) => return Err(e),
-        (Ok(()), Err(e)) => return Err(LayerError::Read(e)),
-        (Ok(()), Ok(d)) => d,
+    // A bad blob explains a bad tar, and a failed object write the parse it stopped.
+    let diff_id = match (built, produced, written) {
+        (_, Err(e), _) if e.to_string() != "layer reader stopped" => {
+            return Err(LayerError::Read(e));
+        }
+        (_, _, Err(e)) => return Err(e),
+        (Err(e), _, _) => return Err(e),
+        (Ok(()), Err(e), _) => return Err(LayerError::Read(e)),
+        (Ok(()), Ok(()), Ok(())) => {
+            diff_id.map_err(|_| LayerError::Read(io::Error::other("diff_id thread panicked")))?
+        }
     };
     if diff_id != layer.diff_id {
         return Err(LayerError::DiffIdMismatch {

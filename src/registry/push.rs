@@ -15,7 +15,7 @@ use ureq::http::Method;
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::export::ExportReport;
+use crate::export::{ExportOptions, ExportReport};
 use crate::image::ImageInfo;
 use crate::registry::client::{Access, Client, Payload};
 use crate::registry::{ImageReference, RegistryOptions};
@@ -288,7 +288,7 @@ pub fn push_image(
     repo: &Repo,
     name: &str,
     dest: &ImageReference,
-    opts: &RegistryOptions,
+    opts: &ExportOptions,
 ) -> Result<(ExportReport, PushReport)> {
     let info = ImageInfo::load(repo, name)?;
     let tmp = crate::repo::tmp_dir(repo);
@@ -299,14 +299,14 @@ pub fn push_image(
             "creating a directory in {}",
             tmp.display()
         )))?;
-    let export = crate::export::oci_layout::write_layout(repo, name, staging.path(), None)?;
+    let export = crate::export::oci_layout::write_layout(repo, name, staging.path(), None, opts)?;
     let mount_from = info
         .source
         .strip_prefix("docker://")
         .and_then(|s| ImageReference::parse(s).ok())
         .filter(|src| src.registry == dest.registry)
         .map(|src| src.repository);
-    let mut report = push_layout(staging.path(), dest, opts, mount_from.as_deref())?;
+    let mut report = push_layout(staging.path(), dest, &opts.registry, mount_from.as_deref())?;
     if report.manifest_digest.is_empty() {
         report.manifest_digest = export.manifest_digest.clone();
     }
