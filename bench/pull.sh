@@ -57,7 +57,7 @@ for _ in $(seq "$RUNS"); do
   echo "$(echo "$end - $start" | bc) 0" >> "$T/both.times"
 done
 
-o=$(secs ocitree); b=$(secs both)
+o=$(secs ocitree); b=$(printf "%.2f" "$(secs both)")
 printf '\n== pull of the 3-layer debian image (%s bytes of blobs) from a loopback registry, median of %s runs ==\n' \
   "$(du -sb "$T/pulled/blobs" | cut -f1)" "$RUNS"
 printf '%-44s %8s s  %8s KiB peak RSS\n' "ocitree import docker://" "$o" "$(rss ocitree)"

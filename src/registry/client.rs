@@ -238,7 +238,7 @@ impl Client {
                 Err(e) => {
                     return Err(Error::Registry {
                         url: url.to_string(),
-                        reason: format!("{method} failed after {attempt} attempts: {e}"),
+                        reason: format!("{method} failed after {attempt} attempt(s): {e}"),
                     });
                 }
             }

@@ -680,7 +680,22 @@ fn a_silent_registry_times_out_instead_of_hanging() {
         err.contains("timeout") || err.contains("timed out"),
         "{err}"
     );
-    assert!(err.contains("5 attempts"), "{err}");
+    assert!(err.contains("5 attempt(s)"), "{err}");
     // 5 attempts of 1 s plus 3.75 s of backoff
     assert!(took < std::time::Duration::from_secs(30), "{took:?}");
+}
+
+#[test]
+fn tls_is_verified_by_default_and_not_retried() {
+    let reg = Registry::with_self_signed_tls();
+    let repo = Repo::new();
+    let snap = repo.snapshot();
+    let err = repo.fails(&["import", &format!("{}:1", reg.url("test/small"))]);
+    assert!(
+        err.contains(&format!("https://{}/v2/", reg.host())),
+        "{err}"
+    );
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    assert!(err.contains("after 1 attempt(s)"), "{err}");
+    snap.assert_unchanged(&repo.path);
 }

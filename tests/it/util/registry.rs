@@ -40,24 +40,54 @@ fn probe(port: u16) -> Option<u16> {
 impl Registry {
     /// An open registry.
     pub fn start() -> Registry {
-        Registry::start_with(None)
+        Registry::start_with(None, false)
     }
 
     /// A registry requiring basic auth for `user` / `password` (bcrypt htpasswd).
     pub fn with_htpasswd(user: &str, password: &str) -> Registry {
-        Registry::start_with(Some((user, password)))
+        Registry::start_with(Some((user, password)), false)
     }
 
-    fn start_with(auth: Option<(&str, &str)>) -> Registry {
+    /// A registry serving HTTPS with a self-signed certificate for 127.0.0.1.
+    pub fn with_self_signed_tls() -> Registry {
+        Registry::start_with(None, true)
+    }
+
+    fn start_with(auth: Option<(&str, &str)>, tls: bool) -> Registry {
         tools::require("docker-registry");
         let tmp = super::tempdir();
-        let mut auth_cfg = String::new();
+        let mut extra_cfg = String::new();
+        if tls {
+            tools::require("openssl");
+            let (cert, key) = (tmp.path().join("cert.pem"), tmp.path().join("key.pem"));
+            tools::run(
+                Command::new("openssl")
+                    .args([
+                        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    ])
+                    .args([
+                        "-subj",
+                        "/CN=127.0.0.1",
+                        "-addext",
+                        "subjectAltName=IP:127.0.0.1",
+                    ])
+                    .arg("-keyout")
+                    .arg(&key)
+                    .arg("-out")
+                    .arg(&cert),
+            );
+            extra_cfg = format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            );
+        }
         if let Some((u, p)) = auth {
             tools::require("htpasswd");
             let out = tools::run(Command::new("htpasswd").args(["-Bbn", u, p]));
             let file = tmp.path().join("htpasswd");
             std::fs::write(&file, out.stdout).unwrap();
-            auth_cfg = format!(
+            extra_cfg = format!(
                 "auth:\n  htpasswd:\n    realm: test-realm\n    path: {}\n",
                 file.display()
             );
@@ -68,7 +98,7 @@ impl Registry {
             std::fs::write(
                 &cfg,
                 format!(
-                    "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth_cfg}",
+                    "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{extra_cfg}",
                     tmp.path().join("data").display()
                 ),
             )
