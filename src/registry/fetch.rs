@@ -101,8 +101,11 @@ pub fn download(
         hash_prefix(&mut file, have, &mut hasher).map_err(io_err(&partial))?;
         progress(Progress::Started { fresh: !resumed });
         let mut part = Partial { file, have, hasher };
+        // Failures in a row without a byte of progress: a flaky link that keeps delivering
+        // resumes as often as it takes, a dead one gives up after ATTEMPTS.
         let mut failures = 0;
         while part.have < size {
+            let before = part.have;
             if cancel.load(Ordering::Relaxed) {
                 return Err(Error::Registry {
                     url,
@@ -113,12 +116,15 @@ pub fn download(
                 Ok(()) => {}
                 Err(Stop::Fatal(e)) => return Err(e),
                 Err(Stop::Transient(why)) => {
+                    if part.have > before {
+                        failures = 0;
+                    }
                     failures += 1;
                     if failures >= ATTEMPTS {
                         return Err(Error::Registry {
                             url,
                             reason: format!(
-                                "blob {digest}: transfer failed {failures} times, \
+                                "blob {digest}: transfer failed {failures} times in a row, \
                                  {} of {size} bytes kept for the next run: {why}",
                                 part.have
                             ),

@@ -304,6 +304,30 @@ fn cut_transfer_resumes_with_range() {
 }
 
 #[test]
+fn a_link_cut_every_256_kib_still_completes_by_resuming() {
+    let reg = registry_with_small();
+    let (big, size, _) = big_layer();
+    let proxy = Proxy::start(reg.port, Fault::CutEvery(256 << 10));
+    let repo = Repo::new();
+    let r = repo.ok(&[
+        "import",
+        "--tls-verify=false",
+        &format!("{}:latest", proxy.url("test/small")),
+        "small",
+    ]);
+    let reqs = proxy.blob_requests(&big);
+    let ranged = reqs
+        .iter()
+        .filter(|r| r.to_ascii_lowercase().contains("range: bytes="))
+        .count();
+    assert!(
+        ranged as u64 >= size / (256 << 10),
+        "{ranged} resumes of {size} bytes"
+    );
+    repo.assert_matches_umoci(&r.commit(), &wild_images().join("small"), "latest");
+}
+
+#[test]
 fn cut_transfer_completes_when_the_registry_ignores_range() {
     let reg = registry_with_small();
     let (big, _, _) = big_layer();

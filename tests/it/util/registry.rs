@@ -173,6 +173,8 @@ pub enum Fault {
     Flip(usize),
     /// Never answer: responses are swallowed (the connection stays open).
     Stall,
+    /// Close every connection after it carried this many response bytes.
+    CutEvery(usize),
     /// As `CutOnce`, and hide `Range` headers from the registry (it then answers 200 with
     /// the whole blob, as servers without range support do).
     CutOnceNoRange(usize),
@@ -240,6 +242,14 @@ impl Proxy {
                         match fault {
                             Fault::None => {}
                             Fault::Stall => continue,
+                            Fault::CutEvery(at) => {
+                                if sent + n > at {
+                                    let _ = to.write_all(&chunk[..at - sent]);
+                                    let _ = to.shutdown(Shutdown::Both);
+                                    let _ = from.shutdown(Shutdown::Both);
+                                    return;
+                                }
+                            }
                             Fault::CutOnce(at) | Fault::CutOnceNoRange(at) => {
                                 if sent + n > at && !cut_done.swap(true, Ordering::SeqCst) {
                                     let _ = to.write_all(&chunk[..at - sent]);
