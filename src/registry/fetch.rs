@@ -360,11 +360,6 @@ impl Prefetch {
         Prefetch { shared, workers }
     }
 
-    /// Whether `digest` is one of the blobs this pool fetches (and was not taken yet).
-    pub fn has(&self, digest: &Digest) -> bool {
-        self.shared.lock().slots.contains_key(digest)
-    }
-
     /// Opens the blob `digest` as it downloads: a fresh download is read while it is being
     /// written (the reader waits for bytes, and ends only once the download is complete and
     /// verified); a resumed one once it is complete. The spooled file is removed once read to

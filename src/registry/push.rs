@@ -344,4 +344,17 @@ mod tests {
         let already = serde_json::json!({"schemaVersion": 2, "mediaType": MEDIA_TYPE_MANIFEST});
         assert!(to_oci(already.to_string().as_bytes()).is_none());
     }
+
+    #[test]
+    fn upload_urls_get_the_digest() {
+        let d = Digest::sha256_of(b"");
+        assert_eq!(
+            with_digest("http://r/u/1", &d),
+            format!("http://r/u/1?digest={d}")
+        );
+        assert_eq!(
+            with_digest("http://r/u/1?_state=x", &d),
+            format!("http://r/u/1?_state=x&digest={d}")
+        );
+    }
 }

@@ -118,15 +118,6 @@ impl ImageReference {
             (None, None) => "latest".to_string(),
         }
     }
-
-    /// The same repository on the same registry, tagged `tag` and without a digest.
-    pub fn with_tag(&self, tag: &str) -> ImageReference {
-        ImageReference {
-            tag: Some(tag.to_string()),
-            digest: None,
-            ..self.clone()
-        }
-    }
 }
 
 impl std::fmt::Display for ImageReference {
