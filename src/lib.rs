@@ -48,6 +48,7 @@ pub mod mtree;
 pub mod refname;
 pub mod repo;
 pub mod resolve;
+pub mod select;
 pub mod source;
 pub mod spec;
 

@@ -35,6 +35,22 @@ struct SourceArgs {
     /// Platform to pick from a multi-platform index, as os/arch[/variant] (default: this host's).
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     platform: Option<String>,
+    /// From an index, take only manifests of this artifact type (the manifest's artifactType,
+    /// else its config media type), e.g. application/vnd.cncf.helm.config.v1+json.
+    #[arg(long, value_name = "TYPE")]
+    artifact_type: Option<String>,
+    /// Apply only layers of this media type (repeatable). Layers that are not filesystem tars
+    /// (JSON, Helm charts, any blob) become files named by their
+    /// org.opencontainers.image.title annotation, else DIGEST.EXT.
+    #[arg(long, value_name = "TYPE")]
+    layer_media_type: Vec<String>,
+    /// Apply only the layer at this 0-based position of the manifest (repeatable).
+    #[arg(long, value_name = "N")]
+    layer_index: Vec<usize>,
+    /// merge: apply the layers onto one tree (whiteouts and all); per-dir: put each layer in
+    /// its own directory, named ALGORITHM-HEX after its digest.
+    #[arg(long, value_name = "MODE", value_parser = ["merge", "per-dir"], default_value = "merge")]
+    layers: String,
 }
 
 impl SourceArgs {
@@ -43,6 +59,10 @@ impl SourceArgs {
         let mut opts = ImportOptions::new();
         opts.name = self.name;
         opts.platform = self.platform.as_deref().map(Platform::parse).transpose()?;
+        opts.artifact_type = self.artifact_type;
+        opts.layers.media_types = self.layer_media_type;
+        opts.layers.indexes = self.layer_index;
+        opts.layers_mode = ocitree::select::LayersMode::parse(&self.layers)?;
         Ok((source, opts))
     }
 }
