@@ -45,6 +45,7 @@ pub mod layer;
 pub mod merge;
 pub mod meta;
 pub mod mtree;
+pub mod progress;
 pub mod refname;
 pub mod repo;
 pub mod resolve;

@@ -15,13 +15,14 @@ use ostree::{Repo, gio};
 use crate::error::{Error, Result};
 use crate::image::{self, ImageMeta, refs};
 use crate::layer::file::import_file_layer;
-use crate::layer::stream::import_layer;
+use crate::layer::stream::{LayerBlob, import_layer};
 use crate::layer::{OnSpecial, Skipped};
 use crate::merge::{self, LayerTree, merge_layers};
+use crate::progress::{Event, Sink};
 use crate::refname;
 use crate::resolve::Resolved;
 use crate::select::{self, LayerSelection, LayersMode};
-use crate::source::{Selector, SourceRef};
+use crate::source::{BlobReader, Selector, SourceRef};
 use crate::spec::{Platform, parse_rfc3339};
 
 /// Options of [`import`].
@@ -40,6 +41,8 @@ pub struct ImportOptions {
     pub layers: LayerSelection,
     /// One merged tree, or one directory per layer.
     pub layers_mode: LayersMode,
+    /// Where progress events go (nowhere by default).
+    pub progress: Sink,
 }
 
 impl ImportOptions {
@@ -115,8 +118,29 @@ pub fn import(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<I
     ) {
         report.commit = commit;
         report.layers_reused = layers.len();
+        opts.progress.emit(Event::Done {
+            commit: report.commit.clone(),
+        });
         return Ok(report);
     }
+
+    let present: Vec<Option<String>> = layers
+        .iter()
+        .map(|l| refs::find_layer(repo, &l.digest, l.diff_id.as_ref()))
+        .collect::<Result<_>>()?;
+    let mut seen = std::collections::HashSet::new();
+    let to_read: Vec<&LayerBlob> = layers
+        .iter()
+        .zip(&present)
+        .filter(|(l, p)| p.is_none() && seen.insert(l.digest.clone()))
+        .map(|(l, _)| l)
+        .collect();
+    opts.progress.emit(Event::Resolved {
+        manifest: report.manifest_digest.clone(),
+        layers: layers.len(),
+        to_read: to_read.len(),
+        bytes: to_read.iter().map(|l| l.size).sum(),
+    });
 
     let txn = repo
         .auto_transaction(gio::Cancellable::NONE)
@@ -124,21 +148,29 @@ pub fn import(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<I
     let mut commits: HashMap<String, String> = HashMap::new();
     let mut trees = Vec::with_capacity(layers.len());
     let mut diff_ids = Vec::with_capacity(layers.len());
-    for layer in &layers {
+    for (index, (layer, present)) in layers.iter().zip(present).enumerate() {
         let layer_err = |cause| Error::Layer {
             image: image.clone(),
             layer: layer.digest.to_string(),
             cause,
         };
-        let (commit, diff_id) = if let Some(c) = commits.get(layer.digest.as_str()) {
+        let reused = commits.get(layer.digest.as_str()).cloned().or(present);
+        let (commit, diff_id) = if let Some(c) = reused {
             report.layers_reused += 1;
-            (c.clone(), refs::layer_diff_id(repo, c)?)
-        } else if let Some(c) = refs::find_layer(repo, &layer.digest, layer.diff_id.as_ref())? {
-            report.layers_reused += 1;
+            opts.progress.emit(Event::LayerReused {
+                index,
+                digest: layer.digest.to_string(),
+            });
             let d = refs::layer_diff_id(repo, &c)?;
             (c, d)
         } else {
-            let blob = src.open_blob(&layer.digest)?;
+            opts.progress.emit(Event::LayerStart {
+                index,
+                digest: layer.digest.to_string(),
+                size: layer.size,
+            });
+            let blob: BlobReader =
+                Box::new(opts.progress.counting(index, src.open_blob(&layer.digest)?));
             let imported = match layer.file_name {
                 Some(_) => import_file_layer(repo, blob, layer),
                 None => import_layer(repo, blob, layer, opts.on_special),
@@ -146,6 +178,11 @@ pub fn import(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<I
             .map_err(layer_err)?;
             report.layers_imported += 1;
             report.skipped.extend(imported.skipped);
+            opts.progress.emit(Event::LayerDone {
+                index,
+                digest: layer.digest.to_string(),
+                commit: imported.commit.clone(),
+            });
             (imported.commit, imported.diff_id.to_string())
         };
         repo.transaction_set_ref(
@@ -197,5 +234,8 @@ pub fn import(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<I
     txn.commit(gio::Cancellable::NONE)
         .map_err(Error::ostree("committing the transaction"))?;
     crate::repo::refresh_summary(repo)?;
+    opts.progress.emit(Event::Done {
+        commit: report.commit.clone(),
+    });
     Ok(report)
 }
