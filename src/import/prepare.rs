@@ -63,6 +63,7 @@ pub fn prepare(source: &SourceRef, opts: &ImportOptions) -> Result<Prepared> {
         .name
         .clone()
         .unwrap_or_else(|| default_name(source, &resolved));
+    refname::check_image_name(&name)?;
     let manifest_str = String::from_utf8(resolved.bytes.clone())
         .map_err(|_| invalid("manifest is not UTF-8".into()))?;
     let config_str =
