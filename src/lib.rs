@@ -45,10 +45,12 @@ pub mod layer;
 pub mod merge;
 pub mod meta;
 pub mod mtree;
+pub mod progress;
 pub mod refname;
 pub mod registry;
 pub mod repo;
 pub mod resolve;
+pub mod select;
 pub mod source;
 pub mod spec;
 

@@ -13,6 +13,7 @@
 //! | `ocitree.layer.digest` | `s` | layer | blob digest the layer was first imported from |
 //! | `ocitree.layer.diff-id` | `s` | layer | digest of the uncompressed tar |
 //! | `ocitree.layer.media-type` | `s` | layer | media type of that blob |
+//! | `ocitree.layer.kind` | `s` | layer | `file` for an artifact layer (the blob as one file); absent for a tar |
 //! | `ocitree.layer.whiteouts` | `as` | layer | paths of whiteout and opaque markers (kept as files) |
 //! | `ocitree.layer.implicit-dirs` | `as` | layer | directories the tar never named (created for a child) |
 //! | `ocitree.layer.links` | `a(ss)` | layer | hardlinks to files of lower layers: (path, target) |
@@ -40,6 +41,8 @@ pub const LAYER_DIGEST: &str = "ocitree.layer.digest";
 pub const LAYER_DIFF_ID: &str = "ocitree.layer.diff-id";
 /// Layer commit: blob media type.
 pub const LAYER_MEDIA_TYPE: &str = "ocitree.layer.media-type";
+/// Layer commit: `file` for an artifact layer ([`crate::layer::file`]).
+pub const LAYER_KIND: &str = "ocitree.layer.kind";
 /// Layer commit: whiteout marker paths.
 pub const LAYER_WHITEOUTS: &str = "ocitree.layer.whiteouts";
 /// Layer commit: implicitly created directories.

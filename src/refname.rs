@@ -148,6 +148,27 @@ pub fn image_ref(name: &str) -> String {
     format!("{IMAGE_REF_PREFIX}{}", escape(name))
 }
 
+/// Longest ref component: each is a file name in the repository (`NAME_MAX`).
+pub const MAX_COMPONENT: usize = 255;
+
+/// Checks that image `name` makes a ref the repository can store: its escaped form must fit
+/// in one file name ([`MAX_COMPONENT`] bytes). Checked before an import writes anything.
+///
+/// # Errors
+/// [`Error::InvalidReference`] saying how long the escaped name is.
+pub fn check_image_name(name: &str) -> crate::Result<()> {
+    let n = escape(name).len();
+    if n > MAX_COMPONENT {
+        return Err(crate::Error::InvalidReference {
+            reference: name.chars().take(80).collect::<String>() + "…",
+            reason: format!(
+                "image name too long: escaped for its ref it is {n} bytes, the limit is {MAX_COMPONENT} (bytes outside A-Z a-z 0-9 . - take 3)"
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// The image name an image ref stands for; `None` if `r` is not an image ref [`image_ref`] can
 /// produce.
 pub fn image_name_from_ref(r: &str) -> Option<String> {

@@ -151,6 +151,12 @@ pub struct Index {
     pub manifests: Vec<Descriptor>,
 }
 
+/// Config media types of container images (anything else makes the manifest an artifact).
+pub const IMAGE_CONFIG_TYPES: [&str; 2] = [
+    "application/vnd.oci.image.config.v1+json",
+    "application/vnd.docker.container.image.v1+json",
+];
+
 /// An image manifest (OCI or docker v2 schema 2).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -160,6 +166,9 @@ pub struct Manifest {
     /// Media type, when the manifest states it.
     #[serde(default)]
     pub media_type: Option<String>,
+    /// The artifact type (image-spec 1.1), when the manifest states it.
+    #[serde(default)]
+    pub artifact_type: Option<String>,
     /// The config blob.
     pub config: Descriptor,
     /// The layers, base first.
@@ -170,18 +179,30 @@ pub struct Manifest {
     pub manifests: Option<Vec<Descriptor>>,
 }
 
+impl Manifest {
+    /// The artifact type: `artifactType`, else the config media type when that is not a
+    /// container image config (image-spec 1.1); `None` for a container image.
+    pub fn artifact_type(&self) -> Option<&str> {
+        self.artifact_type.as_deref().or_else(|| {
+            let mt = self.config.media_type.as_str();
+            (!mt.is_empty() && !IMAGE_CONFIG_TYPES.contains(&mt)).then_some(mt)
+        })
+    }
+}
+
 /// The parts of an image config ocitree needs.
 #[derive(Clone, Debug, Deserialize)]
 pub struct Config {
     /// RFC 3339 creation time.
     #[serde(default)]
     pub created: Option<String>,
-    /// The diff_ids.
+    /// The diff_ids (absent from artifact configs such as `{}`).
+    #[serde(default)]
     pub rootfs: RootFs,
 }
 
 /// `rootfs` of an image config.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 pub struct RootFs {
     /// One diff_id per layer, base first.
     #[serde(default)]

@@ -5,6 +5,7 @@ mod browse;
 mod export;
 mod import;
 mod manage;
+mod progress;
 mod registry;
 
 use std::path::PathBuf;

@@ -36,6 +36,7 @@ pub fn write_archive(
     reference: Option<&str>,
 ) -> Result<ExportReport> {
     let info = ImageInfo::load(repo, name)?;
+    info.check_complete()?;
     let staging = tempfile::tempdir().map_err(io(Path::new("temporary directory")))?;
     let dir = staging.path();
     let config_digest = Digest::sha256_of(info.config.as_bytes());
@@ -44,9 +45,17 @@ pub fn write_archive(
     let mut layers = Vec::new();
     for (digest, diff_id) in info.layers.iter().zip(&info.diff_ids) {
         let (digest, diff_id) = (Digest::parse(digest)?, Digest::parse(diff_id)?);
-        let commit = refs::find_layer(repo, &digest, &diff_id)?.ok_or_else(|| {
+        let commit = refs::find_layer(repo, &digest, Some(&diff_id))?.ok_or_else(|| {
             Error::NotFound(format!("image {name}: layer {digest} (was it pruned?)"))
         })?;
+        if crate::export::layer::is_artifact(repo, &commit)? {
+            return Err(Error::InvalidImage {
+                image: name.into(),
+                reason: format!(
+                    "layer {digest} is an artifact blob, not a tar: a docker archive cannot hold it (export to oci: instead)"
+                ),
+            });
+        }
         let file_name = format!("{}.tar", diff_id.encoded());
         let path = dir.join(&file_name);
         let mut f = BufWriter::new(fs::File::create(&path).map_err(io(&path))?);

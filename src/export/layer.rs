@@ -41,6 +41,65 @@ pub struct LayerBlobOut {
     pub size: u64,
 }
 
+/// Whether a layer commit is an artifact layer ([`crate::layer::file`]): its blob is stored
+/// whole, not as a tar.
+///
+/// # Errors
+/// The commit is missing.
+pub fn is_artifact(repo: &Repo, commit: &str) -> Result<bool> {
+    let v = repo
+        .load_variant(ObjectType::Commit, commit)
+        .map_err(Error::ostree(format!("loading layer {commit}")))?;
+    let dict = glib::VariantDict::new(Some(&v.child_value(0)));
+    Ok(dict
+        .lookup::<String>(meta::LAYER_KIND)
+        .ok()
+        .flatten()
+        .as_deref()
+        == Some(crate::layer::file::KIND))
+}
+
+/// Copies an artifact layer's blob, unchanged, into `out`.
+///
+/// # Errors
+/// The blob object is missing or unreadable, or writing fails.
+pub fn write_artifact_blob(
+    repo: &Repo,
+    commit: &str,
+    out: &mut (dyn Write + Send),
+) -> Result<LayerBlobOut> {
+    use ostree::gio::prelude::*;
+    let io_err = |e: io::Error| Error::Io {
+        context: format!("copying artifact layer {commit}"),
+        cause: e,
+    };
+    let (root, _) = repo
+        .read_commit(commit, ostree::gio::Cancellable::NONE)
+        .map_err(Error::ostree(format!("reading layer {commit}")))?;
+    let file = root.child(crate::layer::file::BLOB);
+    let file = file
+        .downcast_ref::<ostree::RepoFile>()
+        .ok_or_else(|| Error::NotFound(format!("blob of artifact layer {commit}")))?;
+    file.ensure_resolved()
+        .map_err(Error::ostree(format!("reading layer {commit}")))?;
+    let (input, _, _) = repo
+        .load_file(file.checksum().as_str(), ostree::gio::Cancellable::NONE)
+        .map_err(Error::ostree(format!("reading layer {commit}")))?;
+    let input = input.ok_or_else(|| Error::NotFound(format!("blob of artifact layer {commit}")))?;
+    let mut blob = HashingWriter {
+        inner: out,
+        hasher: Hasher::sha256(),
+        count: 0,
+    };
+    io::copy(&mut input.into_read(), &mut blob).map_err(io_err)?;
+    let digest = blob.hasher.finish();
+    Ok(LayerBlobOut {
+        diff_id: digest.clone(),
+        digest,
+        size: blob.count,
+    })
+}
+
 /// The tar-split records of a layer commit.
 ///
 /// # Errors

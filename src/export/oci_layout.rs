@@ -12,7 +12,7 @@ use crate::decompress::Compression;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::export::compress::LayerCompression;
-use crate::export::layer::write_layer_blob;
+use crate::export::layer::{is_artifact, write_artifact_blob, write_layer_blob};
 use crate::image::{ImageInfo, refs};
 use crate::source::{Selector, SourceRef};
 use crate::spec::{ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX};
@@ -76,6 +76,7 @@ pub fn write_layout(
     opts: &ExportOptions,
 ) -> Result<ExportReport> {
     let info = ImageInfo::load(repo, name)?;
+    info.check_complete()?;
     let blobs = dir.join("blobs/sha256");
     fs::create_dir_all(&blobs).map_err(io(&blobs))?;
     let layout = dir.join("oci-layout");
@@ -89,7 +90,7 @@ pub fn write_layout(
     let mut recompressed = 0;
     for (i, (digest, diff_id)) in info.layers.iter().zip(&info.diff_ids).enumerate() {
         let (digest, diff_id) = (Digest::parse(digest)?, Digest::parse(diff_id)?);
-        let commit = refs::find_layer(repo, &digest, &diff_id)?.ok_or_else(|| {
+        let commit = refs::find_layer(repo, &digest, Some(&diff_id))?.ok_or_else(|| {
             Error::NotFound(format!("image {name}: layer {digest} (was it pruned?)"))
         })?;
         let desc = &mut manifest["layers"][i];
@@ -99,7 +100,12 @@ pub fn write_layout(
             .unwrap_or_else(|| LayerCompression::new(Compression::from_media_type(&media_type)));
         let tmp = tempfile::NamedTempFile::new_in(&blobs).map_err(io(&blobs))?;
         let mut file = std::io::BufWriter::new(tmp.as_file());
-        let out = write_layer_blob(repo, &commit, &diff_id, &compression, &mut file)?;
+        let artifact = is_artifact(repo, &commit)?;
+        let out = if artifact {
+            write_artifact_blob(repo, &commit, &mut file)?
+        } else {
+            write_layer_blob(repo, &commit, &diff_id, &compression, &mut file)?
+        };
         file.flush().map_err(io(&blobs))?;
         drop(file);
         let dest = blobs.join(out.digest.encoded());
@@ -108,7 +114,9 @@ pub fn write_layout(
             recompressed += 1;
             desc["digest"] = json!(out.digest.as_str());
             desc["size"] = json!(out.size);
-            desc["mediaType"] = json!(compression.media_type(&media_type));
+            if !artifact {
+                desc["mediaType"] = json!(compression.media_type(&media_type));
+            }
         }
     }
     let manifest_bytes = if recompressed == 0 {

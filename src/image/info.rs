@@ -80,6 +80,31 @@ impl ImageInfo {
         })
     }
 
+    /// Checks that the image holds every layer of its manifest, as an export needs: an image
+    /// imported with a layer selection holds only some.
+    ///
+    /// # Errors
+    /// [`Error::InvalidImage`] naming how many layers it holds.
+    pub fn check_complete(&self) -> Result<()> {
+        let manifest = self.parsed_manifest()?;
+        let all: Vec<&str> = manifest
+            .layers
+            .iter()
+            .map(|d| d.digest_str.as_str())
+            .collect();
+        if all != self.layers.iter().map(String::as_str).collect::<Vec<_>>() {
+            return Err(Error::InvalidImage {
+                image: self.name.clone(),
+                reason: format!(
+                    "imported with a layer selection ({} of the manifest's {} layers): it cannot be exported as the original image",
+                    self.layers.len(),
+                    all.len()
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// The parsed config.
     ///
     /// # Errors

@@ -7,6 +7,7 @@
 //! entries that were skipped. The commit's timestamp is 0, so the same layer gives the same
 //! commit checksum in every repository.
 
+pub mod file;
 pub mod skipped;
 pub mod stream;
 pub mod tarsplit;

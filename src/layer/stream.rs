@@ -13,7 +13,7 @@ use ostree::Repo;
 
 use crate::blob::VerifiedReader;
 use crate::decompress::decompress;
-use crate::digest::Digest;
+use crate::digest::{Digest, Hasher};
 use crate::error::LayerError;
 use crate::layer::write_queue::WriteQueue;
 use crate::layer::{LayerBuilder, LayerSource, OnSpecial, Skipped};
@@ -29,10 +29,26 @@ pub struct LayerBlob {
     pub digest: Digest,
     /// Blob size from the manifest.
     pub size: u64,
-    /// diff_id from the config.
-    pub diff_id: Digest,
+    /// diff_id from the config; `None` for an artifact whose config lists none (it is then
+    /// computed, not checked).
+    pub diff_id: Option<Digest>,
     /// Media type from the manifest.
     pub media_type: String,
+    /// For an artifact layer (not a filesystem tar): the file it becomes
+    /// ([`crate::select::file_name`]).
+    pub file_name: Option<String>,
+}
+
+/// A layer commit written from a blob.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ImportedLayer {
+    /// The layer commit checksum.
+    pub commit: String,
+    /// The diff_id, as computed (and checked when the config gave one).
+    pub diff_id: Digest,
+    /// Entries OSTree cannot store that were left out.
+    pub skipped: Vec<Skipped>,
 }
 
 /// Reads chunks from the channel as one byte stream, passing each chunk it is done with on
@@ -106,7 +122,7 @@ fn produce(
     }
 }
 
-/// Imports one layer blob into a layer commit; returns its checksum and the skipped entries.
+/// Imports one layer blob (a tar, maybe compressed) into a layer commit.
 ///
 /// The blob digest, size and diff_id are all checked; any mismatch fails the import (the
 /// caller's transaction then leaves nothing behind).
@@ -119,13 +135,15 @@ pub fn import_layer(
     blob: BlobReader,
     layer: &LayerBlob,
     on_special: OnSpecial,
-) -> Result<(String, Vec<Skipped>), LayerError> {
+) -> Result<ImportedLayer, LayerError> {
     let (tx, rx) = sync_channel(CHUNKS_IN_FLIGHT);
     let (hash_tx, hash_rx) = sync_channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
-    let mut hasher = layer
-        .diff_id
-        .hasher()
-        .map_err(|e| LayerError::Read(io::Error::other(e)))?;
+    let mut hasher = match &layer.diff_id {
+        Some(d) => d
+            .hasher()
+            .map_err(|e| LayerError::Read(io::Error::other(e)))?,
+        None => Hasher::sha256(),
+    };
     let mut builder = LayerBuilder::new(repo, layer.digest.as_str(), on_special)?;
     let (built, produced, written, diff_id) = std::thread::scope(|s| {
         let (queue, writer) = WriteQueue::spawn(s, repo);
@@ -180,15 +198,20 @@ pub fn import_layer(
             diff_id.map_err(|_| LayerError::Read(io::Error::other("diff_id thread panicked")))?
         }
     };
-    if diff_id != layer.diff_id {
+    if let Some(expected) = layer.diff_id.as_ref().filter(|&e| *e != diff_id) {
         return Err(LayerError::DiffIdMismatch {
-            expected: layer.diff_id.to_string(),
+            expected: expected.to_string(),
             found: diff_id.to_string(),
         });
     }
-    builder.commit(&LayerSource {
+    let (commit, skipped) = builder.commit(&LayerSource {
         digest: layer.digest.to_string(),
         diff_id: diff_id.to_string(),
         media_type: layer.media_type.clone(),
+    })?;
+    Ok(ImportedLayer {
+        commit,
+        diff_id,
+        skipped,
     })
 }

@@ -15,6 +15,8 @@ mod compression;
 mod docker_archive;
 // Index resolution: tags, digests, nested indexes, platforms, ambiguity.
 mod index;
+// Artifacts: non-tar layers as files, layer selection, per-dir layers, artifact types.
+mod artifacts;
 // Bad input: every failure exits 2, names image and layer, and leaves the repo unchanged.
 mod bad_input;
 // Export: same config and diff_ids, checked with skopeo, umoci, oci-image-tool.
