@@ -155,7 +155,7 @@ pub const MAX_COMPONENT: usize = 255;
 /// in one file name ([`MAX_COMPONENT`] bytes). Checked before an import writes anything.
 ///
 /// # Errors
-/// [`Error::InvalidReference`] saying how long the escaped name is.
+/// [`crate::Error::InvalidReference`] saying how long the escaped name is.
 pub fn check_image_name(name: &str) -> crate::Result<()> {
     let n = escape(name).len();
     if n > MAX_COMPONENT {
