@@ -261,12 +261,8 @@ fn basic_auth_with_creds_and_auth_files() {
 }
 
 fn base64(s: &str) -> String {
-    let out = tools::run(
-        std::process::Command::new("sh")
-            .arg("-c")
-            .arg(format!("printf %s '{s}' | base64 -w0")),
-    );
-    String::from_utf8(out.stdout).unwrap()
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(s)
 }
 
 #[test]
@@ -540,8 +536,8 @@ fn large_blob_is_pushed_in_chunks_and_auth_applies_to_push() {
     let repo = Repo::new();
     repo.import(&Repo::oci(&layout.dir, "latest"), "big");
     let dest = format!("{}:1", reg.url("big/img"));
-    let snap_err = repo.fails(&["export", "--tls-verify=false", "big", &dest]);
-    assert!(snap_err.contains("authentication failed"), "{snap_err}");
+    let err = repo.fails(&["export", "--tls-verify=false", "big", &dest]);
+    assert!(err.contains("authentication failed"), "{err}");
     let proxy = Proxy::start(reg.port, Fault::None);
     let via_proxy = format!("{}:1", proxy.url("big/img"));
     let r = repo.ok(&[

@@ -319,18 +319,14 @@ impl TokenGateway {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let log = Arc::new(Mutex::new(Vec::new()));
-        let basic = format!(
-            "Basic {}",
-            String::from_utf8(
-                tools::run(
-                    std::process::Command::new("sh")
-                        .arg("-c")
-                        .arg(format!("printf %s '{user}:{password}' | base64 -w0")),
-                )
-                .stdout
+        let basic = {
+            use base64::Engine as _;
+            let raw = format!("{user}:{password}");
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(raw)
             )
-            .unwrap()
-        );
+        };
         let log2 = Arc::clone(&log);
         std::thread::spawn(move || {
             for conn in listener.incoming() {
