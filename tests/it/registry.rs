@@ -324,6 +324,46 @@ fn a_link_cut_every_256_kib_still_completes_by_resuming() {
 }
 
 #[test]
+fn a_layer_is_imported_while_it_downloads() {
+    use std::io::BufRead;
+    let reg = registry_with_small();
+    let (_, size, _) = big_layer();
+    // the big layer's transfer stops for 5 s after 1.5 MiB
+    let proxy = Proxy::start(reg.port, Fault::PauseOnce(3 << 19, 5));
+    let repo = Repo::new();
+    let mut child = repo
+        .cmd()
+        .args(["import", "--json", "--tls-verify=false"])
+        .arg(format!("{}:latest", proxy.url("test/small")))
+        .arg("small")
+        .stdout(std::process::Stdio::piped())
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    let mut first_bytes = None;
+    let mut last = None;
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if v["event"] == "layer-bytes" && v["index"] == 0 && first_bytes.is_none() {
+            let read = v["read"].as_u64().unwrap();
+            assert!(read < size, "{line}");
+            first_bytes = Some(start.elapsed());
+        }
+        last = Some(start.elapsed());
+    }
+    assert!(child.wait().unwrap().success());
+    let (first_bytes, last) = (first_bytes.unwrap(), last.unwrap());
+    // the first MiB was imported while the rest of the blob was still held back
+    assert!(last >= std::time::Duration::from_secs(5), "{last:?}");
+    assert!(
+        last - first_bytes >= std::time::Duration::from_secs(4),
+        "first layer bytes at {first_bytes:?}, done at {last:?}"
+    );
+}
+
+#[test]
 fn cut_transfer_completes_when_the_registry_ignores_range() {
     let reg = registry_with_small();
     let (big, _, _) = big_layer();

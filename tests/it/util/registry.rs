@@ -175,6 +175,9 @@ pub enum Fault {
     Stall,
     /// Close every connection after it carried this many response bytes.
     CutEvery(usize),
+    /// Once in the proxy's life, hold a connection's responses for this many seconds after
+    /// it carried this many bytes.
+    PauseOnce(usize, u64),
     /// As `CutOnce`, and hide `Range` headers from the registry (it then answers 200 with
     /// the whole blob, as servers without range support do).
     CutOnceNoRange(usize),
@@ -242,6 +245,19 @@ impl Proxy {
                         match fault {
                             Fault::None => {}
                             Fault::Stall => continue,
+                            Fault::PauseOnce(at, secs) => {
+                                if sent + n > at && !cut_done.swap(true, Ordering::SeqCst) {
+                                    if to.write_all(&chunk[..at - sent]).is_err() {
+                                        break;
+                                    }
+                                    std::thread::sleep(Duration::from_secs(secs));
+                                    if to.write_all(&chunk[at - sent..]).is_err() {
+                                        break;
+                                    }
+                                    sent += n;
+                                    continue;
+                                }
+                            }
                             Fault::CutEvery(at) => {
                                 if sent + n > at {
                                     let _ = to.write_all(&chunk[..at - sent]);
