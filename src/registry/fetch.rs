@@ -46,6 +46,75 @@ pub fn spool_paths(spool: &Path, digest: &Digest) -> (PathBuf, PathBuf) {
     (spool.join(&base), spool.join(format!("{base}.partial")))
 }
 
+/// Ownership of a blob's shared spool files: `ALG-HEX.lock`, created exclusively, holding
+/// the owner's process id, removed on drop. A lock whose process is gone is taken over.
+#[derive(Debug)]
+struct SpoolLock(PathBuf);
+
+impl SpoolLock {
+    /// Takes the lock, or `None` while a live process (this one included) holds it.
+    fn acquire(spool: &Path, digest: &Digest) -> io::Result<Option<SpoolLock>> {
+        let path = spool.join(format!("{}-{}.lock", digest.algorithm(), digest.encoded()));
+        for _ in 0..2 {
+            match OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(mut f) => {
+                    write!(f, "{}", std::process::id())?;
+                    return Ok(Some(SpoolLock(path)));
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    let owner = fs::read_to_string(&path).unwrap_or_default();
+                    let live = owner.trim().parse::<u32>().is_ok_and(|pid| {
+                        pid == std::process::id()
+                            || Path::new("/proc").join(pid.to_string()).exists()
+                    });
+                    if live {
+                        return Ok(None);
+                    }
+                    // left by a process that died: take it over
+                    let _ = fs::remove_file(&path);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl Drop for SpoolLock {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
+/// A downloaded, verified blob in the spool. While it lives, no other download (of any
+/// process) touches the file; dropping it leaves the file for a later run.
+#[derive(Debug)]
+pub struct Spooled {
+    /// The complete file.
+    pub path: PathBuf,
+    /// The lock on the blob's shared spool names, if it has them.
+    _lock: Option<SpoolLock>,
+}
+
+/// Spool names private to this download, for when another download holds the shared ones.
+fn private_paths(spool: &Path, digest: &Digest) -> (PathBuf, PathBuf) {
+    static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    let base = format!(
+        "{}-{}.{}-{n}",
+        digest.algorithm(),
+        digest.encoded(),
+        std::process::id()
+    );
+    (spool.join(&base), spool.join(format!("{base}.partial")))
+}
+
+/// An error of writing blob `digest`'s spool file `p`.
+fn spool_err(digest: &Digest, p: &Path) -> impl FnOnce(io::Error) -> Error + use<> {
+    let context = format!("spooling blob {digest} to {}", p.display());
+    move |cause| Error::Io { context, cause }
+}
+
 /// Why one transfer attempt stopped.
 enum Stop {
     /// The connection broke or timed out: resume from where the file ends.
@@ -55,7 +124,12 @@ enum Stop {
 }
 
 /// Downloads blob `digest` of `size` bytes into `spool`, resuming a partial file; returns the
-/// path of the verified complete file.
+/// path of the verified complete file. While another download (another process, or another
+/// pool of this one) owns the blob's spool files, this one uses private names and keeps
+/// nothing for a later run.
+///
+/// The lock on the shared names is held until the returned [`Spooled`] is dropped, so that
+/// the file is not taken over before it has been read.
 ///
 /// # Errors
 /// The registry fails past the retries, or the content does not match `digest` (after one
@@ -67,20 +141,41 @@ pub fn download(
     spool: &Path,
     cancel: &AtomicBool,
     progress: &dyn Fn(Progress),
+) -> Result<Spooled> {
+    let io_err = |p: &Path| spool_err(digest, p);
+    fs::create_dir_all(spool).map_err(io_err(spool))?;
+    // Another pull of the same blob (into this repository) owns the shared names: download
+    // under private ones rather than write into the same file, and keep nothing of them.
+    let lock = SpoolLock::acquire(spool, digest).map_err(io_err(spool))?;
+    let Some(lock) = lock else {
+        let (done, partial) = private_paths(spool, digest);
+        let r = download_to(client, digest, size, (&done, &partial), cancel, progress);
+        if r.is_err() {
+            let _ = fs::remove_file(&partial);
+        }
+        return r.map(|path| Spooled { path, _lock: None });
+    };
+    let (done, partial) = spool_paths(spool, digest);
+    download_to(client, digest, size, (&done, &partial), cancel, progress).map(|path| Spooled {
+        path,
+        _lock: Some(lock),
+    })
+}
+
+/// [`download`] into the files `done` and `partial`.
+fn download_to(
+    client: &Client,
+    digest: &Digest,
+    size: u64,
+    (done, partial): (&Path, &Path),
+    cancel: &AtomicBool,
+    progress: &dyn Fn(Progress),
 ) -> Result<PathBuf> {
     let url = client.url(&format!("/blobs/{digest}"));
-    let (done, partial) = spool_paths(spool, digest);
-    let io_err = |p: &Path| {
-        let ctx = format!("spooling blob {digest} to {}", p.display());
-        move |e: io::Error| Error::Io {
-            context: ctx,
-            cause: e,
-        }
-    };
-    fs::create_dir_all(spool).map_err(io_err(spool))?;
+    let io_err = |p: &Path| spool_err(digest, p);
     // A complete file from an earlier run is checked like a partial one that needs no bytes.
     if done.exists() {
-        fs::rename(&done, &partial).map_err(io_err(&partial))?;
+        fs::rename(done, partial).map_err(io_err(partial))?;
     }
     let mut fresh_retry = false;
     loop {
@@ -89,17 +184,20 @@ pub fn download(
             .write(true)
             .create(true)
             .truncate(false)
-            .open(&partial)
-            .map_err(io_err(&partial))?;
-        let mut have = file.metadata().map_err(io_err(&partial))?.len();
+            .open(partial)
+            .map_err(io_err(partial))?;
+        let mut have = file.metadata().map_err(io_err(partial))?.len();
         if have > size {
-            file.set_len(0).map_err(io_err(&partial))?;
+            file.set_len(0).map_err(io_err(partial))?;
             have = 0;
         }
         let resumed = have > 0;
         let mut hasher = digest.hasher()?;
-        hash_prefix(&mut file, have, &mut hasher).map_err(io_err(&partial))?;
-        progress(Progress::Started { fresh: !resumed });
+        hash_prefix(&mut file, have, &mut hasher).map_err(io_err(partial))?;
+        progress(Progress::Started {
+            fresh: !resumed,
+            partial: partial.to_path_buf(),
+        });
         let mut part = Partial { file, have, hasher };
         // Failures in a row without a byte of progress: a flaky link that keeps delivering
         // resumes as often as it takes, a dead one gives up after ATTEMPTS.
@@ -134,14 +232,14 @@ pub fn download(
                 }
             }
         }
-        part.file.flush().map_err(io_err(&partial))?;
+        part.file.flush().map_err(io_err(partial))?;
         drop(part.file);
         let found = part.hasher.finish();
         if found == *digest {
-            fs::rename(&partial, &done).map_err(io_err(&done))?;
-            return Ok(done);
+            fs::rename(partial, done).map_err(io_err(done))?;
+            return Ok(done.to_path_buf());
         }
-        fs::remove_file(&partial).map_err(io_err(&partial))?;
+        fs::remove_file(partial).map_err(io_err(partial))?;
         if resumed && !fresh_retry {
             // The kept part may be what is wrong: start over once.
             fresh_retry = true;
@@ -175,13 +273,15 @@ fn hash_prefix(file: &mut File, len: u64, hasher: &mut Hasher) -> io::Result<()>
 }
 
 /// What a download reports while it runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Progress {
     /// The partial file is open; `fresh` when it started empty (then it only ever grows, and
     /// can be read while it is written).
     Started {
         /// Nothing was kept from an earlier attempt.
         fresh: bool,
+        /// The file being written.
+        partial: PathBuf,
     },
     /// The partial file now holds this many bytes.
     Have(u64),
@@ -296,7 +396,7 @@ enum Slot {
         have: u64,
     },
     /// Finished: the complete file, or why not.
-    Done(Result<PathBuf>),
+    Done(Result<Spooled>),
 }
 
 #[derive(Debug, Default)]
@@ -370,13 +470,13 @@ impl Prefetch {
     pub fn take(&self, digest: &Digest) -> Option<Result<BlobReader>> {
         let mut state = self.shared.lock();
         loop {
-            let path = match state.slots.get(digest)? {
-                Slot::Done(Ok(p)) => p.clone(),
+            let (path, running) = match state.slots.get(digest)? {
+                Slot::Done(Ok(s)) => (s.path.clone(), false),
                 Slot::Running {
                     partial,
                     fresh: true,
                     ..
-                } => partial.clone(),
+                } => (partial.clone(), true),
                 Slot::Done(Err(_)) => {
                     let Some(Slot::Done(Err(e))) = state.slots.remove(digest) else {
                         unreachable!("matched above");
@@ -404,8 +504,14 @@ impl Prefetch {
                         },
                     ))));
                 }
-                // Renamed as it completed: look again.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                // Renamed as it completed: wait for the worker to say so, then look again.
+                Err(e) if running && e.kind() == io::ErrorKind::NotFound => {
+                    state = self
+                        .shared
+                        .ready
+                        .wait(state)
+                        .expect("lock poisoned only by a panic");
+                }
                 Err(e) => return Some(Err(Error::io(format!("opening {}", path.display()))(e))),
             }
         }
@@ -456,8 +562,8 @@ impl Read for TailReader {
         self.pos += n as u64;
         if n == 0 {
             // Complete and read to the end: the spooled file is no longer needed.
-            if let Some(Slot::Done(Ok(p))) = self.shared.lock().slots.remove(&self.digest) {
-                let _ = fs::remove_file(p);
+            if let Some(Slot::Done(Ok(s))) = self.shared.lock().slots.remove(&self.digest) {
+                let _ = fs::remove_file(&s.path);
             }
         }
         Ok(n)
@@ -471,14 +577,13 @@ fn worker(shared: &Shared, client: &Client, spool: &Path) {
         if shared.cancel.load(Ordering::Relaxed) {
             return;
         }
-        let partial = spool_paths(spool, &digest).1;
         let progress = |p: Progress| {
             let mut s = shared.lock();
             if let Some(slot) = s.slots.get_mut(&digest) {
                 match (p, slot) {
-                    (Progress::Started { fresh }, slot) => {
+                    (Progress::Started { fresh, partial }, slot) => {
                         *slot = Slot::Running {
-                            partial: partial.clone(),
+                            partial,
                             fresh,
                             have: 0,
                         };
@@ -505,5 +610,37 @@ impl Drop for Prefetch {
         for w in self.workers.drain(..) {
             let _ = w.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spool_lock_is_exclusive_and_stale_locks_are_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = Digest::sha256_of(b"x");
+        let held = SpoolLock::acquire(dir.path(), &d).unwrap().unwrap();
+        assert!(SpoolLock::acquire(dir.path(), &d).unwrap().is_none());
+        drop(held);
+        // a lock left by a process that no longer exists
+        let path = dir.path().join(format!("sha256-{}.lock", d.encoded()));
+        std::fs::write(&path, "4294967295").unwrap();
+        let again = SpoolLock::acquire(dir.path(), &d).unwrap();
+        assert!(again.is_some());
+        drop(again);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn private_names_differ() {
+        let d = Digest::sha256_of(b"x");
+        let (a, b) = (
+            private_paths(Path::new("s"), &d),
+            private_paths(Path::new("s"), &d),
+        );
+        assert_ne!(a, b);
+        assert_ne!(a.0, spool_paths(Path::new("s"), &d).0);
     }
 }

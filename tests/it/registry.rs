@@ -364,6 +364,35 @@ fn a_layer_is_imported_while_it_downloads() {
 }
 
 #[test]
+fn two_pulls_of_the_same_blob_into_one_repo_at_once() {
+    let reg = registry_with_small();
+    // the first pull's big layer stalls half way, so the second starts while it downloads
+    let proxy = Proxy::start(reg.port, Fault::PauseOnce(1 << 20, 3));
+    let repo = Repo::new();
+    let src = format!("{}:latest", proxy.url("test/small"));
+    let spawn = |name: &str| {
+        repo.cmd()
+            .args(["import", "--tls-verify=false", &src, name])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let first = spawn("first");
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let second = spawn("second");
+    for child in [first, second] {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+    assert!(spool_files(&repo).is_empty(), "{:?}", spool_files(&repo));
+    tools::fsck(&repo.path);
+    let a = repo.ok(&["inspect", "first"]).stdout;
+    assert!(a.contains("sha256:"), "{a}");
+}
+
+#[test]
 fn cut_transfer_completes_when_the_registry_ignores_range() {
     let reg = registry_with_small();
     let (big, _, _) = big_layer();
