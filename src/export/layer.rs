@@ -30,6 +30,46 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
+/// Hands the compressor the stream in chunks of exactly [`CHUNK`] bytes, whatever sizes the
+/// tar producer writes, and never passes a flush on. zlib-rs' output depends on how its input
+/// is split (measured: the same tar written entry by entry and replayed from tar-split gave
+/// two different gzip streams), and a flush mid-stream emits a sync block: with fixed chunks
+/// the same tar always gives the same blob, whoever produced it.
+struct FixedChunks<W: Write> {
+    inner: W,
+    buf: Vec<u8>,
+}
+
+/// Size of the chunks [`FixedChunks`] hands on.
+const CHUNK: usize = 128 << 10;
+
+impl<W: Write> Write for FixedChunks<W> {
+    fn write(&mut self, mut data: &[u8]) -> io::Result<usize> {
+        let n = data.len();
+        while !data.is_empty() {
+            let take = (CHUNK - self.buf.len()).min(data.len());
+            self.buf.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.buf.len() == CHUNK {
+                self.inner.write_all(&self.buf)?;
+                self.buf.clear();
+            }
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<W: Write> FixedChunks<W> {
+    /// Hands on what is left and returns the inner writer.
+    fn finish(mut self) -> io::Result<W> {
+        self.inner.write_all(&self.buf)?;
+        Ok(self.inner)
+    }
+}
+
 /// The compressor in front of the blob file.
 enum Encoder<W: Write> {
     Gzip(flate2::write::GzEncoder<W>),
@@ -102,6 +142,64 @@ pub fn tar_split(repo: &Repo, commit: &str) -> Result<Vec<u8>> {
     }
 }
 
+/// Compresses the tar that `tar` writes with `compression` (gzip: level 6, mtime 0; zstd: level
+/// 3, so the same tar always gives the same blob) into `out`, hashing the tar with `diff_id`
+/// and the blob with sha256 on the way.
+///
+/// # Errors
+/// `tar`'s errors; compression or writing failures as [`Error::Io`] naming `what`.
+pub fn write_blob(
+    compression: Compression,
+    diff_id: Hasher,
+    out: &mut dyn Write,
+    what: &str,
+    tar: &mut dyn FnMut(&mut dyn Write) -> Result<()>,
+) -> Result<LayerBlobOut> {
+    let io_err = |e: io::Error| Error::Io {
+        context: format!("writing {what}"),
+        cause: e,
+    };
+    let mut blob = HashingWriter {
+        inner: out,
+        hasher: Hasher::sha256(),
+        count: 0,
+    };
+    let diff_id = {
+        let encoder = match compression {
+            Compression::Gzip => Encoder::Gzip(
+                flate2::GzBuilder::new()
+                    .mtime(0)
+                    .write(&mut blob, flate2::Compression::default()),
+            ),
+            Compression::Zstd => {
+                Encoder::Zstd(zstd::stream::Encoder::new(&mut blob, 3).map_err(io_err)?)
+            }
+            _ => Encoder::Plain(&mut blob),
+        };
+        let mut plain = HashingWriter {
+            inner: FixedChunks {
+                inner: encoder,
+                buf: Vec::with_capacity(CHUNK),
+            },
+            hasher: diff_id,
+            count: 0,
+        };
+        tar(&mut plain)?;
+        let HashingWriter {
+            inner: chunks,
+            hasher,
+            ..
+        } = plain;
+        chunks.finish().and_then(Encoder::finish).map_err(io_err)?;
+        hasher.finish()
+    };
+    Ok(LayerBlobOut {
+        diff_id,
+        digest: blob.hasher.finish(),
+        size: blob.count,
+    })
+}
+
 /// Rebuilds the tar of layer commit `commit`, compresses it with `compression` into `out`,
 /// and checks the tar against `diff_id`.
 ///
@@ -116,50 +214,20 @@ pub fn write_layer_blob(
     out: &mut dyn Write,
 ) -> Result<LayerBlobOut> {
     let records = tar_split(repo, commit)?;
-    let io_err = |e: io::Error| Error::Io {
-        context: format!("rebuilding layer {diff_id}"),
-        cause: e,
-    };
-    let mut blob = HashingWriter {
-        inner: out,
-        hasher: Hasher::sha256(),
-        count: 0,
-    };
-    let found = {
-        let encoder = match compression {
-            Compression::Gzip => Encoder::Gzip(
-                flate2::GzBuilder::new()
-                    .mtime(0)
-                    .write(&mut blob, flate2::Compression::default()),
-            ),
-            Compression::Zstd => {
-                Encoder::Zstd(zstd::stream::Encoder::new(&mut blob, 3).map_err(io_err)?)
-            }
-            _ => Encoder::Plain(&mut blob),
-        };
-        let mut tar = HashingWriter {
-            inner: encoder,
-            hasher: diff_id.hasher()?,
-            count: 0,
-        };
-        tarsplit::rebuild(repo, &records, &mut tar).map_err(io_err)?;
-        let HashingWriter {
-            inner: encoder,
-            hasher,
-            ..
-        } = tar;
-        encoder.finish().map_err(io_err)?;
-        hasher.finish()
-    };
-    if &found != diff_id {
+    let what = format!("layer {diff_id}");
+    let written = write_blob(compression, diff_id.hasher()?, out, &what, &mut |tar| {
+        tarsplit::rebuild(repo, &records, tar)
+            .map(drop)
+            .map_err(|e| Error::Io {
+                context: format!("rebuilding layer {diff_id}"),
+                cause: e,
+            })
+    })?;
+    if &written.diff_id != diff_id {
         return Err(Error::InvalidImage {
             image: format!("layer {diff_id}"),
-            reason: format!("rebuilt tar hashes to {found}, not its diff_id"),
+            reason: format!("rebuilt tar hashes to {}, not its diff_id", written.diff_id),
         });
     }
-    Ok(LayerBlobOut {
-        diff_id: found,
-        digest: blob.hasher.finish(),
-        size: blob.count,
-    })
+    Ok(written)
 }

@@ -1,0 +1,131 @@
+//! `ocitree encapsulate`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use ocitree::export::EncapsulateOptions;
+use ocitree::source::SourceRef;
+use ocitree::spec::Platform;
+
+/// Turn any OSTree commit into an OCI image that `ocitree import` gives back as the identical commit.
+///
+/// The commit's tree becomes deterministic layer tars (every directory with its metadata,
+/// numeric owners, full modes, xattrs, symlinks, hardlinks for files sharing a content
+/// object); the commit object and its detached metadata (signatures) travel as config labels
+/// (`ocitree.commit`, `ocitree.commit.object`, `ocitree.commit.detached-metadata`). `created`
+/// is the commit timestamp. The same commit with the same options gives the same digests.
+///
+/// Trees holding names that start with `.wh.` are refused (OCI reads them as whiteouts).
+#[derive(Debug, Args)]
+pub struct EncapsulateArgs {
+    /// Commit to encapsulate: a ref or checksum of the repository, or an image name.
+    #[arg(value_name = "REV")]
+    rev: String,
+    /// Destination: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REFERENCE]; FILE - writes to standard output.
+    #[arg(value_name = "DEST")]
+    dest: String,
+    /// Split the tree into at most N layers by content (files sharing an object stay together). Default 1, or the prior image's count.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    max_layers: Option<u32>,
+    /// An earlier encapsulation (an image in the repository) whose layer boundaries to keep: each file stays in the layer its path had, a new file joins its neighbours', so a one-file change changes at most two layers.
+    #[arg(long, value_name = "IMAGE")]
+    prior: Option<String>,
+    /// Add a config label (repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    label: Vec<String>,
+    /// Add a manifest annotation (repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    annotation: Vec<String>,
+    /// Config Cmd: a JSON array (exec form), else a command run by /bin/sh -c.
+    #[arg(long, value_name = "CMD")]
+    cmd: Option<String>,
+    /// Config Entrypoint: a JSON array (exec form), else a command run by /bin/sh -c.
+    #[arg(long, value_name = "ENTRYPOINT")]
+    entrypoint: Option<String>,
+    /// Add a config environment variable (repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    env: Vec<String>,
+    /// Config WorkingDir.
+    #[arg(long, value_name = "DIR")]
+    workingdir: Option<String>,
+    /// Config User (USER[:GROUP], names or numbers).
+    #[arg(long, value_name = "USER")]
+    user: Option<String>,
+    /// Platform of the image, as os/arch[/variant] (default: this host's).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    platform: Option<String>,
+    /// mtime of every tar entry, in seconds since the epoch (default: the commit timestamp for one layer; 0 with --max-layers or --prior, so unchanged layers keep their digests across versions).
+    #[arg(long, value_name = "SECONDS")]
+    mtime: Option<u64>,
+}
+
+fn key_values(what: &str, list: &[String]) -> Result<BTreeMap<String, String>> {
+    list.iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => bail!("--{what} {kv:?}: expected KEY=VALUE"),
+        })
+        .collect()
+}
+
+/// buildah's rule: a JSON array is the exec form, anything else runs through `/bin/sh -c`.
+fn command(what: &str, s: &str) -> Result<Vec<String>> {
+    if s.trim_start().starts_with('[') {
+        serde_json::from_str(s).with_context(|| format!("--{what}: not a JSON array of strings"))
+    } else {
+        Ok(vec!["/bin/sh".into(), "-c".into(), s.into()])
+    }
+}
+
+pub fn run(repo_path: &Path, a: EncapsulateArgs) -> Result<()> {
+    let dest = SourceRef::parse(&a.dest)?;
+    let mut opts = EncapsulateOptions::new();
+    opts.max_layers = a.max_layers.map(|n| n as usize);
+    opts.prior = a.prior;
+    opts.labels = key_values("label", &a.label)?;
+    opts.annotations = key_values("annotation", &a.annotation)?;
+    opts.cmd = a.cmd.as_deref().map(|c| command("cmd", c)).transpose()?;
+    opts.entrypoint = a
+        .entrypoint
+        .as_deref()
+        .map(|c| command("entrypoint", c))
+        .transpose()?;
+    for e in &a.env {
+        if !e.contains('=') {
+            bail!("--env {e:?}: expected KEY=VALUE");
+        }
+    }
+    opts.env = a.env;
+    opts.working_dir = a.workingdir;
+    opts.user = a.user;
+    opts.platform = a.platform.as_deref().map(Platform::parse).transpose()?;
+    opts.mtime = a.mtime;
+    let repo = ocitree::repo::open(repo_path)?;
+    let r = ocitree::export::encapsulate(&repo, &a.rev, &dest, &opts)
+        .with_context(|| format!("encapsulating {} to {dest}", a.rev))?;
+    let to_stdout = matches!(
+        dest,
+        SourceRef::OciArchive { path: None, .. } | SourceRef::DockerArchive { path: None, .. }
+    );
+    let lines = [
+        format!("Commit:   {}", r.commit),
+        format!("Manifest: {}", r.manifest_digest),
+        format!("Layers:   {} ({} paths)", r.layers.len(), r.paths),
+    ];
+    for l in lines.iter().chain(
+        r.layers
+            .iter()
+            .map(|d| format!("  {d}"))
+            .collect::<Vec<_>>()
+            .iter(),
+    ) {
+        if to_stdout {
+            eprintln!("{l}");
+        } else {
+            println!("{l}");
+        }
+    }
+    Ok(())
+}
