@@ -182,7 +182,7 @@ pub fn encapsulate(
         .unwrap_or(if split { 0 } else { commit.timestamp() });
 
     let mut sink = Sink::open(dest)?;
-    let mut writer = tar::TarWriter::new(repo, mtime);
+    let mut writer = tar::TarWriter::new(repo, rev, mtime);
     let mut outs = Vec::with_capacity(plan.layers);
     for layer in 0..plan.layers {
         let mut dirs: HashSet<&str> = HashSet::new();
@@ -203,10 +203,7 @@ pub fn encapsulate(
             plan.layers
         );
         let out = sink.add_layer(Compression::Gzip, Hasher::sha256(), &what, &mut |w| {
-            writer.write(&nodes, &mut wanted, w).map_err(|e| Error::Io {
-                context: format!("writing {what}"),
-                cause: e,
-            })
+            writer.write(&nodes, &mut wanted, w)
         })?;
         outs.push(out);
     }

@@ -12,6 +12,7 @@ use std::io::{self, Read, Write};
 use ostree::gio::prelude::*;
 use ostree::{ObjectType, Repo, gio, glib};
 
+use crate::error::{Error, Result};
 use crate::export::encapsulate::walk::{Kind, Node};
 
 /// Largest value of an 8-byte octal field (uid, gid, mode).
@@ -32,8 +33,25 @@ struct Meta {
 #[derive(Debug)]
 pub struct TarWriter<'r> {
     repo: &'r Repo,
+    rev: String,
     mtime: u64,
     dirmeta: HashMap<String, Meta>,
+}
+
+/// Why an xattr cannot travel in a PAX record that importers read back, if it cannot: a
+/// name with `=` or a newline cannot be a PAX key, and tar-rs (ocitree's importer) splits PAX
+/// records at newlines, so a value holding one would not come back.
+fn xattr_problem(name: &[u8], value: &[u8]) -> Option<String> {
+    let shown = String::from_utf8_lossy(name);
+    if name.is_empty() || name.contains(&b'=') || name.contains(&b'\n') || name.contains(&0) {
+        Some(format!("xattr name {shown:?} cannot be a PAX key"))
+    } else if value.contains(&b'\n') {
+        Some(format!(
+            "xattr {shown} holds a newline byte, which ocitree's tar reader (tar-rs) cannot read back"
+        ))
+    } else {
+        None
+    }
 }
 
 fn ostree_io(op: String) -> impl FnOnce(glib::Error) -> io::Error {
@@ -91,10 +109,12 @@ enum Entry<'a> {
 }
 
 impl<'r> TarWriter<'r> {
-    /// A writer for commits of `repo` giving every entry `mtime`.
-    pub fn new(repo: &'r Repo, mtime: u64) -> Self {
+    /// A writer for commits of `repo` giving every entry `mtime`; `rev` names the commit in
+    /// errors.
+    pub fn new(repo: &'r Repo, rev: &str, mtime: u64) -> Self {
         TarWriter {
             repo,
+            rev: rev.to_string(),
             mtime,
             dirmeta: HashMap::new(),
         }
@@ -138,38 +158,42 @@ impl<'r> TarWriter<'r> {
     /// tar become hardlinks to its first path.
     ///
     /// # Errors
-    /// An object is missing or shorter than it says, or writing fails.
+    /// [`Error::Unencapsulable`] for an xattr no PAX record can carry back; an object is
+    /// missing or shorter than it says, or writing fails ([`Error::Io`]).
     pub fn write(
         &mut self,
         nodes: &[Node],
         wanted: &mut dyn FnMut(&Node) -> bool,
         out: &mut dyn Write,
-    ) -> io::Result<()> {
+    ) -> Result<()> {
         let mut first_path: HashMap<&str, (&str, Meta)> = HashMap::new();
         for node in nodes.iter().filter(|n| wanted(n)) {
             match &node.kind {
                 Kind::Dir { meta } => {
-                    let m = self.dir_meta(meta)?;
+                    let m = self.dir_meta(meta).map_err(self.io(&node.path))?;
+                    self.check(&node.path, &m)?;
                     let name = if node.path.is_empty() {
                         "./".to_string()
                     } else {
                         format!("{}/", node.path)
                     };
-                    self.entry(out, name.as_bytes(), &m, Entry::Dir)?;
+                    self.entry(out, name.as_bytes(), &m, Entry::Dir)
+                        .map_err(self.io(&node.path))?;
                 }
                 Kind::Content { checksum } => {
                     if let Some((target, m)) = first_path.get(checksum.as_str()) {
                         let m = m.clone();
                         let target = target.as_bytes();
-                        self.entry(out, node.path.as_bytes(), &m, Entry::Hardlink(target))?;
+                        self.entry(out, node.path.as_bytes(), &m, Entry::Hardlink(target))
+                            .map_err(self.io(&node.path))?;
                         continue;
                     }
                     let (input, info, xattrs) = self
                         .repo
                         .load_file(checksum, gio::Cancellable::NONE)
-                        .map_err(ostree_io(format!(
-                            "loading /{} (object {checksum})",
-                            node.path
+                        .map_err(Error::ostree(format!(
+                            "loading /{} (object {checksum}) of {}",
+                            node.path, self.rev
                         )))?;
                     let m = Meta {
                         uid: info.attribute_uint32("unix::uid"),
@@ -177,11 +201,13 @@ impl<'r> TarWriter<'r> {
                         mode: info.attribute_uint32("unix::mode") & 0o7777,
                         xattrs: xattrs_of(&xattrs),
                     };
+                    self.check(&node.path, &m)?;
                     if info.file_type() == gio::FileType::SymbolicLink {
                         use std::os::unix::ffi::OsStrExt;
                         let target = info.symlink_target().unwrap_or_default();
                         let target = target.as_os_str().as_bytes().to_vec();
-                        self.entry(out, node.path.as_bytes(), &m, Entry::Symlink(&target))?;
+                        self.entry(out, node.path.as_bytes(), &m, Entry::Symlink(&target))
+                            .map_err(self.io(&node.path))?;
                         continue;
                     }
                     let size = u64::try_from(info.size()).unwrap_or(0);
@@ -198,12 +224,28 @@ impl<'r> TarWriter<'r> {
                             data: &mut data,
                         },
                     )
-                    .map_err(|e| io::Error::new(e.kind(), format!("/{}: {e}", node.path)))?;
+                    .map_err(self.io(&node.path))?;
                     first_path.insert(checksum, (node.path.as_str(), m));
                 }
             }
         }
-        out.write_all(&[0u8; 1024])
+        out.write_all(&[0u8; 1024]).map_err(self.io(""))
+    }
+
+    fn io(&self, path: &str) -> impl FnOnce(io::Error) -> Error + use<> {
+        let context = format!("writing /{path} of {} into a layer", self.rev);
+        move |cause| Error::Io { context, cause }
+    }
+
+    fn check(&self, path: &str, m: &Meta) -> Result<()> {
+        match m.xattrs.iter().find_map(|(n, v)| xattr_problem(n, v)) {
+            Some(reason) => Err(Error::Unencapsulable {
+                rev: self.rev.clone(),
+                path: path.to_string(),
+                reason,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Writes one entry: PAX header if needed, ustar header, data and padding.
@@ -285,6 +327,14 @@ impl<'r> TarWriter<'r> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn xattrs_that_cannot_travel() {
+        assert!(xattr_problem(b"user.a", b"\x00\xff").is_none());
+        assert!(xattr_problem(b"user.a", b"x\ny").is_some());
+        assert!(xattr_problem(b"user.a=b", b"").is_some());
+        assert!(xattr_problem(b"", b"").is_some());
+    }
 
     #[test]
     fn pax_record_lengths_count_themselves() {

@@ -1,0 +1,493 @@
+//! `ocitree encapsulate`: commits made by the real `ostree` CLI → OCI image → `ocitree import`
+//! into a fresh repo → the identical commit checksum; images checked with skopeo, umoci and
+//! oci-image-tool; reproducibility; stable layers across versions.
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::util::*;
+
+/// A repository made by `ostree init`, and a working tree to commit from.
+struct Source {
+    _tmp: tempfile::TempDir,
+    repo: PathBuf,
+    tree: PathBuf,
+    work: PathBuf,
+}
+
+impl Source {
+    fn new() -> Source {
+        let tmp = tempdir();
+        let repo = tmp.path().join("src-repo");
+        let tree = tmp.path().join("tree");
+        let work = tmp.path().join("work");
+        std::fs::create_dir_all(&tree).unwrap();
+        std::fs::create_dir_all(&work).unwrap();
+        tools::ostree(&repo, &["init", "--mode=bare-user"]);
+        Source {
+            _tmp: tmp,
+            repo,
+            tree,
+            work,
+        }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.tree.join(rel)
+    }
+
+    fn write(&self, rel: &str, data: &[u8]) {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, data).unwrap();
+    }
+
+    fn chmod(&self, rel: &str, mode: u32) {
+        std::fs::set_permissions(self.path(rel), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    fn setfattr(&self, rel: &str, name: &str, hex_value: &str) {
+        tools::require("setfattr");
+        tools::run(
+            Command::new("setfattr")
+                .args(["-h", "-n", name, "-v", hex_value])
+                .arg(self.path(rel)),
+        );
+    }
+
+    /// `ostree commit` of the tree on branch `branch` with extra arguments; returns the checksum.
+    fn commit(&self, branch: &str, extra: &[&str]) -> String {
+        let tree = format!("--tree=dir={}", self.tree.display());
+        let mut args = vec!["commit", "-b", branch, &tree];
+        args.extend_from_slice(extra);
+        tools::ostree(&self.repo, &args).trim().to_string()
+    }
+
+    /// ocitree on the source repo.
+    fn ocitree(&self, args: &[&str]) -> Run {
+        let out = Command::new(bin())
+            .arg("--repo")
+            .arg(&self.repo)
+            .args(args)
+            .env_remove("OCITREE_REPO")
+            .output()
+            .unwrap();
+        let r = Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        assert_eq!(r.code, 0, "ocitree {args:?} failed: {r:?}");
+        r
+    }
+
+    /// Encapsulates `rev` into the layout `work/NAME` tagged `latest`; returns the layout.
+    fn encapsulate(&self, rev: &str, name: &str, extra: &[&str]) -> PathBuf {
+        let dir = self.work.join(name);
+        let dest = format!("oci:{}:latest", dir.display());
+        let mut args = vec!["encapsulate", rev, &dest];
+        args.extend_from_slice(extra);
+        self.ocitree(&args);
+        dir
+    }
+}
+
+fn json(p: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+fn blob_path(layout: &Path, digest: &str) -> PathBuf {
+    layout
+        .join("blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"))
+}
+
+/// (manifest digest, manifest, config) of the only image of a layout.
+fn image_of(layout: &Path) -> (String, Value, Value) {
+    let index = json(&layout.join("index.json"));
+    let digest = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let manifest = json(&blob_path(layout, &digest));
+    let config = json(&blob_path(
+        layout,
+        manifest["config"]["digest"].as_str().unwrap(),
+    ));
+    (digest, manifest, config)
+}
+
+fn layer_digests(layout: &Path) -> Vec<String> {
+    let (_, m, _) = image_of(layout);
+    m["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A tree with what must survive: owners, setuid/sticky modes, `user.*` and
+/// `security.capability` xattrs (files and directories), hardlinks, symlinks (one with a
+/// denormal target), empty directories, a path longer than 100 bytes, a file streamed in
+/// several MiB.
+fn rich_tree(s: &Source) {
+    s.write("etc/os-release", b"ID=test\n");
+    s.write("etc/shared", b"same object\n");
+    std::fs::hard_link(s.path("etc/shared"), s.path("etc/shared-link")).unwrap();
+    s.setfattr("etc/os-release", "user.note", "0x00ff3d01");
+    s.write("usr/bin/ping", b"\x7fELF ping");
+    s.chmod("usr/bin/ping", 0o4755);
+    s.setfattr(
+        "usr/bin/ping",
+        "security.capability",
+        "0x0100000200200000000000000000000000000000",
+    );
+    std::os::unix::fs::chown(s.path("usr/bin/ping"), Some(1000), Some(50)).unwrap();
+    std::os::unix::fs::symlink("../etc/os-release", s.path("usr/os-release")).unwrap();
+    std::os::unix::fs::symlink("a//b/./c/", s.path("usr/denormal")).unwrap();
+    std::fs::create_dir_all(s.path("tmp")).unwrap();
+    s.chmod("tmp", 0o1777);
+    std::fs::create_dir_all(s.path("var/empty")).unwrap();
+    s.setfattr("var/empty", "user.dir", "0x01");
+    std::os::unix::fs::chown(s.path("var/empty"), Some(7), Some(8)).unwrap();
+    let long = format!("usr/share/{}/{}", "d".repeat(60), "f".repeat(60));
+    s.write(&long, b"long path\n");
+    let big: Vec<u8> = (0..6_000_000u32).map(|i| (i % 251) as u8).collect();
+    s.write("usr/lib/big.bin", &big);
+}
+
+/// Imports `layout` into a fresh repo and asserts it gives commit `expected`, with the same
+/// commit object and detached metadata as in `src`, and a clean fsck.
+fn assert_identical_import(src: &Source, layout: &Path, expected: &str) -> Repo {
+    let fresh = Repo::new();
+    let r = fresh.import(&Repo::oci(layout, "latest"), "img");
+    assert_eq!(
+        r.commit(),
+        expected,
+        "import must give the identical commit"
+    );
+    assert_eq!(
+        tools::ostree(&fresh.path, &["rev-parse", "ocitree/image/img"]).trim(),
+        expected
+    );
+    tools::fsck(&fresh.path);
+    assert_eq!(
+        tools::ostree(&fresh.path, &["show", "--raw", expected]),
+        tools::ostree(&src.repo, &["show", "--raw", expected]),
+    );
+    fresh
+}
+
+#[test]
+fn commit_roundtrips_to_identical_checksum() {
+    let s = Source::new();
+    rich_tree(&s);
+    let parent = s.commit("main", &["-s", "first"]);
+    s.write("etc/motd", b"second commit\n");
+    let c = s.commit(
+        "main",
+        &[
+            "-s",
+            "a subject",
+            "--body",
+            "a body\nof two lines",
+            "--add-metadata-string=version=2.0",
+            "--add-detached-metadata-string=signature=SIGNED-BYTES",
+            "--timestamp=2024-02-29T12:34:56Z",
+        ],
+    );
+    assert_ne!(parent, c);
+    let out = s.encapsulate("main", "img", &[]);
+    let (_, manifest, config) = image_of(&out);
+    assert_eq!(config["created"], "2024-02-29T12:34:56Z");
+    assert_eq!(config["config"]["Labels"]["ocitree.commit"], c.as_str());
+    assert_eq!(manifest["layers"].as_array().unwrap().len(), 1);
+
+    let fresh = assert_identical_import(&s, &out, &c);
+    let detached = |repo: &Path| {
+        tools::ostree(
+            repo,
+            &["show", "--print-detached-metadata-key=signature", &c],
+        )
+    };
+    assert_eq!(detached(&fresh.path), detached(&s.repo));
+    assert!(detached(&fresh.path).contains("SIGNED-BYTES"));
+    let show = tools::ostree(&fresh.path, &["show", &c]);
+    assert!(show.contains(&format!("Parent:  {parent}")), "{show}");
+    assert!(show.contains("a subject"), "{show}");
+
+    // The image is an ordinary image to every command.
+    let images = fresh.ok(&["images"]).stdout;
+    assert!(images.contains(&c), "{images}");
+    let inspect: Value = serde_json::from_str(&fresh.ok(&["inspect", "img"]).stdout).unwrap();
+    assert_eq!(inspect["commit"], c.as_str());
+    assert_eq!(
+        fresh.ok(&["cat", "img", "/etc/motd"]).stdout,
+        "second commit\n"
+    );
+    // Re-export rebuilds the same layer bytes, so even the manifest digest stays.
+    let again = fresh.tmp.path().join("again");
+    let r = fresh.ok(&["export", "img", &Repo::oci(&again, "latest")]);
+    assert_eq!(r.field("Manifest"), image_of(&out).0);
+
+    // The exported image is valid for skopeo and oci-image-tool, and umoci unpacks it to the
+    // tree of the source commit.
+    tools::require("skopeo");
+    tools::run(
+        Command::new("skopeo")
+            .arg("inspect")
+            .arg(format!("oci:{}:latest", out.display())),
+    );
+    tools::require("oci-image-tool");
+    let v = tools::run(
+        Command::new("oci-image-tool")
+            .args(["validate", "--type", "image", "--ref", "name=latest"])
+            .arg(&out),
+    );
+    assert!(
+        String::from_utf8_lossy(&v.stdout).contains("Validation succeeded"),
+        "{v:?}"
+    );
+    let work = tempdir();
+    let checkout = work.path().join("checkout");
+    tools::ostree_checkout(&s.repo, &c, &checkout);
+    let rootfs = tools::umoci_unpack(&out, "latest", &work.path().join("bundle"));
+    tree::assert_same(&rootfs, &checkout);
+
+    // rm drops the image and its record; prune then frees the layer.
+    fresh.ok(&["rm", "img"]);
+    fresh.ok(&["prune"]);
+    assert!(
+        fresh.refs().is_empty(),
+        "refs left after rm + prune: {:?}",
+        fresh.refs()
+    );
+}
+
+#[test]
+fn encapsulation_is_reproducible() {
+    let s = Source::new();
+    rich_tree(&s);
+    let c = s.commit("main", &["-s", "x"]);
+    let a = s.encapsulate(&c, "a", &[]);
+    let b = s.encapsulate("main", "b", &[]);
+    assert_eq!(image_of(&a).0, image_of(&b).0);
+    for (name, extra) in [("x.tar", &[][..]), ("y.tar", &[][..])] {
+        let f = s.work.join(name);
+        let mut args = vec!["encapsulate", "main"];
+        let dest = format!("oci-archive:{}:v1", f.display());
+        args.push(&dest);
+        args.extend_from_slice(extra);
+        s.ocitree(&args);
+    }
+    assert_eq!(
+        std::fs::read(s.work.join("x.tar")).unwrap(),
+        std::fs::read(s.work.join("y.tar")).unwrap(),
+        "oci-archive output must be byte-identical"
+    );
+    // and an oci-archive and a docker-archive import to the identical commit too
+    let fresh = Repo::new();
+    let x = fresh.import(
+        &format!("oci-archive:{}:v1", s.work.join("x.tar").display()),
+        "x",
+    );
+    assert_eq!(x.commit(), c);
+    let d = s.work.join("d.tar");
+    s.ocitree(&[
+        "encapsulate",
+        "main",
+        &format!("docker-archive:{}:d", d.display()),
+    ]);
+    let y = fresh.import(&format!("docker-archive:{}", d.display()), "d");
+    assert_eq!(y.commit(), c);
+    tools::fsck(&fresh.path);
+}
+
+#[test]
+fn labels_annotations_and_exec_config() {
+    let s = Source::new();
+    s.write("bin/app", b"app");
+    let c = s.commit("main", &["--timestamp=2020-01-01T00:00:00Z"]);
+    let out = s.encapsulate(
+        "main",
+        "img",
+        &[
+            "--label",
+            "org.example.a=1",
+            "--annotation",
+            "org.example.b=2",
+            "--cmd",
+            r#"["/bin/app","--serve"]"#,
+            "--entrypoint",
+            "exec app",
+            "--env",
+            "A=1",
+            "--env",
+            "PATH=/bin",
+            "--workingdir",
+            "/srv",
+            "--user",
+            "1000:1000",
+            "--platform",
+            "linux/arm64/v8",
+        ],
+    );
+    let (_, manifest, config) = image_of(&out);
+    assert_eq!(manifest["annotations"]["org.example.b"], "2");
+    let exec = &config["config"];
+    assert_eq!(exec["Labels"]["org.example.a"], "1");
+    assert_eq!(exec["Cmd"], serde_json::json!(["/bin/app", "--serve"]));
+    assert_eq!(
+        exec["Entrypoint"],
+        serde_json::json!(["/bin/sh", "-c", "exec app"])
+    );
+    assert_eq!(exec["Env"], serde_json::json!(["A=1", "PATH=/bin"]));
+    assert_eq!(exec["WorkingDir"], "/srv");
+    assert_eq!(exec["User"], "1000:1000");
+    assert_eq!(config["architecture"], "arm64");
+    assert_eq!(config["variant"], "v8");
+    assert_eq!(config["created"], "2020-01-01T00:00:00Z");
+    let fresh = Repo::new();
+    let r = fresh.ok(&[
+        "import",
+        "--platform",
+        "linux/arm64",
+        &Repo::oci(&out, "latest"),
+        "img",
+    ]);
+    assert_eq!(r.commit(), c);
+}
+
+/// Builds a tree of 60 files in 6 directories, of varied sizes.
+fn many_files(s: &Source) {
+    for d in 0..6 {
+        for f in 0..10 {
+            let size = 1000 * (1 + (d * 10 + f) % 7);
+            let data: Vec<u8> = (0..size).map(|i| ((i + d * 31 + f) % 256) as u8).collect();
+            s.write(&format!("usr/d{d}/f{f}"), &data);
+        }
+    }
+}
+
+#[test]
+fn max_layers_with_prior_changes_at_most_two_layers() {
+    let s = Source::new();
+    many_files(&s);
+    let v1 = s.commit("main", &["-s", "v1", "--timestamp=2024-01-01T00:00:00Z"]);
+    let out1 = s.encapsulate("main", "v1", &["--max-layers", "5"]);
+    let l1 = layer_digests(&out1);
+    assert_eq!(l1.len(), 5, "60 files fill 5 layers");
+    assert_identical_import(&s, &out1, &v1);
+    // The prior must be an image of the repository: import v1 into the source repo itself
+    // (it gives the identical commit, so nothing else changes there).
+    let r = s.ocitree(&["import", &Repo::oci(&out1, "latest"), "app:v1"]);
+    assert_eq!(r.commit(), v1);
+
+    // v2: one file changes content.
+    s.write("usr/d3/f4", b"changed in v2");
+    let v2 = s.commit("main", &["-s", "v2", "--timestamp=2024-02-01T00:00:00Z"]);
+    let out2 = s.encapsulate("main", "v2", &["--prior", "app:v1"]);
+    let l2 = layer_digests(&out2);
+    let changed = |a: &[String], b: &[String]| {
+        let old: BTreeSet<&String> = a.iter().collect();
+        b.iter().filter(|d| !old.contains(d)).count()
+    };
+    assert_eq!(l2.len(), 5);
+    assert!(changed(&l1, &l2) <= 2, "{l1:#?} → {l2:#?}");
+    assert_eq!(
+        changed(&l1, &l2),
+        1,
+        "a changed file changes its own layer only"
+    );
+    assert_identical_import(&s, &out2, &v2);
+
+    // v3: a new file in a new directory, from v2 as prior.
+    s.ocitree(&["import", &Repo::oci(&out2, "latest"), "app:v2"]);
+    s.write("usr/d2/new/file", b"new in v3");
+    let v3 = s.commit("main", &["-s", "v3"]);
+    let out3 = s.encapsulate("main", "v3", &["--prior", "app:v2"]);
+    let l3 = layer_digests(&out3);
+    assert!(changed(&l2, &l3) <= 2, "{l2:#?} → {l3:#?}");
+    assert_identical_import(&s, &out3, &v3);
+
+    // Without a prior the split is deterministic too.
+    let again = s.encapsulate(&v1, "v1-again", &["--max-layers", "5"]);
+    assert_eq!(layer_digests(&again), l1);
+}
+
+/// Trees no image can carry back fail with exit 2, naming the path and the reason.
+#[test]
+fn untransportable_trees_are_refused() {
+    let fails = |s: &Source, rev: &str| {
+        let dest = format!("oci:{}", s.work.join(rev).display());
+        let out = Command::new(bin())
+            .arg("--repo")
+            .arg(&s.repo)
+            .args(["encapsulate", rev, &dest])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let s = Source::new();
+    s.write("etc/.wh.passwd", b"");
+    s.commit("wh", &[]);
+    let err = fails(&s, "wh");
+    assert!(
+        err.contains("/etc/.wh.passwd") && err.contains("whiteout"),
+        "{err}"
+    );
+    let s = Source::new();
+    s.write("f", b"");
+    s.setfattr("f", "user.nl", "0x0a");
+    s.commit("nl", &[]);
+    let err = fails(&s, "nl");
+    assert!(err.contains("/f") && err.contains("newline"), "{err}");
+}
+
+/// An image whose labels carry another commit than its layers: the import fails naming both
+/// checksums, and leaves the repository as it was.
+#[test]
+fn mismatched_commit_is_refused_and_nothing_committed() {
+    let s = Source::new();
+    s.write("a", b"a");
+    s.commit("one", &[]);
+    s.write("a", b"b");
+    let two = s.commit("two", &[]);
+    let one_img = s.encapsulate("one", "one", &[]);
+    let two_img = s.encapsulate("two", "two", &[]);
+    // Put commit two's labels on commit one's image.
+    let (_, mut manifest, mut config) = image_of(&one_img);
+    let (_, _, two_config) = image_of(&two_img);
+    config["config"]["Labels"] = two_config["config"]["Labels"].clone();
+    let config_bytes = serde_json::to_vec(&config).unwrap();
+    let config_digest = sha256(&config_bytes);
+    std::fs::write(blob_path(&one_img, &config_digest), &config_bytes).unwrap();
+    manifest["config"]["digest"] = config_digest.into();
+    manifest["config"]["size"] = config_bytes.len().into();
+    let manifest_bytes = serde_json::to_vec(&manifest).unwrap();
+    let manifest_digest = sha256(&manifest_bytes);
+    std::fs::write(blob_path(&one_img, &manifest_digest), &manifest_bytes).unwrap();
+    let mut index = json(&one_img.join("index.json"));
+    index["manifests"][0]["digest"] = manifest_digest.into();
+    index["manifests"][0]["size"] = manifest_bytes.len().into();
+    std::fs::write(
+        one_img.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+
+    let fresh = Repo::new();
+    let before = fresh.snapshot();
+    let err = fresh.fails(&["import", &Repo::oci(&one_img, "latest"), "img"]);
+    assert!(
+        err.contains(&two) && err.contains("root dirtree"),
+        "error must name the commit and what differs: {err}"
+    );
+    before.assert_unchanged(&fresh.path);
+}
