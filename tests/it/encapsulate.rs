@@ -491,3 +491,104 @@ fn mismatched_commit_is_refused_and_nothing_committed() {
     );
     before.assert_unchanged(&fresh.path);
 }
+
+/// The `ContentChecksum:` line of `ostree show` (the root dirtree + dirmeta).
+fn content_checksum(repo: &Path, rev: &str) -> String {
+    tools::ostree(repo, &["show", rev])
+        .lines()
+        .find_map(|l| l.strip_prefix("ContentChecksum:"))
+        .unwrap_or_else(|| panic!("no ContentChecksum for {rev}"))
+        .trim()
+        .to_string()
+}
+
+/// A flatpak app commit made by the real `flatpak build-export` (from a hand-made build
+/// directory: `build-init` would need an installed SDK, which this offline machine lacks).
+/// Our encapsulation is accepted by `flatpak build-import-bundle --oci` and gives flatpak the
+/// same tree (flatpak writes its own commit, adding `xa.alt-id`, so only the tree can match),
+/// and `ocitree import` gives the identical commit. Conversely, `ocitree import` of `flatpak
+/// build-bundle --oci` output gives flatpak's tree.
+#[test]
+fn flatpak_app_commits_both_ways() {
+    tools::require("flatpak");
+    let tmp = tempdir();
+    let app = tmp.path().join("app");
+    std::fs::create_dir_all(app.join("files/bin")).unwrap();
+    std::fs::create_dir_all(app.join("export/share")).unwrap();
+    std::fs::write(app.join("files/bin/hello"), "#!/bin/sh\necho hello\n").unwrap();
+    std::fs::set_permissions(
+        app.join("files/bin/hello"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::write(
+        app.join("metadata"),
+        "[Application]\nname=org.example.Hello\nruntime=org.example.Platform/x86_64/1\nsdk=org.example.Sdk/x86_64/1\ncommand=hello\n",
+    )
+    .unwrap();
+    let repo = tmp.path().join("flatpak-repo");
+    tools::ostree(&repo, &["init", "--mode=archive"]);
+    tools::run(
+        Command::new("flatpak")
+            .arg("build-export")
+            .arg(&repo)
+            .arg(&app),
+    );
+    let fref = "app/org.example.Hello/x86_64/master";
+    let commit = tools::ostree(&repo, &["rev-parse", fref])
+        .trim()
+        .to_string();
+    let tree = content_checksum(&repo, &commit);
+
+    // ocitree → flatpak
+    let ours = tmp.path().join("ours");
+    let out = Command::new(bin())
+        .arg("--repo")
+        .arg(&repo)
+        .args([
+            "encapsulate",
+            fref,
+            &format!("oci:{}:{fref}", ours.display()),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let (_, _, config) = image_of(&ours);
+    let labels = &config["config"]["Labels"];
+    assert_eq!(labels["org.flatpak.ref"], fref);
+    assert!(
+        labels["org.flatpak.metadata"]
+            .as_str()
+            .unwrap()
+            .contains("name=org.example.Hello")
+    );
+    let imported = tmp.path().join("flatpak-import");
+    tools::ostree(&imported, &["init", "--mode=archive"]);
+    tools::run(
+        Command::new("flatpak")
+            .args(["build-import-bundle", "--oci"])
+            .arg(&imported)
+            .arg(&ours),
+    );
+    assert_eq!(content_checksum(&imported, fref), tree);
+    let fresh = Repo::new();
+    let r = fresh.import(&Repo::oci(&ours, fref), "hello");
+    assert_eq!(
+        r.commit(),
+        commit,
+        "ocitree import gives the identical commit"
+    );
+
+    // flatpak → ocitree
+    let theirs = tmp.path().join("theirs");
+    tools::run(
+        Command::new("flatpak")
+            .args(["build-bundle", "--oci"])
+            .arg(&repo)
+            .arg(&theirs)
+            .arg("org.example.Hello"),
+    );
+    let r = fresh.import(&format!("oci:{}", theirs.display()), "from-flatpak");
+    assert_eq!(content_checksum(&fresh.path, &r.commit()), tree);
+    tools::fsck(&fresh.path);
+}

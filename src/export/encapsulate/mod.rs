@@ -19,6 +19,7 @@
 //! whiteout, so no image can carry it.
 
 pub mod chunk;
+pub mod flatpak;
 pub mod tar;
 pub mod walk;
 
@@ -208,9 +209,12 @@ pub fn encapsulate(
         outs.push(out);
     }
 
+    let download_size = outs.iter().map(|o| o.size).sum();
+    let flatpak = flatpak::labels(&commit, rev, download_size);
     let config = image_config(
         &commit,
         opts,
+        &flatpak,
         &outs.iter().map(|o| &o.diff_id).collect::<Vec<_>>(),
     );
     let config_bytes = serde_json::to_vec(&config).expect("JSON values serialize");
@@ -243,15 +247,18 @@ pub fn encapsulate(
 }
 
 /// The image config: platform, `created` = the commit timestamp, the execution parameters
-/// and labels asked for, the labels carrying the commit, and one history entry per layer.
+/// and labels asked for (over flatpak's), the labels carrying the commit, and one history
+/// entry per layer.
 fn image_config(
     commit: &EncapsulatedCommit,
     opts: &EncapsulateOptions,
+    flatpak_labels: &BTreeMap<String, String>,
     diff_ids: &[&Digest],
 ) -> Value {
     let created = format_rfc3339(commit.timestamp());
     let platform = opts.platform.clone().unwrap_or_else(Platform::host);
-    let mut labels = opts.labels.clone();
+    let mut labels = flatpak_labels.clone();
+    labels.extend(opts.labels.clone());
     labels.extend(commit.labels());
     let mut exec = json!({ "Labels": labels });
     if let Some(c) = &opts.cmd {
