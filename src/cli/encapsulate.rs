@@ -6,6 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use ocitree::export::EncapsulateOptions;
+use ocitree::export::encapsulate::Prior;
 use ocitree::source::SourceRef;
 use ocitree::spec::Platform;
 
@@ -29,7 +30,7 @@ pub struct EncapsulateArgs {
     /// Split the tree into at most N layers by content (files sharing an object stay together). Default 1, or the prior image's count.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
     max_layers: Option<u32>,
-    /// An earlier encapsulation (an image in the repository) whose layer boundaries to keep: each file stays in the layer its path had, a new file joins its neighbours', so a one-file change changes at most two layers.
+    /// An earlier encapsulation whose layer boundaries to keep: an image in the repository, or oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE. Each file stays in the layer its path had, a new file joins its neighbours', so a one-file change changes at most two layers.
     #[arg(long, value_name = "IMAGE")]
     prior: Option<String>,
     /// Add a config label (repeatable).
@@ -83,7 +84,7 @@ pub fn run(repo_path: &Path, a: EncapsulateArgs) -> Result<()> {
     let dest = SourceRef::parse(&a.dest)?;
     let mut opts = EncapsulateOptions::new();
     opts.max_layers = a.max_layers.map(|n| n as usize);
-    opts.prior = a.prior;
+    opts.prior = a.prior.as_deref().map(Prior::parse);
     opts.labels = key_values("label", &a.label)?;
     opts.annotations = key_values("annotation", &a.annotation)?;
     opts.cmd = a.cmd.as_deref().map(|c| command("cmd", c)).transpose()?;

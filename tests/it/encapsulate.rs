@@ -405,6 +405,13 @@ fn max_layers_with_prior_changes_at_most_two_layers() {
         "a changed file changes its own layer only"
     );
     assert_identical_import(&s, &out2, &v2);
+    // The prior may also be the layout itself, outside the repository.
+    let from_layout = s.encapsulate(
+        "main",
+        "v2-from-layout",
+        &["--prior", &Repo::oci(&out1, "latest")],
+    );
+    assert_eq!(layer_digests(&from_layout), l2);
 
     // v3: a new file in a new directory, from v2 as prior.
     s.ocitree(&["import", &Repo::oci(&out2, "latest"), "app:v2"]);

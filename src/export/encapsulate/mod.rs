@@ -50,8 +50,8 @@ const MEDIA_TYPE_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip
 pub struct EncapsulateOptions {
     /// Split the tree into at most this many layers (default 1, or the prior image's count).
     pub max_layers: Option<usize>,
-    /// An image in the repository (an earlier encapsulation) whose layer boundaries to keep.
-    pub prior: Option<String>,
+    /// An earlier encapsulation whose layer boundaries to keep.
+    pub prior: Option<Prior>,
     /// Config labels to add.
     pub labels: BTreeMap<String, String>,
     /// Manifest annotations.
@@ -71,6 +71,26 @@ pub struct EncapsulateOptions {
     /// mtime of every tar entry (default: the commit timestamp for one layer; 0 when the
     /// tree is split, so that unchanged layers keep their digests across versions).
     pub mtime: Option<u64>,
+}
+
+/// Where the earlier version of an encapsulation is (see [`EncapsulateOptions::prior`]).
+#[derive(Clone, Debug)]
+pub enum Prior {
+    /// An image in the repository, by name.
+    Image(String),
+    /// An image outside it (`oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`, `docker-archive:…`).
+    Source(SourceRef),
+}
+
+impl Prior {
+    /// An image source when `s` parses as one (`oci:…`, `oci-archive:…`, `docker-archive:…`),
+    /// else an image name.
+    pub fn parse(s: &str) -> Prior {
+        match SourceRef::parse(s) {
+            Ok(r) => Prior::Source(r),
+            Err(_) => Prior::Image(s.to_string()),
+        }
+    }
 }
 
 impl EncapsulateOptions {
@@ -108,11 +128,18 @@ pub fn resolve_rev(repo: &Repo, rev: &str) -> Result<String> {
         .ok_or_else(|| Error::NotFound(format!("ref, commit or image {rev:?}")))
 }
 
-/// Where the files of image `name` lay in its layers (for [`EncapsulateOptions::prior`]).
+/// Where the files of an earlier image lay in its layers (for [`EncapsulateOptions::prior`]).
 ///
 /// # Errors
-/// The image or one of its layer commits is missing.
-pub fn prior_layers(repo: &Repo, name: &str) -> Result<PriorLayers> {
+/// The image or one of its layers is missing or unreadable.
+pub fn prior_layers(repo: &Repo, prior: &Prior) -> Result<PriorLayers> {
+    match prior {
+        Prior::Image(name) => prior_from_repo(repo, name),
+        Prior::Source(source) => prior_from_source(source),
+    }
+}
+
+fn prior_from_repo(repo: &Repo, name: &str) -> Result<PriorLayers> {
     let info = ImageInfo::load(repo, name)?;
     let mut prior = PriorLayers {
         layers: info.layers.len(),
@@ -127,6 +154,42 @@ pub fn prior_layers(repo: &Repo, name: &str) -> Result<PriorLayers> {
         for node in walk::walk(repo, &contents, &meta)? {
             if let Kind::Content { .. } = node.kind {
                 prior.paths.entry(node.path).or_insert(i);
+            }
+        }
+    }
+    Ok(prior)
+}
+
+/// Reads the entry paths of every layer of an image outside the repository (digests are
+/// checked on the way, as at import).
+fn prior_from_source(source: &SourceRef) -> Result<PriorLayers> {
+    let prepared = crate::import::prepare(source, &crate::ImportOptions::new())?;
+    let mut src = prepared.src;
+    let mut prior = PriorLayers {
+        layers: prepared.layers.len(),
+        ..Default::default()
+    };
+    for (i, layer) in prepared.layers.iter().enumerate() {
+        let read_err = |e: std::io::Error| Error::Io {
+            context: format!("reading layer {} of {source}", layer.digest),
+            cause: e,
+        };
+        let blob = crate::blob::VerifiedReader::new(
+            src.open_blob(&layer.digest)?,
+            &layer.digest,
+            layer.size,
+        )?;
+        let plain =
+            crate::decompress::decompress(std::io::BufReader::new(blob)).map_err(read_err)?;
+        let mut archive = ::tar::Archive::new(plain);
+        for entry in archive.entries().map_err(read_err)? {
+            let entry = entry.map_err(read_err)?;
+            if entry.header().entry_type().is_dir() {
+                continue;
+            }
+            // Paths that do not normalise cannot be ours: they have no layer to keep.
+            if let Ok(path) = crate::entries::path::normalize(&entry.path_bytes()) {
+                prior.paths.entry(path.join("/")).or_insert(i);
             }
         }
     }
@@ -168,7 +231,7 @@ pub fn encapsulate(
     check_tree(rev, &nodes)?;
     let prior = opts
         .prior
-        .as_deref()
+        .as_ref()
         .map(|p| prior_layers(repo, p))
         .transpose()?;
     let mut size = |c: &str| {
