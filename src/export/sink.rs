@@ -1,7 +1,7 @@
 //! Where an export goes, whatever made its layers: an OCI image layout directory
 //! (`oci:DIR[:TAG]`), an archive of one (`oci-archive:FILE[:TAG]`, `-` for standard output), or a
 //! `docker save` archive (`docker-archive:FILE[:REFERENCE]`). Both [`crate::export::export_image`]
-//! (imported images) and [`crate::export::encapsulate`] (any commit) write through a [`Sink`]:
+//! (imported images) and [`crate::export::encapsulate()`] (any commit) write through a [`Sink`]:
 //! layers first, as they are produced, then config and manifest.
 
 use std::fs;
