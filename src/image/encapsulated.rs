@@ -149,7 +149,9 @@ impl EncapsulatedCommit {
     }
 
     /// Writes the merged tree, checks that its root is the commit's, then writes the commit
-    /// object and its detached metadata (inside the caller's transaction).
+    /// object and its detached metadata (inside the caller's transaction). Detached metadata
+    /// the repository already has for this commit is kept: it has no checksum to check the
+    /// image's against.
     ///
     /// # Errors
     /// [`Error::EncapsulatedMismatch`] when the tree differs from the commit's, or the stored
@@ -199,7 +201,15 @@ impl EncapsulatedCommit {
         if written != self.checksum {
             return Err(mismatch("commit checksum", self.checksum.clone(), written));
         }
-        if let Some(d) = &self.detached {
+        // Detached metadata carries no checksum of its own: an image must not replace the
+        // signatures a commit already has here, so it is written only where there are none.
+        let existing = repo
+            .read_commit_detached_metadata(&self.checksum, gio::Cancellable::NONE)
+            .map_err(Error::ostree(format!(
+                "reading detached metadata of {}",
+                self.checksum
+            )))?;
+        if let (Some(d), None) = (&self.detached, existing) {
             repo.write_commit_detached_metadata(&self.checksum, Some(d), gio::Cancellable::NONE)
                 .map_err(Error::ostree(format!(
                     "writing detached metadata of {}",

@@ -599,3 +599,30 @@ fn flatpak_app_commits_both_ways() {
     assert_eq!(content_checksum(&fresh.path, &r.commit()), tree);
     tools::fsck(&fresh.path);
 }
+
+/// Detached metadata has no checksum: an image carrying a commit the repository already has
+/// must not replace that commit's signatures.
+#[test]
+fn existing_detached_metadata_is_kept() {
+    let (a, b) = (Source::new(), Source::new());
+    let args = |sig: &'static str| ["-s", "same commit", "--timestamp=2024-01-01T00:00:00Z", sig];
+    for s in [&a, &b] {
+        s.write("f", b"same tree");
+    }
+    let ca = a.commit("main", &args("--add-detached-metadata-string=sig=ONE"));
+    let cb = b.commit("main", &args("--add-detached-metadata-string=sig=TWO"));
+    assert_eq!(ca, cb, "detached metadata is not part of the checksum");
+    let from_b = b.encapsulate("main", "img", &[]);
+    let r = a.ocitree(&["import", &Repo::oci(&from_b, "latest"), "img"]);
+    assert_eq!(r.commit(), ca);
+    let sig = tools::ostree(&a.repo, &["show", "--print-detached-metadata-key=sig", &ca]);
+    assert!(sig.contains("ONE"), "{sig}");
+    // where the commit is new, the image's detached metadata is written
+    let fresh = Repo::new();
+    fresh.import(&Repo::oci(&from_b, "latest"), "img");
+    let sig = tools::ostree(
+        &fresh.path,
+        &["show", "--print-detached-metadata-key=sig", &ca],
+    );
+    assert!(sig.contains("TWO"), "{sig}");
+}
