@@ -141,13 +141,14 @@ fn rich_tree(s: &Source) {
     std::fs::hard_link(s.path("etc/shared"), s.path("etc/shared-link")).unwrap();
     s.setfattr("etc/os-release", "user.note", "0x00ff3d01");
     s.write("usr/bin/ping", b"\x7fELF ping");
+    // chown clears setuid and file capabilities: owner first.
+    std::os::unix::fs::chown(s.path("usr/bin/ping"), Some(1000), Some(50)).unwrap();
     s.chmod("usr/bin/ping", 0o4755);
     s.setfattr(
         "usr/bin/ping",
         "security.capability",
         "0x0100000200200000000000000000000000000000",
     );
-    std::os::unix::fs::chown(s.path("usr/bin/ping"), Some(1000), Some(50)).unwrap();
     std::os::unix::fs::symlink("../etc/os-release", s.path("usr/os-release")).unwrap();
     std::os::unix::fs::symlink("a//b/./c/", s.path("usr/denormal")).unwrap();
     std::fs::create_dir_all(s.path("tmp")).unwrap();
@@ -183,6 +184,47 @@ fn assert_identical_import(src: &Source, layout: &Path, expected: &str) -> Repo 
     fresh
 }
 
+/// The layer tar of a one-layer encapsulation: root first as `./`, paths sorted, every entry
+/// with the commit's mtime, the second path of a file object a hardlink, xattrs as sorted
+/// PAX records.
+fn check_layer_tar(layout: &Path, mtime: u64) {
+    let digest = layer_digests(layout).remove(0);
+    let blob = std::fs::read(blob_path(layout, &digest)).unwrap();
+    let mut archive = tar::Archive::new(ocitree::decompress::decompress(&blob[..]).unwrap());
+    let mut paths = Vec::new();
+    for e in archive.entries().unwrap() {
+        let mut e = e.unwrap();
+        let path = String::from_utf8(e.path_bytes().into_owned()).unwrap();
+        assert_eq!(e.header().mtime().unwrap(), mtime, "{path}");
+        if path == "etc/shared-link" {
+            assert_eq!(e.header().entry_type(), tar::EntryType::Link);
+            assert_eq!(&*e.link_name_bytes().unwrap(), b"etc/shared");
+        }
+        if path == "usr/bin/ping" {
+            let keys: Vec<String> = e
+                .pax_extensions()
+                .unwrap()
+                .unwrap()
+                .map(|r| r.unwrap().key().unwrap().to_string())
+                .collect();
+            assert_eq!(keys, ["SCHILY.xattr.security.capability"]);
+            assert_eq!(e.header().mode().unwrap(), 0o4755);
+            assert_eq!(e.header().uid().unwrap(), 1000);
+        }
+        paths.push(path);
+    }
+    assert_eq!(paths[0], "./");
+    // depth first, each directory's children by name: sorted by path components
+    let comps: Vec<Vec<&str>> = paths
+        .iter()
+        .map(|p| p.trim_end_matches('/').split('/').collect())
+        .collect();
+    let mut sorted = comps.clone();
+    sorted.sort();
+    assert_eq!(comps, sorted, "entries in path order");
+    assert!(paths.contains(&"var/empty/".to_string()), "{paths:?}");
+}
+
 #[test]
 fn commit_roundtrips_to_identical_checksum() {
     let s = Source::new();
@@ -207,6 +249,8 @@ fn commit_roundtrips_to_identical_checksum() {
     assert_eq!(config["created"], "2024-02-29T12:34:56Z");
     assert_eq!(config["config"]["Labels"]["ocitree.commit"], c.as_str());
     assert_eq!(manifest["layers"].as_array().unwrap().len(), 1);
+
+    check_layer_tar(&out, 1_709_210_096);
 
     let fresh = assert_identical_import(&s, &out, &c);
     let detached = |repo: &Path| {
@@ -383,6 +427,12 @@ fn max_layers_with_prior_changes_at_most_two_layers() {
     let l1 = layer_digests(&out1);
     assert_eq!(l1.len(), 5, "60 files fill 5 layers");
     assert_identical_import(&s, &out1, &v1);
+    // Every layer names the directories above its files again, identically: umoci applies
+    // the five layers to the tree of the commit.
+    let work = tempdir();
+    tools::ostree_checkout(&s.repo, &v1, &work.path().join("checkout"));
+    let rootfs = tools::umoci_unpack(&out1, "latest", &work.path().join("bundle"));
+    tree::assert_same(&rootfs, &work.path().join("checkout"));
     // The prior must be an image of the repository: import v1 into the source repo itself
     // (it gives the identical commit, so nothing else changes there).
     let r = s.ocitree(&["import", &Repo::oci(&out1, "latest"), "app:v1"]);
@@ -455,6 +505,11 @@ fn untransportable_trees_are_refused() {
     s.commit("nl", &[]);
     let err = fails(&s, "nl");
     assert!(err.contains("/f") && err.contains("newline"), "{err}");
+    let err = fails(&s, "no-such-ref");
+    assert!(
+        err.contains("no-such-ref") && err.contains("not found"),
+        "{err}"
+    );
 }
 
 /// An image whose labels carry another commit than its layers: the import fails naming both
