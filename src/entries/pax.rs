@@ -25,7 +25,7 @@ fn malformed(why: &str) -> io::Error {
 ///
 /// # Examples
 /// ```
-/// let r = ocitree::entries::pax::records(b"22 SCHILY.xattr.a=\x00\n\n").unwrap();
+/// let r = ocitree::entries::pax::records(b"21 SCHILY.xattr.a=\x00\n\n").unwrap();
 /// assert_eq!(r, [(&b"SCHILY.xattr.a"[..], &b"\x00\n"[..])]);
 /// ```
 pub fn records(data: &[u8]) -> io::Result<Vec<Record<'_>>> {
@@ -60,7 +60,7 @@ mod tests {
 
     #[test]
     fn binary_values_and_errors() {
-        let mut data = b"30 SCHILY.xattr.user.a=x\ny\x00z\n".to_vec();
+        let mut data = b"29 SCHILY.xattr.user.a=x\ny\x00z\n".to_vec();
         data.extend_from_slice(b"11 path=ab\n\x00\x00");
         let r = records(&data).unwrap();
         assert_eq!(r[0], (&b"SCHILY.xattr.user.a"[..], &b"x\ny\x00z"[..]));
