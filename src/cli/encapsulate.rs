@@ -1,6 +1,7 @@
 //! `ocitree encapsulate`.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
@@ -110,23 +111,22 @@ pub fn run(repo_path: &Path, a: EncapsulateArgs) -> Result<()> {
         dest,
         SourceRef::OciArchive { path: None, .. } | SourceRef::DockerArchive { path: None, .. }
     );
-    let lines = [
+    let mut lines = vec![
         format!("Commit:   {}", r.commit),
         format!("Manifest: {}", r.manifest_digest),
         format!("Layers:   {} ({} paths)", r.layers.len(), r.paths),
     ];
-    for l in lines.iter().chain(
-        r.layers
-            .iter()
-            .map(|d| format!("  {d}"))
-            .collect::<Vec<_>>()
-            .iter(),
-    ) {
-        if to_stdout {
-            eprintln!("{l}");
-        } else {
-            println!("{l}");
-        }
+    lines.extend(r.layers.iter().map(|d| format!("  {d}")));
+    // Standard output may be the archive itself: the summary goes to stderr then. Write
+    // errors (a closed pipe) are returned, not panicked on.
+    let mut out: Box<dyn Write> = if to_stdout {
+        Box::new(std::io::stderr().lock())
+    } else {
+        Box::new(std::io::stdout().lock())
+    };
+    for l in lines {
+        writeln!(out, "{l}")?;
     }
+    out.flush()?;
     Ok(())
 }
