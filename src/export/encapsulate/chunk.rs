@@ -211,4 +211,65 @@ mod tests {
         assert_eq!(layers(&p, &t), [0, 0, 1, 1, 1, 2]);
         assert_eq!(p.layers, 3);
     }
+
+    /// The prior of a plan: where each path went.
+    fn prior_of(plan: &Plan, nodes: &[Node]) -> PriorLayers {
+        let mut paths = BTreeMap::new();
+        for n in nodes {
+            if let Kind::Content { checksum } = &n.kind {
+                paths.insert(n.path.clone(), plan.layer_of[checksum]);
+            }
+        }
+        PriorLayers {
+            paths,
+            layers: plan.layers,
+        }
+    }
+
+    proptest::proptest! {
+        /// With the previous version as prior, changing one file's content or adding one file
+        /// moves no other object: only the layer holding the change differs.
+        #[test]
+        fn one_change_moves_nothing_else(
+            names in proptest::collection::btree_set("[a-d]{1,3}(/[a-d]{1,3}){0,2}", 2..40),
+            sizes in proptest::collection::vec(0u64..100_000, 40),
+            n in 2usize..8,
+            pick in 0usize..40,
+            add in "[a-e]{1,4}",
+        ) {
+            let files: Vec<(String, String)> = names
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (p.clone(), format!("c{i}")))
+                .collect();
+            let refs: Vec<(&str, &str)> =
+                files.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
+            let v1 = tree(&refs);
+            let mut size = |c: &str| sizes[c[1..].parse::<usize>().unwrap() % sizes.len()];
+            let p1 = plan(&v1, Some(n), None, &mut size);
+            let prior = prior_of(&p1, &v1);
+            // one file changes content
+            let k = pick % files.len();
+            let mut changed = refs.clone();
+            changed[k].1 = "new";
+            let v2 = tree(&changed);
+            let p2 = plan(&v2, None, Some(&prior), &mut size);
+            for (i, (_, c)) in changed.iter().enumerate() {
+                if i != k {
+                    proptest::prop_assert_eq!(p2.layer_of[*c], p1.layer_of[*c]);
+                }
+            }
+            // one file is added (if its name is free)
+            if !names.contains(&add) {
+                let mut added = refs.clone();
+                added.push((add.as_str(), "added"));
+                added.sort();
+                let v3 = tree(&added);
+                let p3 = plan(&v3, None, Some(&prior), &mut size);
+                for (_, c) in &refs {
+                    proptest::prop_assert_eq!(p3.layer_of[*c], p1.layer_of[*c]);
+                }
+            }
+        }
+    }
 }
