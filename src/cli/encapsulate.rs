@@ -40,6 +40,9 @@ pub struct EncapsulateArgs {
     /// Add a manifest annotation (repeatable).
     #[arg(long, value_name = "KEY=VALUE")]
     annotation: Vec<String>,
+    /// A JSON file holding the config's "config" object (as in the OCI image spec: ExposedPorts, Volumes, StopSignal, Labels, …); the other options are applied over it.
+    #[arg(long, value_name = "FILE")]
+    config_json: Option<std::path::PathBuf>,
     /// Config Cmd: a JSON array (exec form), else a command run by /bin/sh -c.
     #[arg(long, value_name = "CMD")]
     cmd: Option<String>,
@@ -88,6 +91,15 @@ pub fn run(repo_path: &Path, a: EncapsulateArgs) -> Result<()> {
     opts.prior = a.prior.as_deref().map(Prior::parse);
     opts.labels = key_values("label", &a.label)?;
     opts.annotations = key_values("annotation", &a.annotation)?;
+    if let Some(f) = &a.config_json {
+        let text = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&text).with_context(|| format!("{}: not JSON", f.display()))?;
+        match v {
+            serde_json::Value::Object(m) => opts.exec_base = Some(m),
+            _ => bail!("{}: expected a JSON object", f.display()),
+        }
+    }
     opts.cmd = a.cmd.as_deref().map(|c| command("cmd", c)).transpose()?;
     opts.entrypoint = a
         .entrypoint

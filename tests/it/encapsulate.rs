@@ -158,6 +158,9 @@ fn rich_tree(s: &Source) {
     std::os::unix::fs::chown(s.path("var/empty"), Some(7), Some(8)).unwrap();
     let long = format!("usr/share/{}/{}", "d".repeat(60), "f".repeat(60));
     s.write(&long, b"long path\n");
+    // ids beyond the 7 octal digits of a ustar header travel as PAX uid/gid records
+    s.write("etc/big-ids", b"ids");
+    std::os::unix::fs::chown(s.path("etc/big-ids"), Some(4_000_000), Some(3_000_000)).unwrap();
     let big: Vec<u8> = (0..6_000_000u32).map(|i| (i % 251) as u8).collect();
     s.write("usr/lib/big.bin", &big);
 }
@@ -357,10 +360,18 @@ fn labels_annotations_and_exec_config() {
     let s = Source::new();
     s.write("bin/app", b"app");
     let c = s.commit("main", &["--timestamp=2020-01-01T00:00:00Z"]);
+    let config_json = s.work.join("config.json");
+    std::fs::write(
+        &config_json,
+        r#"{"ExposedPorts": {"80/tcp": {}}, "StopSignal": "SIGTERM", "User": "nobody", "Labels": {"from.file": "yes"}}"#,
+    )
+    .unwrap();
     let out = s.encapsulate(
         "main",
         "img",
         &[
+            "--config-json",
+            config_json.to_str().unwrap(),
             "--label",
             "org.example.a=1",
             "--annotation",
@@ -392,7 +403,10 @@ fn labels_annotations_and_exec_config() {
     );
     assert_eq!(exec["Env"], serde_json::json!(["A=1", "PATH=/bin"]));
     assert_eq!(exec["WorkingDir"], "/srv");
-    assert_eq!(exec["User"], "1000:1000");
+    assert_eq!(exec["User"], "1000:1000", "options win over --config-json");
+    assert_eq!(exec["StopSignal"], "SIGTERM");
+    assert_eq!(exec["ExposedPorts"]["80/tcp"], serde_json::json!({}));
+    assert_eq!(exec["Labels"]["from.file"], "yes");
     assert_eq!(config["architecture"], "arm64");
     assert_eq!(config["variant"], "v8");
     assert_eq!(config["created"], "2020-01-01T00:00:00Z");

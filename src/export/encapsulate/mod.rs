@@ -56,6 +56,9 @@ pub struct EncapsulateOptions {
     pub labels: BTreeMap<String, String>,
     /// Manifest annotations.
     pub annotations: BTreeMap<String, String>,
+    /// A base for the config's `config` object (`ExposedPorts`, `Volumes`, `StopSignal`, …):
+    /// the fields above and the labels are set over it.
+    pub exec_base: Option<serde_json::Map<String, Value>>,
     /// Config `Cmd`.
     pub cmd: Option<Vec<String>>,
     /// Config `Entrypoint`.
@@ -321,9 +324,16 @@ fn image_config(
     let created = format_rfc3339(commit.timestamp());
     let platform = opts.platform.clone().unwrap_or_else(Platform::host);
     let mut labels = flatpak_labels.clone();
+    let mut exec = Value::Object(opts.exec_base.clone().unwrap_or_default());
+    if let Some(base) = exec.get("Labels").and_then(Value::as_object) {
+        labels.extend(
+            base.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))),
+        );
+    }
     labels.extend(opts.labels.clone());
     labels.extend(commit.labels());
-    let mut exec = json!({ "Labels": labels });
+    exec["Labels"] = json!(labels);
     if let Some(c) = &opts.cmd {
         exec["Cmd"] = json!(c);
     }
