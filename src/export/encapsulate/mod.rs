@@ -132,13 +132,18 @@ pub fn resolve_rev(repo: &Repo, rev: &str) -> Result<String> {
 }
 
 /// Where the files of an earlier image lay in its layers (for [`EncapsulateOptions::prior`]).
+/// `platform` picks the manifest of a multi-platform source (default: the host's).
 ///
 /// # Errors
 /// The image or one of its layers is missing or unreadable.
-pub fn prior_layers(repo: &Repo, prior: &Prior) -> Result<PriorLayers> {
+pub fn prior_layers(
+    repo: &Repo,
+    prior: &Prior,
+    platform: Option<&Platform>,
+) -> Result<PriorLayers> {
     match prior {
         Prior::Image(name) => prior_from_repo(repo, name),
-        Prior::Source(source) => prior_from_source(source),
+        Prior::Source(source) => prior_from_source(source, platform),
     }
 }
 
@@ -165,8 +170,10 @@ fn prior_from_repo(repo: &Repo, name: &str) -> Result<PriorLayers> {
 
 /// Reads the entry paths of every layer of an image outside the repository (digests are
 /// checked on the way, as at import).
-fn prior_from_source(source: &SourceRef) -> Result<PriorLayers> {
-    let prepared = crate::import::prepare(source, &crate::ImportOptions::new())?;
+fn prior_from_source(source: &SourceRef, platform: Option<&Platform>) -> Result<PriorLayers> {
+    let mut opts = crate::ImportOptions::new();
+    opts.platform = platform.cloned();
+    let prepared = crate::import::prepare(source, &opts)?;
     let mut src = prepared.src;
     let mut prior = PriorLayers {
         layers: prepared.layers.len(),
@@ -235,7 +242,7 @@ pub fn encapsulate(
     let prior = opts
         .prior
         .as_ref()
-        .map(|p| prior_layers(repo, p))
+        .map(|p| prior_layers(repo, p, opts.platform.as_ref()))
         .transpose()?;
     let mut size = |c: &str| {
         repo.query_file(c, gio::Cancellable::NONE)
