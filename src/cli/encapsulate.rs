@@ -19,7 +19,10 @@ use ocitree::spec::Platform;
 /// (`ocitree.commit`, `ocitree.commit.object`, `ocitree.commit.detached-metadata`). `created`
 /// is the commit timestamp. The same commit with the same options gives the same digests.
 ///
-/// Trees holding names that start with `.wh.` are refused (OCI reads them as whiteouts).
+/// Layers are gzip-compressed (a docker archive holds them uncompressed). A commit made by
+/// `flatpak build-export` also gets the labels `flatpak build-import-bundle --oci` reads
+/// (`org.flatpak.ref`, `org.flatpak.metadata`, …). Trees holding names that start with `.wh.`
+/// are refused (OCI reads them as whiteouts).
 #[derive(Debug, Args)]
 pub struct EncapsulateArgs {
     /// Commit to encapsulate: a ref or checksum of the repository, or an image name.
