@@ -337,6 +337,17 @@ fn encapsulation_is_reproducible() {
         std::fs::read(s.work.join("y.tar")).unwrap(),
         "oci-archive output must be byte-identical"
     );
+    // standard output carries the same archive, the summary going to stderr
+    let piped = Command::new(bin())
+        .arg("--repo")
+        .arg(&s.repo)
+        .args(["encapsulate", "main", "oci-archive:-"])
+        .output()
+        .unwrap();
+    assert!(piped.status.success(), "{piped:?}");
+    assert!(String::from_utf8_lossy(&piped.stderr).contains("Manifest:"));
+    let piped_file = s.work.join("piped.tar");
+    std::fs::write(&piped_file, &piped.stdout).unwrap();
     // and an oci-archive and a docker-archive import to the identical commit too
     let fresh = Repo::new();
     let x = fresh.import(
@@ -352,6 +363,8 @@ fn encapsulation_is_reproducible() {
     ]);
     let y = fresh.import(&format!("docker-archive:{}", d.display()), "d");
     assert_eq!(y.commit(), c);
+    let z = fresh.import(&format!("oci-archive:{}", piped_file.display()), "z");
+    assert_eq!(z.commit(), c);
     tools::fsck(&fresh.path);
 }
 
@@ -447,6 +460,12 @@ fn max_layers_with_prior_changes_at_most_two_layers() {
     tools::ostree_checkout(&s.repo, &v1, &work.path().join("checkout"));
     let rootfs = tools::umoci_unpack(&out1, "latest", &work.path().join("bundle"));
     tree::assert_same(&rootfs, &work.path().join("checkout"));
+    tools::require("oci-image-tool");
+    tools::run(
+        Command::new("oci-image-tool")
+            .args(["validate", "--type", "image", "--ref", "name=latest"])
+            .arg(&out1),
+    );
     // The prior must be an image of the repository: import v1 into the source repo itself
     // (it gives the identical commit, so nothing else changes there).
     let r = s.ocitree(&["import", &Repo::oci(&out1, "latest"), "app:v1"]);
