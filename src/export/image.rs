@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use crate::decompress::Compression;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::export::layer::write_layer_blob;
+use crate::export::layer::{check_diff_id, rebuild_tar};
 use crate::export::sink::Sink;
 use crate::image::{ImageInfo, refs};
 use crate::source::SourceRef;
@@ -52,8 +52,9 @@ pub fn export_image(repo: &Repo, name: &str, dest: &SourceRef) -> Result<ExportR
             Compression::from_media_type(desc["mediaType"].as_str().unwrap_or_default());
         let what = format!("layer {diff_id}");
         let out = sink.add_layer(compression, diff_id.hasher()?, &what, &mut |tar| {
-            write_layer_blob(repo, &commit, &diff_id, Compression::None, tar).map(drop)
+            rebuild_tar(repo, &commit, &diff_id, tar)
         })?;
+        check_diff_id(&out, &diff_id)?;
         if out.digest != digest && !sink.is_docker() {
             recompressed += 1;
             desc["digest"] = json!(out.digest.as_str());

@@ -200,6 +200,34 @@ pub fn write_blob(
     })
 }
 
+/// Writes the uncompressed tar of layer commit `commit` (recorded as `diff_id`) to `out`.
+///
+/// # Errors
+/// The tar-split is missing or corrupt, an object is missing, or writing fails.
+pub fn rebuild_tar(repo: &Repo, commit: &str, diff_id: &Digest, out: &mut dyn Write) -> Result<()> {
+    let records = tar_split(repo, commit)?;
+    tarsplit::rebuild(repo, &records, out)
+        .map(drop)
+        .map_err(|e| Error::Io {
+            context: format!("rebuilding layer {diff_id}"),
+            cause: e,
+        })
+}
+
+/// Checks that a rebuilt layer tar hashed to the diff_id it was recorded with.
+///
+/// # Errors
+/// [`Error::InvalidImage`] when it did not.
+pub fn check_diff_id(written: &LayerBlobOut, diff_id: &Digest) -> Result<()> {
+    if &written.diff_id != diff_id {
+        return Err(Error::InvalidImage {
+            image: format!("layer {diff_id}"),
+            reason: format!("rebuilt tar hashes to {}, not its diff_id", written.diff_id),
+        });
+    }
+    Ok(())
+}
+
 /// Rebuilds the tar of layer commit `commit`, compresses it with `compression` into `out`,
 /// and checks the tar against `diff_id`.
 ///
@@ -213,21 +241,10 @@ pub fn write_layer_blob(
     compression: Compression,
     out: &mut dyn Write,
 ) -> Result<LayerBlobOut> {
-    let records = tar_split(repo, commit)?;
     let what = format!("layer {diff_id}");
     let written = write_blob(compression, diff_id.hasher()?, out, &what, &mut |tar| {
-        tarsplit::rebuild(repo, &records, tar)
-            .map(drop)
-            .map_err(|e| Error::Io {
-                context: format!("rebuilding layer {diff_id}"),
-                cause: e,
-            })
+        rebuild_tar(repo, commit, diff_id, tar)
     })?;
-    if &written.diff_id != diff_id {
-        return Err(Error::InvalidImage {
-            image: format!("layer {diff_id}"),
-            reason: format!("rebuilt tar hashes to {}, not its diff_id", written.diff_id),
-        });
-    }
+    check_diff_id(&written, diff_id)?;
     Ok(written)
 }

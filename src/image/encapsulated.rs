@@ -64,10 +64,7 @@ impl EncapsulatedCommit {
 
     /// The root (dirtree, dirmeta) checksums the commit names.
     pub fn root(&self) -> (String, String) {
-        (
-            ostree::checksum_from_bytes_v(&self.commit.child_value(6)).to_string(),
-            ostree::checksum_from_bytes_v(&self.commit.child_value(7)).to_string(),
-        )
+        crate::repo::commit_root(&self.commit)
     }
 
     /// The commit's metadata dictionary.

@@ -54,11 +54,10 @@ fn ostree_io(op: String) -> impl FnOnce(glib::Error) -> io::Error {
     move |e| io::Error::other(format!("{op}: {e}"))
 }
 
-/// OSTree's xattrs variant `a(ayay)` → (name without its NUL, value), sorted by name.
-fn xattrs_of(v: &glib::Variant) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let mut out: Vec<(Vec<u8>, Vec<u8>)> = v
-        .get::<Vec<(Vec<u8>, Vec<u8>)>>()
-        .unwrap_or_default()
+/// OSTree's xattrs (names NUL-terminated, as `a(ayay)` stores them) → (name without its NUL,
+/// value), sorted by name.
+fn xattrs_of(x: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut out: Vec<(Vec<u8>, Vec<u8>)> = x
         .into_iter()
         .map(|(mut n, val)| {
             if n.last() == Some(&0) {
@@ -130,20 +129,7 @@ impl<'r> TarWriter<'r> {
             uid: p.uid,
             gid: p.gid,
             mode: p.mode & 0o7777,
-            xattrs: {
-                let mut x: Vec<(Vec<u8>, Vec<u8>)> = p
-                    .xattrs
-                    .into_iter()
-                    .map(|(mut n, v)| {
-                        if n.last() == Some(&0) {
-                            n.pop();
-                        }
-                        (n, v)
-                    })
-                    .collect();
-                x.sort();
-                x
-            },
+            xattrs: xattrs_of(p.xattrs),
         };
         self.dirmeta.insert(csum.to_string(), m.clone());
         Ok(m)
@@ -195,7 +181,7 @@ impl<'r> TarWriter<'r> {
                         uid: info.attribute_uint32("unix::uid"),
                         gid: info.attribute_uint32("unix::gid"),
                         mode: info.attribute_uint32("unix::mode") & 0o7777,
-                        xattrs: xattrs_of(&xattrs),
+                        xattrs: xattrs_of(xattrs.get().unwrap_or_default()),
                     };
                     self.check(&node.path, &m)?;
                     if info.file_type() == gio::FileType::SymbolicLink {

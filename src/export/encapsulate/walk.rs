@@ -113,8 +113,5 @@ pub fn commit_root(repo: &Repo, commit: &str) -> Result<(String, String)> {
     let v = repo
         .load_variant(ObjectType::Commit, commit)
         .map_err(Error::ostree(format!("loading commit {commit}")))?;
-    Ok((
-        ostree::checksum_from_bytes_v(&v.child_value(6)).to_string(),
-        ostree::checksum_from_bytes_v(&v.child_value(7)).to_string(),
-    ))
+    Ok(crate::repo::commit_root(&v))
 }
