@@ -306,6 +306,29 @@ fn commit_roundtrips_to_identical_checksum() {
     let rootfs = tools::umoci_unpack(&out, "latest", &work.path().join("bundle"));
     tree::assert_same(&rootfs, &checkout);
 
+    // A plain image imported under the same name replaces it, record included.
+    let plain = fresh.tmp.path().join("plain");
+    Layout::single(&plain, &[Layer::new(&[file("x", b"y")])]);
+    let p = fresh.import(&Repo::oci(&plain, "latest"), "plain-then-encap");
+    let e = fresh.import(&Repo::oci(&out, "latest"), "plain-then-encap");
+    assert_eq!(e.commit(), c);
+    assert!(
+        fresh
+            .refs()
+            .contains(&"ocitree/encapsulated/plain-then-encap".to_string())
+    );
+    let back = fresh.import(&Repo::oci(&plain, "latest"), "plain-then-encap");
+    assert_eq!(back.commit(), p.commit());
+    assert!(
+        !fresh
+            .refs()
+            .contains(&"ocitree/encapsulated/plain-then-encap".to_string())
+    );
+    let v: Value =
+        serde_json::from_str(&fresh.ok(&["inspect", "plain-then-encap"]).stdout).unwrap();
+    assert_eq!(v["commit"], p.commit().as_str());
+    assert!(v["record"].is_null());
+    fresh.ok(&["rm", "plain-then-encap"]);
     // rm drops the image and its record; prune then frees the layer.
     fresh.ok(&["rm", "img"]);
     fresh.ok(&["prune"]);
