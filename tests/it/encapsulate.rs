@@ -639,6 +639,10 @@ fn flatpak_app_commits_both_ways() {
         "[Application]\nname=org.example.Hello\nruntime=org.example.Platform/x86_64/1\nsdk=org.example.Sdk/x86_64/1\ncommand=hello\n",
     )
     .unwrap();
+    for i in 0..6 {
+        let data: Vec<u8> = (0..20_000u32).map(|b| (b * (i + 3) % 251) as u8).collect();
+        std::fs::write(app.join(format!("files/data{i}")), data).unwrap();
+    }
     let repo = tmp.path().join("flatpak-repo");
     tools::ostree(&repo, &["init", "--mode=archive"]);
     tools::run(
@@ -691,6 +695,30 @@ fn flatpak_app_commits_both_ways() {
         commit,
         "ocitree import gives the identical commit"
     );
+    // flatpak takes a split image too
+    let split = tmp.path().join("split");
+    let out = Command::new(bin())
+        .arg("--repo")
+        .arg(&repo)
+        .args([
+            "encapsulate",
+            fref,
+            &format!("oci:{}:{fref}", split.display()),
+        ])
+        .args(["--max-layers", "3"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(layer_digests(&split).len(), 3);
+    let imported3 = tmp.path().join("flatpak-import-3");
+    tools::ostree(&imported3, &["init", "--mode=archive"]);
+    tools::run(
+        Command::new("flatpak")
+            .args(["build-import-bundle", "--oci"])
+            .arg(&imported3)
+            .arg(&split),
+    );
+    assert_eq!(content_checksum(&imported3, fref), tree);
 
     // flatpak → ocitree
     let theirs = tmp.path().join("theirs");
