@@ -21,7 +21,15 @@ pub struct ExportArgs {
     /// Destination: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REFERENCE]; FILE - writes to standard output.
     #[arg(value_name = "DEST")]
     dest: String,
-    /// Compress every layer with this format instead of the one it was imported with.
+    #[command(flatten)]
+    compression: CompressionArgs,
+}
+
+/// Layer compression options, shared by export and encapsulate.
+#[derive(Debug, Args)]
+pub struct CompressionArgs {
+    /// Compress every layer with this format (export: instead of the one it was imported
+    /// with; encapsulate: default gzip).
     ///
     /// gzip is written in pigz-style 128 KiB blocks on every core, zstd with its worker
     /// threads; both are deterministic (same image, same options, same digests on any
@@ -33,15 +41,23 @@ pub struct ExportArgs {
     compression_level: Option<u32>,
 }
 
-pub fn run(repo_path: &Path, a: ExportArgs) -> Result<()> {
-    let dest = SourceRef::parse(&a.dest)?;
-    let mut opts = ocitree::export::ExportOptions::new();
-    if let Some(c) = &a.compression {
-        opts.compression = Some(LayerCompression::parse(c, a.compression_level)?);
+impl CompressionArgs {
+    /// The chosen compression, checked against the destination.
+    pub fn parse(&self, dest: &SourceRef) -> Result<Option<LayerCompression>> {
+        let Some(c) = &self.compression else {
+            return Ok(None);
+        };
         if matches!(dest, SourceRef::DockerArchive { .. }) && c != "none" {
             bail!("--compression {c}: docker-archive layers are always uncompressed tars");
         }
+        Ok(Some(LayerCompression::parse(c, self.compression_level)?))
     }
+}
+
+pub fn run(repo_path: &Path, a: ExportArgs) -> Result<()> {
+    let dest = SourceRef::parse(&a.dest)?;
+    let mut opts = ocitree::export::ExportOptions::new();
+    opts.compression = a.compression.parse(&dest)?;
     let repo = ocitree::repo::open(repo_path)?;
     let report = ocitree::export::export_image(&repo, &a.name, &dest, &opts)
         .with_context(|| format!("exporting {} to {dest}", a.name))?;
