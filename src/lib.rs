@@ -21,12 +21,21 @@
 //! ```
 //! The whole import is one libostree transaction ([`import::import`]).
 //!
+//! ```text
+//! export:  image commit -> layer tars rebuilt from tar-split       export::image
+//!          any commit   -> walk -> chunk -> deterministic tars     export::encapsulate
+//!            -> gzip | zstd | none, digests on the way             export::layer
+//!            -> oci dir | oci-archive | docker-archive             export::sink
+//! ```
+//!
 //! ## On-repo format
 //!
 //! Refs (built only in [`refname`]; names escaped so any image name is a valid ref):
 //! - `ocitree/image/<escaped name>` → image commit (the merged tree)
 //! - `ocitree/blob/<alg>/<hex>` → layer commit, by blob digest
 //! - `ocitree/diffid/<alg>/<hex>` → the same layer commit, by diff_id
+//! - `ocitree/encapsulated/<escaped name>` → the record of an image whose image ref points at an
+//!   encapsulated commit ([`image::encapsulated`])
 //!
 //! A layer commit holds the layer's files as the tar had them, whiteout markers included as
 //! plain files; its timestamp is 0. An image commit's timestamp is the config's `created`.

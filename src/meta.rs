@@ -10,6 +10,7 @@
 //! | `ocitree.config` | `s` | image | the config, byte for byte |
 //! | `ocitree.layers` | `as` | image | layer blob digests, in order |
 //! | `ocitree.diff-ids` | `as` | image | layer diff_ids, in order |
+//! | `ocitree.encapsulated` | `s` | image record | the encapsulated commit the image ref points at (see [`crate::image::encapsulated`]) |
 //! | `ocitree.layer.digest` | `s` | layer | blob digest the layer was first imported from |
 //! | `ocitree.layer.diff-id` | `s` | layer | digest of the uncompressed tar |
 //! | `ocitree.layer.media-type` | `s` | layer | media type of that blob |
@@ -35,6 +36,8 @@ pub const CONFIG: &str = "ocitree.config";
 pub const LAYERS: &str = "ocitree.layers";
 /// Image commit: diff_ids in order.
 pub const DIFF_IDS: &str = "ocitree.diff-ids";
+/// Image record of an encapsulated commit: that commit's checksum.
+pub const ENCAPSULATED: &str = "ocitree.encapsulated";
 /// Layer commit: blob digest.
 pub const LAYER_DIGEST: &str = "ocitree.layer.digest";
 /// Layer commit: diff_id.
@@ -55,3 +58,19 @@ pub const LAYER_SKIPPED: &str = "ocitree.layer.skipped";
 pub const LAYER_TAR_SPLIT: &str = "ocitree.layer.tar-split";
 /// Layer commit: tar-split format version.
 pub const LAYER_TAR_SPLIT_VERSION: &str = "ocitree.layer.tar-split-version";
+
+/// Image config labels of an encapsulated commit (see [`crate::image::encapsulated`]).
+///
+/// | label | value |
+/// |---|---|
+/// | `ocitree.commit` | the commit checksum (hex) |
+/// | `ocitree.commit.object` | the commit object (its GVariant bytes), base64 |
+/// | `ocitree.commit.detached-metadata` | the detached metadata (`a{sv}` bytes, signatures), base64; absent when there is none |
+pub mod labels {
+    /// The encapsulated commit's checksum.
+    pub const COMMIT: &str = "ocitree.commit";
+    /// The commit object, base64.
+    pub const COMMIT_OBJECT: &str = "ocitree.commit.object";
+    /// The detached metadata, base64.
+    pub const COMMIT_DETACHED: &str = "ocitree.commit.detached-metadata";
+}

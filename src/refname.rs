@@ -8,6 +8,7 @@
 //! | `ocitree/image/<escape(name)>` ([`image_ref`]) | image commit (the merged tree) |
 //! | `ocitree/blob/<escape(alg)>/<escape(encoded)>` ([`blob_ref`]) | layer commit, keyed by blob digest |
 //! | `ocitree/diffid/<escape(alg)>/<escape(encoded)>` ([`diffid_ref`]) | the same layer commit, keyed by diff_id |
+//! | `ocitree/encapsulated/<escape(name)>` ([`encapsulated_ref`]) | image record of an image whose `ocitree/image/` ref points at an encapsulated (foreign) commit |
 //!
 //! A digest `alg:encoded` is split at its first `:`; both parts are escaped separately, so a
 //! layer ref always has exactly four components.
@@ -46,6 +47,8 @@
 pub const REF_PREFIX: &str = "ocitree/";
 /// The prefix of image refs: `ocitree/image/<escape(name)>`.
 pub const IMAGE_REF_PREFIX: &str = "ocitree/image/";
+/// The prefix of image records of encapsulated commits: `ocitree/encapsulated/<escape(name)>`.
+pub const ENCAPSULATED_REF_PREFIX: &str = "ocitree/encapsulated/";
 /// The prefix of layer refs keyed by blob digest: `ocitree/blob/<escape(alg)>/<escape(encoded)>`.
 pub const BLOB_REF_PREFIX: &str = "ocitree/blob/";
 /// The prefix of layer refs keyed by diff_id: `ocitree/diffid/<escape(alg)>/<escape(encoded)>`.
@@ -173,6 +176,22 @@ pub fn check_image_name(name: &str) -> crate::Result<()> {
 /// produce.
 pub fn image_name_from_ref(r: &str) -> Option<String> {
     unescape(r.strip_prefix(IMAGE_REF_PREFIX)?)
+}
+
+/// The ref of the image record of image `name` when its image ref points at an encapsulated
+/// commit (see [`crate::image::encapsulated`]).
+///
+/// # Examples
+/// ```
+/// assert_eq!(ocitree::refname::encapsulated_ref("app:1"), "ocitree/encapsulated/app_3A1");
+/// ```
+pub fn encapsulated_ref(name: &str) -> String {
+    format!("{ENCAPSULATED_REF_PREFIX}{}", escape(name))
+}
+
+/// The image name of an encapsulated-record ref, `None` if `r` is not one.
+pub fn image_name_from_encapsulated_ref(r: &str) -> Option<String> {
+    unescape(r.strip_prefix(ENCAPSULATED_REF_PREFIX)?)
 }
 
 /// `prefix` + the escaped algorithm and encoded parts of `digest`, split at its first `:`.

@@ -119,6 +119,14 @@ pub fn write_tree(
     Ok((contents.unwrap_or_default(), meta.unwrap_or_default()))
 }
 
+/// The root (dirtree, dirmeta) checksums a commit object names.
+pub fn commit_root(commit: &ostree::glib::Variant) -> (String, String) {
+    (
+        ostree::checksum_from_bytes_v(&commit.child_value(6)).to_string(),
+        ostree::checksum_from_bytes_v(&commit.child_value(7)).to_string(),
+    )
+}
+
 /// Regenerates the repository summary when the repository is served to `ostree pull` clients:
 /// an `archive` repository, or any that already has a summary. Called after every change to
 /// refs, so a static HTTP server always offers the current refs.

@@ -21,7 +21,17 @@ pub struct ExportArgs {
     /// Destination: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REFERENCE], docker://HOST[:PORT]/REPO[:TAG|@DIGEST] (push to a registry); FILE - writes to standard output.
     #[arg(value_name = "DEST")]
     dest: String,
-    /// Compress every layer with this format instead of the one it was imported with.
+    #[command(flatten)]
+    compression: CompressionArgs,
+    #[command(flatten)]
+    registry: super::registry::RegistryArgs,
+}
+
+/// Layer compression options, shared by export and encapsulate.
+#[derive(Debug, Args)]
+pub struct CompressionArgs {
+    /// Compress every layer with this format (export: instead of the one it was imported
+    /// with; encapsulate: default gzip).
     ///
     /// gzip is written in pigz-style 128 KiB blocks on every core, zstd with its worker
     /// threads; both are deterministic (same image, same options, same digests on any
@@ -31,36 +41,46 @@ pub struct ExportArgs {
     /// Compression level: gzip 1-9 (default 6), zstd 1-19 (default 3).
     #[arg(long, value_name = "N", requires = "compression")]
     compression_level: Option<u32>,
-    #[command(flatten)]
-    registry: super::registry::RegistryArgs,
+}
+
+impl CompressionArgs {
+    /// The chosen compression, checked against the destination.
+    pub fn parse(&self, dest: &SourceRef) -> Result<Option<LayerCompression>> {
+        let Some(c) = &self.compression else {
+            return Ok(None);
+        };
+        if matches!(dest, SourceRef::DockerArchive { .. }) && c != "none" {
+            bail!("--compression {c}: docker-archive layers are always uncompressed tars");
+        }
+        Ok(Some(LayerCompression::parse(c, self.compression_level)?))
+    }
 }
 
 pub fn run(repo_path: &Path, a: ExportArgs) -> Result<()> {
     let dest = SourceRef::parse(&a.dest)?;
     let mut opts = ocitree::export::ExportOptions::new();
-    if let Some(c) = &a.compression {
-        opts.compression = Some(LayerCompression::parse(c, a.compression_level)?);
-        if matches!(dest, SourceRef::DockerArchive { .. }) && c != "none" {
-            bail!("--compression {c}: docker-archive layers are always uncompressed tars");
-        }
-    }
+    opts.compression = a.compression.parse(&dest)?;
     opts.registry = a.registry.options()?;
     let repo = ocitree::repo::open(repo_path)?;
     if let SourceRef::Registry(r) = &dest {
         let (export, pushed) = ocitree::registry::push_image(&repo, &a.name, r, &opts)
             .with_context(|| format!("pushing {} to {dest}", a.name))?;
-        println!("Image:    {}", a.name);
-        println!("Pushed:   {}", pushed.manifest_digest);
-        println!(
+        out!("Image:    {}", a.name);
+        out!("Pushed:   {}", pushed.manifest_digest);
+        out!(
             "Blobs:    {} uploaded ({} bytes), {} already there, {} mounted",
-            pushed.uploaded, pushed.bytes, pushed.existing, pushed.mounted
+            pushed.uploaded,
+            pushed.bytes,
+            pushed.existing,
+            pushed.mounted
         );
-        println!(
+        out!(
             "Layers:   {} (diff_ids identical; {} recompressed with new blob digests)",
-            export.layers, export.recompressed
+            export.layers,
+            export.recompressed
         );
         if pushed.converted {
-            println!("Note:     docker v2 schema 2 manifest pushed as an OCI manifest");
+            out!("Note:     docker v2 schema 2 manifest pushed as an OCI manifest");
         }
         return Ok(());
     }
@@ -96,7 +116,7 @@ pub fn run(repo_path: &Path, a: ExportArgs) -> Result<()> {
         if to_stdout {
             eprintln!("{l}")
         } else {
-            println!("{l}")
+            out!("{l}")
         }
     }
     Ok(())

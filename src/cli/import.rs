@@ -119,17 +119,18 @@ pub fn run(repo_path: &Path, a: ImportArgs) -> Result<()> {
         );
     }
     if a.quiet {
-        println!("{}", report.commit);
+        out!("{}", report.commit);
         return Ok(());
     }
     let total = report.layers_imported + report.layers_reused;
-    println!("Image:    {}", report.name);
-    println!("Manifest: {}", report.manifest_digest);
-    println!(
+    out!("Image:    {}", report.name);
+    out!("Manifest: {}", report.manifest_digest);
+    out!(
         "Layers:   {total} ({} imported, {} reused)",
-        report.layers_imported, report.layers_reused
+        report.layers_imported,
+        report.layers_reused
     );
-    println!("Commit:   {}", report.commit);
+    out!("Commit:   {}", report.commit);
     Ok(())
 }
 
@@ -147,9 +148,9 @@ pub fn check(repo_path: &Path, a: CheckArgs) -> Result<()> {
     let r = ocitree::import::check(&repo, &source, &opts)
         .with_context(|| format!("checking {source}"))?;
     let missing = r.layers.iter().filter(|l| !l.present).count();
-    println!("Image:    {}", r.name);
-    println!("Manifest: {}", r.manifest_digest);
-    println!(
+    out!("Image:    {}", r.name);
+    out!("Manifest: {}", r.manifest_digest);
+    out!(
         "Status:   {}",
         if r.up_to_date {
             "up to date"
@@ -157,7 +158,7 @@ pub fn check(repo_path: &Path, a: CheckArgs) -> Result<()> {
             "update available"
         }
     );
-    println!(
+    out!(
         "Layers:   {} ({} present, {missing} to fetch, {} bytes)",
         r.layers.len(),
         r.layers.len() - missing,
@@ -165,7 +166,7 @@ pub fn check(repo_path: &Path, a: CheckArgs) -> Result<()> {
     );
     for l in &r.layers {
         let state = if l.present { "present" } else { "fetch  " };
-        println!("  {state} {} {} bytes", l.digest, l.size);
+        out!("  {state} {} {} bytes", l.digest, l.size);
     }
     Ok(())
 }

@@ -26,7 +26,7 @@ pub struct InspectArgs {
     name: String,
 }
 
-/// Remove an image's ref (its layers stay until `prune`).
+/// Remove an image's ref, and the record of an encapsulated image (its layers stay until `prune`).
 #[derive(Debug, Args)]
 pub struct RmArgs {
     /// Image name.
@@ -54,7 +54,7 @@ pub fn init(repo_path: &Path, a: InitArgs) -> Result<()> {
             repo.mode()
         );
     }
-    println!("Repository {} ({})", repo_path.display(), a.mode);
+    out!("Repository {} ({})", repo_path.display(), a.mode);
     Ok(())
 }
 
@@ -74,7 +74,7 @@ pub fn images(repo_path: &Path, _a: ImagesArgs) -> Result<()> {
     let width = |i: usize| rows.iter().map(|r| r[i].len()).max().unwrap_or(0);
     let (w0, w1, w2) = (width(0), width(1), width(2));
     for r in rows {
-        println!("{:w0$}  {:w1$}  {:w2$}  {}", r[0], r[1], r[2], r[3]);
+        out!("{:w0$}  {:w1$}  {:w2$}  {}", r[0], r[1], r[2], r[3]);
     }
     Ok(())
 }
@@ -102,6 +102,7 @@ pub fn inspect(repo_path: &Path, a: InspectArgs) -> Result<()> {
         "name": info.name,
         "ref": refname::image_ref(&a.name),
         "commit": info.commit,
+        "record": info.record,
         "manifest_digest": info.manifest_digest,
         "source": info.source,
         "created": config.get("created"),
@@ -109,7 +110,7 @@ pub fn inspect(repo_path: &Path, a: InspectArgs) -> Result<()> {
         "config": config,
         "layers": layers,
     });
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    out!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
 }
 
@@ -123,20 +124,27 @@ pub fn rm(repo_path: &Path, a: RmArgs) -> Result<()> {
         ostree::gio::Cancellable::NONE,
     )
     .with_context(|| format!("removing {}", a.name))?;
+    let record = refname::encapsulated_ref(&a.name);
+    if refs::resolve(&repo, &record)?.is_some() {
+        repo.set_ref_immediate(None, &record, None, ostree::gio::Cancellable::NONE)
+            .with_context(|| format!("removing {record}"))?;
+    }
     ocitree::repo::refresh_summary(&repo)?;
-    println!("Removed {}", a.name);
+    out!("Removed {}", a.name);
     Ok(())
 }
 
 pub fn prune(repo_path: &Path, _a: PruneArgs) -> Result<()> {
     let repo = ocitree::repo::open(repo_path)?;
     let r = ocitree::image::prune(&repo)?;
-    println!(
+    out!(
         "Pruned: {} layer refs, {} objects, {} bytes freed",
-        r.layer_refs, r.objects, r.bytes
+        r.layer_refs,
+        r.objects,
+        r.bytes
     );
     if r.spooled_blobs > 0 {
-        println!(
+        out!(
             "Removed: {} spooled registry downloads (partial or unused)",
             r.spooled_blobs
         );

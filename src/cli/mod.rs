@@ -1,7 +1,17 @@
 //! Command-line definition (clap derive) and dispatch. Each subcommand turns its arguments
 //! into library calls and prints the result.
 
+/// `println!` that returns a write error (a closed pipe: `ocitree inspect x | head`) from the
+/// calling function instead of panicking; `main` turns a broken pipe into a clean exit.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
+
 mod browse;
+mod encapsulate;
 mod export;
 mod import;
 mod manage;
@@ -34,6 +44,7 @@ enum Command {
     Import(import::ImportArgs),
     Check(import::CheckArgs),
     Export(export::ExportArgs),
+    Encapsulate(Box<encapsulate::EncapsulateArgs>),
     Images(manage::ImagesArgs),
     Inspect(manage::InspectArgs),
     Checkout(browse::CheckoutArgs),
@@ -61,6 +72,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Import(a) => import::run(&repo, a),
         Command::Check(a) => import::check(&repo, a),
         Command::Export(a) => export::run(&repo, a),
+        Command::Encapsulate(a) => encapsulate::run(&repo, *a),
         Command::Images(a) => manage::images(&repo, a),
         Command::Inspect(a) => manage::inspect(&repo, a),
         Command::Checkout(a) => browse::checkout(&repo, a),

@@ -89,6 +89,19 @@ impl LayerCompression {
     }
 }
 
+/// Passes writes on and swallows flushes: a flush makes gzp and zstd end a block early, so the
+/// blob would depend on where the tar writer happened to flush, not on the tar alone.
+struct NoFlush<W>(W);
+
+impl<W: Write> Write for NoFlush<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 fn threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
@@ -122,7 +135,7 @@ fn encode<W: Write + Send, T>(
                 .and_then(|b| b.num_threads(threads))
                 .map_err(io::Error::other)?
                 .from_borrowed_writer(out, s);
-            let r = body(&mut z);
+            let r = body(&mut NoFlush(&mut z));
             let f = z.finish().map(drop).map_err(|e| match e {
                 gzp::GzpError::Io(e) => e,
                 e => io::Error::other(e),
@@ -135,7 +148,7 @@ fn encode<W: Write + Send, T>(
             let level = c.level.unwrap_or(ZSTD_DEFAULT_LEVEL) as i32;
             let mut z = zstd::stream::Encoder::new(out, level)?;
             z.multithread(threads as u32)?;
-            let t = body(&mut z)?;
+            let t = body(&mut NoFlush(&mut z))?;
             z.finish()?;
             Ok(t)
         }
@@ -166,6 +179,7 @@ mod tests {
         encode(&mut out, c, threads, |w| {
             for part in data.chunks(chunk) {
                 w.write_all(part)?;
+                w.flush()?;
             }
             Ok(())
         })
@@ -173,8 +187,8 @@ mod tests {
         out
     }
 
-    /// Same bytes in, same bytes out, however the input is cut into writes and however many
-    /// threads compress; and it decompresses back.
+    /// Same bytes in, same bytes out, however the input is cut into writes (each one
+    /// flushed) and however many threads compress; and it decompresses back.
     #[test]
     fn deterministic_and_round_trips() {
         let data = sample();

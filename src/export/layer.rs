@@ -59,45 +59,31 @@ pub fn is_artifact(repo: &Repo, commit: &str) -> Result<bool> {
         == Some(crate::layer::file::KIND))
 }
 
-/// Copies an artifact layer's blob, unchanged, into `out`.
+/// Writes an artifact layer's blob, unchanged, to `out`.
 ///
 /// # Errors
 /// The blob object is missing or unreadable, or writing fails.
-pub fn write_artifact_blob(
-    repo: &Repo,
-    commit: &str,
-    out: &mut (dyn Write + Send),
-) -> Result<LayerBlobOut> {
+pub fn copy_artifact(repo: &Repo, commit: &str, out: &mut dyn Write) -> Result<()> {
     use ostree::gio::prelude::*;
-    let io_err = |e: io::Error| Error::Io {
-        context: format!("copying artifact layer {commit}"),
-        cause: e,
-    };
+    let missing = || Error::NotFound(format!("blob of artifact layer {commit}"));
     let (root, _) = repo
         .read_commit(commit, ostree::gio::Cancellable::NONE)
         .map_err(Error::ostree(format!("reading layer {commit}")))?;
     let file = root.child(crate::layer::file::BLOB);
     let file = file
         .downcast_ref::<ostree::RepoFile>()
-        .ok_or_else(|| Error::NotFound(format!("blob of artifact layer {commit}")))?;
+        .ok_or_else(missing)?;
     file.ensure_resolved()
         .map_err(Error::ostree(format!("reading layer {commit}")))?;
     let (input, _, _) = repo
         .load_file(file.checksum().as_str(), ostree::gio::Cancellable::NONE)
         .map_err(Error::ostree(format!("reading layer {commit}")))?;
-    let input = input.ok_or_else(|| Error::NotFound(format!("blob of artifact layer {commit}")))?;
-    let mut blob = HashingWriter {
-        inner: out,
-        hasher: Hasher::sha256(),
-        count: 0,
-    };
-    io::copy(&mut input.into_read(), &mut blob).map_err(io_err)?;
-    let digest = blob.hasher.finish();
-    Ok(LayerBlobOut {
-        diff_id: digest.clone(),
-        digest,
-        size: blob.count,
-    })
+    io::copy(&mut input.ok_or_else(missing)?.into_read(), out)
+        .map(drop)
+        .map_err(|e| Error::Io {
+            context: format!("copying artifact layer {commit}"),
+            cause: e,
+        })
 }
 
 /// The tar-split records of a layer commit.
@@ -126,6 +112,80 @@ pub fn tar_split(repo: &Repo, commit: &str) -> Result<Vec<u8>> {
     }
 }
 
+/// Compresses the tar that `tar` writes as `compression` says ([`compress_into`]:
+/// deterministic, on every core) into `out`, hashing the tar with `diff_id` and the blob with
+/// sha256 on the way.
+///
+/// # Errors
+/// `tar`'s errors; compression or writing failures as [`Error::Io`] naming `what`.
+pub fn write_blob(
+    compression: &LayerCompression,
+    diff_id: Hasher,
+    out: &mut (dyn Write + Send),
+    what: &str,
+    tar: &mut dyn FnMut(&mut dyn Write) -> Result<()>,
+) -> Result<LayerBlobOut> {
+    let mut blob = HashingWriter {
+        inner: out,
+        hasher: Hasher::sha256(),
+        count: 0,
+    };
+    // The tar writer's own error is kept whole; the compressor only sees that it stopped.
+    let mut failure = None;
+    let written = compress_into(&mut blob, compression, |z| {
+        let mut plain = HashingWriter {
+            inner: z,
+            hasher: diff_id,
+            count: 0,
+        };
+        if let Err(e) = tar(&mut plain) {
+            failure = Some(e);
+            return Err(io::Error::other("the layer tar could not be written"));
+        }
+        Ok(plain.hasher.finish())
+    });
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let diff_id = written.map_err(|e| Error::Io {
+        context: format!("writing {what}"),
+        cause: e,
+    })?;
+    Ok(LayerBlobOut {
+        diff_id,
+        digest: blob.hasher.finish(),
+        size: blob.count,
+    })
+}
+
+/// Writes the uncompressed tar of layer commit `commit` (recorded as `diff_id`) to `out`.
+///
+/// # Errors
+/// The tar-split is missing or corrupt, an object is missing, or writing fails.
+pub fn rebuild_tar(repo: &Repo, commit: &str, diff_id: &Digest, out: &mut dyn Write) -> Result<()> {
+    let records = tar_split(repo, commit)?;
+    tarsplit::rebuild(repo, &records, out)
+        .map(drop)
+        .map_err(|e| Error::Io {
+            context: format!("rebuilding layer {diff_id}"),
+            cause: e,
+        })
+}
+
+/// Checks that a rebuilt layer tar hashed to the diff_id it was recorded with.
+///
+/// # Errors
+/// [`Error::InvalidImage`] when it did not.
+pub fn check_diff_id(written: &LayerBlobOut, diff_id: &Digest) -> Result<()> {
+    if &written.diff_id != diff_id {
+        return Err(Error::InvalidImage {
+            image: format!("layer {diff_id}"),
+            reason: format!("rebuilt tar hashes to {}, not its diff_id", written.diff_id),
+        });
+    }
+    Ok(())
+}
+
 /// Rebuilds the tar of layer commit `commit`, compresses it with `compression` into `out`,
 /// and checks the tar against `diff_id`.
 ///
@@ -139,35 +199,10 @@ pub fn write_layer_blob(
     compression: &LayerCompression,
     out: &mut (dyn Write + Send),
 ) -> Result<LayerBlobOut> {
-    let records = tar_split(repo, commit)?;
-    let io_err = |e: io::Error| Error::Io {
-        context: format!("rebuilding layer {diff_id}"),
-        cause: e,
-    };
-    let mut blob = HashingWriter {
-        inner: out,
-        hasher: Hasher::sha256(),
-        count: 0,
-    };
-    let found = compress_into(&mut blob, compression, |z| {
-        let mut tar = HashingWriter {
-            inner: z,
-            hasher: diff_id.hasher().map_err(io::Error::other)?,
-            count: 0,
-        };
-        tarsplit::rebuild(repo, &records, &mut tar)?;
-        Ok(tar.hasher.finish())
-    })
-    .map_err(io_err)?;
-    if &found != diff_id {
-        return Err(Error::InvalidImage {
-            image: format!("layer {diff_id}"),
-            reason: format!("rebuilt tar hashes to {found}, not its diff_id"),
-        });
-    }
-    Ok(LayerBlobOut {
-        diff_id: found,
-        digest: blob.hasher.finish(),
-        size: blob.count,
-    })
+    let what = format!("layer {diff_id}");
+    let written = write_blob(compression, diff_id.hasher()?, out, &what, &mut |tar| {
+        rebuild_tar(repo, commit, diff_id, tar)
+    })?;
+    check_diff_id(&written, diff_id)?;
+    Ok(written)
 }

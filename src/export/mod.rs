@@ -1,17 +1,23 @@
-//! The export path, mirroring the import: image commit → layer commits → tar streams rebuilt
-//! byte for byte from tar-split ([`crate::layer::tarsplit`]) → compressed blobs → an OCI
-//! layout (directory or archive) or a docker archive, with the original config.
+//! The export path, mirroring the import: commits → layer tars → compressed blobs
+//! ([`compress`]: on every core, deterministic) → a [`sink::Sink`] (an OCI layout, an OCI
+//! archive or a docker archive).
 //!
-//! Every rebuilt layer is hashed while it is written and must match the diff_id recorded at
-//! import, so the config (kept byte for byte) stays true. Layers are compressed as they were
-//! (gzip, zstd or none) or as [`ExportOptions::compression`] says ([`compress`]: on every
-//! core, deterministic); an uncompressed layer keeps its blob digest, a compressed one gets a
-//! new one unless the compressor reproduces it, and the report says which.
+//! Two sources of layers:
+//! - [`export_image`]: an imported image. Every layer tar is rebuilt byte for byte from the
+//!   layer commit's tar-split ([`crate::layer::tarsplit`]) and must match the diff_id recorded
+//!   at import, so the config (kept byte for byte) stays true. Layers are compressed as they
+//!   were (gzip, zstd or none) or as [`ExportOptions::compression`] says; an uncompressed layer
+//!   keeps its blob digest, a compressed one gets a new one unless the compressor reproduces
+//!   it, and the report says which. Artifact layers are copied back unchanged.
+//! - [`encapsulate()`]: any commit. Its tree is written as deterministic tars and the commit
+//!   object rides along, so that `import` gives back the identical commit.
 
 pub mod compress;
-pub mod docker_archive;
+pub mod encapsulate;
+pub mod image;
 pub mod layer;
-pub mod oci_layout;
+pub mod sink;
 
 pub use compress::LayerCompression;
-pub use oci_layout::{ExportOptions, ExportReport, export_image};
+pub use encapsulate::{EncapsulateOptions, EncapsulateReport, encapsulate};
+pub use image::{ExportOptions, ExportReport, export_image};

@@ -1,5 +1,7 @@
 //! The import job: source → manifest → per-layer commits (reused when present) → merge →
-//! image commit + ref, all in one libostree transaction. [`prepare`] does the first step
+//! image commit + ref, all in one libostree transaction. An image made by `ocitree
+//! encapsulate` gives back the identical commit it was made from
+//! ([`crate::image::encapsulated`]). [`prepare`] does the first step
 //! alone, which is all an update check ([`check`]) needs.
 
 mod check;
@@ -13,7 +15,7 @@ use std::collections::HashMap;
 use ostree::{Repo, gio};
 
 use crate::error::{Error, Result};
-use crate::image::{self, ImageMeta, refs};
+use crate::image::{self, EncapsulatedCommit, ImageMeta, refs};
 use crate::layer::file::import_file_layer;
 use crate::layer::stream::{LayerBlob, import_layer};
 use crate::layer::{OnSpecial, Skipped};
@@ -110,6 +112,9 @@ pub fn import(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<I
         layers_reused: 0,
         skipped: Vec::new(),
     };
+
+    // An encapsulated commit: checked now, before any layer is read.
+    let encapsulated = EncapsulatedCommit::from_labels(&image, &config.labels())?;
 
     // Same manifest under the same name already: nothing to read, nothing to write. (With a
     // layer selection or per-dir layers, the tree is rebuilt: cheap, every layer is reused.)
@@ -233,8 +238,22 @@ pub fn import(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<I
             .as_deref()
             .and_then(parse_rfc3339)
             .unwrap_or(0),
+        encapsulated: encapsulated.as_ref().map(|e| e.checksum.as_str()),
     };
-    report.commit = image::write_image_commit(repo, &merged, &meta)?;
+    // The image ref points at the encapsulated commit, identical to the one encapsulated, and
+    // ocitree's record of the image goes beside it; or at the image commit, which is the record.
+    let record_ref = refname::encapsulated_ref(&name);
+    if let Some(e) = &encapsulated {
+        e.write(repo, &image, &merged)?;
+        let record = image::write_image_commit(repo, &merged, &meta)?;
+        repo.transaction_set_ref(None, &record_ref, Some(&record));
+        report.commit = e.checksum.clone();
+    } else {
+        report.commit = image::write_image_commit(repo, &merged, &meta)?;
+        if refs::resolve(repo, &record_ref)?.is_some() {
+            repo.transaction_set_ref(None, &record_ref, None);
+        }
+    }
     repo.transaction_set_ref(None, &refname::image_ref(&name), Some(&report.commit));
     txn.commit(gio::Cancellable::NONE)
         .map_err(Error::ostree("committing the transaction"))?;

@@ -122,7 +122,8 @@ impl<'r> LayerBuilder<'r> {
         let mut archive = tar::Archive::new(entries::pad::BlockPad::new(tap));
         for entry in archive.entries().map_err(LayerError::Read)? {
             let mut entry = entry.map_err(LayerError::Read)?;
-            let Some(e) = entries::parse(&mut entry)? else {
+            let pax = rec.extension_data(entry.raw_header_position());
+            let Some(e) = entries::parse(&mut entry, pax.as_deref())? else {
                 continue;
             };
             // File data becomes an object and a reference; everything else is kept as bytes.

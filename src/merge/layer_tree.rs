@@ -79,10 +79,11 @@ impl LayerTree {
         for (path, _) in &links {
             special.extend(ancestors(parent(path)));
         }
+        let (contents, meta) = crate::repo::commit_root(&v);
         Ok(LayerTree {
             commit: commit.to_string(),
-            contents: ostree::checksum_from_bytes_v(&v.child_value(6)).to_string(),
-            meta: ostree::checksum_from_bytes_v(&v.child_value(7)).to_string(),
+            contents,
+            meta,
             implicit,
             special,
             links,

@@ -1,5 +1,5 @@
-//! Pushing an image: export it to an OCI layout in the repository's tmp directory (the
-//! writer [`crate::export::oci_layout::write_layout`] rebuilds and checks every layer), then
+//! Pushing an image: export it to an OCI layout in the repository's tmp directory
+//! ([`crate::export::export_image`] rebuilds and checks every layer), then
 //! for each blob: HEAD (skip what the registry has), cross-repository mount when the image
 //! came from another repository of the same registry, else upload (POST, then one streamed
 //! PUT, or PATCH chunks of [`CHUNK`] bytes for larger blobs); last, PUT the manifest — always
@@ -20,6 +20,7 @@ use crate::image::ImageInfo;
 use crate::registry::client::{Access, Client, Payload};
 use crate::registry::{ImageReference, RegistryOptions};
 use crate::resolve::METADATA_LIMIT;
+use crate::source::{Selector, SourceRef};
 use crate::spec::{Index, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_MANIFEST, Manifest};
 
 /// Blobs up to this size go in one PUT; larger ones in PATCH chunks of this size (the chunk
@@ -89,7 +90,7 @@ pub fn push_layout(
         Some(b) => (b, true),
         None => (manifest_bytes, false),
     };
-    // The layout's manifest is sha256 (write_layout), and so is a converted one.
+    // The layout's manifest is sha256 (export_image writes it), and so is a converted one.
     let manifest_digest = if converted {
         Digest::sha256_of(&manifest_bytes)
     } else {
@@ -283,7 +284,7 @@ fn with_digest(location: &str, digest: &Digest) -> String {
 /// repository of the same registry, its blobs are mounted from there where they are unchanged.
 ///
 /// # Errors
-/// As [`crate::export::oci_layout::write_layout`] and [`push_layout`].
+/// As [`crate::export::export_image`] and [`push_layout`].
 pub fn push_image(
     repo: &Repo,
     name: &str,
@@ -299,7 +300,11 @@ pub fn push_image(
             "creating a directory in {}",
             tmp.display()
         )))?;
-    let export = crate::export::oci_layout::write_layout(repo, name, staging.path(), None, opts)?;
+    let layout = SourceRef::OciDir {
+        path: staging.path().to_path_buf(),
+        selector: Selector::Default,
+    };
+    let export = crate::export::export_image(repo, name, &layout, opts)?;
     let mount_from = info
         .source
         .strip_prefix("docker://")

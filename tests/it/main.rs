@@ -21,6 +21,8 @@ mod artifacts;
 mod bad_input;
 // Export: same config and diff_ids, checked with skopeo, umoci, oci-image-tool.
 mod export;
+// Encapsulate: ostree commits → OCI → import gives the identical commit; stable layers.
+mod encapsulate;
 // images, inspect, ls, cat, checkout, rm, prune, --repo / OCITREE_REPO, man pages.
 mod cli;
 // docker:// pull and push against a real docker-registry, auth, resume, corruption.
