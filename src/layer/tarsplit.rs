@@ -82,7 +82,7 @@ impl<R: Read> Read for Tap<R> {
 /// The zstd encoder cannot be set up.
 pub fn tap<R: Read>(inner: R) -> io::Result<(Tap<R>, Recorder)> {
     let state = Rc::new(RefCell::new(State::default()));
-    let out = zstd::stream::Encoder::new(Vec::new(), 3)?;
+    let out = zstd::stream::Encoder::new(Vec::new(), 1)?;
     Ok((
         Tap {
             inner,
