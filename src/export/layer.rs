@@ -6,29 +6,11 @@ use std::io::{self, Write};
 use ostree::{ObjectType, Repo, glib};
 
 use crate::decompress::Compression;
+use crate::blob::HashingWriter;
 use crate::digest::{Digest, Hasher};
 use crate::error::{Error, Result};
 use crate::layer::tarsplit;
 use crate::meta;
-
-/// A writer that hashes what passes through.
-struct HashingWriter<W> {
-    inner: W,
-    hasher: Hasher,
-    count: u64,
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.count += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
 
 /// The compressor in front of the blob file.
 enum Encoder<W: Write> {

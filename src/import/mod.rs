@@ -14,7 +14,7 @@ use ostree::{Repo, gio};
 
 use crate::error::{Error, Result};
 use crate::image::{self, ImageMeta, refs};
-use crate::layer::stream::import_layer;
+use crate::layer::stream::{ExactGzipStatus, import_layer};
 use crate::layer::{OnSpecial, Skipped};
 use crate::merge::{LayerTree, merge_layers};
 use crate::refname;
@@ -23,7 +23,7 @@ use crate::source::{Selector, SourceRef};
 use crate::spec::{Platform, parse_rfc3339};
 
 /// Options of [`import`].
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct ImportOptions {
     /// Local image name; default derived from the source (see [`default_name`]).
@@ -32,6 +32,21 @@ pub struct ImportOptions {
     pub platform: Option<Platform>,
     /// What to do with device nodes and FIFOs.
     pub on_special: OnSpecial,
+    /// Analyse gzip layers so that export can rebuild their exact compressed bytes (see
+    /// [`crate::layer::stream::ExactGzipStatus`]). Default: on in builds with the `exact-gzip`
+    /// feature, which is the only place it has an effect.
+    pub exact_gzip: bool,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        ImportOptions {
+            name: None,
+            platform: None,
+            on_special: OnSpecial::default(),
+            exact_gzip: cfg!(feature = "exact-gzip"),
+        }
+    }
 }
 
 impl ImportOptions {
@@ -57,6 +72,9 @@ pub struct ImportReport {
     pub layers_reused: usize,
     /// Entries OSTree cannot store that were left out.
     pub skipped: Vec<Skipped>,
+    /// For each gzip layer read with [`ImportOptions::exact_gzip`]: its blob digest and
+    /// whether export can rebuild its exact compressed bytes.
+    pub exact_gzip: Vec<(String, ExactGzipStatus)>,
 }
 
 /// The name an image gets when the user gives none: the tag annotation when it is a full
@@ -96,6 +114,7 @@ pub fn import(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<I
         layers_imported: 0,
         layers_reused: 0,
         skipped: Vec::new(),
+        exact_gzip: Vec::new(),
     };
 
     // Same manifest under the same name already: nothing to read, nothing to write.
@@ -124,11 +143,16 @@ pub fn import(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<I
             c
         } else {
             let blob = src.open_blob(&layer.digest)?;
-            let (c, skipped) =
-                import_layer(repo, blob, layer, opts.on_special).map_err(layer_err)?;
+            let imported = import_layer(repo, blob, layer, opts.on_special, opts.exact_gzip)
+                .map_err(layer_err)?;
             report.layers_imported += 1;
-            report.skipped.extend(skipped);
-            c
+            report.skipped.extend(imported.skipped);
+            if imported.exact_gzip != ExactGzipStatus::NotAttempted {
+                report
+                    .exact_gzip
+                    .push((layer.digest.to_string(), imported.exact_gzip));
+            }
+            imported.commit
         };
         repo.transaction_set_ref(
             None,

@@ -4,6 +4,10 @@
 //! Verification and decompression run on a second thread and hand 256 KiB chunks through a
 //! bounded channel to the thread that parses the tar and writes objects, so both cores work
 //! and memory stays at a few MiB whatever the layer size.
+//!
+//! With the `exact-gzip` feature and [`import_layer`]'s `exact_gzip` set, a third thread gets a
+//! copy of the compressed bytes and analyses them ([`crate::layer::exact_gzip`]) so that export
+//! can rebuild the original blob; the import never fails because of it.
 
 use std::io::{self, BufReader, Read};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -31,6 +35,85 @@ pub struct LayerBlob {
     pub diff_id: Digest,
     /// Media type from the manifest.
     pub media_type: String,
+}
+
+/// What became of a layer's exact-gzip analysis (feature `exact-gzip`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExactGzipStatus {
+    /// Not attempted: not asked for, built without the feature, or the blob is not gzip.
+    NotAttempted,
+    /// Recorded and checked: export rebuilds the original blob bit for bit.
+    Kept,
+    /// The gzip stream cannot be rebuilt exactly (why); export re-compresses the layer.
+    NotExact(String),
+}
+
+/// A layer imported by [`import_layer`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ImportedLayer {
+    /// The layer commit checksum.
+    pub commit: String,
+    /// Entries OSTree cannot store that were left out.
+    pub skipped: Vec<Skipped>,
+    /// Whether the original compressed blob can be rebuilt.
+    pub exact_gzip: ExactGzipStatus,
+}
+
+/// Passes the blob through, sending a copy of its bytes, in pieces of [`CHUNK`], to the
+/// exact-gzip analyser for as long as that one takes them. The copy ends (the channel closes)
+/// at the end of the blob, which [`VerifiedReader`] only reports once size and digest are
+/// checked.
+struct Tee<R> {
+    inner: R,
+    tx: Option<SyncSender<Vec<u8>>>,
+    buf: Vec<u8>,
+}
+
+impl<R: Read> Read for Tee<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(out)?;
+        if let Some(tx) = &self.tx {
+            self.buf.extend_from_slice(&out[..n]);
+            if n == 0 || self.buf.len() >= CHUNK {
+                let piece = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+                if (!piece.is_empty() && tx.send(piece).is_err()) || n == 0 {
+                    // the analyser gave up, or the blob ended
+                    self.tx = None;
+                    self.buf = Vec::new();
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// What the analysis thread returns: the records with their format, `None` for a blob that is
+/// not gzip (or a build without the feature), or why the blob cannot be rebuilt.
+type Analysed = Result<Option<(Vec<u8>, (u32, String))>, String>;
+
+/// The exact-gzip analysis thread: what [`Tee`] sends comes in, the records or why not go out.
+#[cfg(feature = "exact-gzip")]
+fn analyse(rx: Receiver<Vec<u8>>, digest: &Digest) -> Analysed {
+    use crate::layer::exact_gzip::{Analyser, PREFLATE_VERSION, VERSION};
+    let mut a = Analyser::new(digest).map_err(|e| e.to_string())?;
+    let mut first = true;
+    for piece in rx {
+        if std::mem::take(&mut first) && !piece.starts_with(&[0x1f, 0x8b]) {
+            return Ok(None);
+        }
+        a.feed(&piece).map_err(|e| e.to_string())?;
+    }
+    let exact = a.finish().map_err(|e| e.to_string())?;
+    Ok(Some((exact.records, (VERSION, PREFLATE_VERSION.to_string()))))
+}
+
+/// Without the feature there is nothing to analyse with (and [`import_layer`] starts no tee).
+#[cfg(not(feature = "exact-gzip"))]
+fn analyse(rx: Receiver<Vec<u8>>, _digest: &Digest) -> Analysed {
+    drop(rx);
+    Ok(None)
 }
 
 /// Reads chunks from the channel as one byte stream.
@@ -64,9 +147,13 @@ fn produce(
     blob: BlobReader,
     layer: &LayerBlob,
     tx: &SyncSender<io::Result<Vec<u8>>>,
+    tee: Option<SyncSender<Vec<u8>>>,
 ) -> io::Result<Digest> {
-    let verified =
-        VerifiedReader::new(blob, &layer.digest, layer.size).map_err(io::Error::other)?;
+    let verified = Tee {
+        inner: VerifiedReader::new(blob, &layer.digest, layer.size).map_err(io::Error::other)?,
+        tx: tee,
+        buf: Vec::new(),
+    };
     let hasher = layer.diff_id.hasher().map_err(io::Error::other)?;
     let mut plain = HashingReader::new(
         decompress(BufReader::with_capacity(CHUNK, verified))?,
@@ -94,10 +181,12 @@ fn produce(
     }
 }
 
-/// Imports one layer blob into a layer commit; returns its checksum and the skipped entries.
+/// Imports one layer blob into a layer commit.
 ///
 /// The blob digest, size and diff_id are all checked; any mismatch fails the import (the
-/// caller's transaction then leaves nothing behind).
+/// caller's transaction then leaves nothing behind). With `exact_gzip` (and the `exact-gzip`
+/// feature), a gzip blob is also analysed so that export can rebuild it bit for bit; that
+/// analysis never fails the import (see [`ExactGzipStatus`]).
 ///
 /// # Errors
 /// Any [`LayerError`]; a blob-level failure (digest, size, decompression) takes precedence
@@ -107,12 +196,20 @@ pub fn import_layer(
     blob: BlobReader,
     layer: &LayerBlob,
     on_special: OnSpecial,
-) -> Result<(String, Vec<Skipped>), LayerError> {
+    exact_gzip: bool,
+) -> Result<ImportedLayer, LayerError> {
     let (tx, rx) = sync_channel(CHUNKS_IN_FLIGHT);
+    let (tee, tee_rx) = if exact_gzip && cfg!(feature = "exact-gzip") {
+        let (t, r) = sync_channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
+        (Some(t), Some(r))
+    } else {
+        (None, None)
+    };
     let mut builder = LayerBuilder::new(repo, layer.digest.as_str(), on_special)?;
-    let (built, produced) = std::thread::scope(|s| {
+    let (built, produced, analysed) = std::thread::scope(|s| {
+        let analyser = tee_rx.map(|r| s.spawn(|| analyse(r, &layer.digest)));
         let producer = s.spawn(move || {
-            let r = produce(blob, layer, &tx);
+            let r = produce(blob, layer, &tx, tee);
             if let Err(e) = &r {
                 let _ = tx.send(Err(io::Error::new(e.kind(), e.to_string())));
             }
@@ -129,12 +226,14 @@ pub fn import_layer(
             let _ = io::copy(&mut reader, &mut io::sink());
         }
         drop(reader);
-        (
-            built,
-            producer
-                .join()
-                .unwrap_or_else(|_| Err(io::Error::other("decompression thread panicked"))),
-        )
+        let produced = producer
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("decompression thread panicked")));
+        let analysed = analyser.map(|a| {
+            a.join()
+                .unwrap_or_else(|_| Err("the analysis panicked".into()))
+        });
+        (built, produced, analysed)
     });
     let diff_id = match (built, produced) {
         (_, Err(e)) if e.to_string() != "layer reader stopped" => return Err(LayerError::Read(e)),
@@ -148,9 +247,22 @@ pub fn import_layer(
             found: diff_id.to_string(),
         });
     }
-    builder.commit(&LayerSource {
+    let exact_gzip = match analysed {
+        None | Some(Ok(None)) => ExactGzipStatus::NotAttempted,
+        Some(Err(why)) => ExactGzipStatus::NotExact(why),
+        Some(Ok(Some((records, format)))) => {
+            builder.set_exact_gzip(records, format);
+            ExactGzipStatus::Kept
+        }
+    };
+    let (commit, skipped) = builder.commit(&LayerSource {
         digest: layer.digest.to_string(),
         diff_id: diff_id.to_string(),
         media_type: layer.media_type.clone(),
+    })?;
+    Ok(ImportedLayer {
+        commit,
+        skipped,
+        exact_gzip,
     })
 }
