@@ -4,6 +4,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use ocitree::layer::stream::ExactGzipStatus;
 use ocitree::source::SourceRef;
 use ocitree::spec::Platform;
 use ocitree::{ImportOptions, OnSpecial};
@@ -21,6 +22,9 @@ pub struct ImportArgs {
     /// Fail on entries OSTree cannot store (device nodes, FIFOs) instead of skipping them with a warning.
     #[arg(long)]
     strict: bool,
+    /// Do not analyse gzip layers for an exact export (faster import). Builds with the exact-gzip feature analyse every gzip layer so that `export` can rebuild its original bytes and keep its digest; other builds never do.
+    #[arg(long)]
+    no_exact_gzip: bool,
 }
 
 /// The image to read and the name to give it: shared by import and check.
@@ -54,6 +58,7 @@ pub fn run(repo_path: &Path, a: ImportArgs) -> Result<()> {
     } else {
         OnSpecial::Skip
     };
+    opts.exact_gzip &= !a.no_exact_gzip;
     let repo = ocitree::repo::open_or_create(repo_path, ocitree::ostree::RepoMode::BareUser)?;
     let report =
         ocitree::import(&repo, &source, &opts).with_context(|| format!("importing {source}"))?;
@@ -70,6 +75,30 @@ pub fn run(repo_path: &Path, a: ImportArgs) -> Result<()> {
         "Layers:   {total} ({} imported, {} reused)",
         report.layers_imported, report.layers_reused
     );
+    if !report.exact_gzip.is_empty() {
+        let (mut kept, mut data, mut blobs) = (0, 0, 0);
+        for (_, s) in &report.exact_gzip {
+            if let ExactGzipStatus::Kept {
+                data_size,
+                blob_size,
+            } = s
+            {
+                (kept, data, blobs) = (kept + 1, data + data_size, blobs + blob_size);
+            }
+        }
+        println!(
+            "Exact:    {kept} of {} gzip layers can be exported bit for bit ({data} bytes of data, {:.3}% of their blobs)",
+            report.exact_gzip.len(),
+            data as f64 * 100.0 / blobs.max(1) as f64
+        );
+        for (layer, status) in &report.exact_gzip {
+            if let ExactGzipStatus::NotExact(why) = status {
+                eprintln!(
+                    "note: layer {layer}: its gzip stream cannot be rebuilt bit for bit ({why}); export will re-compress it"
+                );
+            }
+        }
+    }
     println!("Commit:   {}", report.commit);
     Ok(())
 }

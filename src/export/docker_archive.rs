@@ -12,8 +12,8 @@ use serde_json::json;
 use crate::decompress::Compression;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::export::ExportReport;
-use crate::export::layer::write_layer_blob;
+use crate::export::layer::{BlobEncoding, LayerRecords, write_layer_blob};
+use crate::export::{BlobMethod, ExportReport, LayerExport};
 use crate::image::{ImageInfo, refs};
 
 fn io(what: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -41,6 +41,7 @@ pub fn write_archive(
     let config_name = format!("{}.json", config_digest.encoded());
     fs::write(dir.join(&config_name), &info.config).map_err(io(&dir.join(&config_name)))?;
     let mut layers = Vec::new();
+    let mut layer_blobs = Vec::new();
     for (digest, diff_id) in info.layers.iter().zip(&info.diff_ids) {
         let (digest, diff_id) = (Digest::parse(digest)?, Digest::parse(diff_id)?);
         let commit = refs::find_layer(repo, &digest, &diff_id)?.ok_or_else(|| {
@@ -49,9 +50,21 @@ pub fn write_archive(
         let file_name = format!("{}.tar", diff_id.encoded());
         let path = dir.join(&file_name);
         let mut f = BufWriter::new(fs::File::create(&path).map_err(io(&path))?);
-        write_layer_blob(repo, &commit, &diff_id, Compression::None, &mut f)?;
+        let records = LayerRecords::load(repo, &commit)?;
+        let out = write_layer_blob(
+            repo,
+            &records,
+            &diff_id,
+            BlobEncoding::Compress(Compression::None),
+            &mut f,
+        )?;
         f.flush().map_err(io(&path))?;
         layers.push(file_name);
+        layer_blobs.push(LayerExport {
+            original: digest.to_string(),
+            written: out.digest.to_string(),
+            method: BlobMethod::Plain,
+        });
     }
     let tags: Vec<&str> = reference.into_iter().collect();
     let manifest = json!([{ "Config": config_name, "RepoTags": tags, "Layers": layers }]);
@@ -80,5 +93,6 @@ pub fn write_archive(
         manifest_unchanged: false,
         recompressed: 0,
         layers: layers.len(),
+        layer_blobs,
     })
 }

@@ -4,11 +4,13 @@
 //!
 //! Every rebuilt layer is hashed while it is written and must match the diff_id recorded at
 //! import, so the config (kept byte for byte) stays true. Layers are compressed as they were
-//! (gzip, zstd or none); an uncompressed layer keeps its blob digest, a compressed one gets a
-//! new one unless the compressor reproduces it, and the report says which.
+//! (gzip, zstd or none); an uncompressed layer keeps its blob digest. A gzip layer whose
+//! original bytes import could record (feature `exact-gzip`, [`crate::layer::exact_gzip`]) is
+//! rebuilt bit for bit and keeps its digest too; the others are re-compressed deterministically
+//! and get new digests. The report says which ([`LayerExport`]).
 
 pub mod docker_archive;
 pub mod layer;
 pub mod oci_layout;
 
-pub use oci_layout::{ExportReport, export_image};
+pub use oci_layout::{BlobMethod, ExportReport, LayerExport, export_image};

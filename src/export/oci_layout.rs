@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::decompress::Compression;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::export::layer::write_layer_blob;
+use crate::export::layer::{BlobEncoding, LayerBlobOut, LayerRecords, write_layer_blob};
 use crate::image::{ImageInfo, refs};
 use crate::source::{Selector, SourceRef};
 use crate::spec::{ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX};
@@ -28,6 +28,39 @@ pub struct ExportReport {
     pub recompressed: usize,
     /// Layers written.
     pub layers: usize,
+    /// Every layer blob written, in manifest order.
+    pub layer_blobs: Vec<LayerExport>,
+}
+
+/// How one layer blob was written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BlobMethod {
+    /// The tar, uncompressed, as it was imported.
+    Plain,
+    /// The original gzip bytes, rebuilt from the exact-gzip data recorded at import.
+    ExactGzip,
+    /// Compressed again, deterministically; why the original bytes were not rebuilt.
+    Recompressed(String),
+}
+
+/// One layer blob an export wrote.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct LayerExport {
+    /// Blob digest in the image's manifest.
+    pub original: String,
+    /// Blob digest written (equal to `original` when the digest was kept).
+    pub written: String,
+    /// How the blob was made.
+    pub method: BlobMethod,
+}
+
+impl LayerExport {
+    /// Whether the blob kept its digest.
+    pub fn kept(&self) -> bool {
+        self.original == self.written
+    }
 }
 
 fn io(what: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -67,6 +100,7 @@ pub fn write_layout(
             reason: format!("stored manifest: {e}"),
         })?;
     let mut recompressed = 0;
+    let mut layer_blobs = Vec::new();
     for (i, (digest, diff_id)) in info.layers.iter().zip(&info.diff_ids).enumerate() {
         let (digest, diff_id) = (Digest::parse(digest)?, Digest::parse(diff_id)?);
         let commit = refs::find_layer(repo, &digest, &diff_id)?.ok_or_else(|| {
@@ -75,11 +109,42 @@ pub fn write_layout(
         let desc = &mut manifest["layers"][i];
         let compression =
             Compression::from_media_type(desc["mediaType"].as_str().unwrap_or_default());
-        let tmp = tempfile::NamedTempFile::new_in(&blobs).map_err(io(&blobs))?;
-        let mut file = std::io::BufWriter::new(tmp.as_file());
-        let out = write_layer_blob(repo, &commit, &diff_id, compression, &mut file)?;
-        file.flush().map_err(io(&blobs))?;
-        drop(file);
+        let records = LayerRecords::load(repo, &commit)?;
+        let write = |encoding| -> Result<(tempfile::NamedTempFile, LayerBlobOut)> {
+            let tmp = tempfile::NamedTempFile::new_in(&blobs).map_err(io(&blobs))?;
+            let mut file = std::io::BufWriter::new(tmp.as_file());
+            let out = write_layer_blob(repo, &records, &diff_id, encoding, &mut file)?;
+            file.flush().map_err(io(&blobs))?;
+            drop(file);
+            Ok((tmp, out))
+        };
+        let exact = match compression {
+            Compression::Gzip => match records.exact_gzip_unusable(&digest) {
+                Some(why) => Err(why),
+                None => {
+                    let (r, _) = records.exact_gzip.as_ref().expect("checked usable");
+                    match write(BlobEncoding::ExactGzip(r)) {
+                        Ok((tmp, out)) if out.digest == digest => Ok((tmp, out)),
+                        Ok((_, out)) => Err(format!("exact rebuild gave {}", out.digest)),
+                        Err(e) => Err(format!("exact rebuild failed: {e}")),
+                    }
+                }
+            },
+            Compression::Zstd => Err("zstd layers are re-compressed".into()),
+            _ => Err(String::new()),
+        };
+        let (tmp, out, method) = match exact {
+            Ok((tmp, out)) => (tmp, out, BlobMethod::ExactGzip),
+            Err(why) => {
+                let (tmp, out) = write(BlobEncoding::Compress(compression))?;
+                let method = if compression == Compression::None {
+                    BlobMethod::Plain
+                } else {
+                    BlobMethod::Recompressed(why)
+                };
+                (tmp, out, method)
+            }
+        };
         let dest = blobs.join(out.digest.encoded());
         tmp.persist(&dest).map_err(|e| io(&dest)(e.error))?;
         if out.digest != digest {
@@ -87,6 +152,11 @@ pub fn write_layout(
             desc["digest"] = json!(out.digest.as_str());
             desc["size"] = json!(out.size);
         }
+        layer_blobs.push(LayerExport {
+            original: digest.to_string(),
+            written: out.digest.to_string(),
+            method,
+        });
     }
     let manifest_bytes = if recompressed == 0 {
         info.manifest.clone().into_bytes()
@@ -111,6 +181,7 @@ pub fn write_layout(
         manifest_digest: manifest_digest.to_string(),
         recompressed,
         layers: info.layers.len(),
+        layer_blobs,
     })
 }
 

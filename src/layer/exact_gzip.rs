@@ -487,7 +487,9 @@ impl<'r, W: Write> ExactGzipWriter<'r, W> {
             match rec {
                 Record::Chunk { plain, .. } if plain > 0 => {
                     // one chunk's data is buffered whole: bounded by PLAIN_LIMIT at import
-                    let cap = usize::try_from(plain).unwrap_or(usize::MAX).min(PLAIN_LIMIT * 2);
+                    let cap = usize::try_from(plain)
+                        .unwrap_or(usize::MAX)
+                        .min(PLAIN_LIMIT * 2);
                     self.buf = Vec::with_capacity(cap);
                     self.current = Some(rec);
                 }
@@ -574,7 +576,11 @@ mod tests {
                 x ^= x << 13;
                 x ^= x >> 17;
                 x ^= x << 5;
-                if i % 7 == 0 { b'a' + (x % 26) as u8 } else { b"the quick brown fox "[i % 20] }
+                if i % 7 == 0 {
+                    b'a' + (x % 26) as u8
+                } else {
+                    b"the quick brown fox "[i % 20]
+                }
             })
             .collect()
     }
@@ -583,7 +589,9 @@ mod tests {
     fn preflate_version_matches_the_pin() {
         let toml = include_str!("../../Cargo.toml");
         assert!(
-            toml.contains(&format!("preflate-rs = {{ version = \"={PREFLATE_VERSION}\"")),
+            toml.contains(&format!(
+                "preflate-rs = {{ version = \"={PREFLATE_VERSION}\""
+            )),
             "PREFLATE_VERSION must equal the version pinned in Cargo.toml"
         );
     }
@@ -621,7 +629,11 @@ mod tests {
         let exact = analyse(&blob, 100_003).unwrap();
         assert_eq!(exact.members, 2);
         assert_eq!(exact.blob_size, blob.len() as u64);
-        assert!(exact.records.len() < blob.len() / 20, "{}", exact.records.len());
+        assert!(
+            exact.records.len() < blob.len() / 20,
+            "{}",
+            exact.records.len()
+        );
         assert_eq!(rebuild(&exact.records, &plain, 65_537).unwrap(), blob);
     }
 

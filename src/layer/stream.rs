@@ -44,7 +44,12 @@ pub enum ExactGzipStatus {
     /// Not attempted: not asked for, built without the feature, or the blob is not gzip.
     NotAttempted,
     /// Recorded and checked: export rebuilds the original blob bit for bit.
-    Kept,
+    Kept {
+        /// Size of the data recorded in the layer commit.
+        data_size: u64,
+        /// Size of the blob it rebuilds.
+        blob_size: u64,
+    },
     /// The gzip stream cannot be rebuilt exactly (why); export re-compresses the layer.
     NotExact(String),
 }
@@ -97,16 +102,21 @@ type Analysed = Result<Option<(Vec<u8>, (u32, String))>, String>;
 #[cfg(feature = "exact-gzip")]
 fn analyse(rx: Receiver<Vec<u8>>, digest: &Digest) -> Analysed {
     use crate::layer::exact_gzip::{Analyser, PREFLATE_VERSION, VERSION};
+    // preflate-rs errors carry a source-location trace on further lines
+    let why = |e: crate::layer::exact_gzip::NotExact| e.0.lines().next().unwrap_or("").to_string();
     let mut a = Analyser::new(digest).map_err(|e| e.to_string())?;
     let mut first = true;
     for piece in rx {
         if std::mem::take(&mut first) && !piece.starts_with(&[0x1f, 0x8b]) {
             return Ok(None);
         }
-        a.feed(&piece).map_err(|e| e.to_string())?;
+        a.feed(&piece).map_err(why)?;
     }
-    let exact = a.finish().map_err(|e| e.to_string())?;
-    Ok(Some((exact.records, (VERSION, PREFLATE_VERSION.to_string()))))
+    let exact = a.finish().map_err(why)?;
+    Ok(Some((
+        exact.records,
+        (VERSION, PREFLATE_VERSION.to_string()),
+    )))
 }
 
 /// Without the feature there is nothing to analyse with (and [`import_layer`] starts no tee).
@@ -251,8 +261,12 @@ pub fn import_layer(
         None | Some(Ok(None)) => ExactGzipStatus::NotAttempted,
         Some(Err(why)) => ExactGzipStatus::NotExact(why),
         Some(Ok(Some((records, format)))) => {
+            let data_size = records.len() as u64;
             builder.set_exact_gzip(records, format);
-            ExactGzipStatus::Kept
+            ExactGzipStatus::Kept {
+                data_size,
+                blob_size: layer.size,
+            }
         }
     };
     let (commit, skipped) = builder.commit(&LayerSource {

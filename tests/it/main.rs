@@ -19,5 +19,8 @@ mod index;
 mod bad_input;
 // Export: same config and diff_ids, checked with skopeo, umoci, oci-image-tool.
 mod export;
+// Exact gzip export (feature exact-gzip): original blob and manifest digests kept.
+#[cfg(feature = "exact-gzip")]
+mod exact_gzip;
 // images, inspect, ls, cat, checkout, rm, prune, --repo / OCITREE_REPO, man pages.
 mod cli;
