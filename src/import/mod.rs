@@ -38,6 +38,8 @@ pub struct ImportOptions {
     pub exact_gzip: bool,
 }
 
+// Derivable only in builds without the exact-gzip feature.
+#[allow(clippy::derivable_impls)]
 impl Default for ImportOptions {
     fn default() -> Self {
         ImportOptions {

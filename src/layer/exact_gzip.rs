@@ -13,7 +13,7 @@
 //!
 //! [`Analyser`] runs during import on the compressed bytes, in 1 MiB pieces (memory stays
 //! flat), and rebuilds the blob from what it recorded right away, through the same
-//! [`Rebuilder`] export uses, hashing the result: data that does not give back the blob's
+//! rebuilder export uses, hashing the result: data that does not give back the blob's
 //! digest is dropped. [`ExactGzipWriter`] rebuilds the blob at export from the tar stream.
 //!
 //! The records are kept in the layer commit's metadata ([`crate::meta::LAYER_EXACT_GZIP`]) with

@@ -6,7 +6,7 @@
 //! and memory stays at a few MiB whatever the layer size.
 //!
 //! With the `exact-gzip` feature and [`import_layer`]'s `exact_gzip` set, a third thread gets a
-//! copy of the compressed bytes and analyses them ([`crate::layer::exact_gzip`]) so that export
+//! copy of the compressed bytes and analyses them (module `layer::exact_gzip`) so that export
 //! can rebuild the original blob; the import never fails because of it.
 
 use std::io::{self, BufReader, Read};
