@@ -27,6 +27,7 @@
 
 use std::io::{self, Cursor, Read, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use preflate_rs::{
     ExitCode, PreflateConfig, PreflateError, PreflateStreamProcessor, RecreateStreamProcessor,
@@ -260,8 +261,78 @@ pub struct ExactGzip {
     pub records: Vec<u8>,
     /// gzip members in the blob.
     pub members: usize,
-    /// Compressed size of the blob.
-    pub blob_size: u64,
+}
+
+/// The check of an [`Analyser`]'s records: rebuilds the blob from each record's encoded form
+/// as it is made, the way export will, and hashes the result.
+struct Checking {
+    rebuilder: Rebuilder<HashingWriter<io::Sink>>,
+    expected: Digest,
+}
+
+/// One encoded record and the uncompressed data of its chunk (empty for other records).
+pub type Checked = (Vec<u8>, Vec<u8>);
+
+impl Checking {
+    fn new(digest: &Digest) -> crate::Result<Self> {
+        Ok(Checking {
+            rebuilder: Rebuilder::new(HashingWriter::new(io::sink(), digest.hasher()?)),
+            expected: digest.clone(),
+        })
+    }
+
+    fn check(&mut self, encoded: &[u8], plain: &[u8]) -> Result<(), NotExact> {
+        let rec = Record::read_from(&mut &encoded[..])
+            .ok()
+            .flatten()
+            .ok_or_else(|| not_exact("record does not read back"))?;
+        self.rebuilder
+            .apply(&rec, plain)
+            .map_err(|e| not_exact(format!("check rebuild: {e}")))
+    }
+
+    /// The size of the rebuilt blob, if it hashes to the digest.
+    fn finish(self) -> Result<u64, NotExact> {
+        let size = self.rebuilder.out.count;
+        let found = self.rebuilder.out.hasher.finish();
+        if found != self.expected {
+            return Err(not_exact(format!(
+                "rebuilt blob hashes to {found}, not {}",
+                self.expected
+            )));
+        }
+        Ok(size)
+    }
+}
+
+/// The check of an [`Analyser`] made by [`Analyser::with_check_thread`], to run on a thread
+/// of its own.
+#[derive(Debug)]
+pub struct Checker {
+    expected: Digest,
+}
+
+impl Checker {
+    /// Checks what the analyser sends until it finishes: rebuilds the blob from each record's
+    /// encoded form, the way export will, and hashes the result. Returns the size of the
+    /// rebuilt blob if it hashes to the digest. Stops (and so stops the analyser) at the first
+    /// record that does not rebuild.
+    ///
+    /// # Errors
+    /// The records do not rebuild the blob.
+    pub fn run(self, rx: Receiver<Checked>) -> Result<u64, NotExact> {
+        let mut c = Checking::new(&self.expected).map_err(|e| not_exact(e.to_string()))?;
+        for (encoded, plain) in rx {
+            c.check(&encoded, &plain)?;
+        }
+        c.finish()
+    }
+}
+
+/// Where an [`Analyser`] sends its records to be checked.
+enum Check {
+    Inline(Box<Checking>),
+    Thread(SyncSender<Checked>),
 }
 
 /// Analyses a gzip blob fed to it piece by piece (see the module documentation).
@@ -275,8 +346,7 @@ pub struct Analyser {
     members: usize,
     records: Vec<u8>,
     scratch: Vec<u8>,
-    check: Rebuilder<HashingWriter<io::Sink>>,
-    expected: Digest,
+    check: Check,
 }
 
 impl std::fmt::Debug for Analyser {
@@ -291,12 +361,33 @@ impl std::fmt::Debug for Analyser {
 }
 
 impl Analyser {
-    /// Starts the analysis of a blob that must hash to `digest`.
+    /// Starts the analysis of a blob that must hash to `digest`, checking the records as they
+    /// are made.
     ///
     /// # Errors
     /// The digest's algorithm cannot be computed.
     pub fn new(digest: &Digest) -> crate::Result<Self> {
-        Ok(Analyser {
+        Ok(Self::with(Check::Inline(Box::new(Checking::new(digest)?))))
+    }
+
+    /// Like [`Analyser::new`], but the check (which costs about as much as the analysis) is
+    /// left to the returned [`Checker`], to run on another thread: the records are right only
+    /// if both [`Analyser::finish`] and [`Checker::run`] succeed.
+    ///
+    /// # Errors
+    /// The digest's algorithm cannot be computed.
+    pub fn with_check_thread(digest: &Digest) -> crate::Result<(Self, Checker, Receiver<Checked>)> {
+        digest.hasher()?;
+        let checker = Checker {
+            expected: digest.clone(),
+        };
+        // two chunks in flight: each holds up to PLAIN_LIMIT of uncompressed data
+        let (tx, rx) = sync_channel(2);
+        Ok((Self::with(Check::Thread(tx)), checker, rx))
+    }
+
+    fn with(check: Check) -> Self {
+        Analyser {
             pending: Vec::new(),
             want: CHUNK,
             state: State::Header,
@@ -305,9 +396,8 @@ impl Analyser {
             members: 0,
             records: Vec::new(),
             scratch: Vec::new(),
-            check: Rebuilder::new(HashingWriter::new(io::sink(), digest.hasher()?)),
-            expected: digest.clone(),
-        })
+            check,
+        }
     }
 
     /// Takes the next bytes of the blob.
@@ -319,7 +409,8 @@ impl Analyser {
         self.step(false)
     }
 
-    /// Ends the blob; returns the records if they rebuild it exactly.
+    /// Ends the blob; returns the records if they rebuild it exactly (made by
+    /// [`Analyser::with_check_thread`]: if the [`Checker`] agrees).
     ///
     /// # Errors
     /// The stream cannot be rebuilt exactly, or the rebuild does not hash to the digest.
@@ -328,34 +419,27 @@ impl Analyser {
         if self.state != State::Header || !self.pending.is_empty() || self.members == 0 {
             return Err(not_exact("the gzip stream ends early"));
         }
-        let size = self.check.out.count;
-        let found = self.check.out.hasher.finish();
-        if found != self.expected {
-            return Err(not_exact(format!(
-                "rebuilt blob hashes to {found}, not {}",
-                self.expected
-            )));
+        if let Check::Inline(checker) = self.check {
+            checker.finish()?;
         }
         Ok(ExactGzip {
             records: self.records,
             members: self.members,
-            blob_size: size,
         })
     }
 
-    /// Records `rec` and rebuilds it at once from its encoded form, as export will.
-    fn emit(&mut self, rec: &Record, plain: &[u8]) -> Result<(), NotExact> {
+    /// Records `rec` and has it checked from its encoded form, as export will read it.
+    fn emit(&mut self, rec: &Record, plain: Vec<u8>) -> Result<(), NotExact> {
         self.scratch.clear();
         rec.write_to(&mut self.scratch)
             .map_err(|e| not_exact(e.to_string()))?;
         self.records.extend_from_slice(&self.scratch);
-        let back = Record::read_from(&mut &self.scratch[..])
-            .ok()
-            .flatten()
-            .ok_or_else(|| not_exact("record does not read back"))?;
-        self.check
-            .apply(&back, plain)
-            .map_err(|e| not_exact(format!("check rebuild: {e}")))
+        match &mut self.check {
+            Check::Inline(checker) => checker.check(&self.scratch, &plain),
+            Check::Thread(tx) => tx
+                .send((self.scratch.clone(), plain))
+                .map_err(|_| not_exact("the check failed")),
+        }
     }
 
     fn step(&mut self, eof: bool) -> Result<(), NotExact> {
@@ -375,8 +459,8 @@ impl Analyser {
                         return Ok(());
                     };
                     let header: Vec<u8> = self.pending.drain(..n).collect();
-                    self.emit(&Record::Raw(header), &[])?;
-                    self.emit(&Record::Stream, &[])?;
+                    self.emit(&Record::Raw(header), Vec::new())?;
+                    self.emit(&Record::Stream, Vec::new())?;
                     let config = PreflateConfig {
                         plain_text_limit: PLAIN_LIMIT,
                         // our own check below rebuilds every chunk from its encoded record
@@ -409,7 +493,7 @@ impl Analyser {
                                 compressed: r.compressed_size as u64,
                                 corrections: r.corrections,
                             };
-                            self.emit(&rec, &plain)?;
+                            self.emit(&rec, plain)?;
                             self.pending.drain(..r.compressed_size);
                             self.want = CHUNK;
                             if done {
@@ -437,7 +521,7 @@ impl Analyser {
                         return Ok(());
                     }
                     let trailer: Vec<u8> = self.pending.drain(..8).collect();
-                    self.emit(&Record::Raw(trailer), &[])?;
+                    self.emit(&Record::Raw(trailer), Vec::new())?;
                     self.state = State::Header;
                 }
             }
@@ -557,7 +641,28 @@ mod tests {
         for p in blob.chunks(piece) {
             a.feed(p)?;
         }
-        a.finish()
+        let inline = a.finish();
+        // the same on two threads
+        let (mut a, checker, rx) = Analyser::with_check_thread(&Digest::sha256_of(blob)).unwrap();
+        let (threaded, size) = std::thread::scope(|s| {
+            let c = s.spawn(|| checker.run(rx));
+            // the analyser must be gone (dropping its sender) before the checker is joined
+            let r = (move || {
+                for p in blob.chunks(piece) {
+                    a.feed(p)?;
+                }
+                a.finish()
+            })();
+            (r, c.join().unwrap())
+        });
+        match (&inline, threaded, size) {
+            (Ok(i), Ok(t), Ok(n)) => {
+                assert_eq!((&i.records, n), (&t.records, blob.len() as u64));
+            }
+            (Err(_), Ok(_), Ok(_)) => panic!("only the threaded check passed"),
+            _ => {}
+        }
+        inline
     }
 
     fn rebuild(records: &[u8], plain: &[u8], piece: usize) -> io::Result<Vec<u8>> {
@@ -628,7 +733,6 @@ mod tests {
         let blob = [gzip(&plain[..1 << 20], 6), gzip(&plain[1 << 20..], 1)].concat();
         let exact = analyse(&blob, 100_003).unwrap();
         assert_eq!(exact.members, 2);
-        assert_eq!(exact.blob_size, blob.len() as u64);
         assert!(
             exact.records.len() < blob.len() / 20,
             "{}",

@@ -99,24 +99,44 @@ impl<R: Read> Read for Tee<R> {
 type Analysed = Result<Option<(Vec<u8>, (u32, String))>, String>;
 
 /// The exact-gzip analysis thread: what [`Tee`] sends comes in, the records or why not go out.
+/// The check of the records runs on a thread of its own.
 #[cfg(feature = "exact-gzip")]
 fn analyse(rx: Receiver<Vec<u8>>, digest: &Digest) -> Analysed {
-    use crate::layer::exact_gzip::{Analyser, PREFLATE_VERSION, VERSION};
+    use crate::layer::exact_gzip::{Analyser, NotExact, PREFLATE_VERSION, VERSION};
     // preflate-rs errors carry a source-location trace on further lines
-    let why = |e: crate::layer::exact_gzip::NotExact| e.0.lines().next().unwrap_or("").to_string();
-    let mut a = Analyser::new(digest).map_err(|e| e.to_string())?;
-    let mut first = true;
-    for piece in rx {
-        if std::mem::take(&mut first) && !piece.starts_with(&[0x1f, 0x8b]) {
-            return Ok(None);
+    let why = |e: NotExact| e.0.lines().next().unwrap_or("").to_string();
+    let (analyser, checker, checks) =
+        Analyser::with_check_thread(digest).map_err(|e| e.to_string())?;
+    let (analysed, checked) = std::thread::scope(|s| {
+        let check = s.spawn(|| checker.run(checks));
+        // moved in, so that it is dropped (ending the checker's input) before the join
+        let analyse = move || {
+            let mut a = analyser;
+            let mut first = true;
+            for piece in rx {
+                if std::mem::take(&mut first) && !piece.starts_with(&[0x1f, 0x8b]) {
+                    return Ok(None);
+                }
+                a.feed(&piece)?;
+            }
+            a.finish().map(Some)
+        };
+        let analysed = analyse();
+        let checked = check
+            .join()
+            .unwrap_or_else(|_| Err(NotExact("the check panicked".into())));
+        (analysed, checked)
+    });
+    match analysed.map_err(why)? {
+        None => Ok(None),
+        Some(exact) => {
+            checked.map_err(why)?;
+            Ok(Some((
+                exact.records,
+                (VERSION, PREFLATE_VERSION.to_string()),
+            )))
         }
-        a.feed(&piece).map_err(why)?;
     }
-    let exact = a.finish().map_err(why)?;
-    Ok(Some((
-        exact.records,
-        (VERSION, PREFLATE_VERSION.to_string()),
-    )))
 }
 
 /// Without the feature there is nothing to analyse with (and [`import_layer`] starts no tee).
