@@ -139,7 +139,7 @@ rss() { awk '{print $2}' "$T/$1.times" | sort -n | tail -1; }
 NAMES=(gzip-6 gzip-9 pigz-6 zlib-6 umoci skopeo flate2)
 [ ${#ONLY[@]} -gt 0 ] && NAMES=("${ONLY[@]}")
 echo "preflate-rs $(grep -A1 'name = "preflate-rs"' "$TOP/Cargo.lock" | sed -n 's/version = "\(.*\)"/\1/p'); Debian tar $(stat -c %s "$TAR") bytes; median of $RUNS run(s) on tmpfs"
-printf '%-7s %6s %9s %9s %6s %8s %8s %9s %9s %s\n' image layers blobMB imp-off imp-on ratio "exact" "data%" exp-off exp-on "manifest(on)"
+printf '%-7s %6s %9s %9s %6s %6s %8s %8s %9s %9s %s\n' image layers blobMB imp-off imp-on ratio "exact" "data%" exp-off exp-on "manifest(on)"
 for name in "${NAMES[@]}"; do
   make_image "$name"
   IMG=$T/$name

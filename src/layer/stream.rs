@@ -102,6 +102,7 @@ type Analysed = Result<Option<(Vec<u8>, (u32, String))>, String>;
 /// The check of the records runs on a thread of its own.
 #[cfg(feature = "exact-gzip")]
 fn analyse(rx: Receiver<Vec<u8>>, digest: &Digest) -> Analysed {
+    use crate::decompress::Compression;
     use crate::layer::exact_gzip::{Analyser, NotExact, PREFLATE_VERSION, VERSION};
     // preflate-rs errors carry a source-location trace on further lines
     let why = |e: NotExact| e.0.lines().next().unwrap_or("").to_string();
@@ -114,7 +115,7 @@ fn analyse(rx: Receiver<Vec<u8>>, digest: &Digest) -> Analysed {
             let mut a = analyser;
             let mut first = true;
             for piece in rx {
-                if std::mem::take(&mut first) && !piece.starts_with(&[0x1f, 0x8b]) {
+                if std::mem::take(&mut first) && Compression::sniff(&piece) != Compression::Gzip {
                     return Ok(None);
                 }
                 a.feed(&piece)?;
