@@ -472,7 +472,6 @@ impl Analyser {
                         max_chain_length: MAX_CHAIN,
                         // our own check below rebuilds every chunk from its encoded record
                         verify_compression: false,
-                        ..PreflateConfig::default()
                     };
                     self.stream = Some(PreflateStreamProcessor::new(&config));
                     self.member_plain = 0;
