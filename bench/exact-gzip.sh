@@ -125,16 +125,17 @@ sys.stdout.buffer.write(c.flush())' < "$TAR" > "$T/blob"
   esac
 }
 
-# timed NAME CMD...: runs CMD, appends "secs kb" to $T/NAME.times, keeps its stdout+stderr
+# timed NAME CMD...: runs CMD, appends "secs kb user sys" to $T/NAME.times, keeps its output
 timed() {
   local name=$1; shift
-  /usr/bin/time -f '%e %M' -o "$T/time.out" "$@" >"$T/out" 2>&1 || {
+  /usr/bin/time -f '%e %M %U %S' -o "$T/time.out" "$@" >"$T/out" 2>&1 || {
     echo "FAILED: $*" >&2; cat "$T/out" >&2; exit 1; }
   cat "$T/time.out" >> "$T/$name.times"
 }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 secs() { awk '{print $1}' "$T/$1.times" | median; }
 rss() { awk '{print $2}' "$T/$1.times" | sort -n | tail -1; }
+cpu() { awk '{print $3 + $4}' "$T/$1.times" | median; }
 
 NAMES=(gzip-6 gzip-9 pigz-6 zlib-6 umoci skopeo flate2)
 [ ${#ONLY[@]} -gt 0 ] && NAMES=("${ONLY[@]}")
@@ -160,12 +161,15 @@ for name in "${NAMES[@]}"; do
   # "Exact:    K of N gzip layers can be exported bit for bit (B bytes of data, P% of their blobs)"
   EX=$(sed -n 's/^Exact: *\([0-9]*\) of \([0-9]*\).*/\1\/\2/p' "$T/import-$name.out")
   PCT=$(sed -n 's/^Exact:.*, \([0-9.]*\)% of their blobs.*/\1/p' "$T/import-$name.out")
+  BYTES=$(sed -n 's/^Exact:.*(\([0-9]*\) bytes of data.*/\1/p' "$T/import-$name.out")
   if grep -q "manifest digest unchanged" "$T/export-$name.out"; then KEPT=same; else KEPT=changed; fi
   printf '%-7s %6s %9.1f %8ss %5ss %5.2fx %8s %8s %8ss %8ss %s\n' "$name" "$NL" \
     "$(echo "$BLOBS / 1048576" | bc -l)" "$(secs "$name-imp-plain")" "$(secs "$name-imp-exact")" \
     "$(echo "$(secs "$name-imp-exact") / $(secs "$name-imp-plain")" | bc -l)" "${EX:-0/0}" \
     "${PCT:--}" "$(secs "$name-exp-plain")" "$(secs "$name-exp-exact")" "$KEPT"
-  grep '^note:' "$T/import-$name.out" | sed 's/^/    /' | cut -c1-160 || true
-  echo "    peak RSS import off/on: $(rss "$name-imp-plain")/$(rss "$name-imp-exact") KiB; export off/on: $(rss "$name-exp-plain")/$(rss "$name-exp-exact") KiB"
+  sed -n 's/^note: layer \(sha256:.\{12\}\).*bit for bit (\(.*\)); export.*/    \1 not kept: \2/p' \
+    "$T/import-$name.out"
+  echo "    exact data: ${BYTES:-0} bytes; CPU s import off/on: $(cpu "$name-imp-plain")/$(cpu "$name-imp-exact"), export off/on: $(cpu "$name-exp-plain")/$(cpu "$name-exp-exact")"
+  echo "    peak RSS KiB import off/on: $(rss "$name-imp-plain")/$(rss "$name-imp-exact"), export off/on: $(rss "$name-exp-plain")/$(rss "$name-exp-exact")"
   rm -rf "$IMG" "$T/r-plain" "$T/r-exact" "$T/o-plain" "$T/o-exact"
 done
