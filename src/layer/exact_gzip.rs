@@ -56,7 +56,14 @@ const MEMBER_LIMIT: u64 = (1 << 31) - (PLAIN_LIMIT as u64) * 2;
 /// several times a level-6 one and on real layers often fails late: `gzip -9` of the Debian
 /// base tar failed (`PredictionFailure`) after 67 s, against 20 s for a successful `gzip -6`
 /// one. Level 8 uses 1024; flate2 (zlib-rs) level 6 output is estimated at 600–750.
+/// Blobs up to [`SMALL_BLOB`] are analysed whatever their chains (preflate-rs' own cap):
+/// that costs a fraction of a second, and small layers of any origin often work (umoci's
+/// 288-byte whiteout layer in the benchmark needs chains of 1721).
 const MAX_CHAIN: u32 = 1024;
+/// See [`MAX_CHAIN`].
+const SMALL_BLOB: u64 = 256 << 10;
+/// preflate-rs' own cap on chain length (its default).
+const MAX_CHAIN_SMALL: u32 = 4096;
 /// gzip headers longer than this (file name, comment, extra field) are not analysed.
 const MAX_HEADER: usize = 1 << 20;
 
@@ -353,6 +360,8 @@ pub struct Analyser {
     records: Vec<u8>,
     scratch: Vec<u8>,
     check: Check,
+    /// Longest match chain the compressor may have used (see [`MAX_CHAIN`]).
+    max_chain: u32,
 }
 
 impl std::fmt::Debug for Analyser {
@@ -367,13 +376,16 @@ impl std::fmt::Debug for Analyser {
 }
 
 impl Analyser {
-    /// Starts the analysis of a blob that must hash to `digest`, checking the records as they
-    /// are made.
+    /// Starts the analysis of a blob of `size` bytes that must hash to `digest`, checking the
+    /// records as they are made.
     ///
     /// # Errors
     /// The digest's algorithm cannot be computed.
-    pub fn new(digest: &Digest) -> crate::Result<Self> {
-        Ok(Self::with(Check::Inline(Box::new(Checking::new(digest)?))))
+    pub fn new(digest: &Digest, size: u64) -> crate::Result<Self> {
+        Ok(Self::with(
+            Check::Inline(Box::new(Checking::new(digest)?)),
+            size,
+        ))
     }
 
     /// Like [`Analyser::new`], but the check (which costs about as much as the analysis) is
@@ -382,18 +394,26 @@ impl Analyser {
     ///
     /// # Errors
     /// The digest's algorithm cannot be computed.
-    pub fn with_check_thread(digest: &Digest) -> crate::Result<(Self, Checker, Receiver<Checked>)> {
+    pub fn with_check_thread(
+        digest: &Digest,
+        size: u64,
+    ) -> crate::Result<(Self, Checker, Receiver<Checked>)> {
         digest.hasher()?;
         let checker = Checker {
             expected: digest.clone(),
         };
         // two chunks in flight: each holds up to PLAIN_LIMIT of uncompressed data
         let (tx, rx) = sync_channel(2);
-        Ok((Self::with(Check::Thread(tx)), checker, rx))
+        Ok((Self::with(Check::Thread(tx), size), checker, rx))
     }
 
-    fn with(check: Check) -> Self {
+    fn with(check: Check, size: u64) -> Self {
         Analyser {
+            max_chain: if size <= SMALL_BLOB {
+                MAX_CHAIN_SMALL
+            } else {
+                MAX_CHAIN
+            },
             pending: Vec::new(),
             want: CHUNK,
             state: State::Header,
@@ -469,7 +489,7 @@ impl Analyser {
                     self.emit(&Record::Stream, Vec::new())?;
                     let config = PreflateConfig {
                         plain_text_limit: PLAIN_LIMIT,
-                        max_chain_length: MAX_CHAIN,
+                        max_chain_length: self.max_chain,
                         // our own check below rebuilds every chunk from its encoded record
                         verify_compression: false,
                     };
@@ -643,13 +663,15 @@ mod tests {
     }
 
     fn analyse(blob: &[u8], piece: usize) -> Result<ExactGzip, NotExact> {
-        let mut a = Analyser::new(&Digest::sha256_of(blob)).unwrap();
+        let size = blob.len() as u64;
+        let mut a = Analyser::new(&Digest::sha256_of(blob), size).unwrap();
         for p in blob.chunks(piece) {
             a.feed(p)?;
         }
         let inline = a.finish();
         // the same on two threads
-        let (mut a, checker, rx) = Analyser::with_check_thread(&Digest::sha256_of(blob)).unwrap();
+        let (mut a, checker, rx) =
+            Analyser::with_check_thread(&Digest::sha256_of(blob), size).unwrap();
         let (threaded, size) = std::thread::scope(|s| {
             let c = s.spawn(|| checker.run(rx));
             // the analyser must be gone (dropping its sender) before the checker is joined

@@ -101,13 +101,13 @@ type Analysed = Result<Option<(Vec<u8>, (u32, String))>, String>;
 /// The exact-gzip analysis thread: what [`Tee`] sends comes in, the records or why not go out.
 /// The check of the records runs on a thread of its own.
 #[cfg(feature = "exact-gzip")]
-fn analyse(rx: Receiver<Vec<u8>>, digest: &Digest) -> Analysed {
+fn analyse(rx: Receiver<Vec<u8>>, layer: &LayerBlob) -> Analysed {
     use crate::decompress::Compression;
     use crate::layer::exact_gzip::{Analyser, NotExact, PREFLATE_VERSION, VERSION};
     // preflate-rs errors carry a source-location trace on further lines
     let why = |e: NotExact| e.0.lines().next().unwrap_or("").to_string();
     let (analyser, checker, checks) =
-        Analyser::with_check_thread(digest).map_err(|e| e.to_string())?;
+        Analyser::with_check_thread(&layer.digest, layer.size).map_err(|e| e.to_string())?;
     let (analysed, checked) = std::thread::scope(|s| {
         let check = s.spawn(|| checker.run(checks));
         // moved in, so that it is dropped (ending the checker's input) before the join
@@ -142,7 +142,7 @@ fn analyse(rx: Receiver<Vec<u8>>, digest: &Digest) -> Analysed {
 
 /// Without the feature there is nothing to analyse with (and [`import_layer`] starts no tee).
 #[cfg(not(feature = "exact-gzip"))]
-fn analyse(rx: Receiver<Vec<u8>>, _digest: &Digest) -> Analysed {
+fn analyse(rx: Receiver<Vec<u8>>, _layer: &LayerBlob) -> Analysed {
     drop(rx);
     Ok(None)
 }
@@ -238,7 +238,7 @@ pub fn import_layer(
     };
     let mut builder = LayerBuilder::new(repo, layer.digest.as_str(), on_special)?;
     let (built, produced, analysed) = std::thread::scope(|s| {
-        let analyser = tee_rx.map(|r| s.spawn(|| analyse(r, &layer.digest)));
+        let analyser = tee_rx.map(|r| s.spawn(|| analyse(r, layer)));
         let producer = s.spawn(move || {
             let r = produce(blob, layer, &tx, tee);
             if let Err(e) = &r {
