@@ -122,22 +122,28 @@ impl LayerRecords {
         })
     }
 
-    /// Why this build cannot rebuild blob `digest` bit for bit from these records; `None` if
-    /// it can try.
-    pub fn exact_gzip_unusable(&self, digest: &Digest) -> Option<String> {
-        let Some((_, (version, preflate))) = &self.exact_gzip else {
-            return Some(
+    /// The exact-gzip records that rebuild blob `digest`, or why this build cannot rebuild it
+    /// bit for bit from what the layer commit holds.
+    ///
+    /// # Errors
+    /// The reason, for the export report.
+    pub fn exact_gzip_for(&self, digest: &Digest) -> std::result::Result<&[u8], String> {
+        let Some((records, (version, preflate))) = &self.exact_gzip else {
+            return Err(
                 "no exact-gzip data (imported without it, or its gzip stream cannot be rebuilt)"
                     .into(),
             );
         };
         if self.digest.as_deref() != Some(digest.as_str()) {
-            return Some(format!(
+            return Err(format!(
                 "the layer was imported from another blob ({})",
                 self.digest.as_deref().unwrap_or("unknown")
             ));
         }
-        exact_gzip_supported(*version, preflate)
+        match exact_gzip_supported(*version, preflate) {
+            Some(why) => Err(why),
+            None => Ok(records),
+        }
     }
 }
 

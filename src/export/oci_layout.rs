@@ -119,17 +119,13 @@ pub fn write_layout(
             Ok((tmp, out))
         };
         let exact = match compression {
-            Compression::Gzip => match records.exact_gzip_unusable(&digest) {
-                Some(why) => Err(why),
-                None => {
-                    let (r, _) = records.exact_gzip.as_ref().expect("checked usable");
-                    match write(BlobEncoding::ExactGzip(r)) {
-                        Ok((tmp, out)) if out.digest == digest => Ok((tmp, out)),
-                        Ok((_, out)) => Err(format!("exact rebuild gave {}", out.digest)),
-                        Err(e) => Err(format!("exact rebuild failed: {e}")),
-                    }
+            Compression::Gzip => records.exact_gzip_for(&digest).and_then(|r| {
+                match write(BlobEncoding::ExactGzip(r)) {
+                    Ok((tmp, out)) if out.digest == digest => Ok((tmp, out)),
+                    Ok((_, out)) => Err(format!("exact rebuild gave {}", out.digest)),
+                    Err(e) => Err(format!("exact rebuild failed: {e}")),
                 }
-            },
+            }),
             Compression::Zstd => Err("zstd layers are re-compressed".into()),
             _ => Err(String::new()),
         };

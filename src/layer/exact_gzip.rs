@@ -64,6 +64,8 @@ const MAX_CHAIN: u32 = 1024;
 const SMALL_BLOB: u64 = 256 << 10;
 /// preflate-rs' own cap on chain length (its default).
 const MAX_CHAIN_SMALL: u32 = 4096;
+/// Blobs of more gzip members than this are not analysed (each member starts a new analysis).
+const MAX_MEMBERS: usize = 1024;
 /// gzip headers longer than this (file name, comment, extra field) are not analysed.
 const MAX_HEADER: usize = 1 << 20;
 
@@ -484,13 +486,16 @@ impl Analyser {
                         }
                         return Ok(());
                     };
+                    if self.members == MAX_MEMBERS {
+                        return Err(not_exact("too many gzip members"));
+                    }
                     let header: Vec<u8> = self.pending.drain(..n).collect();
                     self.emit(&Record::Raw(header), Vec::new())?;
                     self.emit(&Record::Stream, Vec::new())?;
                     let config = PreflateConfig {
                         plain_text_limit: PLAIN_LIMIT,
                         max_chain_length: self.max_chain,
-                        // our own check below rebuilds every chunk from its encoded record
+                        // emit() has every chunk rebuilt from its encoded record instead
                         verify_compression: false,
                     };
                     self.stream = Some(PreflateStreamProcessor::new(&config));
@@ -503,7 +508,10 @@ impl Analyser {
                     if !eof && self.pending.len() < self.want {
                         return Ok(());
                     }
-                    let stream = self.stream.as_mut().expect("set with State::Deflate");
+                    let stream = self
+                        .stream
+                        .as_mut()
+                        .ok_or_else(|| not_exact("no DEFLATE stream started"))?;
                     let pending = &self.pending;
                     match guarded(|| stream.decompress(pending)) {
                         Ok(r) if r.compressed_size > 0 => {
@@ -634,13 +642,15 @@ impl<W: Write> Write for ExactGzipWriter<'_, W> {
                 "exact-gzip: the tar stream is longer than recorded",
             ));
         }
-        let Some(Record::Chunk { plain, .. }) = &self.current else {
-            unreachable!("advance() leaves a chunk");
+        let plain = match &self.current {
+            Some(Record::Chunk { plain, .. }) => *plain,
+            _ => return Err(io::Error::other("exact-gzip: no chunk to fill")),
         };
-        let need = (*plain - self.buf.len() as u64).min(data.len() as u64) as usize;
+        let need = (plain - self.buf.len() as u64).min(data.len() as u64) as usize;
         self.buf.extend_from_slice(&data[..need]);
-        if self.buf.len() as u64 == *plain {
-            let rec = self.current.take().expect("checked above");
+        if self.buf.len() as u64 == plain
+            && let Some(rec) = self.current.take()
+        {
             let buf = std::mem::take(&mut self.buf);
             self.rebuilder.apply(&rec, &buf)?;
         }
@@ -809,6 +819,22 @@ mod tests {
         let mut blob = gzip(b"hello", 6);
         blob.extend(b"junk");
         assert!(analyse(&blob, 5).is_err());
+    }
+
+    /// Damaged records (a bad copy of the metadata) give an error, other bytes or (where the
+    /// damage hits bits the decoder never reads) the same bytes, never a panic: export checks
+    /// the digest and re-compresses.
+    #[test]
+    fn corrupt_records_fail_cleanly() {
+        let plain = sample(300_000);
+        let blob = gzip(&plain, 6);
+        let exact = analyse(&blob, 1 << 20).unwrap();
+        for i in (0..exact.records.len()).step_by((exact.records.len() / 40).max(1)) {
+            let mut bad = exact.records.clone();
+            bad[i] ^= 0x55;
+            let _ = rebuild(&bad, &plain, 8192);
+        }
+        assert!(rebuild(&exact.records[..exact.records.len() / 2], &plain, 8192).is_err());
     }
 
     #[test]
