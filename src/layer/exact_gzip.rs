@@ -18,7 +18,9 @@
 //!
 //! The records are kept in the layer commit's metadata ([`crate::meta::LAYER_EXACT_GZIP`]) with
 //! their format: this module's [`VERSION`] and the preflate-rs version ([`PREFLATE_VERSION`]),
-//! since corrections replay only with the version that made them.
+//! since corrections replay only with the version that made them. They are stored as they are,
+//! not zstd-compressed like the tar-split: the corrections are already entropy-coded (zstd -19
+//! took 3% off the 21 KB of records of a 64 MB `gzip -6` layer).
 //!
 //! Record format (version [`VERSION`]), concatenated: `b'R'`, u32 BE length, bytes copied
 //! verbatim (gzip headers and trailers); `b'S'`: a new DEFLATE stream starts; `b'C'`, u64 BE
