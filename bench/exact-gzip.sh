@@ -10,7 +10,7 @@
 #   zlib-6     Python's zlib (the C library), level 6
 #   umoci      the 3-layer `debian` image of make-images.sh (umoci: Go pgzip)
 #   skopeo     the tar as an uncompressed layer, copied by skopeo with gzip compression (Go)
-#   flate2     the `umoci` image exported by ocitree (flate2 with zlib-rs, level 6)
+#   ocitree    the `umoci` image exported by ocitree (its own deterministic gzip)
 # For each, on a tmpfs: import with both builds (time, peak RSS), the layers whose exact bytes
 # were kept and the size of their data as % of their blobs, export with both builds (time), and
 # whether the exported manifest digest equals the original.
@@ -28,38 +28,21 @@ while [ $# -gt 0 ]; do
 done
 HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(dirname "$HERE")
-CACHE=${OCITREE_BENCH_CACHE:-/var/tmp/ocitree-bench}
-mkdir -p "$CACHE"
-for t in mmdebstrap umoci skopeo ostree jq gzip pigz python3 /usr/bin/time; do
+for t in skopeo pigz python3; do
   command -v "$t" >/dev/null || { echo "missing $t: run bash .ci/deps" >&2; exit 1; }
 done
-
-BIN=$CACHE/bin
-mkdir -p "$BIN"
 if [ -z "${OCITREE_PLAIN:-}" ] || [ -z "${OCITREE_EXACT:-}" ]; then
   echo "building ocitree with and without exact-gzip..." >&2
   (cd "$TOP" && cargo build --release --locked --quiet --features exact-gzip)
-  cp "$TOP/target/release/ocitree" "$BIN/ocitree-exact"
+  cp "$TOP/target/release/ocitree" "$TOP/target/release/ocitree-exact"
   (cd "$TOP" && cargo build --release --locked --quiet)
-  cp "$TOP/target/release/ocitree" "$BIN/ocitree-plain"
-  OCITREE_PLAIN=$BIN/ocitree-plain
-  OCITREE_EXACT=$BIN/ocitree-exact
+  OCITREE_PLAIN=$TOP/target/release/ocitree
+  OCITREE_EXACT=$TOP/target/release/ocitree-exact
 fi
-
-if [ ! -s "$CACHE/rootfs.tar" ]; then
-  echo "building Debian minbase rootfs (once)..." >&2
-  mmdebstrap --variant=minbase --skip=output/dev bookworm "$CACHE/rootfs.tar.tmp" >&2
-  mv "$CACHE/rootfs.tar.tmp" "$CACHE/rootfs.tar"
-fi
-if [ ! -f "$CACHE/images/debian/index.json" ]; then
-  echo "building the 3-layer debian image (once)..." >&2
-  bash "$TOP/../shared/scripts/make-images.sh" "$CACHE/images" "$CACHE/rootfs.tar" >&2
-fi
-
-T=$(mktemp -d /tmp/ocitree-exact-bench.XXXXXX)
-cleanup() { umount "$T" 2>/dev/null || true; rm -rf "$T"; }
-trap cleanup EXIT
-mount -t tmpfs -o size=8g tmpfs "$T" 2>/dev/null || echo "(no tmpfs mount; using $T on disk)" >&2
+# the cached Debian tar and image, the tmpfs $T with the image in $IMG, timing helpers
+OCITREE_BIN=$OCITREE_PLAIN
+# shellcheck source=bench/common.sh
+source "$HERE/common.sh"
 TAR=$T/rootfs.tar
 cp "$CACHE/rootfs.tar" "$TAR"
 
@@ -111,15 +94,15 @@ for b in iter(lambda: sys.stdin.buffer.read(1 << 20), b""):
     sys.stdout.buffer.write(c.compress(b))
 sys.stdout.buffer.write(c.flush())' < "$TAR" > "$T/blob"
       layout "$T/$name" "$TAR" "$T/blob" $GZ ;;
-    umoci) cp -a "$CACHE/images/debian" "$T/$name" ;;
+    umoci) cp -a "$IMG" "$T/$name" ;;
     skopeo)
       cp "$TAR" "$T/plain.tar"
       layout "$T/plain" "$TAR" "$T/plain.tar" application/vnd.oci.image.layer.v1.tar
       skopeo copy -q --dest-compress-format gzip "oci:$T/plain:latest" "oci:$T/$name:latest" >&2
       rm -rf "$T/plain" ;;
-    flate2)
+    ocitree)
       rm -rf "$T/r"
-      "$OCITREE_PLAIN" --repo "$T/r" import "oci:$CACHE/images/debian:latest" deb >/dev/null
+      "$OCITREE_PLAIN" --repo "$T/r" import "oci:$IMG:latest" deb >/dev/null
       "$OCITREE_PLAIN" --repo "$T/r" export deb "oci:$T/$name:latest" >/dev/null
       rm -rf "$T/r" ;;
   esac
@@ -132,27 +115,24 @@ timed() {
     echo "FAILED: $*" >&2; cat "$T/out" >&2; exit 1; }
   cat "$T/time.out" >> "$T/$name.times"
 }
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-secs() { awk '{print $1}' "$T/$1.times" | median; }
-rss() { awk '{print $2}' "$T/$1.times" | sort -n | tail -1; }
 cpu() { awk '{print $3 + $4}' "$T/$1.times" | median; }
 
-NAMES=(gzip-6 gzip-9 pigz-6 zlib-6 umoci skopeo flate2)
+NAMES=(gzip-6 gzip-9 pigz-6 zlib-6 umoci skopeo ocitree)
 [ ${#ONLY[@]} -gt 0 ] && NAMES=("${ONLY[@]}")
 echo "preflate-rs $(grep -A1 'name = "preflate-rs"' "$TOP/Cargo.lock" | sed -n 's/version = "\(.*\)"/\1/p'); Debian tar $(stat -c %s "$TAR") bytes; median of $RUNS run(s) on tmpfs"
 printf '%-7s %6s %9s %9s %6s %6s %8s %8s %9s %9s %s\n' image layers blobMB imp-off imp-on ratio "exact" "data%" exp-off exp-on "manifest(on)"
 for name in "${NAMES[@]}"; do
   make_image "$name"
-  IMG=$T/$name
-  M=$(jq -r '.manifests[0].digest' "$IMG/index.json")
-  BLOBS=$(jq -r '.layers[].size' "$IMG/blobs/sha256/${M#sha256:}" | paste -sd+ | bc)
-  NL=$(jq -r '.layers | length' "$IMG/blobs/sha256/${M#sha256:}")
+  IM=$T/$name
+  M=$(jq -r '.manifests[0].digest' "$IM/index.json")
+  BLOBS=$(jq -r '.layers[].size' "$IM/blobs/sha256/${M#sha256:}" | paste -sd+ | bc)
+  NL=$(jq -r '.layers | length' "$IM/blobs/sha256/${M#sha256:}")
   for _ in $(seq "$RUNS"); do
     for b in plain exact; do
       bin=$OCITREE_PLAIN; [ $b = exact ] && bin=$OCITREE_EXACT
       rm -rf "$T/r-$b" "$T/o-$b"
       ostree --repo="$T/r-$b" init --mode=bare-user
-      timed "$name-imp-$b" "$bin" --repo "$T/r-$b" import "oci:$IMG:latest" img
+      timed "$name-imp-$b" "$bin" --repo "$T/r-$b" import "oci:$IM:latest" img
       [ $b = exact ] && cp "$T/out" "$T/import-$name.out"
       timed "$name-exp-$b" "$bin" --repo "$T/r-$b" export img "oci:$T/o-$b:latest"
       [ $b = exact ] && cp "$T/out" "$T/export-$name.out"
@@ -171,5 +151,5 @@ for name in "${NAMES[@]}"; do
     "$T/import-$name.out"
   echo "    exact data: ${BYTES:-0} bytes; CPU s import off/on: $(cpu "$name-imp-plain")/$(cpu "$name-imp-exact"), export off/on: $(cpu "$name-exp-plain")/$(cpu "$name-exp-exact")"
   echo "    peak RSS KiB import off/on: $(rss "$name-imp-plain")/$(rss "$name-imp-exact"), export off/on: $(rss "$name-exp-plain")/$(rss "$name-exp-exact")"
-  rm -rf "$IMG" "$T/r-plain" "$T/r-exact" "$T/o-plain" "$T/o-exact"
+  rm -rf "$IM" "$T/r-plain" "$T/r-exact" "$T/o-plain" "$T/o-exact"
 done

@@ -98,33 +98,6 @@ pub fn is_mismatch(e: &io::Error) -> bool {
     e.get_ref().is_some_and(|inner| inner.is::<BlobMismatch>())
 }
 
-/// A reader that hashes what passes through, for diff_ids.
-#[derive(Debug)]
-pub struct HashingReader<R> {
-    inner: R,
-    hasher: Hasher,
-}
-
-impl<R: Read> HashingReader<R> {
-    /// Wraps `inner`, hashing with `hasher`.
-    pub fn new(inner: R, hasher: Hasher) -> Self {
-        HashingReader { inner, hasher }
-    }
-
-    /// The digest of everything read so far.
-    pub fn finish(self) -> Digest {
-        self.hasher.finish()
-    }
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-}
-
 /// A writer that hashes and counts what passes through, for blobs and diff_ids being written.
 #[derive(Debug)]
 pub struct HashingWriter<W> {

@@ -55,10 +55,124 @@ pub fn decompress<'a, R: BufRead + Send + 'a>(
     let compression = Compression::sniff(&head);
     let input = io::Cursor::new(head).chain(input);
     Ok(match compression {
-        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
+        Compression::Gzip => Box::new(GzipMembers::new(input)),
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(input)?),
         Compression::None => Box::new(input),
     })
+}
+
+/// A gzip stream of one or more members, inflated without the CRC-32 check.
+///
+/// Every layer blob is verified against its sha256 digest (and the output against the
+/// diff_id), which a CRC cannot add to; skipping it saves a tenth of the decompressing
+/// thread's time. The member framing is still checked: header magic, method, flags, and each
+/// trailer's ISIZE against the bytes inflated.
+struct GzipMembers<R> {
+    state: Option<Member<R>>,
+}
+
+enum Member<R> {
+    /// Before a member header (or at the end of the stream).
+    Between(R),
+    /// Inflating a member's DEFLATE data.
+    Body(flate2::bufread::DeflateDecoder<R>, u32),
+}
+
+fn bad_gzip(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("invalid gzip stream: {what}"),
+    )
+}
+
+/// Reads a gzip member header (RFC 1952 §2.3); `false` at a clean end of stream.
+fn read_member_header<R: BufRead>(r: &mut R) -> io::Result<bool> {
+    if r.fill_buf()?.is_empty() {
+        return Ok(false);
+    }
+    let mut head = Vec::with_capacity(10);
+    r.take(10).read_to_end(&mut head)?;
+    if !head.starts_with(&[0x1f, 0x8b]) {
+        return Err(bad_gzip("no gzip magic after a member (trailing garbage)"));
+    }
+    if head.len() < 10 {
+        return Err(bad_gzip("truncated member header"));
+    }
+    if head[2] != 8 {
+        return Err(bad_gzip("compression method is not DEFLATE"));
+    }
+    let flags = head[3];
+    if flags & 0xe0 != 0 {
+        return Err(bad_gzip("reserved header flags set"));
+    }
+    let truncated = |_| bad_gzip("truncated member header");
+    if flags & 0x04 != 0 {
+        let mut len = [0u8; 2];
+        r.read_exact(&mut len).map_err(truncated)?;
+        let len = u64::from(u16::from_le_bytes(len));
+        if io::copy(&mut r.take(len), &mut io::sink())? != len {
+            return Err(bad_gzip("truncated extra field"));
+        }
+    }
+    for flag in [0x08, 0x10] {
+        if flags & flag != 0 {
+            let mut skipped = Vec::new();
+            r.read_until(0, &mut skipped)?;
+            if skipped.last() != Some(&0) {
+                return Err(bad_gzip("unterminated file name or comment"));
+            }
+        }
+    }
+    if flags & 0x02 != 0 {
+        let mut crc16 = [0u8; 2];
+        r.read_exact(&mut crc16).map_err(truncated)?;
+    }
+    Ok(true)
+}
+
+impl<R: BufRead> GzipMembers<R> {
+    fn new(r: R) -> Self {
+        GzipMembers {
+            state: Some(Member::Between(r)),
+        }
+    }
+}
+
+impl<R: BufRead> Read for GzipMembers<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            match self.state.take() {
+                None => return Ok(0),
+                Some(Member::Between(mut r)) => {
+                    if !read_member_header(&mut r)? {
+                        return Ok(0);
+                    }
+                    let d = flate2::bufread::DeflateDecoder::new(r);
+                    self.state = Some(Member::Body(d, 0));
+                }
+                Some(Member::Body(mut d, size)) => {
+                    let n = d.read(buf)?;
+                    if n > 0 {
+                        self.state = Some(Member::Body(d, size.wrapping_add(n as u32)));
+                        return Ok(n);
+                    }
+                    let mut r = d.into_inner();
+                    let mut trailer = [0u8; 8];
+                    r.read_exact(&mut trailer)
+                        .map_err(|_| bad_gzip("truncated member trailer"))?;
+                    let isize =
+                        u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
+                    if isize != size {
+                        return Err(bad_gzip("member length does not match its trailer"));
+                    }
+                    self.state = Some(Member::Between(r));
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -121,6 +235,52 @@ mod tests {
                 &blob[..4]
             );
         }
+    }
+
+    fn read_all(blob: &[u8]) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        decompress(io::BufReader::new(blob))?.read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    /// Optional header fields (extra, name, comment, header CRC) are skipped; the trailer's
+    /// length is checked; truncation and trailing garbage are errors.
+    #[test]
+    fn gzip_framing() {
+        let mut e = flate2::GzBuilder::new()
+            .extra(vec![1, 2, 3])
+            .filename("layer.tar")
+            .comment("made by a test")
+            .write(Vec::new(), flate2::Compression::default());
+        e.write_all(b"payload").unwrap();
+        let mut blob = e.finish().unwrap();
+        // FHCRC: set the flag and insert two bytes before the DEFLATE data.
+        let mut with_hcrc = blob.clone();
+        with_hcrc[3] |= 0x02;
+        let nul = with_hcrc
+            .iter()
+            .enumerate()
+            .skip(10 + 2 + 3)
+            .filter(|(_, b)| **b == 0)
+            .nth(1)
+            .map(|(i, _)| i)
+            .unwrap();
+        with_hcrc.splice(nul + 1..nul + 1, [0xaa, 0xbb]);
+        assert_eq!(read_all(&blob).unwrap(), b"payload");
+        assert_eq!(read_all(&with_hcrc).unwrap(), b"payload");
+
+        let n = blob.len();
+        let mut bad_isize = blob.clone();
+        bad_isize[n - 4] ^= 1;
+        let err = read_all(&bad_isize).unwrap_err().to_string();
+        assert!(err.contains("trailer"), "{err}");
+        let err = read_all(&blob[..n - 3]).unwrap_err().to_string();
+        assert!(err.contains("truncated member trailer"), "{err}");
+        let err = read_all(&blob[..n / 2]).unwrap_err().to_string();
+        assert!(err.contains("gzip") || err.contains("deflate"), "{err}");
+        blob.extend(b"junk");
+        let err = read_all(&blob).unwrap_err().to_string();
+        assert!(err.contains("trailing garbage"), "{err}");
     }
 
     #[test]

@@ -63,6 +63,33 @@ pub enum Error {
         /// The underlying error.
         cause: std::io::Error,
     },
+    /// An image carries an encapsulated commit, but the tree its layers give is not that
+    /// commit's tree (or the stored commit got another checksum). Nothing is committed.
+    #[error(
+        "{image}: layers do not rebuild encapsulated commit {commit}: {what} is {found}, the commit says {expected}"
+    )]
+    EncapsulatedMismatch {
+        /// The image source.
+        image: String,
+        /// The commit checksum the image carries.
+        commit: String,
+        /// What differs (`root dirtree`, `root dirmeta`, `commit checksum`).
+        what: String,
+        /// The checksum the commit names.
+        expected: String,
+        /// The checksum found.
+        found: String,
+    },
+    /// A commit cannot be encapsulated as an OCI image.
+    #[error("cannot encapsulate {rev}: /{path}: {reason}")]
+    Unencapsulable {
+        /// The revision as given.
+        rev: String,
+        /// The offending path in the commit's tree.
+        path: String,
+        /// Why.
+        reason: String,
+    },
     /// A libostree operation failed.
     #[error("{op}: {cause}")]
     Ostree {

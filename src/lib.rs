@@ -9,16 +9,24 @@
 //! ```text
 //! import:  source (oci dir | oci-archive | stdin)              source::
 //!            -> index -> manifest (tag, digest, platform)      resolve
-//!            -> per layer, one pass, two threads:
+//!            -> per layer, one pass, four threads:
 //!               blob -> digest + size check                    blob::VerifiedReader
 //!                    -> gzip | zstd | none                     decompress
-//!                    -> diff_id check                          blob::HashingReader
+//!                    -> diff_id check (own thread)             layer::stream
 //!                    -> tar entries                            entries::
+//!                    -> file objects (own thread)              layer::write_queue
 //!                    -> layer commit                           layer::
 //!            -> merge of layer trees (whiteouts, opaque dirs)  merge::
 //!            -> image commit + ref                             image::
 //! ```
 //! The whole import is one libostree transaction ([`import::import`]).
+//!
+//! ```text
+//! export:  image commit -> layer tars rebuilt from tar-split       export::image
+//!          any commit   -> walk -> chunk -> deterministic tars     export::encapsulate
+//!            -> gzip | zstd | none, digests on the way             export::layer
+//!            -> oci dir | oci-archive | docker-archive             export::sink
+//! ```
 //!
 //! ## On-repo format
 //!
@@ -26,6 +34,8 @@
 //! - `ocitree/image/<escaped name>` → image commit (the merged tree)
 //! - `ocitree/blob/<alg>/<hex>` → layer commit, by blob digest
 //! - `ocitree/diffid/<alg>/<hex>` → the same layer commit, by diff_id
+//! - `ocitree/encapsulated/<escaped name>` → the record of an image whose image ref points at an
+//!   encapsulated commit ([`image::encapsulated`])
 //!
 //! A layer commit holds the layer's files as the tar had them, whiteout markers included as
 //! plain files; its timestamp is 0. An image commit's timestamp is the config's `created`.
@@ -44,9 +54,11 @@ pub mod layer;
 pub mod merge;
 pub mod meta;
 pub mod mtree;
+pub mod progress;
 pub mod refname;
 pub mod repo;
 pub mod resolve;
+pub mod select;
 pub mod source;
 pub mod spec;
 

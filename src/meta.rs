@@ -10,9 +10,11 @@
 //! | `ocitree.config` | `s` | image | the config, byte for byte |
 //! | `ocitree.layers` | `as` | image | layer blob digests, in order |
 //! | `ocitree.diff-ids` | `as` | image | layer diff_ids, in order |
+//! | `ocitree.encapsulated` | `s` | image record | the encapsulated commit the image ref points at (see [`crate::image::encapsulated`]) |
 //! | `ocitree.layer.digest` | `s` | layer | blob digest the layer was first imported from |
 //! | `ocitree.layer.diff-id` | `s` | layer | digest of the uncompressed tar |
 //! | `ocitree.layer.media-type` | `s` | layer | media type of that blob |
+//! | `ocitree.layer.kind` | `s` | layer | `file` for an artifact layer (the blob as one file); absent for a tar |
 //! | `ocitree.layer.whiteouts` | `as` | layer | paths of whiteout and opaque markers (kept as files) |
 //! | `ocitree.layer.implicit-dirs` | `as` | layer | directories the tar never named (created for a child) |
 //! | `ocitree.layer.links` | `a(ss)` | layer | hardlinks to files of lower layers: (path, target) |
@@ -36,12 +38,16 @@ pub const CONFIG: &str = "ocitree.config";
 pub const LAYERS: &str = "ocitree.layers";
 /// Image commit: diff_ids in order.
 pub const DIFF_IDS: &str = "ocitree.diff-ids";
+/// Image record of an encapsulated commit: that commit's checksum.
+pub const ENCAPSULATED: &str = "ocitree.encapsulated";
 /// Layer commit: blob digest.
 pub const LAYER_DIGEST: &str = "ocitree.layer.digest";
 /// Layer commit: diff_id.
 pub const LAYER_DIFF_ID: &str = "ocitree.layer.diff-id";
 /// Layer commit: blob media type.
 pub const LAYER_MEDIA_TYPE: &str = "ocitree.layer.media-type";
+/// Layer commit: `file` for an artifact layer ([`crate::layer::file`]).
+pub const LAYER_KIND: &str = "ocitree.layer.kind";
 /// Layer commit: whiteout marker paths.
 pub const LAYER_WHITEOUTS: &str = "ocitree.layer.whiteouts";
 /// Layer commit: implicitly created directories.
@@ -58,3 +64,19 @@ pub const LAYER_TAR_SPLIT_VERSION: &str = "ocitree.layer.tar-split-version";
 pub const LAYER_EXACT_GZIP: &str = "ocitree.layer.exact-gzip";
 /// Layer commit: (record format version, preflate-rs version) of [`LAYER_EXACT_GZIP`].
 pub const LAYER_EXACT_GZIP_FORMAT: &str = "ocitree.layer.exact-gzip-format";
+
+/// Image config labels of an encapsulated commit (see [`crate::image::encapsulated`]).
+///
+/// | label | value |
+/// |---|---|
+/// | `ocitree.commit` | the commit checksum (hex) |
+/// | `ocitree.commit.object` | the commit object (its GVariant bytes), base64 |
+/// | `ocitree.commit.detached-metadata` | the detached metadata (`a{sv}` bytes, signatures), base64; absent when there is none |
+pub mod labels {
+    /// The encapsulated commit's checksum.
+    pub const COMMIT: &str = "ocitree.commit";
+    /// The commit object, base64.
+    pub const COMMIT_OBJECT: &str = "ocitree.commit.object";
+    /// The detached metadata, base64.
+    pub const COMMIT_DETACHED: &str = "ocitree.commit.detached-metadata";
+}

@@ -8,6 +8,7 @@
 //! | `ocitree/image/<escape(name)>` ([`image_ref`]) | image commit (the merged tree) |
 //! | `ocitree/blob/<escape(alg)>/<escape(encoded)>` ([`blob_ref`]) | layer commit, keyed by blob digest |
 //! | `ocitree/diffid/<escape(alg)>/<escape(encoded)>` ([`diffid_ref`]) | the same layer commit, keyed by diff_id |
+//! | `ocitree/encapsulated/<escape(name)>` ([`encapsulated_ref`]) | image record of an image whose `ocitree/image/` ref points at an encapsulated (foreign) commit |
 //!
 //! A digest `alg:encoded` is split at its first `:`; both parts are escaped separately, so a
 //! layer ref always has exactly four components.
@@ -46,6 +47,8 @@
 pub const REF_PREFIX: &str = "ocitree/";
 /// The prefix of image refs: `ocitree/image/<escape(name)>`.
 pub const IMAGE_REF_PREFIX: &str = "ocitree/image/";
+/// The prefix of image records of encapsulated commits: `ocitree/encapsulated/<escape(name)>`.
+pub const ENCAPSULATED_REF_PREFIX: &str = "ocitree/encapsulated/";
 /// The prefix of layer refs keyed by blob digest: `ocitree/blob/<escape(alg)>/<escape(encoded)>`.
 pub const BLOB_REF_PREFIX: &str = "ocitree/blob/";
 /// The prefix of layer refs keyed by diff_id: `ocitree/diffid/<escape(alg)>/<escape(encoded)>`.
@@ -148,10 +151,47 @@ pub fn image_ref(name: &str) -> String {
     format!("{IMAGE_REF_PREFIX}{}", escape(name))
 }
 
+/// Longest ref component: each is a file name in the repository (`NAME_MAX`).
+pub const MAX_COMPONENT: usize = 255;
+
+/// Checks that image `name` makes a ref the repository can store: its escaped form must fit
+/// in one file name ([`MAX_COMPONENT`] bytes). Checked before an import writes anything.
+///
+/// # Errors
+/// [`crate::Error::InvalidReference`] saying how long the escaped name is.
+pub fn check_image_name(name: &str) -> crate::Result<()> {
+    let n = escape(name).len();
+    if n > MAX_COMPONENT {
+        return Err(crate::Error::InvalidReference {
+            reference: name.chars().take(80).collect::<String>() + "…",
+            reason: format!(
+                "image name too long: escaped for its ref it is {n} bytes, the limit is {MAX_COMPONENT} (bytes outside A-Z a-z 0-9 . - take 3)"
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// The image name an image ref stands for; `None` if `r` is not an image ref [`image_ref`] can
 /// produce.
 pub fn image_name_from_ref(r: &str) -> Option<String> {
     unescape(r.strip_prefix(IMAGE_REF_PREFIX)?)
+}
+
+/// The ref of the image record of image `name` when its image ref points at an encapsulated
+/// commit (see [`crate::image::encapsulated`]).
+///
+/// # Examples
+/// ```
+/// assert_eq!(ocitree::refname::encapsulated_ref("app:1"), "ocitree/encapsulated/app_3A1");
+/// ```
+pub fn encapsulated_ref(name: &str) -> String {
+    format!("{ENCAPSULATED_REF_PREFIX}{}", escape(name))
+}
+
+/// The image name of an encapsulated-record ref, `None` if `r` is not one.
+pub fn image_name_from_encapsulated_ref(r: &str) -> Option<String> {
+    unescape(r.strip_prefix(ENCAPSULATED_REF_PREFIX)?)
 }
 
 /// `prefix` + the escaped algorithm and encoded parts of `digest`, split at its first `:`.

@@ -80,11 +80,7 @@ pub fn write_tree_commit(
     metadata: &ostree::glib::VariantDict,
     timestamp: u64,
 ) -> Result<String, ostree::glib::Error> {
-    use ostree::gio::prelude::*;
-    let root = repo.write_mtree(root, gio::Cancellable::NONE)?;
-    let root = root
-        .downcast::<ostree::RepoFile>()
-        .expect("write_mtree returns a RepoFile");
+    let root = write_mtree(repo, root)?;
     let commit = repo.write_commit_with_time(
         None,
         Some(subject),
@@ -95,6 +91,40 @@ pub fn write_tree_commit(
         gio::Cancellable::NONE,
     )?;
     Ok(commit.to_string())
+}
+
+fn write_mtree(
+    repo: &Repo,
+    root: &ostree::MutableTree,
+) -> Result<ostree::RepoFile, ostree::glib::Error> {
+    use ostree::gio::prelude::*;
+    let root = repo.write_mtree(root, gio::Cancellable::NONE)?;
+    Ok(root
+        .downcast::<ostree::RepoFile>()
+        .expect("write_mtree returns a RepoFile"))
+}
+
+/// Writes the tree `root` (no commit); returns its (dirtree, dirmeta) checksums, ready to be
+/// grafted into another tree.
+///
+/// # Errors
+/// libostree fails.
+pub fn write_tree(
+    repo: &Repo,
+    root: &ostree::MutableTree,
+) -> Result<(String, String), ostree::glib::Error> {
+    let root = write_mtree(repo, root)?;
+    let contents = root.tree_get_contents_checksum().map(|c| c.to_string());
+    let meta = root.tree_get_metadata_checksum().map(|c| c.to_string());
+    Ok((contents.unwrap_or_default(), meta.unwrap_or_default()))
+}
+
+/// The root (dirtree, dirmeta) checksums a commit object names.
+pub fn commit_root(commit: &ostree::glib::Variant) -> (String, String) {
+    (
+        ostree::checksum_from_bytes_v(&commit.child_value(6)).to_string(),
+        ostree::checksum_from_bytes_v(&commit.child_value(7)).to_string(),
+    )
 }
 
 /// Regenerates the repository summary when the repository is served to `ostree pull` clients:

@@ -114,7 +114,20 @@ fn find_digest(
     Ok(None)
 }
 
-/// Picks the manifest `selector` names from the source's index, for `platform`.
+/// The artifact type of a candidate: its descriptor's `artifactType`, else the manifest's
+/// (read from the source).
+fn artifact_type_of(src: &mut dyn Source, image: &str, c: &Candidate) -> Result<Option<String>> {
+    if let Some(t) = &c.desc.artifact_type {
+        return Ok(Some(t.clone()));
+    }
+    let bytes = read_blob(src, image, &c.desc)?;
+    let m: Manifest = parse_json(image, "manifest", &bytes)?;
+    Ok(m.artifact_type().map(String::from))
+}
+
+/// Picks the manifest `selector` names from the source's index, for `platform`, and of
+/// `artifact_type` when given (artifacts usually have no platform: then the platform does not
+/// filter them).
 ///
 /// # Errors
 /// [`Error::NotFound`] when nothing matches, [`Error::AmbiguousIndex`] when several do.
@@ -123,6 +136,7 @@ pub fn resolve(
     image: &str,
     selector: &Selector,
     platform: Option<&Platform>,
+    artifact_type: Option<&str>,
 ) -> Result<Resolved> {
     let index_bytes = src.index()?;
     let index: Index = parse_json(image, "index.json", &index_bytes)?;
@@ -168,6 +182,21 @@ pub fn resolve(
     let mut all = Vec::new();
     let single_top = top.len() == 1;
     flatten(src, image, top, 0, &mut all)?;
+    if let Some(wanted) = artifact_type {
+        let before = all.len();
+        let mut kept = Vec::new();
+        for c in all {
+            if artifact_type_of(src, image, &c)?.as_deref() == Some(wanted) {
+                kept.push(c);
+            }
+        }
+        if kept.is_empty() {
+            return Err(Error::NotFound(format!(
+                "{image}: no manifest of artifact type {wanted:?} among {before}"
+            )));
+        }
+        all = kept;
+    }
     let host = Platform::host();
     let wanted = platform.unwrap_or(&host);
     let chosen = if all.len() == 1

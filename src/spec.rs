@@ -151,6 +151,12 @@ pub struct Index {
     pub manifests: Vec<Descriptor>,
 }
 
+/// Config media types of container images (anything else makes the manifest an artifact).
+pub const IMAGE_CONFIG_TYPES: [&str; 2] = [
+    "application/vnd.oci.image.config.v1+json",
+    "application/vnd.docker.container.image.v1+json",
+];
+
 /// An image manifest (OCI or docker v2 schema 2).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -160,6 +166,9 @@ pub struct Manifest {
     /// Media type, when the manifest states it.
     #[serde(default)]
     pub media_type: Option<String>,
+    /// The artifact type (image-spec 1.1), when the manifest states it.
+    #[serde(default)]
+    pub artifact_type: Option<String>,
     /// The config blob.
     pub config: Descriptor,
     /// The layers, base first.
@@ -170,18 +179,51 @@ pub struct Manifest {
     pub manifests: Option<Vec<Descriptor>>,
 }
 
+impl Manifest {
+    /// The artifact type: `artifactType`, else the config media type when that is not a
+    /// container image config (image-spec 1.1); `None` for a container image.
+    pub fn artifact_type(&self) -> Option<&str> {
+        self.artifact_type.as_deref().or_else(|| {
+            let mt = self.config.media_type.as_str();
+            (!mt.is_empty() && !IMAGE_CONFIG_TYPES.contains(&mt)).then_some(mt)
+        })
+    }
+}
+
 /// The parts of an image config ocitree needs.
 #[derive(Clone, Debug, Deserialize)]
 pub struct Config {
     /// RFC 3339 creation time.
     #[serde(default)]
     pub created: Option<String>,
-    /// The diff_ids.
+    /// The diff_ids (absent from artifact configs such as `{}`).
+    #[serde(default)]
     pub rootfs: RootFs,
+    /// The execution parameters, labels included.
+    #[serde(default)]
+    pub config: Option<ExecConfig>,
+}
+
+/// The `config` member of an image config (only what ocitree reads).
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ExecConfig {
+    /// Labels (`Labels`).
+    #[serde(rename = "Labels", default)]
+    pub labels: Option<BTreeMap<String, String>>,
+}
+
+impl Config {
+    /// The config's labels (empty when it has none).
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        self.config
+            .as_ref()
+            .and_then(|c| c.labels.clone())
+            .unwrap_or_default()
+    }
 }
 
 /// `rootfs` of an image config.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 pub struct RootFs {
     /// One diff_id per layer, base first.
     #[serde(default)]
@@ -224,6 +266,34 @@ pub fn parse_rfc3339(s: &str) -> Option<u64> {
     u64::try_from(days * 86400 + h * 3600 + mi * 60 + sec - offset).ok()
 }
 
+/// Formats seconds since the epoch as RFC 3339 in UTC (`2023-11-14T22:13:20Z`), the inverse of
+/// [`parse_rfc3339`].
+///
+/// # Examples
+/// ```
+/// assert_eq!(ocitree::spec::format_rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+/// ```
+pub fn format_rfc3339(secs: u64) -> String {
+    // civil from days (Howard Hinnant's algorithm)
+    let days = (secs / 86400) as i64;
+    let rem = secs % 86400;
+    let z = days + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,6 +307,10 @@ mod tests {
             Some(1_700_000_000)
         );
         assert_eq!(parse_rfc3339("garbage"), None);
+        for t in [0, 1, 951_782_400, 1_700_000_000, 4_102_444_799] {
+            assert_eq!(parse_rfc3339(&format_rfc3339(t)), Some(t), "{t}");
+        }
+        assert_eq!(format_rfc3339(951_782_400), "2000-02-29T00:00:00Z");
     }
 
     #[test]

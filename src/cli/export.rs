@@ -2,19 +2,19 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
-use ocitree::export::BlobMethod;
+use ocitree::export::{BlobMethod, LayerCompression};
 use ocitree::source::SourceRef;
 
 /// Export an imported image as an OCI image: the same config and byte-identical layer tars.
 ///
 /// Every layer tar is rebuilt from the repository (file data from its objects, headers and
 /// padding from the tar-split recorded at import) and checked against its diff_id. Layers are
-/// compressed as they were imported. Uncompressed layers keep their digests; so do gzip layers
-/// whose original bytes the import recorded (builds with the exact-gzip feature); others are
-/// re-compressed and get new blob digests. Prints each layer's outcome and whether the
-/// manifest digest is unchanged.
+/// compressed as they were imported, or as --compression says. Uncompressed layers keep their
+/// digests; so do gzip layers whose original bytes the import recorded (builds with the
+/// exact-gzip feature, without --compression); others are re-compressed and get new blob
+/// digests. Prints each layer's outcome and whether the manifest digest is unchanged.
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     /// Image name.
@@ -23,12 +23,45 @@ pub struct ExportArgs {
     /// Destination: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REFERENCE]; FILE - writes to standard output.
     #[arg(value_name = "DEST")]
     dest: String,
+    #[command(flatten)]
+    compression: CompressionArgs,
+}
+
+/// Layer compression options, shared by export and encapsulate.
+#[derive(Debug, Args)]
+pub struct CompressionArgs {
+    /// Compress every layer with this format (export: instead of the one it was imported
+    /// with; encapsulate: default gzip).
+    ///
+    /// gzip is written in pigz-style 128 KiB blocks on every core, zstd with its worker
+    /// threads; both are deterministic (same image, same options, same digests on any
+    /// machine). Not for docker-archive, whose layers are always plain tars.
+    #[arg(long, value_name = "FORMAT", value_parser = ["gzip", "zstd", "none"])]
+    compression: Option<String>,
+    /// Compression level: gzip 1-9 (default 6), zstd 1-19 (default 3).
+    #[arg(long, value_name = "N", requires = "compression")]
+    compression_level: Option<u32>,
+}
+
+impl CompressionArgs {
+    /// The chosen compression, checked against the destination.
+    pub fn parse(&self, dest: &SourceRef) -> Result<Option<LayerCompression>> {
+        let Some(c) = &self.compression else {
+            return Ok(None);
+        };
+        if matches!(dest, SourceRef::DockerArchive { .. }) && c != "none" {
+            bail!("--compression {c}: docker-archive layers are always uncompressed tars");
+        }
+        Ok(Some(LayerCompression::parse(c, self.compression_level)?))
+    }
 }
 
 pub fn run(repo_path: &Path, a: ExportArgs) -> Result<()> {
     let dest = SourceRef::parse(&a.dest)?;
+    let mut opts = ocitree::export::ExportOptions::new();
+    opts.compression = a.compression.parse(&dest)?;
     let repo = ocitree::repo::open(repo_path)?;
-    let report = ocitree::export::export_image(&repo, &a.name, &dest)
+    let report = ocitree::export::export_image(&repo, &a.name, &dest, &opts)
         .with_context(|| format!("exporting {} to {dest}", a.name))?;
     // Standard output may be the archive itself: the summary goes to stderr then.
     let to_stdout = matches!(

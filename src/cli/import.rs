@@ -8,13 +8,17 @@ use ocitree::layer::stream::ExactGzipStatus;
 use ocitree::source::SourceRef;
 use ocitree::spec::Platform;
 use ocitree::{ImportOptions, OnSpecial};
+use serde_json::json;
+
+use crate::cli::progress::{self, JsonLines};
 
 /// Import an image: each layer becomes a commit, the image one merged commit.
 ///
 /// Layers already in the repository (by blob digest or diff_id) are not read again. The import
 /// is one transaction: on any error the repository is left as it was.
 ///
-/// Prints the image name, manifest digest, layer counts and the image commit checksum.
+/// Prints the image name, manifest digest, layer counts and the image commit checksum. On a
+/// terminal, progress bars (overall and per layer) go to standard error.
 #[derive(Debug, Args)]
 pub struct ImportArgs {
     #[command(flatten)]
@@ -22,6 +26,14 @@ pub struct ImportArgs {
     /// Fail on entries OSTree cannot store (device nodes, FIFOs) instead of skipping them with a warning.
     #[arg(long)]
     strict: bool,
+    /// Print one JSON object per line on standard output instead: progress events (resolved,
+    /// layer-start, layer-bytes, layer-reused, layer-done, done), skipped entries and a final
+    /// "imported" result. Fields are digests, numbers and bounded strings.
+    #[arg(long, conflicts_with = "quiet")]
+    json: bool,
+    /// No progress bars; print only the image commit checksum (warnings still go to stderr).
+    #[arg(long, short)]
+    quiet: bool,
     /// Do not analyse gzip layers for an exact export (faster import). Builds with the exact-gzip feature analyse every gzip layer so that `export` can rebuild its original bytes and keep its digest; other builds never do.
     #[arg(long)]
     no_exact_gzip: bool,
@@ -39,6 +51,22 @@ struct SourceArgs {
     /// Platform to pick from a multi-platform index, as os/arch[/variant] (default: this host's).
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     platform: Option<String>,
+    /// From an index, take only manifests of this artifact type (the manifest's artifactType,
+    /// else its config media type), e.g. application/vnd.cncf.helm.config.v1+json.
+    #[arg(long, value_name = "TYPE")]
+    artifact_type: Option<String>,
+    /// Apply only layers of this media type (repeatable). Layers that are not filesystem tars
+    /// (JSON, Helm charts, any blob) become files named by their
+    /// org.opencontainers.image.title annotation, else DIGEST.EXT.
+    #[arg(long, value_name = "TYPE")]
+    layer_media_type: Vec<String>,
+    /// Apply only the layer at this 0-based position of the manifest (repeatable).
+    #[arg(long, value_name = "N")]
+    layer_index: Vec<usize>,
+    /// merge: apply the layers onto one tree (whiteouts and all); per-dir: put each layer in
+    /// its own directory, named ALGORITHM-HEX after its digest.
+    #[arg(long, value_name = "MODE", value_parser = ["merge", "per-dir"], default_value = "merge")]
+    layers: String,
 }
 
 impl SourceArgs {
@@ -47,6 +75,10 @@ impl SourceArgs {
         let mut opts = ImportOptions::new();
         opts.name = self.name;
         opts.platform = self.platform.as_deref().map(Platform::parse).transpose()?;
+        opts.artifact_type = self.artifact_type;
+        opts.layers.media_types = self.layer_media_type;
+        opts.layers.indexes = self.layer_index;
+        opts.layers_mode = ocitree::select::LayersMode::parse(&self.layers)?;
         Ok((source, opts))
     }
 }
@@ -58,15 +90,46 @@ pub fn run(repo_path: &Path, a: ImportArgs) -> Result<()> {
     } else {
         OnSpecial::Skip
     };
+    opts.progress = progress::sink(a.json, a.quiet);
     opts.exact_gzip &= !a.no_exact_gzip;
     let repo = ocitree::repo::open_or_create(repo_path, ocitree::ostree::RepoMode::BareUser)?;
     let report =
         ocitree::import(&repo, &source, &opts).with_context(|| format!("importing {source}"))?;
+    if a.json {
+        for s in &report.skipped {
+            JsonLines::print(&json!({
+                "event": "skipped",
+                "layer": s.layer,
+                "path": JsonLines::bounded(&s.path),
+                "kind": s.kind,
+            }));
+        }
+        JsonLines::print(&json!({
+            "event": "imported",
+            "name": JsonLines::bounded(&report.name),
+            "manifest": report.manifest_digest,
+            "commit": report.commit,
+            "layers-imported": report.layers_imported,
+            "layers-reused": report.layers_reused,
+        }));
+        return Ok(());
+    }
     for s in &report.skipped {
         eprintln!(
             "warning: layer {}: skipped {} /{} (OSTree cannot store it)",
             s.layer, s.kind, s.path
         );
+    }
+    for (layer, status) in &report.exact_gzip {
+        if let ExactGzipStatus::NotExact(why) = status {
+            eprintln!(
+                "note: layer {layer}: its gzip stream cannot be rebuilt bit for bit ({why}); export will re-compress it"
+            );
+        }
+    }
+    if a.quiet {
+        println!("{}", report.commit);
+        return Ok(());
     }
     let total = report.layers_imported + report.layers_reused;
     println!("Image:    {}", report.name);
@@ -91,13 +154,6 @@ pub fn run(repo_path: &Path, a: ImportArgs) -> Result<()> {
             report.exact_gzip.len(),
             data as f64 * 100.0 / blobs.max(1) as f64
         );
-        for (layer, status) in &report.exact_gzip {
-            if let ExactGzipStatus::NotExact(why) = status {
-                eprintln!(
-                    "note: layer {layer}: its gzip stream cannot be rebuilt bit for bit ({why}); export will re-compress it"
-                );
-            }
-        }
     }
     println!("Commit:   {}", report.commit);
     Ok(())

@@ -26,7 +26,7 @@ pub struct InspectArgs {
     name: String,
 }
 
-/// Remove an image's ref (its layers stay until `prune`).
+/// Remove an image's ref, and the record of an encapsulated image (its layers stay until `prune`).
 #[derive(Debug, Args)]
 pub struct RmArgs {
     /// Image name.
@@ -102,6 +102,7 @@ pub fn inspect(repo_path: &Path, a: InspectArgs) -> Result<()> {
         "name": info.name,
         "ref": refname::image_ref(&a.name),
         "commit": info.commit,
+        "record": info.record,
         "manifest_digest": info.manifest_digest,
         "source": info.source,
         "created": config.get("created"),
@@ -123,6 +124,11 @@ pub fn rm(repo_path: &Path, a: RmArgs) -> Result<()> {
         ostree::gio::Cancellable::NONE,
     )
     .with_context(|| format!("removing {}", a.name))?;
+    let record = refname::encapsulated_ref(&a.name);
+    if refs::resolve(&repo, &record)?.is_some() {
+        repo.set_ref_immediate(None, &record, None, ostree::gio::Cancellable::NONE)
+            .with_context(|| format!("removing {record}"))?;
+    }
     ocitree::repo::refresh_summary(&repo)?;
     println!("Removed {}", a.name);
     Ok(())

@@ -2,9 +2,11 @@
 //! into library calls and prints the result.
 
 mod browse;
+mod encapsulate;
 mod export;
 mod import;
 mod manage;
+mod progress;
 
 use std::path::PathBuf;
 
@@ -32,6 +34,7 @@ enum Command {
     Import(import::ImportArgs),
     Check(import::CheckArgs),
     Export(export::ExportArgs),
+    Encapsulate(Box<encapsulate::EncapsulateArgs>),
     Images(manage::ImagesArgs),
     Inspect(manage::InspectArgs),
     Checkout(browse::CheckoutArgs),
@@ -59,6 +62,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Import(a) => import::run(&repo, a),
         Command::Check(a) => import::check(&repo, a),
         Command::Export(a) => export::run(&repo, a),
+        Command::Encapsulate(a) => encapsulate::run(&repo, *a),
         Command::Images(a) => manage::images(&repo, a),
         Command::Inspect(a) => manage::inspect(&repo, a),
         Command::Checkout(a) => browse::checkout(&repo, a),

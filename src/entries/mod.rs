@@ -3,6 +3,7 @@
 
 pub mod pad;
 pub mod path;
+pub mod pax;
 pub mod whiteout;
 pub mod xattrs;
 
@@ -73,7 +74,10 @@ pub struct Entry {
 ///
 /// # Errors
 /// Malformed headers, unsafe or non-UTF-8 paths, and entry types ocitree does not support.
-pub fn parse<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Option<Entry>, LayerError> {
+pub fn parse<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    pax: Option<&[u8]>,
+) -> Result<Option<Entry>, LayerError> {
     let header = entry.header();
     let etype = header.entry_type();
     let raw = entry.path_bytes().into_owned();
@@ -92,7 +96,31 @@ pub fn parse<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Option<Entry>, La
     let mut gid = header.gid().map_err(read_err)?;
     let mode = header.mode().map_err(read_err)? & 0o7777;
     let mut xattrs = Xattrs::new();
-    if let Some(exts) = entry.pax_extensions().map_err(read_err)? {
+    // PAX path and linkpath, when the raw records are at hand (tar-rs may have lost them).
+    let mut pax_path = None;
+    let mut pax_link = None;
+    if let Some(data) = pax {
+        for (key, value) in pax::records(data).map_err(read_err)? {
+            let parse_id = || {
+                std::str::from_utf8(value)
+                    .ok()
+                    .and_then(|v| v.parse::<u64>().ok())
+            };
+            match key {
+                b"uid" => uid = parse_id().ok_or_else(|| unsupported("PAX uid"))?,
+                b"gid" => gid = parse_id().ok_or_else(|| unsupported("PAX gid"))?,
+                b"path" => pax_path = Some(value.to_vec()),
+                b"linkpath" => pax_link = Some(value.to_vec()),
+                _ => {
+                    if let Some(name) = key.strip_prefix(xattrs::PAX_PREFIX.as_bytes()) {
+                        xattrs.retain(|(n, _)| n != name);
+                        xattrs.push((name.to_vec(), value.to_vec()));
+                    }
+                }
+            }
+        }
+        xattrs.sort();
+    } else if let Some(exts) = entry.pax_extensions().map_err(read_err)? {
         let exts: Vec<_> = exts.collect();
         for ext in exts.iter().flatten() {
             let parse_id = || ext.value().ok().and_then(|v| v.parse::<u64>().ok());
@@ -109,9 +137,9 @@ pub fn parse<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Option<Entry>, La
     };
     let (uid, gid) = (id(uid, "uid")?, id(gid, "gid")?);
     let link_target = || -> Result<Vec<u8>, LayerError> {
-        entry
-            .link_name_bytes()
-            .map(|c| c.into_owned())
+        pax_link
+            .clone()
+            .or_else(|| entry.link_name_bytes().map(|c| c.into_owned()))
             .ok_or_else(|| unsupported("link without a target"))
     };
     let header = entry.header();
@@ -168,7 +196,7 @@ pub fn parse<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Option<Entry>, La
         0
     };
     Ok(Some(Entry {
-        path: path::normalize(&raw)?,
+        path: path::normalize(pax_path.as_deref().unwrap_or(&raw))?,
         raw_path,
         kind,
         mode,

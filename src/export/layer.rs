@@ -6,54 +6,11 @@ use std::io::{self, Write};
 use ostree::{ObjectType, Repo, glib};
 
 use crate::blob::HashingWriter;
-use crate::decompress::Compression;
 use crate::digest::{Digest, Hasher};
 use crate::error::{Error, Result};
+use crate::export::compress::{LayerCompression, compress_into};
 use crate::layer::tarsplit;
 use crate::meta;
-
-/// The compressor in front of the blob file.
-enum Encoder<'r, W: Write> {
-    Gzip(flate2::write::GzEncoder<W>),
-    Zstd(zstd::stream::Encoder<'static, W>),
-    #[cfg(feature = "exact-gzip")]
-    Exact(crate::layer::exact_gzip::ExactGzipWriter<'r, W>),
-    Plain(W, std::marker::PhantomData<&'r ()>),
-}
-
-impl<W: Write> Write for Encoder<'_, W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Encoder::Gzip(e) => e.write(buf),
-            Encoder::Zstd(e) => e.write(buf),
-            #[cfg(feature = "exact-gzip")]
-            Encoder::Exact(e) => e.write(buf),
-            Encoder::Plain(w, _) => w.write(buf),
-        }
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Encoder::Gzip(e) => e.flush(),
-            Encoder::Zstd(e) => e.flush(),
-            #[cfg(feature = "exact-gzip")]
-            Encoder::Exact(e) => e.flush(),
-            Encoder::Plain(w, _) => w.flush(),
-        }
-    }
-}
-
-impl<W: Write> Encoder<'_, W> {
-    /// Ends the compressed stream, reporting errors a drop would swallow.
-    fn finish(self) -> io::Result<()> {
-        match self {
-            Encoder::Gzip(e) => e.finish().map(drop),
-            Encoder::Zstd(e) => e.finish().map(drop),
-            #[cfg(feature = "exact-gzip")]
-            Encoder::Exact(e) => e.finish().map(drop),
-            Encoder::Plain(mut w, _) => w.flush(),
-        }
-    }
-}
 
 /// What writing one layer blob produced.
 #[derive(Clone, Debug)]
@@ -66,85 +23,119 @@ pub struct LayerBlobOut {
     pub size: u64,
 }
 
-/// What export reads from a layer commit's metadata.
-#[derive(Clone, Debug)]
-pub struct LayerRecords {
-    /// Tar-split records ([`crate::layer::tarsplit`]).
-    pub tar_split: Vec<u8>,
-    /// The blob digest the layer was imported from.
-    pub digest: Option<String>,
-    /// Exact-gzip records of that blob with their format (record version, preflate-rs
-    /// version), if import recorded them ([`meta::LAYER_EXACT_GZIP`]).
-    pub exact_gzip: Option<(Vec<u8>, (u32, String))>,
+/// Whether a layer commit is an artifact layer ([`crate::layer::file`]): its blob is stored
+/// whole, not as a tar.
+///
+/// # Errors
+/// The commit is missing.
+pub fn is_artifact(repo: &Repo, commit: &str) -> Result<bool> {
+    let v = repo
+        .load_variant(ObjectType::Commit, commit)
+        .map_err(Error::ostree(format!("loading layer {commit}")))?;
+    let dict = glib::VariantDict::new(Some(&v.child_value(0)));
+    Ok(dict
+        .lookup::<String>(meta::LAYER_KIND)
+        .ok()
+        .flatten()
+        .as_deref()
+        == Some(crate::layer::file::KIND))
 }
 
-impl LayerRecords {
-    /// Reads the records of layer commit `commit`.
-    ///
-    /// # Errors
-    /// The commit is missing or has no tar-split (imported by an ocitree that did not record
-    /// it).
-    pub fn load(repo: &Repo, commit: &str) -> Result<LayerRecords> {
-        let v = repo
-            .load_variant(ObjectType::Commit, commit)
-            .map_err(Error::ostree(format!("loading layer {commit}")))?;
-        let dict = glib::VariantDict::new(Some(&v.child_value(0)));
-        let bytes = |key| {
-            dict.lookup_value(key, Some(glib::VariantTy::BYTE_STRING))
-                .map(|r| {
-                    r.fixed_array::<u8>()
-                        .map(<[u8]>::to_vec)
-                        .unwrap_or_default()
-                })
-        };
-        let version = dict
-            .lookup::<u32>(meta::LAYER_TAR_SPLIT_VERSION)
-            .ok()
-            .flatten();
-        let tar_split = match (version, bytes(meta::LAYER_TAR_SPLIT)) {
-            (Some(tarsplit::VERSION), Some(r)) => r,
-            _ => {
-                return Err(Error::InvalidImage {
-                    image: format!("layer commit {commit}"),
-                    reason: "no tar-split record (re-import the image to make it exportable)"
-                        .into(),
-                });
-            }
-        };
-        let format = dict
-            .lookup::<(u32, String)>(meta::LAYER_EXACT_GZIP_FORMAT)
-            .ok()
-            .flatten();
-        Ok(LayerRecords {
-            tar_split,
-            digest: dict.lookup::<String>(meta::LAYER_DIGEST).ok().flatten(),
-            exact_gzip: bytes(meta::LAYER_EXACT_GZIP).zip(format),
+/// Writes an artifact layer's blob, unchanged, to `out`.
+///
+/// # Errors
+/// The blob object is missing or unreadable, or writing fails.
+pub fn copy_artifact(repo: &Repo, commit: &str, out: &mut dyn Write) -> Result<()> {
+    use ostree::gio::prelude::*;
+    let missing = || Error::NotFound(format!("blob of artifact layer {commit}"));
+    let (root, _) = repo
+        .read_commit(commit, ostree::gio::Cancellable::NONE)
+        .map_err(Error::ostree(format!("reading layer {commit}")))?;
+    let file = root.child(crate::layer::file::BLOB);
+    let file = file
+        .downcast_ref::<ostree::RepoFile>()
+        .ok_or_else(missing)?;
+    file.ensure_resolved()
+        .map_err(Error::ostree(format!("reading layer {commit}")))?;
+    let (input, _, _) = repo
+        .load_file(file.checksum().as_str(), ostree::gio::Cancellable::NONE)
+        .map_err(Error::ostree(format!("reading layer {commit}")))?;
+    io::copy(&mut input.ok_or_else(missing)?.into_read(), out)
+        .map(drop)
+        .map_err(|e| Error::Io {
+            context: format!("copying artifact layer {commit}"),
+            cause: e,
         })
-    }
+}
 
-    /// The exact-gzip records that rebuild blob `digest`, or why this build cannot rebuild it
-    /// bit for bit from what the layer commit holds.
-    ///
-    /// # Errors
-    /// The reason, for the export report.
-    pub fn exact_gzip_for(&self, digest: &Digest) -> std::result::Result<&[u8], String> {
-        let Some((records, (version, preflate))) = &self.exact_gzip else {
-            return Err(
-                "no exact-gzip data (imported without it, or its gzip stream cannot be rebuilt)"
-                    .into(),
-            );
-        };
-        if self.digest.as_deref() != Some(digest.as_str()) {
-            return Err(format!(
-                "the layer was imported from another blob ({})",
-                self.digest.as_deref().unwrap_or("unknown")
-            ));
-        }
-        match exact_gzip_supported(*version, preflate) {
-            Some(why) => Err(why),
-            None => Ok(records),
-        }
+/// The tar-split records of a layer commit.
+///
+/// # Errors
+/// The commit is missing or has no tar-split (imported by an ocitree that did not record it).
+pub fn tar_split(repo: &Repo, commit: &str) -> Result<Vec<u8>> {
+    let v = repo
+        .load_variant(ObjectType::Commit, commit)
+        .map_err(Error::ostree(format!("loading layer {commit}")))?;
+    let dict = glib::VariantDict::new(Some(&v.child_value(0)));
+    let version = dict
+        .lookup::<u32>(meta::LAYER_TAR_SPLIT_VERSION)
+        .ok()
+        .flatten();
+    let records = dict.lookup_value(meta::LAYER_TAR_SPLIT, Some(glib::VariantTy::BYTE_STRING));
+    match (version, records) {
+        (Some(tarsplit::VERSION), Some(r)) => Ok(r
+            .fixed_array::<u8>()
+            .map(<[u8]>::to_vec)
+            .unwrap_or_default()),
+        _ => Err(Error::InvalidImage {
+            image: format!("layer commit {commit}"),
+            reason: "no tar-split record (re-import the image to make it exportable)".into(),
+        }),
     }
+}
+
+/// The exact-gzip records of layer commit `commit` that rebuild blob `digest` (feature
+/// `exact-gzip`), or why this build cannot rebuild that blob bit for bit from what the commit
+/// holds.
+///
+/// # Errors
+/// The commit is missing; inside: the reason, for the export report.
+pub fn exact_gzip_records(
+    repo: &Repo,
+    commit: &str,
+    digest: &Digest,
+) -> Result<std::result::Result<Vec<u8>, String>> {
+    let v = repo
+        .load_variant(ObjectType::Commit, commit)
+        .map_err(Error::ostree(format!("loading layer {commit}")))?;
+    let dict = glib::VariantDict::new(Some(&v.child_value(0)));
+    let records = dict
+        .lookup_value(meta::LAYER_EXACT_GZIP, Some(glib::VariantTy::BYTE_STRING))
+        .map(|r| {
+            r.fixed_array::<u8>()
+                .map(<[u8]>::to_vec)
+                .unwrap_or_default()
+        });
+    let format = dict
+        .lookup::<(u32, String)>(meta::LAYER_EXACT_GZIP_FORMAT)
+        .ok()
+        .flatten();
+    let (Some(records), Some((version, preflate))) = (records, format) else {
+        return Ok(Err(
+            "no exact-gzip data (imported without it, or its gzip stream cannot be rebuilt)".into(),
+        ));
+    };
+    let from = dict.lookup::<String>(meta::LAYER_DIGEST).ok().flatten();
+    if from.as_deref() != Some(digest.as_str()) {
+        return Ok(Err(format!(
+            "the layer was imported from another blob ({})",
+            from.as_deref().unwrap_or("unknown")
+        )));
+    }
+    Ok(match exact_gzip_supported(version, &preflate) {
+        Some(why) => Err(why),
+        None => Ok(records),
+    })
 }
 
 #[cfg(feature = "exact-gzip")]
@@ -163,76 +154,139 @@ fn exact_gzip_supported(_version: u32, _preflate: &str) -> Option<String> {
     Some("this build has no exact-gzip support (cargo feature exact-gzip)".into())
 }
 
-/// How [`write_layer_blob`] makes the blob from the tar.
-#[derive(Clone, Copy, Debug)]
-#[non_exhaustive]
-pub enum BlobEncoding<'a> {
-    /// Compressed deterministically (gzip level 6 with mtime 0, zstd level 3) or not at all.
-    Compress(Compression),
-    /// The original gzip blob, rebuilt from these exact-gzip records
-    /// ([`LayerRecords::exact_gzip`]; feature `exact-gzip`, else an error).
-    ExactGzip(&'a [u8]),
-}
-
-/// Rebuilds the tar of a layer from its `records`, makes the blob from it as `encoding` says
-/// into `out`, and checks the tar against `diff_id`.
+/// Rebuilds the original gzip blob of a layer from its exact-gzip `records` and the tar that
+/// `tar` writes into `out`, hashing the tar with `diff_id` and the blob with sha256 on the way
+/// (feature `exact-gzip`; without it, an error).
 ///
 /// # Errors
-/// The records are corrupt, an object is missing, the rebuilt tar does not match `diff_id`,
-/// or writing fails.
-pub fn write_layer_blob(
-    repo: &Repo,
-    records: &LayerRecords,
-    diff_id: &Digest,
-    encoding: BlobEncoding<'_>,
-    out: &mut dyn Write,
+/// `tar`'s errors; the records do not fit the tar, or writing fails, as [`Error::Io`] naming
+/// `what`.
+#[cfg(feature = "exact-gzip")]
+pub fn write_exact_gzip_blob(
+    records: &[u8],
+    diff_id: Hasher,
+    out: &mut (dyn Write + Send),
+    what: &str,
+    tar: &mut dyn FnMut(&mut dyn Write) -> Result<()>,
 ) -> Result<LayerBlobOut> {
-    let io_err = |e: io::Error| Error::Io {
-        context: format!("rebuilding layer {diff_id}"),
-        cause: e,
-    };
     let mut blob = HashingWriter::new(out, Hasher::sha256());
-    let found = {
-        let encoder = match encoding {
-            BlobEncoding::Compress(Compression::Gzip) => Encoder::Gzip(
-                flate2::GzBuilder::new()
-                    .mtime(0)
-                    .write(&mut blob, flate2::Compression::default()),
-            ),
-            BlobEncoding::Compress(Compression::Zstd) => {
-                Encoder::Zstd(zstd::stream::Encoder::new(&mut blob, 3).map_err(io_err)?)
-            }
-            BlobEncoding::Compress(_) => Encoder::Plain(&mut blob, std::marker::PhantomData),
-            #[cfg(feature = "exact-gzip")]
-            BlobEncoding::ExactGzip(r) => {
-                Encoder::Exact(crate::layer::exact_gzip::ExactGzipWriter::new(r, &mut blob))
-            }
-            #[cfg(not(feature = "exact-gzip"))]
-            BlobEncoding::ExactGzip(_) => {
-                return Err(io_err(io::Error::other(
-                    "this build has no exact-gzip support",
-                )));
-            }
-        };
-        let mut tar = HashingWriter::new(encoder, diff_id.hasher()?);
-        tarsplit::rebuild(repo, &records.tar_split, &mut tar).map_err(io_err)?;
-        let HashingWriter {
-            inner: encoder,
-            hasher,
-            ..
-        } = tar;
-        encoder.finish().map_err(io_err)?;
-        hasher.finish()
-    };
-    if &found != diff_id {
-        return Err(Error::InvalidImage {
-            image: format!("layer {diff_id}"),
-            reason: format!("rebuilt tar hashes to {found}, not its diff_id"),
-        });
-    }
+    let exact = crate::layer::exact_gzip::ExactGzipWriter::new(records, &mut blob);
+    let mut plain = HashingWriter::new(exact, diff_id);
+    tar(&mut plain)?;
+    let HashingWriter { inner, hasher, .. } = plain;
+    inner.finish().map_err(|e| Error::Io {
+        context: format!("writing {what}"),
+        cause: e,
+    })?;
     Ok(LayerBlobOut {
-        diff_id: found,
+        diff_id: hasher.finish(),
         digest: blob.hasher.finish(),
         size: blob.count,
     })
+}
+
+/// Without the `exact-gzip` feature: always an error (callers check
+/// [`exact_gzip_records`] first, which says this build cannot).
+///
+/// # Errors
+/// Always.
+#[cfg(not(feature = "exact-gzip"))]
+pub fn write_exact_gzip_blob(
+    _records: &[u8],
+    _diff_id: Hasher,
+    _out: &mut (dyn Write + Send),
+    what: &str,
+    _tar: &mut dyn FnMut(&mut dyn Write) -> Result<()>,
+) -> Result<LayerBlobOut> {
+    Err(Error::Io {
+        context: format!("writing {what}"),
+        cause: io::Error::other("this build has no exact-gzip support"),
+    })
+}
+
+/// Compresses the tar that `tar` writes as `compression` says ([`compress_into`]:
+/// deterministic, on every core) into `out`, hashing the tar with `diff_id` and the blob with
+/// sha256 on the way.
+///
+/// # Errors
+/// `tar`'s errors; compression or writing failures as [`Error::Io`] naming `what`.
+pub fn write_blob(
+    compression: &LayerCompression,
+    diff_id: Hasher,
+    out: &mut (dyn Write + Send),
+    what: &str,
+    tar: &mut dyn FnMut(&mut dyn Write) -> Result<()>,
+) -> Result<LayerBlobOut> {
+    let mut blob = HashingWriter::new(out, Hasher::sha256());
+    // The tar writer's own error is kept whole; the compressor only sees that it stopped.
+    let mut failure = None;
+    let written = compress_into(&mut blob, compression, |z| {
+        let mut plain = HashingWriter::new(z, diff_id);
+        if let Err(e) = tar(&mut plain) {
+            failure = Some(e);
+            return Err(io::Error::other("the layer tar could not be written"));
+        }
+        Ok(plain.hasher.finish())
+    });
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let diff_id = written.map_err(|e| Error::Io {
+        context: format!("writing {what}"),
+        cause: e,
+    })?;
+    Ok(LayerBlobOut {
+        diff_id,
+        digest: blob.hasher.finish(),
+        size: blob.count,
+    })
+}
+
+/// Writes the uncompressed tar of layer commit `commit` (recorded as `diff_id`) to `out`.
+///
+/// # Errors
+/// The tar-split is missing or corrupt, an object is missing, or writing fails.
+pub fn rebuild_tar(repo: &Repo, commit: &str, diff_id: &Digest, out: &mut dyn Write) -> Result<()> {
+    let records = tar_split(repo, commit)?;
+    tarsplit::rebuild(repo, &records, out)
+        .map(drop)
+        .map_err(|e| Error::Io {
+            context: format!("rebuilding layer {diff_id}"),
+            cause: e,
+        })
+}
+
+/// Checks that a rebuilt layer tar hashed to the diff_id it was recorded with.
+///
+/// # Errors
+/// [`Error::InvalidImage`] when it did not.
+pub fn check_diff_id(written: &LayerBlobOut, diff_id: &Digest) -> Result<()> {
+    if &written.diff_id != diff_id {
+        return Err(Error::InvalidImage {
+            image: format!("layer {diff_id}"),
+            reason: format!("rebuilt tar hashes to {}, not its diff_id", written.diff_id),
+        });
+    }
+    Ok(())
+}
+
+/// Rebuilds the tar of layer commit `commit`, compresses it with `compression` into `out`,
+/// and checks the tar against `diff_id`.
+///
+/// # Errors
+/// The tar-split is missing or corrupt, an object is missing, the rebuilt tar does not match
+/// `diff_id`, or writing fails.
+pub fn write_layer_blob(
+    repo: &Repo,
+    commit: &str,
+    diff_id: &Digest,
+    compression: &LayerCompression,
+    out: &mut (dyn Write + Send),
+) -> Result<LayerBlobOut> {
+    let what = format!("layer {diff_id}");
+    let written = write_blob(compression, diff_id.hasher()?, out, &what, &mut |tar| {
+        rebuild_tar(repo, commit, diff_id, tar)
+    })?;
+    check_diff_id(&written, diff_id)?;
+    Ok(written)
 }

@@ -1,16 +1,25 @@
-//! The export path, mirroring the import: image commit → layer commits → tar streams rebuilt
-//! byte for byte from tar-split ([`crate::layer::tarsplit`]) → compressed blobs → an OCI
-//! layout (directory or archive) or a docker archive, with the original config.
+//! The export path, mirroring the import: commits → layer tars → compressed blobs
+//! ([`compress`]: on every core, deterministic) → a [`sink::Sink`] (an OCI layout, an OCI
+//! archive or a docker archive).
 //!
-//! Every rebuilt layer is hashed while it is written and must match the diff_id recorded at
-//! import, so the config (kept byte for byte) stays true. Layers are compressed as they were
-//! (gzip, zstd or none); an uncompressed layer keeps its blob digest. A gzip layer whose
-//! original bytes import could record (feature `exact-gzip`, module `layer::exact_gzip`) is
-//! rebuilt bit for bit and keeps its digest too; the others are re-compressed deterministically
-//! and get new digests. The report says which ([`LayerExport`]).
+//! Two sources of layers:
+//! - [`export_image`]: an imported image. Every layer tar is rebuilt byte for byte from the
+//!   layer commit's tar-split ([`crate::layer::tarsplit`]) and must match the diff_id recorded
+//!   at import, so the config (kept byte for byte) stays true. Layers are compressed as they
+//!   were (gzip, zstd or none) or as [`ExportOptions::compression`] says; an uncompressed layer
+//!   keeps its blob digest. A gzip layer whose original bytes import could record (feature
+//!   `exact-gzip`, module `layer::exact_gzip`) is rebuilt bit for bit and keeps its digest
+//!   too; the others get new digests unless the compressor reproduces them, and the report
+//!   says which ([`LayerExport`]). Artifact layers are copied back unchanged.
+//! - [`encapsulate()`]: any commit. Its tree is written as deterministic tars and the commit
+//!   object rides along, so that `import` gives back the identical commit.
 
-pub mod docker_archive;
+pub mod compress;
+pub mod encapsulate;
+pub mod image;
 pub mod layer;
-pub mod oci_layout;
+pub mod sink;
 
-pub use oci_layout::{BlobMethod, ExportReport, LayerExport, export_image};
+pub use compress::LayerCompression;
+pub use encapsulate::{EncapsulateOptions, EncapsulateReport, encapsulate};
+pub use image::{BlobMethod, ExportOptions, ExportReport, LayerExport, export_image};

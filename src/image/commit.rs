@@ -24,6 +24,8 @@ pub struct ImageMeta<'a> {
     pub diff_ids: Vec<String>,
     /// Commit timestamp.
     pub timestamp: u64,
+    /// For the record of an encapsulated commit: that commit's checksum.
+    pub encapsulated: Option<&'a str>,
 }
 
 /// Writes the merged tree and the image commit; returns the commit checksum.
@@ -39,6 +41,9 @@ pub fn write_image_commit(repo: &Repo, tree: &MutableTree, m: &ImageMeta<'_>) ->
     dict.insert(meta::CONFIG, m.config);
     dict.insert(meta::LAYERS, &m.layers);
     dict.insert(meta::DIFF_IDS, &m.diff_ids);
+    if let Some(c) = m.encapsulated {
+        dict.insert(meta::ENCAPSULATED, c);
+    }
     let subject = format!("{} ({})", m.name, m.manifest_digest);
     crate::repo::write_tree_commit(repo, tree, &subject, &dict, m.timestamp)
         .map_err(Error::ostree("writing the image commit"))

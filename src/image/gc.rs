@@ -1,4 +1,5 @@
-//! Garbage collection: drop layer refs no image uses, then prune unreachable objects.
+//! Garbage collection: drop layer refs no image uses and records of removed encapsulated
+//! images, then prune unreachable objects.
 
 use std::collections::HashSet;
 
@@ -27,12 +28,22 @@ pub struct PruneReport {
 /// libostree fails.
 pub fn prune(repo: &Repo) -> Result<PruneReport> {
     let mut used = HashSet::new();
+    let mut records = HashSet::new();
     for (name, commit) in refs::images(repo)? {
         let info = ImageInfo::load_commit(repo, &name, &commit)?;
         used.extend(info.layers);
         used.extend(info.diff_ids);
+        records.extend(info.record);
     }
     let mut report = PruneReport::default();
+    // Records of encapsulated commits whose image is gone (or re-imported as a plain image).
+    let prefix = refname::ENCAPSULATED_REF_PREFIX.trim_end_matches('/');
+    for (r, commit) in refs::list(repo, prefix)? {
+        if !records.contains(&commit) {
+            repo.set_ref_immediate(None, &r, None, gio::Cancellable::NONE)
+                .map_err(Error::ostree(format!("deleting ref {r}")))?;
+        }
+    }
     for prefix in [refname::BLOB_REF_PREFIX, refname::DIFFID_REF_PREFIX] {
         for (r, _) in refs::list(repo, prefix.trim_end_matches('/'))? {
             let keep = refname::digest_from_layer_ref(&r).is_some_and(|d| used.contains(&d));

@@ -5,6 +5,7 @@ use ostree::{ObjectType, Repo, glib};
 use crate::error::{Error, Result};
 use crate::image::refs;
 use crate::meta;
+use crate::refname;
 use crate::spec::{Config, Manifest};
 
 /// What an image commit records.
@@ -28,6 +29,9 @@ pub struct ImageInfo {
     pub diff_ids: Vec<String>,
     /// Commit timestamp (the config's `created`).
     pub timestamp: u64,
+    /// For an encapsulated commit (whose own metadata is not ocitree's): the commit holding
+    /// this record, under [`refname::encapsulated_ref`].
+    pub record: Option<String>,
 }
 
 impl ImageInfo {
@@ -41,7 +45,8 @@ impl ImageInfo {
         Self::load_commit(repo, name, &commit)
     }
 
-    /// Loads an image commit by checksum.
+    /// Loads an image commit by checksum. When the image is an encapsulated commit, its record
+    /// under [`refname::encapsulated_ref`] (which must name this commit) is read instead.
     ///
     /// # Errors
     /// As [`ImageInfo::load`].
@@ -49,7 +54,33 @@ impl ImageInfo {
         let v = repo
             .load_variant(ObjectType::Commit, commit)
             .map_err(Error::ostree(format!("loading commit {commit}")))?;
+        // The record comes first: an encapsulated commit may carry ocitree metadata of its
+        // own (it was an image commit where it came from), which describes another image.
+        if let Some(record) = refs::resolve(repo, &refname::encapsulated_ref(name))? {
+            let rv = repo
+                .load_variant(ObjectType::Commit, &record)
+                .map_err(Error::ostree(format!("loading commit {record}")))?;
+            let rdict = glib::VariantDict::new(Some(&rv.child_value(0)));
+            let described = rdict.lookup::<String>(meta::ENCAPSULATED).ok().flatten();
+            if described.as_deref() == Some(commit) {
+                let mut info = Self::from_dict(name, &record, &rdict, Some(record.clone()))?;
+                info.commit = commit.to_string();
+                info.timestamp = ostree::commit_get_timestamp(&v);
+                return Ok(info);
+            }
+        }
         let dict = glib::VariantDict::new(Some(&v.child_value(0)));
+        let mut info = Self::from_dict(name, commit, &dict, None)?;
+        info.timestamp = ostree::commit_get_timestamp(&v);
+        Ok(info)
+    }
+
+    fn from_dict(
+        name: &str,
+        commit: &str,
+        dict: &glib::VariantDict,
+        record: Option<String>,
+    ) -> Result<ImageInfo> {
         let bad = || Error::InvalidImage {
             image: name.to_string(),
             reason: format!("commit {commit} has no ocitree metadata"),
@@ -65,7 +96,8 @@ impl ImageInfo {
             config: s(meta::CONFIG)?,
             layers: list(meta::LAYERS)?,
             diff_ids: list(meta::DIFF_IDS)?,
-            timestamp: ostree::commit_get_timestamp(&v),
+            timestamp: 0,
+            record,
         })
     }
 
@@ -78,6 +110,31 @@ impl ImageInfo {
             image: self.name.clone(),
             reason: format!("stored manifest: {e}"),
         })
+    }
+
+    /// Checks that the image holds every layer of its manifest, as an export needs: an image
+    /// imported with a layer selection holds only some.
+    ///
+    /// # Errors
+    /// [`Error::InvalidImage`] naming how many layers it holds.
+    pub fn check_complete(&self) -> Result<()> {
+        let manifest = self.parsed_manifest()?;
+        let all: Vec<&str> = manifest
+            .layers
+            .iter()
+            .map(|d| d.digest_str.as_str())
+            .collect();
+        if all != self.layers.iter().map(String::as_str).collect::<Vec<_>>() {
+            return Err(Error::InvalidImage {
+                image: self.name.clone(),
+                reason: format!(
+                    "imported with a layer selection ({} of the manifest's {} layers): it cannot be exported as the original image",
+                    self.layers.len(),
+                    all.len()
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// The parsed config.

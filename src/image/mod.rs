@@ -1,11 +1,13 @@
 //! The image commit and what hangs off it: writing it, reading it back, finding layers and
-//! images by ref, and garbage collection.
+//! images by ref, the record of encapsulated commits, and garbage collection.
 
 pub mod commit;
+pub mod encapsulated;
 pub mod gc;
 pub mod info;
 pub mod refs;
 
 pub use commit::{ImageMeta, write_image_commit};
+pub use encapsulated::EncapsulatedCommit;
 pub use gc::{PruneReport, prune};
 pub use info::ImageInfo;

@@ -21,11 +21,33 @@ pub fn resolve(repo: &Repo, r: &str) -> Result<Option<String>> {
 ///
 /// # Errors
 /// libostree fails.
-pub fn find_layer(repo: &Repo, digest: &Digest, diff_id: &Digest) -> Result<Option<String>> {
+pub fn find_layer(
+    repo: &Repo,
+    digest: &Digest,
+    diff_id: Option<&Digest>,
+) -> Result<Option<String>> {
     if let Some(c) = resolve(repo, &refname::blob_ref(digest.as_str()))? {
         return Ok(Some(c));
     }
-    resolve(repo, &refname::diffid_ref(diff_id.as_str()))
+    match diff_id {
+        Some(d) => resolve(repo, &refname::diffid_ref(d.as_str())),
+        None => Ok(None),
+    }
+}
+
+/// The diff_id a layer commit records ([`crate::meta::LAYER_DIFF_ID`]).
+///
+/// # Errors
+/// The commit is missing or records none.
+pub fn layer_diff_id(repo: &Repo, commit: &str) -> Result<String> {
+    let v = repo
+        .load_variant(ostree::ObjectType::Commit, commit)
+        .map_err(Error::ostree(format!("loading layer {commit}")))?;
+    let dict = ostree::glib::VariantDict::new(Some(&v.child_value(0)));
+    dict.lookup::<String>(crate::meta::LAYER_DIFF_ID)
+        .ok()
+        .flatten()
+        .ok_or_else(|| Error::NotFound(format!("diff_id of layer commit {commit}")))
 }
 
 /// The commit of the image called `name`.

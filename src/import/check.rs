@@ -13,8 +13,8 @@ use crate::source::SourceRef;
 pub struct LayerStatus {
     /// Blob digest.
     pub digest: String,
-    /// diff_id.
-    pub diff_id: String,
+    /// diff_id (`None` for an artifact layer, or when the config lists none).
+    pub diff_id: Option<String>,
     /// Blob size in bytes.
     pub size: u64,
     /// Whether the repo has it already (by blob digest or diff_id): it would not be read.
@@ -57,9 +57,9 @@ pub fn check(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<Ch
     for l in &p.layers {
         layers.push(LayerStatus {
             digest: l.digest.to_string(),
-            diff_id: l.diff_id.to_string(),
+            diff_id: l.diff_id.as_ref().map(ToString::to_string),
             size: l.size,
-            present: refs::find_layer(repo, &l.digest, &l.diff_id)?.is_some(),
+            present: refs::find_layer(repo, &l.digest, l.diff_id.as_ref())?.is_some(),
         });
     }
     let manifest_digest = p.resolved.digest.to_string();

@@ -1,5 +1,7 @@
 //! The import job: source → manifest → per-layer commits (reused when present) → merge →
-//! image commit + ref, all in one libostree transaction. [`prepare`] does the first step
+//! image commit + ref, all in one libostree transaction. An image made by `ocitree
+//! encapsulate` gives back the identical commit it was made from
+//! ([`crate::image::encapsulated`]). [`prepare`] does the first step
 //! alone, which is all an update check ([`check`]) needs.
 
 mod check;
@@ -13,13 +15,16 @@ use std::collections::HashMap;
 use ostree::{Repo, gio};
 
 use crate::error::{Error, Result};
-use crate::image::{self, ImageMeta, refs};
-use crate::layer::stream::{ExactGzipStatus, import_layer};
+use crate::image::{self, EncapsulatedCommit, ImageMeta, refs};
+use crate::layer::file::import_file_layer;
+use crate::layer::stream::{ExactGzipStatus, LayerBlob, import_layer};
 use crate::layer::{OnSpecial, Skipped};
-use crate::merge::{LayerTree, merge_layers};
+use crate::merge::{self, LayerTree, merge_layers};
+use crate::progress::{Event, Sink};
 use crate::refname;
 use crate::resolve::Resolved;
-use crate::source::{Selector, SourceRef};
+use crate::select::{self, LayerSelection, LayersMode};
+use crate::source::{BlobReader, Selector, SourceRef};
 use crate::spec::{Platform, parse_rfc3339};
 
 /// Options of [`import`].
@@ -32,6 +37,14 @@ pub struct ImportOptions {
     pub platform: Option<Platform>,
     /// What to do with device nodes and FIFOs.
     pub on_special: OnSpecial,
+    /// Pick, from an index, only manifests of this artifact type.
+    pub artifact_type: Option<String>,
+    /// Which layers to apply (default: all).
+    pub layers: LayerSelection,
+    /// One merged tree, or one directory per layer.
+    pub layers_mode: LayersMode,
+    /// Where progress events go (nowhere by default).
+    pub progress: Sink,
     /// Analyse gzip layers so that export can rebuild their exact compressed bytes (see
     /// [`crate::layer::stream::ExactGzipStatus`]). Default: on in builds with the `exact-gzip`
     /// feature, which is the only place it has an effect.
@@ -46,6 +59,10 @@ impl Default for ImportOptions {
             name: None,
             platform: None,
             on_special: OnSpecial::default(),
+            artifact_type: None,
+            layers: LayerSelection::default(),
+            layers_mode: LayersMode::default(),
+            progress: Sink::default(),
             exact_gzip: cfg!(feature = "exact-gzip"),
         }
     }
@@ -119,34 +136,76 @@ pub fn import(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<I
         exact_gzip: Vec::new(),
     };
 
-    // Same manifest under the same name already: nothing to read, nothing to write.
-    if let Some(commit) = up_to_date(repo, &name, &report.manifest_digest, &config_str)? {
+    // An encapsulated commit: checked now, before any layer is read.
+    let encapsulated = EncapsulatedCommit::from_labels(&image, &config.labels())?;
+
+    // Same manifest under the same name already: nothing to read, nothing to write. (With a
+    // layer selection or per-dir layers, the tree is rebuilt: cheap, every layer is reused.)
+    let plain = opts.layers.is_all() && opts.layers_mode == LayersMode::Merge;
+    if let (true, Some(commit)) = (
+        plain,
+        up_to_date(repo, &name, &report.manifest_digest, &config_str)?,
+    ) {
         report.commit = commit;
         report.layers_reused = layers.len();
+        opts.progress.emit(Event::Done {
+            commit: report.commit.clone(),
+        });
         return Ok(report);
     }
+
+    let present: Vec<Option<String>> = layers
+        .iter()
+        .map(|l| refs::find_layer(repo, &l.digest, l.diff_id.as_ref()))
+        .collect::<Result<_>>()?;
+    let mut seen = std::collections::HashSet::new();
+    let to_read: Vec<&LayerBlob> = layers
+        .iter()
+        .zip(&present)
+        .filter(|(l, p)| p.is_none() && seen.insert(l.digest.clone()))
+        .map(|(l, _)| l)
+        .collect();
+    opts.progress.emit(Event::Resolved {
+        manifest: report.manifest_digest.clone(),
+        layers: layers.len(),
+        to_read: to_read.len(),
+        bytes: to_read.iter().map(|l| l.size).sum(),
+    });
 
     let txn = repo
         .auto_transaction(gio::Cancellable::NONE)
         .map_err(Error::ostree("starting a transaction"))?;
     let mut commits: HashMap<String, String> = HashMap::new();
     let mut trees = Vec::with_capacity(layers.len());
-    for layer in &layers {
+    let mut diff_ids = Vec::with_capacity(layers.len());
+    for (index, (layer, present)) in layers.iter().zip(present).enumerate() {
         let layer_err = |cause| Error::Layer {
             image: image.clone(),
             layer: layer.digest.to_string(),
             cause,
         };
-        let commit = if let Some(c) = commits.get(layer.digest.as_str()) {
+        let reused = commits.get(layer.digest.as_str()).cloned().or(present);
+        let (commit, diff_id) = if let Some(c) = reused {
             report.layers_reused += 1;
-            c.clone()
-        } else if let Some(c) = refs::find_layer(repo, &layer.digest, &layer.diff_id)? {
-            report.layers_reused += 1;
-            c
+            opts.progress.emit(Event::LayerReused {
+                index,
+                digest: layer.digest.to_string(),
+            });
+            let d = refs::layer_diff_id(repo, &c)?;
+            (c, d)
         } else {
-            let blob = src.open_blob(&layer.digest)?;
-            let imported = import_layer(repo, blob, layer, opts.on_special, opts.exact_gzip)
-                .map_err(layer_err)?;
+            opts.progress.emit(Event::LayerStart {
+                index,
+                digest: layer.digest.to_string(),
+                size: layer.size,
+            });
+            let blob: BlobReader =
+                Box::new(opts.progress.counting(index, src.open_blob(&layer.digest)?));
+            let imported = match layer.file_name {
+                Some(_) => import_file_layer(repo, blob, layer),
+                None => import_layer(repo, blob, layer, opts.on_special, opts.exact_gzip),
+            }
+            .map_err(layer_err)?;
             report.layers_imported += 1;
             report.skipped.extend(imported.skipped);
             if imported.exact_gzip != ExactGzipStatus::NotAttempted {
@@ -154,22 +213,39 @@ pub fn import(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<I
                     .exact_gzip
                     .push((layer.digest.to_string(), imported.exact_gzip));
             }
-            imported.commit
+            opts.progress.emit(Event::LayerDone {
+                index,
+                digest: layer.digest.to_string(),
+                commit: imported.commit.clone(),
+            });
+            (imported.commit, imported.diff_id.to_string())
         };
         repo.transaction_set_ref(
             None,
             &refname::blob_ref(layer.digest.as_str()),
             Some(&commit),
         );
-        repo.transaction_set_ref(
-            None,
-            &refname::diffid_ref(layer.diff_id.as_str()),
-            Some(&commit),
-        );
+        repo.transaction_set_ref(None, &refname::diffid_ref(&diff_id), Some(&commit));
         commits.insert(layer.digest.to_string(), commit.clone());
-        trees.push(LayerTree::load(repo, &commit).map_err(layer_err)?);
+        let tree = match &layer.file_name {
+            Some(name) => LayerTree::artifact(repo, &commit, name),
+            None => LayerTree::load(repo, &commit),
+        };
+        trees.push(tree.map_err(layer_err)?);
+        diff_ids.push(diff_id);
     }
-    let merged = merge_layers(repo, &trees).map_err(|(i, cause)| Error::Layer {
+    let merged = match opts.layers_mode {
+        LayersMode::Merge => merge_layers(repo, &trees),
+        LayersMode::PerDir => {
+            let named: Vec<(String, LayerTree)> = layers
+                .iter()
+                .map(|l| select::dir_name(&l.digest))
+                .zip(trees)
+                .collect();
+            merge::per_dir(repo, &named)
+        }
+    }
+    .map_err(|(i, cause)| Error::Layer {
         image: image.clone(),
         layer: layers[i].digest.to_string(),
         cause,
@@ -181,17 +257,34 @@ pub fn import(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<I
         manifest_digest: &report.manifest_digest,
         config: &config_str,
         layers: layers.iter().map(|l| l.digest.to_string()).collect(),
-        diff_ids: layers.iter().map(|l| l.diff_id.to_string()).collect(),
+        diff_ids,
         timestamp: config
             .created
             .as_deref()
             .and_then(parse_rfc3339)
             .unwrap_or(0),
+        encapsulated: encapsulated.as_ref().map(|e| e.checksum.as_str()),
     };
-    report.commit = image::write_image_commit(repo, &merged, &meta)?;
+    // The image ref points at the encapsulated commit, identical to the one encapsulated, and
+    // ocitree's record of the image goes beside it; or at the image commit, which is the record.
+    let record_ref = refname::encapsulated_ref(&name);
+    if let Some(e) = &encapsulated {
+        e.write(repo, &image, &merged)?;
+        let record = image::write_image_commit(repo, &merged, &meta)?;
+        repo.transaction_set_ref(None, &record_ref, Some(&record));
+        report.commit = e.checksum.clone();
+    } else {
+        report.commit = image::write_image_commit(repo, &merged, &meta)?;
+        if refs::resolve(repo, &record_ref)?.is_some() {
+            repo.transaction_set_ref(None, &record_ref, None);
+        }
+    }
     repo.transaction_set_ref(None, &refname::image_ref(&name), Some(&report.commit));
     txn.commit(gio::Cancellable::NONE)
         .map_err(Error::ostree("committing the transaction"))?;
     crate::repo::refresh_summary(repo)?;
+    opts.progress.emit(Event::Done {
+        commit: report.commit.clone(),
+    });
     Ok(report)
 }

@@ -10,6 +10,7 @@ use crate::import::{ImportOptions, default_name};
 use crate::layer::stream::LayerBlob;
 use crate::refname;
 use crate::resolve::{self, Resolved};
+use crate::select::{self, LayerSelection};
 use crate::source::{Source, SourceRef};
 use crate::spec::Config;
 
@@ -48,6 +49,7 @@ pub fn prepare(source: &SourceRef, opts: &ImportOptions) -> Result<Prepared> {
         &image,
         source.selector(),
         opts.platform.as_ref(),
+        opts.artifact_type.as_deref(),
     )?;
     let config_bytes = resolve::read_blob(src.as_mut(), &image, &resolved.manifest.config)?;
     let invalid = |reason: String| Error::InvalidImage {
@@ -56,11 +58,12 @@ pub fn prepare(source: &SourceRef, opts: &ImportOptions) -> Result<Prepared> {
     };
     let config: Config =
         serde_json::from_slice(&config_bytes).map_err(|e| invalid(format!("config: {e}")))?;
-    let layers = layer_blobs(&image, &resolved, &config)?;
+    let layers = layer_blobs(&image, &resolved, &config, &opts.layers)?;
     let name = opts
         .name
         .clone()
         .unwrap_or_else(|| default_name(source, &resolved));
+    refname::check_image_name(&name)?;
     let manifest_str = String::from_utf8(resolved.bytes.clone())
         .map_err(|_| invalid("manifest is not UTF-8".into()))?;
     let config_str =
@@ -103,11 +106,20 @@ pub fn up_to_date(
     Ok(same.then_some(commit))
 }
 
-/// Pairs the manifest's layer descriptors with the config's diff_ids, validating both.
-fn layer_blobs(image: &str, resolved: &Resolved, config: &Config) -> Result<Vec<LayerBlob>> {
+/// Pairs the manifest's layer descriptors with the config's diff_ids, validating both, and
+/// keeps the selected layers. An artifact's config (often `{}`) lists no diff_ids: they are
+/// then computed, not checked. Artifact layers (not filesystem tars) get their file names.
+fn layer_blobs(
+    image: &str,
+    resolved: &Resolved,
+    config: &Config,
+    selection: &LayerSelection,
+) -> Result<Vec<LayerBlob>> {
     let descs = &resolved.manifest.layers;
     let diff_ids = &config.rootfs.diff_ids;
-    if descs.len() != diff_ids.len() {
+    let artifact = resolved.manifest.artifact_type().is_some();
+    let paired = !(artifact && diff_ids.is_empty());
+    if paired && descs.len() != diff_ids.len() {
         return Err(Error::InvalidImage {
             image: image.to_string(),
             reason: format!(
@@ -117,15 +129,26 @@ fn layer_blobs(image: &str, resolved: &Resolved, config: &Config) -> Result<Vec<
             ),
         });
     }
-    descs
-        .iter()
-        .zip(diff_ids)
-        .map(|(d, id)| {
+    selection
+        .apply(image, descs)?
+        .into_iter()
+        .map(|i| {
+            let d = &descs[i];
+            let digest = d.digest()?;
+            let tar = select::is_tar_layer(&d.media_type);
+            let diff_id = match (paired && tar, diff_ids.get(i)) {
+                (true, Some(id)) => Some(Digest::parse(id)?),
+                _ => None,
+            };
+            let file_name = (!tar)
+                .then(|| select::file_name(image, d, &digest))
+                .transpose()?;
             Ok(LayerBlob {
-                digest: d.digest()?,
+                digest,
                 size: d.size,
-                diff_id: Digest::parse(id)?,
+                diff_id,
                 media_type: d.media_type.clone(),
+                file_name,
             })
         })
         .collect()

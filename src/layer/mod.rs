@@ -9,9 +9,11 @@
 
 #[cfg(feature = "exact-gzip")]
 pub mod exact_gzip;
+pub mod file;
 pub mod skipped;
 pub mod stream;
 pub mod tarsplit;
+pub mod write_queue;
 pub mod writer;
 
 use std::collections::{BTreeSet, HashMap};
@@ -102,6 +104,17 @@ impl<'r> LayerBuilder<'r> {
         })
     }
 
+    /// Hands small file objects to `queue`'s writer thread while [`LayerBuilder::add_tar`]
+    /// runs; [`LayerBuilder::take_queue`] gives it back to finish before the commit.
+    pub fn set_queue(&mut self, queue: write_queue::WriteQueue) {
+        self.objects.set_queue(queue);
+    }
+
+    /// Stops using the writer thread (see [`LayerBuilder::set_queue`]).
+    pub fn take_queue(&mut self) -> Option<write_queue::WriteQueue> {
+        self.objects.take_queue()
+    }
+
     /// Reads every entry of a tar stream into the tree, then drains the stream to its end
     /// (so that digests computed below see every byte).
     ///
@@ -113,7 +126,8 @@ impl<'r> LayerBuilder<'r> {
         let mut archive = tar::Archive::new(entries::pad::BlockPad::new(tap));
         for entry in archive.entries().map_err(LayerError::Read)? {
             let mut entry = entry.map_err(LayerError::Read)?;
-            let Some(e) = entries::parse(&mut entry)? else {
+            let pax = rec.extension_data(entry.raw_header_position());
+            let Some(e) = entries::parse(&mut entry, pax.as_deref())? else {
                 continue;
             };
             // File data becomes an object and a reference; everything else is kept as bytes.

@@ -2,10 +2,11 @@
 //! tar entries → [`LayerBuilder`].
 //!
 //! Verification and decompression run on a second thread and hand 256 KiB chunks through a
-//! bounded channel to the thread that parses the tar and writes objects, so both cores work
-//! and memory stays at a few MiB whatever the layer size.
+//! bounded channel to the thread that parses the tar; small file objects go on to a third
+//! thread that stores them ([`WriteQueue`]). Both cores stay busy and memory stays at a few
+//! MiB whatever the layer size.
 //!
-//! With the `exact-gzip` feature and [`import_layer`]'s `exact_gzip` set, a third thread gets a
+//! With the `exact-gzip` feature and [`import_layer`]'s `exact_gzip` set, one more thread gets a
 //! copy of the compressed bytes and analyses them (module `layer::exact_gzip`) so that export
 //! can rebuild the original blob; the import never fails because of it.
 
@@ -14,10 +15,11 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use ostree::Repo;
 
-use crate::blob::{HashingReader, VerifiedReader};
+use crate::blob::VerifiedReader;
 use crate::decompress::decompress;
-use crate::digest::Digest;
+use crate::digest::{Digest, Hasher};
 use crate::error::LayerError;
+use crate::layer::write_queue::WriteQueue;
 use crate::layer::{LayerBuilder, LayerSource, OnSpecial, Skipped};
 use crate::source::BlobReader;
 
@@ -31,10 +33,14 @@ pub struct LayerBlob {
     pub digest: Digest,
     /// Blob size from the manifest.
     pub size: u64,
-    /// diff_id from the config.
-    pub diff_id: Digest,
+    /// diff_id from the config; `None` for an artifact whose config lists none (it is then
+    /// computed, not checked).
+    pub diff_id: Option<Digest>,
     /// Media type from the manifest.
     pub media_type: String,
+    /// For an artifact layer (not a filesystem tar): the file it becomes
+    /// ([`crate::select::file_name`]).
+    pub file_name: Option<String>,
 }
 
 /// What became of a layer's exact-gzip analysis (feature `exact-gzip`).
@@ -54,12 +60,14 @@ pub enum ExactGzipStatus {
     NotExact(String),
 }
 
-/// A layer imported by [`import_layer`].
+/// A layer commit written from a blob.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct ImportedLayer {
     /// The layer commit checksum.
     pub commit: String,
+    /// The diff_id, as computed (and checked when the config gave one).
+    pub diff_id: Digest,
     /// Entries OSTree cannot store that were left out.
     pub skipped: Vec<Skipped>,
     /// Whether the original compressed blob can be rebuilt.
@@ -147,21 +155,35 @@ fn analyse(rx: Receiver<Vec<u8>>, _layer: &LayerBlob) -> Analysed {
     Ok(None)
 }
 
-/// Reads chunks from the channel as one byte stream.
+/// Reads chunks from the channel as one byte stream, passing each chunk it is done with on
+/// to the diff_id hasher.
 struct ChannelReader {
     rx: Receiver<io::Result<Vec<u8>>>,
+    hash_tx: Option<SyncSender<Vec<u8>>>,
     cur: Vec<u8>,
     pos: usize,
+}
+
+impl ChannelReader {
+    /// Hands the consumed chunk to the hasher (which stops hashing if it is gone: the
+    /// import has failed then).
+    fn pass_on(&mut self) {
+        let done = std::mem::take(&mut self.cur);
+        if let (false, Some(tx)) = (done.is_empty(), &self.hash_tx) {
+            if tx.send(done).is_err() {
+                self.hash_tx = None;
+            }
+        }
+        self.pos = 0;
+    }
 }
 
 impl Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.pos == self.cur.len() {
+            self.pass_on();
             match self.rx.recv() {
-                Ok(Ok(chunk)) => {
-                    self.cur = chunk;
-                    self.pos = 0;
-                }
+                Ok(Ok(chunk)) => self.cur = chunk,
                 Ok(Err(e)) => return Err(e),
                 Err(_) => return Ok(0),
             }
@@ -173,23 +195,19 @@ impl Read for ChannelReader {
     }
 }
 
-/// Verifies and decompresses `blob`, sending chunks to `tx`; returns the diff_id.
+/// Verifies and decompresses `blob`, sending chunks to `tx`.
 fn produce(
     blob: BlobReader,
     layer: &LayerBlob,
     tx: &SyncSender<io::Result<Vec<u8>>>,
     tee: Option<SyncSender<Vec<u8>>>,
-) -> io::Result<Digest> {
+) -> io::Result<()> {
     let verified = Tee {
         inner: VerifiedReader::new(blob, &layer.digest, layer.size).map_err(io::Error::other)?,
         tx: tee,
         buf: Vec::new(),
     };
-    let hasher = layer.diff_id.hasher().map_err(io::Error::other)?;
-    let mut plain = HashingReader::new(
-        decompress(BufReader::with_capacity(CHUNK, verified))?,
-        hasher,
-    );
+    let mut plain = decompress(BufReader::with_capacity(CHUNK, verified))?;
     let context = |e: io::Error| {
         if crate::blob::is_mismatch(&e) {
             e
@@ -204,7 +222,7 @@ fn produce(
             .read_to_end(&mut chunk)
             .map_err(context)?;
         if n == 0 {
-            return Ok(plain.finish());
+            return Ok(());
         }
         if tx.send(Ok(chunk)).is_err() {
             return Err(io::Error::other("layer reader stopped"));
@@ -212,7 +230,7 @@ fn produce(
     }
 }
 
-/// Imports one layer blob into a layer commit.
+/// Imports one layer blob (a tar, maybe compressed) into a layer commit.
 ///
 /// The blob digest, size and diff_id are all checked; any mismatch fails the import (the
 /// caller's transaction then leaves nothing behind). With `exact_gzip` (and the `exact-gzip`
@@ -236,9 +254,24 @@ pub fn import_layer(
     } else {
         (None, None)
     };
+    let (hash_tx, hash_rx) = sync_channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
+    let mut hasher = match &layer.diff_id {
+        Some(d) => d
+            .hasher()
+            .map_err(|e| LayerError::Read(io::Error::other(e)))?,
+        None => Hasher::sha256(),
+    };
     let mut builder = LayerBuilder::new(repo, layer.digest.as_str(), on_special)?;
-    let (built, produced, analysed) = std::thread::scope(|s| {
+    let (built, produced, written, diff_id, analysed) = std::thread::scope(|s| {
         let analyser = tee_rx.map(|r| s.spawn(|| analyse(r, layer)));
+        let (queue, writer) = WriteQueue::spawn(s, repo);
+        builder.set_queue(queue);
+        let diff_id = s.spawn(move || {
+            for chunk in hash_rx {
+                hasher.update(&chunk);
+            }
+            hasher.finish()
+        });
         let producer = s.spawn(move || {
             let r = produce(blob, layer, &tx, tee);
             if let Err(e) = &r {
@@ -248,6 +281,7 @@ pub fn import_layer(
         });
         let mut reader = ChannelReader {
             rx,
+            hash_tx: Some(hash_tx),
             cur: Vec::new(),
             pos: 0,
         };
@@ -257,6 +291,10 @@ pub fn import_layer(
             let _ = io::copy(&mut reader, &mut io::sink());
         }
         drop(reader);
+        let written = match builder.take_queue() {
+            Some(q) => q.finish(writer),
+            None => Ok(()),
+        };
         let produced = producer
             .join()
             .unwrap_or_else(|_| Err(io::Error::other("decompression thread panicked")));
@@ -264,17 +302,23 @@ pub fn import_layer(
             a.join()
                 .unwrap_or_else(|_| Err("the analysis panicked".into()))
         });
-        (built, produced, analysed)
+        (built, produced, written, diff_id.join(), analysed)
     });
-    let diff_id = match (built, produced) {
-        (_, Err(e)) if e.to_string() != "layer reader stopped" => return Err(LayerError::Read(e)),
-        (Err(e), _) => return Err(e),
-        (Ok(()), Err(e)) => return Err(LayerError::Read(e)),
-        (Ok(()), Ok(d)) => d,
+    // A bad blob explains a bad tar, and a failed object write the parse it stopped.
+    let diff_id = match (built, produced, written) {
+        (_, Err(e), _) if e.to_string() != "layer reader stopped" => {
+            return Err(LayerError::Read(e));
+        }
+        (_, _, Err(e)) => return Err(e),
+        (Err(e), _, _) => return Err(e),
+        (Ok(()), Err(e), _) => return Err(LayerError::Read(e)),
+        (Ok(()), Ok(()), Ok(())) => {
+            diff_id.map_err(|_| LayerError::Read(io::Error::other("diff_id thread panicked")))?
+        }
     };
-    if diff_id != layer.diff_id {
+    if let Some(expected) = layer.diff_id.as_ref().filter(|&e| *e != diff_id) {
         return Err(LayerError::DiffIdMismatch {
-            expected: layer.diff_id.to_string(),
+            expected: expected.to_string(),
             found: diff_id.to_string(),
         });
     }
@@ -297,6 +341,7 @@ pub fn import_layer(
     })?;
     Ok(ImportedLayer {
         commit,
+        diff_id,
         skipped,
         exact_gzip,
     })

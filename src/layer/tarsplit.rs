@@ -41,6 +41,8 @@ pub struct Tap<R> {
 pub struct Recorder {
     state: Rc<RefCell<State>>,
     out: zstd::stream::Encoder<'static, Vec<u8>>,
+    /// Where [`Recorder::extension_data`] stopped: the next header it has not parsed.
+    scanned: u64,
 }
 
 impl std::fmt::Debug for Recorder {
@@ -86,7 +88,11 @@ pub fn tap<R: Read>(inner: R) -> io::Result<(Tap<R>, Recorder)> {
             inner,
             state: state.clone(),
         },
-        Recorder { state, out },
+        Recorder {
+            state,
+            out,
+            scanned: 0,
+        },
     ))
 }
 
@@ -99,6 +105,51 @@ impl Recorder {
             self.out.write_all(chunk)?;
         }
         Ok(())
+    }
+
+    /// The data of the PAX extended header (`x`) right before the entry header at stream
+    /// position `header`, taken from the bytes kept since the last file data; `None` when the
+    /// entry has none, or the kept bytes do not parse as the headers leading to it (then the
+    /// tar reader's own view has to do). Call it for each entry in order: each call parses
+    /// only the headers after the previous entry's, so a long run of entries without file
+    /// data costs linear time.
+    pub fn extension_data(&mut self, header: u64) -> Option<Vec<u8>> {
+        let from = std::mem::replace(&mut self.scanned, header);
+        let st = self.state.borrow();
+        let raw_start = st.pos.checked_sub(st.raw.len() as u64)?;
+        let at = |pos: u64, len: u64| -> Option<&[u8]> {
+            let from = usize::try_from(pos.checked_sub(raw_start)?).ok()?;
+            st.raw
+                .get(from..from.checked_add(usize::try_from(len).ok()?)?)
+        };
+        let mut cur = (raw_start.div_ceil(512) * 512).max(from);
+        let mut pax: Option<&[u8]> = None;
+        while cur < header {
+            let block: &[u8; 512] = at(cur, 512)?.try_into().ok()?;
+            let h = tar::Header::from_byte_slice(block);
+            // A block that is not a valid header means the kept bytes are not what we think.
+            let sum: u64 = block
+                .iter()
+                .enumerate()
+                .map(|(i, &b)| u64::from(if (148..156).contains(&i) { b' ' } else { b }))
+                .sum();
+            if u64::from(h.cksum().ok()?) != sum {
+                return None;
+            }
+            let size = h.entry_size().ok()?;
+            let next = cur
+                .checked_add(512)?
+                .checked_add(size.checked_add(511)? / 512 * 512)?;
+            match h.entry_type() {
+                tar::EntryType::XHeader => pax = Some(at(cur + 512, size)?),
+                tar::EntryType::GNULongName | tar::EntryType::GNULongLink => {}
+                tar::EntryType::XGlobalHeader => pax = None,
+                _ => pax = None,
+            }
+            cur = next;
+        }
+        (cur == header).then_some(())?;
+        pax.map(<[u8]>::to_vec)
     }
 
     /// Marks `[start, start + len)` of the stream as file data about to be read.
@@ -197,5 +248,67 @@ pub fn rebuild(repo: &Repo, records: &[u8], out: &mut dyn Write) -> io::Result<u
                 }
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A PAX header (records given raw) followed by an entry of `data`.
+    fn entry(out: &mut Vec<u8>, name: &str, pax: Option<&[u8]>, data: &[u8]) {
+        let pad = |out: &mut Vec<u8>| out.resize(out.len().div_ceil(512) * 512, 0);
+        if let Some(p) = pax {
+            let mut h = tar::Header::new_ustar();
+            h.set_entry_type(tar::EntryType::XHeader);
+            h.set_size(p.len() as u64);
+            h.set_cksum();
+            out.extend_from_slice(h.as_bytes());
+            out.extend_from_slice(p);
+            pad(out);
+        }
+        let mut h = tar::Header::new_ustar();
+        h.set_path(name).unwrap();
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        out.extend_from_slice(h.as_bytes());
+        out.extend_from_slice(data);
+        pad(out);
+    }
+
+    /// The raw PAX data comes back for each entry, newlines and all, across runs of entries
+    /// with and without file data.
+    #[test]
+    fn extension_data_of_each_entry() {
+        let p1: &[u8] = b"27 SCHILY.xattr.user.a=\n\n\n\n";
+        let p3: &[u8] = b"12 path=abc\n";
+        let mut t = Vec::new();
+        entry(&mut t, "one", Some(p1), b"data one");
+        entry(&mut t, "two", None, b"");
+        entry(&mut t, "three", Some(p3), b"");
+        entry(&mut t, "four", Some(p1), &[7; 700]);
+        t.extend_from_slice(&[0; 1024]);
+        let (tap, mut rec) = tap(&t[..]).unwrap();
+        let mut a = tar::Archive::new(tap);
+        let mut got = Vec::new();
+        for e in a.entries().unwrap() {
+            let mut e = e.unwrap();
+            got.push(rec.extension_data(e.raw_header_position()));
+            // file data of "one" and "four" is payload, the rest stays in the kept bytes
+            if e.size() > 0 {
+                rec.begin_payload(e.raw_file_position(), e.size()).unwrap();
+                io::copy(&mut e, &mut io::sink()).unwrap();
+                rec.end_payload(e.size(), &"00".repeat(32)).unwrap();
+            }
+        }
+        assert_eq!(
+            got,
+            [
+                Some(p1.to_vec()),
+                None,
+                Some(p3.to_vec()),
+                Some(p1.to_vec())
+            ]
+        );
     }
 }

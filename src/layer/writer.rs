@@ -20,6 +20,7 @@ use ostree::{ObjectType, Repo, RepoMode, gio, glib};
 
 use crate::entries::{Entry, Xattrs, xattrs};
 use crate::error::LayerError;
+use crate::layer::write_queue::{Job, WriteQueue};
 
 /// Files up to this size are buffered, hashed by ocitree and written in one call.
 pub const INLINE_MAX: u64 = 4 << 20;
@@ -36,7 +37,7 @@ pub struct ObjectWriter<'r> {
     repo: &'r Repo,
     archive: bool,
     dirmeta: HashMap<DirMetaKey, String>,
-    buf: Vec<u8>,
+    queue: Option<WriteQueue>,
 }
 
 fn ostree_err<'a>(
@@ -68,8 +69,18 @@ impl<'r> ObjectWriter<'r> {
             repo,
             archive,
             dirmeta: HashMap::new(),
-            buf: Vec::new(),
+            queue: None,
         }
+    }
+
+    /// Hands buffered files to `queue`'s writer thread from now on.
+    pub fn set_queue(&mut self, queue: WriteQueue) {
+        self.queue = Some(queue);
+    }
+
+    /// Writes buffered files on this thread again; returns the queue to finish.
+    pub fn take_queue(&mut self) -> Option<WriteQueue> {
+        self.queue.take()
     }
 
     fn xattrs_variant(x: &Xattrs) -> Option<glib::Variant> {
@@ -84,15 +95,15 @@ impl<'r> ObjectWriter<'r> {
         let xattrs = Self::xattrs_variant(&entry.xattrs);
         let mode = S_IFREG | entry.mode;
         if entry.size <= INLINE_MAX {
-            self.buf.clear();
+            let mut buf = Vec::with_capacity(entry.size as usize);
             let got = data
                 .take(entry.size)
-                .read_to_end(&mut self.buf)
+                .read_to_end(&mut buf)
                 .map_err(LayerError::Read)? as u64;
             if got != entry.size {
                 return Err(short_read(entry, got));
             }
-            return self.write_buffered(entry, mode, xattrs);
+            return self.write_buffered(entry, mode, xattrs, buf);
         }
         if self.archive {
             return self.file_via_spool(entry, data, xattrs.as_ref());
@@ -120,27 +131,30 @@ impl<'r> ObjectWriter<'r> {
         Ok(csum.to_string())
     }
 
-    /// Writes `self.buf` as a file object under a checksum computed here.
+    /// Writes `data` as a file object under a checksum computed here, on the writer thread
+    /// when there is one.
     fn write_buffered(
         &mut self,
         entry: &Entry,
         mode: u32,
         xattrs: Option<glib::Variant>,
+        data: Vec<u8>,
     ) -> Result<String, LayerError> {
         let xattrs = xattrs.unwrap_or_else(|| xattrs::to_variant(&Xattrs::new()));
-        let csum = content_checksum(entry.uid, entry.gid, mode, &xattrs, &self.buf);
-        let info = file_info(entry.uid, entry.gid, mode, self.buf.len() as u64);
-        let input = gio::MemoryInputStream::from_bytes(&glib::Bytes::from(&self.buf[..]));
-        let (stream, len) = ostree::raw_file_to_content_stream(
-            &input,
-            &info,
-            Some(&xattrs),
-            gio::Cancellable::NONE,
-        )
-        .map_err(ostree_err(&entry.path, "preparing file object"))?;
-        self.repo
-            .write_content_trusted(&csum, &stream, len, gio::Cancellable::NONE)
-            .map_err(ostree_err(&entry.path, "writing file"))?;
+        let csum = content_checksum(entry.uid, entry.gid, mode, &xattrs, &data);
+        let job = Job {
+            csum: csum.clone(),
+            path: entry.path.join("/"),
+            uid: entry.uid,
+            gid: entry.gid,
+            mode,
+            xattrs,
+            data,
+        };
+        match &self.queue {
+            Some(q) => q.push(job)?,
+            None => write_trusted(self.repo, job)?,
+        }
         Ok(csum)
     }
 
@@ -225,6 +239,29 @@ impl<'r> ObjectWriter<'r> {
         self.dirmeta.insert(key, csum.clone());
         Ok(csum)
     }
+}
+
+/// Stores a buffered file under its precomputed checksum (`write_content_trusted`).
+///
+/// # Errors
+/// libostree fails.
+pub fn write_trusted(repo: &Repo, job: Job) -> Result<(), LayerError> {
+    let err = |op| {
+        let path = job.path.clone();
+        move |cause| LayerError::Ostree { path, op, cause }
+    };
+    let info = file_info(job.uid, job.gid, job.mode, job.data.len() as u64);
+    let input = gio::MemoryInputStream::from_bytes(&glib::Bytes::from_owned(job.data));
+    let (stream, len) = ostree::raw_file_to_content_stream(
+        &input,
+        &info,
+        Some(&job.xattrs),
+        gio::Cancellable::NONE,
+    )
+    .map_err(err("preparing file object"))?;
+    repo.write_content_trusted(&job.csum, &stream, len, gio::Cancellable::NONE)
+        .map_err(err("writing file"))?;
+    Ok(())
 }
 
 fn file_info(uid: u32, gid: u32, mode: u32, size: u64) -> gio::FileInfo {

@@ -79,13 +79,58 @@ impl LayerTree {
         for (path, _) in &links {
             special.extend(ancestors(parent(path)));
         }
+        let (contents, meta) = crate::repo::commit_root(&v);
         Ok(LayerTree {
             commit: commit.to_string(),
-            contents: ostree::checksum_from_bytes_v(&v.child_value(6)).to_string(),
-            meta: ostree::checksum_from_bytes_v(&v.child_value(7)).to_string(),
+            contents,
+            meta,
             implicit,
             special,
             links,
+        })
+    }
+}
+
+impl LayerTree {
+    /// An artifact layer commit ([`crate::layer::file`]) as a layer that adds one file,
+    /// `name`, at the root. The one-entry tree is written here (it needs a transaction).
+    ///
+    /// # Errors
+    /// The commit is not an artifact layer, or libostree fails.
+    pub fn artifact(repo: &Repo, commit: &str, name: &str) -> Result<LayerTree, LayerError> {
+        use ostree::gio::prelude::*;
+        let err = |op| {
+            let path = name.to_string();
+            move |cause| LayerError::Ostree { path, op, cause }
+        };
+        let (root, _) = repo
+            .read_commit(commit, ostree::gio::Cancellable::NONE)
+            .map_err(err("reading artifact layer"))?;
+        let blob = root.child(crate::layer::file::BLOB);
+        let blob = blob
+            .downcast_ref::<ostree::RepoFile>()
+            .ok_or_else(|| LayerError::Ostree {
+                path: name.into(),
+                op: "reading artifact layer",
+                cause: glib::Error::new(ostree::gio::IOErrorEnum::NotFound, "no blob file"),
+            })?;
+        blob.ensure_resolved()
+            .map_err(err("reading artifact layer"))?;
+        let csum = blob.checksum().to_string();
+        let tree = ostree::MutableTree::new();
+        tree.set_metadata_checksum(
+            &crate::layer::writer::default_dirmeta(repo).map_err(err("writing dirmeta"))?,
+        );
+        tree.replace_file(name, &csum)
+            .map_err(err("adding artifact file"))?;
+        let (contents, meta) = crate::repo::write_tree(repo, &tree).map_err(err("writing tree"))?;
+        Ok(LayerTree {
+            commit: commit.to_string(),
+            contents,
+            meta,
+            implicit: std::iter::once(String::new()).collect(),
+            special: HashSet::new(),
+            links: Vec::new(),
         })
     }
 }

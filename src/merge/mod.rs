@@ -14,7 +14,43 @@ use ostree::{MutableTree, Repo};
 use crate::error::LayerError;
 pub use layer_tree::LayerTree;
 
-/// Applies `layers` in order onto an empty tree and returns it. `on_error` names each layer.
+/// Puts each layer in its own directory of an empty tree (`--layers per-dir`): every layer is
+/// applied alone (so its whiteout markers do not show) and grafted by checksum under its name.
+///
+/// # Errors
+/// The layer whose application failed, with its error.
+pub fn per_dir(
+    repo: &Repo,
+    layers: &[(String, LayerTree)],
+) -> Result<MutableTree, (usize, LayerError)> {
+    let err = |i, op| {
+        move |cause| {
+            (
+                i,
+                LayerError::Ostree {
+                    path: String::new(),
+                    op,
+                    cause,
+                },
+            )
+        }
+    };
+    let root = MutableTree::new();
+    let default_meta =
+        crate::layer::writer::default_dirmeta(repo).map_err(err(0, "writing dirmeta"))?;
+    root.set_metadata_checksum(&default_meta);
+    for (i, (name, layer)) in layers.iter().enumerate() {
+        let alone = merge_layers(repo, std::slice::from_ref(layer)).map_err(|(_, e)| (i, e))?;
+        let (contents, meta) =
+            crate::repo::write_tree(repo, &alone).map_err(err(i, "writing layer tree"))?;
+        let dir =
+            crate::mtree::replace_with_dir(&root, name).map_err(err(i, "adding directory"))?;
+        dir.fill_empty_from_dirtree(repo, &contents, &meta);
+    }
+    Ok(root)
+}
+
+/// Applies `layers` in order onto an empty tree and returns it.
 ///
 /// # Errors
 /// The layer whose application failed, with its error.

@@ -185,3 +185,26 @@ fn missing_blob_and_bad_digest_string() {
     assert!(err.contains("invalid digest"), "{err}");
     snap.assert_unchanged(&repo.path);
 }
+
+/// A name whose escaped ref would not fit in a file name is refused before anything is
+/// written (it used to fail only when the transaction committed the ref); 255 bytes fit.
+#[test]
+fn too_long_image_name_is_refused_up_front() {
+    let tmp = tempdir();
+    Layout::single(&tmp.path().join("img"), &[Layer::new(&[file("a", b"a")])]);
+    let src = Repo::oci(&tmp.path().join("img"), "latest");
+    let repo = Repo::new();
+    let snap = repo.snapshot();
+    let err = repo.fails(&["import", &src, &"x".repeat(256)]);
+    assert!(
+        err.contains("image name too long") && err.contains("256 bytes"),
+        "{err}"
+    );
+    // ':' escapes to 3 bytes: 85 of them make 255
+    let err = repo.fails(&["import", &src, &":".repeat(86)]);
+    assert!(err.contains("258 bytes"), "{err}");
+    snap.assert_unchanged(&repo.path);
+    let longest = ":".repeat(85);
+    repo.import(&src, &longest);
+    assert_eq!(repo.ok(&["cat", &longest, "/a"]).stdout, "a");
+}

@@ -399,3 +399,66 @@ fn check_lists_what_an_import_would_fetch() {
     assert!(same.contains("Status:   up to date"), "{same}");
     snap.assert_unchanged(&repo.path);
 }
+
+/// `--json`: one bounded JSON object per line, events in order with sizes that add up, and a
+/// final result; `--quiet`: the commit checksum alone.
+#[test]
+fn import_json_events_and_quiet() {
+    let imgs = wild_images();
+    let small = imgs.join("small");
+    let repo = Repo::new();
+    let r = repo.ok(&["import", &Repo::oci(&small, "latest"), "a", "--json"]);
+    let events: Vec<serde_json::Value> = r
+        .stdout
+        .lines()
+        .map(|l| {
+            assert!(l.len() < 4096, "unbounded line {l}");
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))
+        })
+        .collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.first(), Some(&"resolved"), "{kinds:?}");
+    assert_eq!(&kinds[kinds.len() - 2..], ["done", "imported"], "{kinds:?}");
+    let resolved = &events[0];
+    let starts: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["event"] == "layer-start")
+        .collect();
+    assert_eq!(starts.len() as u64, resolved["to_read"].as_u64().unwrap());
+    let total: u64 = starts.iter().map(|e| e["size"].as_u64().unwrap()).sum();
+    assert_eq!(total, resolved["bytes"].as_u64().unwrap());
+    for s in &starts {
+        // the last byte count of each layer is its size, and it ends with a layer-done
+        let index = &s["index"];
+        let last = events
+            .iter()
+            .rfind(|e| e["event"] == "layer-bytes" && &e["index"] == index)
+            .unwrap();
+        assert_eq!(last["read"], s["size"]);
+        assert!(
+            events
+                .iter()
+                .any(|e| e["event"] == "layer-done" && &e["index"] == index)
+        );
+    }
+    let imported = events.last().unwrap();
+    let commit = tools::ostree(&repo.path, &["rev-parse", "ocitree/image/a"]);
+    assert_eq!(imported["commit"], commit.trim());
+    assert_eq!(imported["layers-imported"], resolved["to_read"]);
+
+    // the same image under another name: every layer reported as reused, none read
+    let r = repo.ok(&["import", &Repo::oci(&small, "latest"), "b", "--json"]);
+    assert!(!r.stdout.contains("layer-start"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("\"event\":\"layer-reused\""),
+        "{}",
+        r.stdout
+    );
+
+    let q = repo.ok(&["import", &Repo::oci(&small, "latest"), "c", "--quiet"]);
+    let c = tools::ostree(&repo.path, &["rev-parse", "ocitree/image/c"]);
+    assert_eq!(q.stdout, c, "--quiet prints the commit alone");
+}

@@ -63,6 +63,23 @@ fn xattrs_modes_and_owners() {
     ]]);
 }
 
+/// PAX values may hold any byte: tar-rs splits PAX records at newlines, so ocitree parses
+/// them by length itself (a capability with a 0x0a byte, a value of newlines, and a long
+/// path whose `path` record follows them, as Go orders records).
+#[test]
+fn xattr_values_with_newlines() {
+    let cap = b"\x01\x00\x00\x02\x0a\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00";
+    let long = format!("bin/{}", "n".repeat(150));
+    check(&[vec![
+        file_xattrs(
+            "bin/ping",
+            b"ping",
+            &[("security.capability", cap), ("user.nl", b"\n\na\nb\n")],
+        ),
+        file_xattrs(&long, b"long", &[("user.nl", b"x\ny")]),
+    ]]);
+}
+
 #[test]
 fn long_names_and_prefixes() {
     let long_dir = "d".repeat(120);

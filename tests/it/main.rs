@@ -15,10 +15,14 @@ mod compression;
 mod docker_archive;
 // Index resolution: tags, digests, nested indexes, platforms, ambiguity.
 mod index;
+// Artifacts: non-tar layers as files, layer selection, per-dir layers, artifact types.
+mod artifacts;
 // Bad input: every failure exits 2, names image and layer, and leaves the repo unchanged.
 mod bad_input;
 // Export: same config and diff_ids, checked with skopeo, umoci, oci-image-tool.
 mod export;
+// Encapsulate: ostree commits → OCI → import gives the identical commit; stable layers.
+mod encapsulate;
 // Exact gzip export (feature exact-gzip): original blob and manifest digests kept.
 #[cfg(feature = "exact-gzip")]
 mod exact_gzip;

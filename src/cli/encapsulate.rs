@@ -1,0 +1,153 @@
+//! `ocitree encapsulate`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use ocitree::export::EncapsulateOptions;
+use ocitree::export::encapsulate::Prior;
+use ocitree::source::SourceRef;
+use ocitree::spec::Platform;
+
+use crate::cli::export::CompressionArgs;
+
+/// Turn any OSTree commit into an OCI image that `ocitree import` gives back as the identical commit.
+///
+/// The commit's tree becomes deterministic layer tars (every directory with its metadata,
+/// numeric owners, full modes, xattrs, symlinks, hardlinks for files sharing a content
+/// object); the commit object and its detached metadata (signatures) travel as config labels
+/// (`ocitree.commit`, `ocitree.commit.object`, `ocitree.commit.detached-metadata`). `created`
+/// is the commit timestamp. The same commit with the same options gives the same digests.
+///
+/// Layers are gzip-compressed unless --compression says otherwise (a docker archive holds them
+/// uncompressed). A commit made by
+/// `flatpak build-export` also gets the labels `flatpak build-import-bundle --oci` reads
+/// (`org.flatpak.ref`, `org.flatpak.metadata`, …). Trees holding names that start with `.wh.`
+/// are refused (OCI reads them as whiteouts).
+#[derive(Debug, Args)]
+pub struct EncapsulateArgs {
+    /// Commit to encapsulate: a ref or checksum of the repository, or an image name.
+    #[arg(value_name = "REV")]
+    rev: String,
+    /// Destination: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REFERENCE]; FILE - writes to standard output.
+    #[arg(value_name = "DEST")]
+    dest: String,
+    /// Split the tree into at most N layers by content (files sharing an object stay together). Default 1, or the prior image's count.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    max_layers: Option<u32>,
+    /// An earlier encapsulation whose layer boundaries to keep: an image in the repository, or oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE. Each file stays in the layer its path had, a new file joins its neighbours', so a one-file change changes at most two layers.
+    #[arg(long, value_name = "IMAGE")]
+    prior: Option<String>,
+    /// Add a config label (repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    label: Vec<String>,
+    /// Add a manifest annotation (repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    annotation: Vec<String>,
+    /// A JSON file holding the config's "config" object (as in the OCI image spec: ExposedPorts, Volumes, StopSignal, Labels, …); the other options are applied over it.
+    #[arg(long, value_name = "FILE")]
+    config_json: Option<std::path::PathBuf>,
+    /// Config Cmd: a JSON array (exec form), else a command run by /bin/sh -c.
+    #[arg(long, value_name = "CMD")]
+    cmd: Option<String>,
+    /// Config Entrypoint: a JSON array (exec form), else a command run by /bin/sh -c.
+    #[arg(long, value_name = "ENTRYPOINT")]
+    entrypoint: Option<String>,
+    /// Add a config environment variable (repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    env: Vec<String>,
+    /// Config WorkingDir.
+    #[arg(long, value_name = "DIR")]
+    workingdir: Option<String>,
+    /// Config User (USER[:GROUP], names or numbers).
+    #[arg(long, value_name = "USER")]
+    user: Option<String>,
+    /// Platform of the image, as os/arch[/variant] (default: this host's).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    platform: Option<String>,
+    /// mtime of every tar entry, in seconds since the epoch (default: the commit timestamp for one layer; 0 with --max-layers or --prior, so unchanged layers keep their digests across versions).
+    #[arg(long, value_name = "SECONDS")]
+    mtime: Option<u64>,
+    #[command(flatten)]
+    compression: CompressionArgs,
+}
+
+fn key_values(what: &str, list: &[String]) -> Result<BTreeMap<String, String>> {
+    list.iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => bail!("--{what} {kv:?}: expected KEY=VALUE"),
+        })
+        .collect()
+}
+
+/// buildah's rule: a JSON array is the exec form, anything else runs through `/bin/sh -c`.
+fn command(what: &str, s: &str) -> Result<Vec<String>> {
+    if s.trim_start().starts_with('[') {
+        serde_json::from_str(s).with_context(|| format!("--{what}: not a JSON array of strings"))
+    } else {
+        Ok(vec!["/bin/sh".into(), "-c".into(), s.into()])
+    }
+}
+
+pub fn run(repo_path: &Path, a: EncapsulateArgs) -> Result<()> {
+    let dest = SourceRef::parse(&a.dest)?;
+    let mut opts = EncapsulateOptions::new();
+    opts.max_layers = a.max_layers.map(|n| n as usize);
+    opts.prior = a.prior.as_deref().map(Prior::parse);
+    opts.labels = key_values("label", &a.label)?;
+    opts.annotations = key_values("annotation", &a.annotation)?;
+    if let Some(f) = &a.config_json {
+        let text = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&text).with_context(|| format!("{}: not JSON", f.display()))?;
+        match v {
+            serde_json::Value::Object(m) => opts.exec_base = Some(m),
+            _ => bail!("{}: expected a JSON object", f.display()),
+        }
+    }
+    opts.cmd = a.cmd.as_deref().map(|c| command("cmd", c)).transpose()?;
+    opts.entrypoint = a
+        .entrypoint
+        .as_deref()
+        .map(|c| command("entrypoint", c))
+        .transpose()?;
+    for e in &a.env {
+        if !e.contains('=') {
+            bail!("--env {e:?}: expected KEY=VALUE");
+        }
+    }
+    opts.env = a.env;
+    opts.working_dir = a.workingdir;
+    opts.user = a.user;
+    opts.platform = a.platform.as_deref().map(Platform::parse).transpose()?;
+    opts.mtime = a.mtime;
+    opts.compression = a.compression.parse(&dest)?;
+    let repo = ocitree::repo::open(repo_path)?;
+    let r = ocitree::export::encapsulate(&repo, &a.rev, &dest, &opts)
+        .with_context(|| format!("encapsulating {} to {dest}", a.rev))?;
+    let to_stdout = matches!(
+        dest,
+        SourceRef::OciArchive { path: None, .. } | SourceRef::DockerArchive { path: None, .. }
+    );
+    let mut lines = vec![
+        format!("Commit:   {}", r.commit),
+        format!("Manifest: {}", r.manifest_digest),
+        format!("Layers:   {} ({} paths)", r.layers.len(), r.paths),
+    ];
+    lines.extend(r.layers.iter().map(|d| format!("  {d}")));
+    // Standard output may be the archive itself: the summary goes to stderr then. Write
+    // errors (a closed pipe) are returned, not panicked on.
+    let mut out: Box<dyn Write> = if to_stdout {
+        Box::new(std::io::stderr().lock())
+    } else {
+        Box::new(std::io::stdout().lock())
+    };
+    for l in lines {
+        writeln!(out, "{l}")?;
+    }
+    out.flush()?;
+    Ok(())
+}

@@ -1,0 +1,116 @@
+//! How `import` reports progress: bars on a terminal, JSON lines with `--json`, nothing with
+//! `--quiet` or when standard error is not a terminal.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::sync::{Arc, Mutex};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use ocitree::progress::{Event, Progress, Sink};
+use serde_json::json;
+
+/// Longest string field (image names, paths) in a JSON line.
+const MAX_FIELD: usize = 1024;
+
+/// One JSON object per line on standard output.
+pub struct JsonLines;
+
+impl JsonLines {
+    /// Prints `value` as one line.
+    pub fn print(value: &serde_json::Value) {
+        let mut out = std::io::stdout().lock();
+        // A closed stdout ends the command elsewhere; a lost progress line is not an error.
+        let _ = writeln!(out, "{value}");
+        let _ = out.flush();
+    }
+
+    /// Cuts a string field to [`MAX_FIELD`] bytes (on a character boundary).
+    pub fn bounded(s: &str) -> String {
+        let mut end = s.len().min(MAX_FIELD);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s[..end].to_string()
+    }
+}
+
+impl Progress for JsonLines {
+    fn event(&self, e: &Event) {
+        JsonLines::print(&json!(e));
+    }
+}
+
+/// Terminal bars: one for all bytes to read, one per layer being read.
+struct Bars {
+    multi: MultiProgress,
+    total: Mutex<Option<ProgressBar>>,
+    layers: Mutex<HashMap<usize, (ProgressBar, u64)>>,
+}
+
+impl Progress for Bars {
+    fn event(&self, e: &Event) {
+        let bytes = ProgressStyle::with_template(
+            "{prefix:>12} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}",
+        )
+        .expect("static template")
+        .progress_chars("=> ");
+        match e {
+            Event::Resolved { bytes: total, .. } => {
+                let bar = self.multi.add(ProgressBar::new(*total));
+                bar.set_style(bytes.clone());
+                bar.set_prefix("total");
+                *self.total.lock().expect("progress lock") = Some(bar);
+            }
+            Event::LayerStart {
+                index,
+                digest,
+                size,
+            } => {
+                let bar = self.multi.add(ProgressBar::new(*size));
+                bar.set_style(bytes);
+                bar.set_prefix(format!("layer {index}"));
+                bar.set_message(digest.chars().take(19).collect::<String>());
+                self.layers
+                    .lock()
+                    .expect("progress lock")
+                    .insert(*index, (bar, 0));
+            }
+            Event::LayerBytes { index, read } => {
+                if let Some((bar, last)) = self.layers.lock().expect("progress lock").get_mut(index)
+                {
+                    bar.set_position(*read);
+                    if let Some(t) = &*self.total.lock().expect("progress lock") {
+                        t.inc(read - *last);
+                    }
+                    *last = *read;
+                }
+            }
+            Event::LayerDone { index, .. } => {
+                if let Some((bar, _)) = self.layers.lock().expect("progress lock").remove(index) {
+                    bar.finish_and_clear();
+                }
+            }
+            Event::Done { .. } => {
+                if let Some(t) = self.total.lock().expect("progress lock").take() {
+                    t.finish_and_clear();
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The sink for the chosen output: JSON lines, bars on a terminal, or none.
+pub fn sink(json: bool, quiet: bool) -> Sink {
+    if json {
+        Sink::new(Arc::new(JsonLines))
+    } else if !quiet && std::io::stderr().is_terminal() {
+        Sink::new(Arc::new(Bars {
+            multi: MultiProgress::new(),
+            total: Mutex::new(None),
+            layers: Mutex::new(HashMap::new()),
+        }))
+    } else {
+        Sink::default()
+    }
+}

@@ -1,0 +1,216 @@
+//! Export of an imported image: its config byte for byte, and every layer tar rebuilt from
+//! the layer commit's tar-split, checked against its diff_id, compressed as it was imported.
+
+use ostree::Repo;
+use serde_json::{Value, json};
+
+use crate::decompress::Compression;
+use crate::digest::Digest;
+use crate::digest::Hasher;
+use crate::error::{Error, Result};
+use crate::export::compress::LayerCompression;
+use crate::export::layer::{
+    check_diff_id, copy_artifact, exact_gzip_records, is_artifact, rebuild_tar,
+};
+use crate::export::sink::Sink;
+use crate::image::{ImageInfo, refs};
+use crate::source::SourceRef;
+use crate::spec::MEDIA_TYPE_MANIFEST;
+
+/// Options of [`export_image`].
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct ExportOptions {
+    /// Compress every layer this way; `None` keeps each layer's own compression (gzip at
+    /// level 6, zstd at level 3, or none).
+    pub compression: Option<LayerCompression>,
+}
+
+impl ExportOptions {
+    /// Options with every default.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// What an export wrote.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ExportReport {
+    /// Digest of the manifest written (of `manifest.json` for a docker archive).
+    pub manifest_digest: String,
+    /// Whether that is the manifest the image was imported with.
+    pub manifest_unchanged: bool,
+    /// Layers whose compressed blob differs from the original (the tar inside does not).
+    pub recompressed: usize,
+    /// Layers written.
+    pub layers: usize,
+    /// Every layer blob written, in manifest order.
+    pub layer_blobs: Vec<LayerExport>,
+}
+
+/// How one layer blob was written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BlobMethod {
+    /// The tar, uncompressed (as it was imported, or for a docker archive).
+    Plain,
+    /// The original gzip bytes, rebuilt from the exact-gzip data recorded at import.
+    ExactGzip,
+    /// Compressed again, deterministically; why the original bytes were not rebuilt.
+    Recompressed(String),
+    /// An artifact blob, copied back unchanged.
+    Copied,
+}
+
+/// One layer blob an export wrote.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct LayerExport {
+    /// Blob digest in the image's manifest.
+    pub original: String,
+    /// Blob digest written (equal to `original` when the digest was kept).
+    pub written: String,
+    /// How the blob was made.
+    pub method: BlobMethod,
+}
+
+impl LayerExport {
+    /// Whether the blob kept its digest.
+    pub fn kept(&self) -> bool {
+        self.original == self.written
+    }
+}
+
+/// Exports image `name` to `dest` (`oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`,
+/// `docker-archive:FILE[:REFERENCE]`; `-` for standard output).
+///
+/// # Errors
+/// The image or a layer is missing, a layer cannot be rebuilt exactly, writing fails; a
+/// digest selector in `dest` is refused.
+pub fn export_image(
+    repo: &Repo,
+    name: &str,
+    dest: &SourceRef,
+    opts: &ExportOptions,
+) -> Result<ExportReport> {
+    let info = ImageInfo::load(repo, name)?;
+    info.check_complete()?;
+    let mut sink = Sink::open(dest)?;
+    let mut manifest: Value =
+        serde_json::from_str(&info.manifest).map_err(|e| Error::InvalidImage {
+            image: name.into(),
+            reason: format!("stored manifest: {e}"),
+        })?;
+    let mut recompressed = 0;
+    let mut layer_blobs = Vec::new();
+    for (i, (digest, diff_id)) in info.layers.iter().zip(&info.diff_ids).enumerate() {
+        let (digest, diff_id) = (Digest::parse(digest)?, Digest::parse(diff_id)?);
+        let commit = refs::find_layer(repo, &digest, Some(&diff_id))?.ok_or_else(|| {
+            Error::NotFound(format!("image {name}: layer {digest} (was it pruned?)"))
+        })?;
+        let desc = &mut manifest["layers"][i];
+        let media_type = desc["mediaType"].as_str().unwrap_or_default().to_string();
+        let what = format!("layer {diff_id}");
+        if is_artifact(repo, &commit)? {
+            if sink.is_docker() {
+                return Err(Error::InvalidImage {
+                    image: name.into(),
+                    reason: format!(
+                        "layer {digest} is an artifact blob, not a tar: a docker archive cannot hold it (export to oci: instead)"
+                    ),
+                });
+            }
+            let none = LayerCompression::new(Compression::None);
+            let out = sink.add_layer(&none, Hasher::sha256(), &what, &mut |out| {
+                copy_artifact(repo, &commit, out)
+            })?;
+            if out.digest != digest {
+                return Err(Error::InvalidImage {
+                    image: name.into(),
+                    reason: format!("artifact layer {digest} reads back as {}", out.digest),
+                });
+            }
+            layer_blobs.push(LayerExport {
+                original: digest.to_string(),
+                written: out.digest.to_string(),
+                method: BlobMethod::Copied,
+            });
+            continue;
+        }
+        let own = Compression::from_media_type(&media_type);
+        // The original gzip bytes where the import recorded how to rebuild them.
+        let mut why = match (&opts.compression, own) {
+            (Some(_), _) => "--compression asked for it".to_string(),
+            (None, Compression::Zstd) => "zstd layers are re-compressed".into(),
+            _ => String::new(),
+        };
+        let mut exact = None;
+        if !sink.is_docker() && opts.compression.is_none() && own == Compression::Gzip {
+            match exact_gzip_records(repo, &commit, &digest)? {
+                Err(w) => why = w,
+                Ok(records) => {
+                    match sink.add_exact_gzip_layer(
+                        &records,
+                        &digest,
+                        diff_id.hasher()?,
+                        &what,
+                        &mut |tar| rebuild_tar(repo, &commit, &diff_id, tar),
+                    ) {
+                        Ok(Some(out)) => exact = Some(out),
+                        Ok(None) => why = "the exact rebuild gave another blob".into(),
+                        Err(e) => why = format!("the exact rebuild failed: {e}"),
+                    }
+                }
+            }
+        }
+        let compression = opts
+            .compression
+            .unwrap_or_else(|| LayerCompression::new(own));
+        let (out, method) = match exact {
+            Some(out) => (out, BlobMethod::ExactGzip),
+            None => {
+                let out = sink.add_layer(&compression, diff_id.hasher()?, &what, &mut |tar| {
+                    rebuild_tar(repo, &commit, &diff_id, tar)
+                })?;
+                let plain = sink.is_docker() || compression.kind == Compression::None;
+                let method = if plain {
+                    BlobMethod::Plain
+                } else {
+                    BlobMethod::Recompressed(why)
+                };
+                (out, method)
+            }
+        };
+        check_diff_id(&out, &diff_id)?;
+        layer_blobs.push(LayerExport {
+            original: digest.to_string(),
+            written: out.digest.to_string(),
+            method,
+        });
+        if out.digest != digest && !sink.is_docker() {
+            recompressed += 1;
+            desc["digest"] = json!(out.digest.as_str());
+            desc["size"] = json!(out.size);
+            desc["mediaType"] = json!(compression.media_type(&media_type));
+        }
+    }
+    let manifest_bytes = if recompressed == 0 {
+        info.manifest.clone().into_bytes()
+    } else {
+        serde_json::to_vec(&manifest).expect("JSON values serialize")
+    };
+    let media_type = manifest["mediaType"]
+        .as_str()
+        .unwrap_or(MEDIA_TYPE_MANIFEST)
+        .to_string();
+    let docker = sink.is_docker();
+    let digest = sink.finish(info.config.as_bytes(), &manifest_bytes, &media_type)?;
+    Ok(ExportReport {
+        manifest_unchanged: !docker && digest.as_str() == info.manifest_digest,
+        manifest_digest: digest.to_string(),
+        recompressed,
+        layers: info.layers.len(),
+        layer_blobs,
+    })
+}

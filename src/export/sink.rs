@@ -1,0 +1,290 @@
+//! Where an export goes, whatever made its layers: an OCI image layout directory
+//! (`oci:DIR[:TAG]`), an archive of one (`oci-archive:FILE[:TAG]`, `-` for standard output), or a
+//! `docker save` archive (`docker-archive:FILE[:REFERENCE]`). Both [`crate::export::export_image`]
+//! (imported images) and [`crate::export::encapsulate()`] (any commit) write through a [`Sink`]:
+//! layers first, as they are produced, then config and manifest.
+
+use std::fs;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::decompress::Compression;
+use crate::digest::{Digest, Hasher};
+use crate::error::{Error, Result};
+use crate::export::compress::LayerCompression;
+use crate::export::layer::{LayerBlobOut, write_blob, write_exact_gzip_blob};
+use crate::source::{Selector, SourceRef};
+use crate::spec::{ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX};
+
+fn io(what: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |e| Error::Io {
+        context: format!("writing {}", what.display()),
+        cause: e,
+    }
+}
+
+/// Where the finished layout or archive goes.
+#[derive(Debug)]
+enum Target {
+    /// Blobs are written straight into this layout directory.
+    Layout,
+    /// The staged layout is tarred into this file (`None`: standard output).
+    OciArchive(Option<PathBuf>),
+    /// The staged docker archive is tarred into this file (`None`: standard output).
+    DockerArchive(Option<PathBuf>),
+}
+
+/// An export destination being written.
+#[derive(Debug)]
+pub struct Sink {
+    target: Target,
+    /// Layout (or docker archive) directory being filled.
+    dir: PathBuf,
+    /// Keeps the staging directory of archives alive.
+    _staging: Option<tempfile::TempDir>,
+    tag: Option<String>,
+    /// Docker archives: layer file names, in order.
+    docker_layers: Vec<String>,
+}
+
+impl Sink {
+    /// Opens `dest` for writing (a layout directory is created if needed; archives are staged
+    /// in a temporary directory until [`Sink::finish`]).
+    ///
+    /// # Errors
+    /// A digest selector (a destination takes a tag), or the directory cannot be created.
+    pub fn open(dest: &SourceRef) -> Result<Sink> {
+        let tag = match dest.selector() {
+            Selector::Default => None,
+            Selector::Tag(t) => Some(t.clone()),
+            Selector::Digest(_) => {
+                return Err(Error::InvalidReference {
+                    reference: dest.to_string(),
+                    reason: "a destination takes a tag, not a digest".into(),
+                });
+            }
+        };
+        let stage = || tempfile::tempdir().map_err(io(Path::new("temporary directory")));
+        let (target, dir, staging) = match dest {
+            SourceRef::OciDir { path, .. } => (Target::Layout, path.clone(), None),
+            SourceRef::OciArchive { path, .. } => {
+                let s = stage()?;
+                (
+                    Target::OciArchive(path.clone()),
+                    s.path().to_path_buf(),
+                    Some(s),
+                )
+            }
+            SourceRef::DockerArchive { path, .. } => {
+                let s = stage()?;
+                (
+                    Target::DockerArchive(path.clone()),
+                    s.path().to_path_buf(),
+                    Some(s),
+                )
+            }
+        };
+        let sink = Sink {
+            target,
+            dir,
+            _staging: staging,
+            tag,
+            docker_layers: Vec::new(),
+        };
+        if !sink.is_docker() {
+            let blobs = sink.blobs();
+            fs::create_dir_all(&blobs).map_err(io(&blobs))?;
+            let layout = sink.dir.join("oci-layout");
+            fs::write(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(io(&layout))?;
+        }
+        Ok(sink)
+    }
+
+    /// Whether this is a docker archive (layers are stored uncompressed, and the manifest is
+    /// docker's `manifest.json`, not the OCI manifest).
+    pub fn is_docker(&self) -> bool {
+        matches!(self.target, Target::DockerArchive(_))
+    }
+
+    fn blobs(&self) -> PathBuf {
+        self.dir.join("blobs/sha256")
+    }
+
+    /// Writes one layer: `tar` writes the uncompressed tar, which is hashed with `diff_id` and
+    /// compressed with `compression` (docker archives: never compressed). `what` names the
+    /// layer in errors.
+    ///
+    /// # Errors
+    /// `tar`'s errors, or writing fails.
+    pub fn add_layer(
+        &mut self,
+        compression: &LayerCompression,
+        diff_id: Hasher,
+        what: &str,
+        tar: &mut dyn FnMut(&mut dyn Write) -> Result<()>,
+    ) -> Result<LayerBlobOut> {
+        let compression = if self.is_docker() {
+            LayerCompression::new(Compression::None)
+        } else {
+            *compression
+        };
+        let out = self.add_blob(None, &mut |file| {
+            write_blob(&compression, diff_id.clone(), file, what, tar)
+        })?;
+        out.ok_or_else(|| Error::InvalidImage {
+            image: what.into(),
+            reason: "layer blob not kept".into(),
+        })
+    }
+
+    /// Writes one gzip layer of an OCI layout as its original blob `digest`, rebuilt from
+    /// exact-gzip `records` ([`write_exact_gzip_blob`]) and the tar that `tar` writes. `None`
+    /// (and nothing written) when the rebuilt blob is not `digest`.
+    ///
+    /// # Errors
+    /// `tar`'s errors, the records do not fit the tar, or writing fails.
+    pub fn add_exact_gzip_layer(
+        &mut self,
+        records: &[u8],
+        digest: &Digest,
+        diff_id: Hasher,
+        what: &str,
+        tar: &mut dyn FnMut(&mut dyn Write) -> Result<()>,
+    ) -> Result<Option<LayerBlobOut>> {
+        self.add_blob(Some(digest), &mut |file| {
+            write_exact_gzip_blob(records, diff_id.clone(), file, what, tar)
+        })
+    }
+
+    /// Writes a layer blob that `write` makes into a temporary file, then keeps it under its
+    /// name, unless it does not have the `expect`ed digest (then `None`).
+    fn add_blob(
+        &mut self,
+        expect: Option<&Digest>,
+        write: &mut dyn FnMut(&mut (dyn Write + Send)) -> Result<LayerBlobOut>,
+    ) -> Result<Option<LayerBlobOut>> {
+        let tmp_dir = if self.is_docker() {
+            self.dir.clone()
+        } else {
+            self.blobs()
+        };
+        let tmp = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(io(&tmp_dir))?;
+        let mut file = BufWriter::new(tmp.as_file());
+        let out = write(&mut file)?;
+        file.flush().map_err(io(&tmp_dir))?;
+        drop(file);
+        if expect.is_some_and(|d| *d != out.digest) {
+            return Ok(None);
+        }
+        let dest = if self.is_docker() {
+            let name = format!("{}.tar", out.diff_id.encoded());
+            self.docker_layers.push(name.clone());
+            self.dir.join(name)
+        } else {
+            self.blobs().join(out.digest.encoded())
+        };
+        tmp.persist(&dest).map_err(|e| io(&dest)(e.error))?;
+        Ok(Some(out))
+    }
+
+    /// Writes `data` as a blob of the layout; returns its digest.
+    fn put_blob(&self, data: &[u8]) -> Result<Digest> {
+        let d = Digest::sha256_of(data);
+        let p = self.blobs().join(d.encoded());
+        fs::write(&p, data).map_err(io(&p))?;
+        Ok(d)
+    }
+
+    /// Writes config and manifest (of media type `media_type`), tags the manifest, and for
+    /// archives writes the archive. Returns the digest of the manifest written: the OCI
+    /// manifest's for layouts, `manifest.json`'s for docker archives (which keep only the
+    /// config and the layer order of `manifest`).
+    ///
+    /// # Errors
+    /// Writing fails, or an existing `index.json` is malformed.
+    pub fn finish(self, config: &[u8], manifest: &[u8], media_type: &str) -> Result<Digest> {
+        let digest = if self.is_docker() {
+            let config_digest = Digest::sha256_of(config);
+            let config_name = format!("{}.json", config_digest.encoded());
+            let p = self.dir.join(&config_name);
+            fs::write(&p, config).map_err(io(&p))?;
+            let tags: Vec<&str> = self.tag.iter().map(String::as_str).collect();
+            let doc =
+                json!([{ "Config": config_name, "RepoTags": tags, "Layers": self.docker_layers }]);
+            let bytes = serde_json::to_vec(&doc).expect("JSON values serialize");
+            let p = self.dir.join("manifest.json");
+            fs::write(&p, &bytes).map_err(io(&p))?;
+            Digest::sha256_of(&bytes)
+        } else {
+            self.put_blob(config)?;
+            let digest = self.put_blob(manifest)?;
+            self.add_to_index(
+                json!({"mediaType": media_type, "digest": digest.as_str(), "size": manifest.len()}),
+            )?;
+            digest
+        };
+        match &self.target {
+            Target::Layout => {}
+            Target::OciArchive(out) => self.write_archive(out.as_deref(), None)?,
+            Target::DockerArchive(out) => {
+                // docker load wants the layers, then the config, then manifest.json.
+                let mut names = self.docker_layers.clone();
+                names.push(format!("{}.json", Digest::sha256_of(config).encoded()));
+                names.push("manifest.json".into());
+                self.write_archive(out.as_deref(), Some(&names))?;
+            }
+        }
+        Ok(digest)
+    }
+
+    /// Tars the staged directory (all of it, or `names` in that order) to `out` or stdout.
+    fn write_archive(&self, out: Option<&Path>, names: Option<&[String]>) -> Result<()> {
+        let sink: Box<dyn Write> = match out {
+            Some(p) => Box::new(BufWriter::new(fs::File::create(p).map_err(io(p))?)),
+            None => Box::new(std::io::stdout().lock()),
+        };
+        let target = out.unwrap_or(Path::new("-"));
+        let mut b = tar::Builder::new(sink);
+        b.mode(tar::HeaderMode::Deterministic);
+        match names {
+            Some(names) => {
+                for n in names {
+                    b.append_path_with_name(self.dir.join(n), n)
+                        .map_err(io(target))?;
+                }
+            }
+            None => b.append_dir_all(".", &self.dir).map_err(io(target))?,
+        }
+        b.into_inner()
+            .and_then(|mut w| w.flush())
+            .map_err(io(target))
+    }
+
+    /// Adds a manifest descriptor to the layout's `index.json`, replacing one with the same tag.
+    fn add_to_index(&self, mut desc: Value) -> Result<()> {
+        let path = self.dir.join("index.json");
+        let bad = |reason: String| Error::InvalidImage {
+            image: format!("oci:{}", self.dir.display()),
+            reason,
+        };
+        let mut index: Value = match fs::read(&path) {
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| bad(format!("index.json: {e}")))?,
+            Err(_) => json!({"schemaVersion": 2, "mediaType": MEDIA_TYPE_INDEX, "manifests": []}),
+        };
+        let list = index["manifests"]
+            .as_array_mut()
+            .ok_or_else(|| bad("index.json has no manifests list".into()))?;
+        if let Some(t) = &self.tag {
+            list.retain(|m| m["annotations"][ANNOTATION_REF_NAME].as_str() != Some(t));
+            desc["annotations"] = json!({ ANNOTATION_REF_NAME: t });
+        }
+        list.push(desc);
+        fs::write(
+            &path,
+            serde_json::to_vec(&index).expect("JSON values serialize"),
+        )
+        .map_err(io(&path))
+    }
+}

@@ -1,0 +1,76 @@
+//! An artifact layer (not a filesystem tar: JSON, a Helm chart, any blob) → a layer commit
+//! holding the blob, byte for byte, as one file.
+//!
+//! The commit's tree is a single file [`BLOB`] (`0644 root:root`) whose content is the verified
+//! blob; the name it gets in an image depends on the manifest that uses it (its title
+//! annotation), so the merge places it ([`crate::merge::LayerTree::artifact`]), not the layer.
+//! Export copies the blob back unchanged, so the layer keeps its digest.
+
+use ostree::{MutableTree, Repo, glib};
+
+use crate::blob::VerifiedReader;
+use crate::entries::{Entry, EntryKind};
+use crate::error::LayerError;
+use crate::layer::stream::{ImportedLayer, LayerBlob};
+use crate::layer::writer::{self, ObjectWriter};
+use crate::meta;
+use crate::source::BlobReader;
+
+/// The name of the blob file in an artifact layer commit.
+pub const BLOB: &str = "blob";
+
+/// [`meta::LAYER_KIND`] of an artifact layer.
+pub const KIND: &str = "file";
+
+/// Stores `blob` (verified against the layer's digest and size) as an artifact layer commit.
+///
+/// # Errors
+/// The blob does not match its descriptor, or libostree fails.
+pub fn import_file_layer(
+    repo: &Repo,
+    blob: BlobReader,
+    layer: &LayerBlob,
+) -> Result<ImportedLayer, LayerError> {
+    let ostree_err = |op| {
+        move |cause| LayerError::Ostree {
+            path: BLOB.into(),
+            op,
+            cause,
+        }
+    };
+    let mut verified = VerifiedReader::new(blob, &layer.digest, layer.size)
+        .map_err(|e| LayerError::Read(std::io::Error::other(e)))?;
+    let entry = Entry {
+        path: vec![BLOB.into()],
+        raw_path: BLOB.into(),
+        kind: EntryKind::File,
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        xattrs: Vec::new(),
+        size: layer.size,
+    };
+    let csum = ObjectWriter::new(repo).file(&entry, &mut verified)?;
+    // The digest is checked by the read that reaches the end.
+    std::io::copy(&mut verified, &mut std::io::sink()).map_err(LayerError::Read)?;
+    let root = MutableTree::new();
+    root.set_metadata_checksum(
+        &writer::default_dirmeta(repo).map_err(ostree_err("writing dirmeta"))?,
+    );
+    root.replace_file(BLOB, &csum)
+        .map_err(ostree_err("adding the blob"))?;
+    let dict = glib::VariantDict::new(None);
+    dict.insert(meta::LAYER_DIGEST, layer.digest.as_str());
+    dict.insert(meta::LAYER_DIFF_ID, layer.digest.as_str());
+    dict.insert(meta::LAYER_MEDIA_TYPE, layer.media_type.as_str());
+    dict.insert(meta::LAYER_KIND, KIND);
+    let subject = format!("artifact layer {}", layer.digest);
+    let commit = crate::repo::write_tree_commit(repo, &root, &subject, &dict, 0)
+        .map_err(ostree_err("writing layer commit"))?;
+    Ok(ImportedLayer {
+        commit,
+        diff_id: layer.digest.clone(),
+        skipped: Vec::new(),
+        exact_gzip: crate::layer::stream::ExactGzipStatus::NotAttempted,
+    })
+}

@@ -1,0 +1,151 @@
+//! Small file objects are handed to a writer thread once their checksum is known.
+//!
+//! The thread that parses the tar computes each buffered file's checksum itself (it needs it
+//! at once for the tree and the tar-split), then queues the file here; a writer thread does
+//! the rest — building libostree's content stream and the syscalls that store the object
+//! (open, fallocate, write, xattr, link), which took about half of the parsing thread's time.
+//! With decompression on a third thread, the import keeps both cores busy.
+//!
+//! Queued bytes are bounded by [`BUDGET`], so memory does not grow with the layer. The first
+//! write error stops the queue: later pushes fail fast and [`WriteQueue::finish`] returns that
+//! error, which explains anything that failed because of it.
+
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::{Scope, ScopedJoinHandle};
+
+use ostree::Repo;
+use ostree::glib;
+
+use crate::error::LayerError;
+use crate::layer::writer;
+
+/// Most bytes of file data queued and not yet written.
+pub const BUDGET: usize = 8 << 20;
+const JOBS_IN_FLIGHT: usize = 256;
+
+/// One buffered regular file whose object checksum is already known.
+#[derive(Debug)]
+pub struct Job {
+    /// The object checksum ([`writer::content_checksum`]).
+    pub csum: String,
+    /// The entry path, for errors.
+    pub path: String,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// `S_IFREG` and permission bits.
+    pub mode: u32,
+    /// The xattrs variant (`a(ayay)`).
+    pub xattrs: glib::Variant,
+    /// The file content.
+    pub data: Vec<u8>,
+}
+
+/// Bytes in flight, and whether the writer gave up.
+#[derive(Debug, Default)]
+struct State {
+    queued: usize,
+    failed: bool,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A poisoned lock only means the other thread panicked; the counters stay usable.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The sending side, owned by the [`writer::ObjectWriter`] of the parsing thread.
+#[derive(Debug)]
+pub struct WriteQueue {
+    tx: SyncSender<Job>,
+    shared: Arc<Shared>,
+}
+
+/// The writer thread's handle: join it with [`WriteQueue::finish`].
+pub type Handle<'scope> = ScopedJoinHandle<'scope, Result<(), LayerError>>;
+
+fn stopped() -> LayerError {
+    LayerError::Read(std::io::Error::other("object writer stopped"))
+}
+
+impl WriteQueue {
+    /// Starts a writer thread for `repo` (which must be in a transaction) inside `scope`.
+    ///
+    /// `Repo` is `Send` but not `Sync`: the thread gets its own reference. libostree itself
+    /// writes content objects from worker threads (`write_content_async`, pulls), so writing
+    /// from two threads into one transaction is how it is meant to be used.
+    pub fn spawn<'scope, 'env>(
+        scope: &'scope Scope<'scope, 'env>,
+        repo: &Repo,
+    ) -> (WriteQueue, Handle<'scope>) {
+        let (tx, rx) = sync_channel(JOBS_IN_FLIGHT);
+        let shared = Arc::new(Shared::default());
+        let theirs = Arc::clone(&shared);
+        let repo = repo.clone();
+        let handle = scope.spawn(move || run(&repo, rx, &theirs));
+        (WriteQueue { tx, shared }, handle)
+    }
+
+    /// Queues `job`, waiting while the budget is spent.
+    ///
+    /// # Errors
+    /// The writer thread failed or is gone; [`WriteQueue::finish`] has the reason.
+    pub fn push(&self, job: Job) -> Result<(), LayerError> {
+        let size = job.data.len();
+        {
+            let mut st = self.shared.lock();
+            while !st.failed && st.queued > 0 && st.queued + size > BUDGET {
+                st = self
+                    .shared
+                    .changed
+                    .wait(st)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+            }
+            if st.failed {
+                return Err(stopped());
+            }
+            st.queued += size;
+        }
+        self.tx.send(job).map_err(|_| stopped())
+    }
+
+    /// Closes the queue and waits until every queued object is written.
+    ///
+    /// # Errors
+    /// The first write error.
+    pub fn finish(self, handle: Handle<'_>) -> Result<(), LayerError> {
+        drop(self.tx);
+        handle.join().unwrap_or_else(|_| {
+            Err(LayerError::Read(std::io::Error::other(
+                "object writer panicked",
+            )))
+        })
+    }
+}
+
+/// The writer thread: writes jobs until the queue closes; after an error only drains it.
+fn run(repo: &Repo, rx: Receiver<Job>, shared: &Shared) -> Result<(), LayerError> {
+    let mut result = Ok(());
+    for job in rx {
+        let size = job.data.len();
+        if result.is_ok() {
+            result = writer::write_trusted(repo, job);
+        }
+        let mut st = shared.lock();
+        st.queued -= size;
+        st.failed |= result.is_err();
+        shared.changed.notify_all();
+    }
+    result
+}

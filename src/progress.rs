@@ -1,0 +1,178 @@
+//! Progress of an import, as events for a caller-supplied [`Progress`] sink: the CLI draws
+//! bars from them on a terminal or prints them as JSON lines (`--json`).
+//!
+//! Events are small and bounded: digests, counts and sizes, never file names or layer data.
+//! Byte counts are of the blob as read (compressed), reported at most every [`STEP`] bytes per
+//! layer, so a sink is never flooded.
+
+use std::fmt;
+use std::io::Read;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+/// Bytes between two [`Event::LayerBytes`] of one layer.
+pub const STEP: u64 = 1 << 20;
+
+/// What an import is doing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Event {
+    /// The manifest is chosen: how many layers, and the blob bytes of those to read.
+    Resolved {
+        /// The manifest digest.
+        manifest: String,
+        /// Layers in the image (selected ones).
+        layers: usize,
+        /// Layers not in the repository yet, to be read.
+        to_read: usize,
+        /// Their blob bytes.
+        bytes: u64,
+    },
+    /// A layer is already in the repository: not read.
+    LayerReused {
+        /// Position in the manifest's (selected) layers.
+        index: usize,
+        /// Blob digest.
+        digest: String,
+    },
+    /// A layer blob starts streaming.
+    LayerStart {
+        /// Position in the manifest's (selected) layers.
+        index: usize,
+        /// Blob digest.
+        digest: String,
+        /// Blob size.
+        size: u64,
+    },
+    /// Blob bytes read so far (verified, decompressed and written as they go).
+    LayerBytes {
+        /// Position in the manifest's (selected) layers.
+        index: usize,
+        /// Bytes read so far.
+        read: u64,
+    },
+    /// A layer is committed.
+    LayerDone {
+        /// Position in the manifest's (selected) layers.
+        index: usize,
+        /// Blob digest.
+        digest: String,
+        /// The layer commit.
+        commit: String,
+    },
+    /// Layers are merged and the image commit written.
+    Done {
+        /// The image commit.
+        commit: String,
+    },
+}
+
+/// Receives [`Event`]s, from the importing thread and from the thread that reads blobs.
+pub trait Progress: Send + Sync {
+    /// Called for every event, in order for each layer.
+    fn event(&self, e: &Event);
+}
+
+/// A shared sink in [`crate::ImportOptions`]; none by default.
+#[derive(Clone, Default)]
+pub struct Sink(Option<Arc<dyn Progress>>);
+
+impl Sink {
+    /// A sink sending to `p`.
+    pub fn new(p: Arc<dyn Progress>) -> Self {
+        Sink(Some(p))
+    }
+
+    /// Sends `e`, if anyone listens.
+    pub fn emit(&self, e: Event) {
+        if let Some(p) = &self.0 {
+            p.event(&e);
+        }
+    }
+
+    /// Wraps a blob reader to report [`Event::LayerBytes`] for layer `index`.
+    pub fn counting<R: Read>(&self, index: usize, inner: R) -> Counting<R> {
+        Counting {
+            inner,
+            sink: self.clone(),
+            index,
+            read: 0,
+            reported: 0,
+        }
+    }
+}
+
+impl fmt::Debug for Sink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Sink(..)"
+        } else {
+            "Sink(none)"
+        })
+    }
+}
+
+/// A reader that reports how much of a layer blob has been read.
+#[derive(Debug)]
+pub struct Counting<R> {
+    inner: R,
+    sink: Sink,
+    index: usize,
+    read: u64,
+    reported: u64,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if self.read - self.reported >= STEP || (n == 0 && self.read > self.reported) {
+            self.reported = self.read;
+            self.sink.emit(Event::LayerBytes {
+                index: self.index,
+                read: self.read,
+            });
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Log(Mutex<Vec<Event>>);
+    impl Progress for Log {
+        fn event(&self, e: &Event) {
+            self.0.lock().unwrap().push(e.clone());
+        }
+    }
+
+    /// Byte events come every STEP bytes and once at the end, not per read.
+    #[test]
+    fn counting_reports_in_steps() {
+        let log = Arc::new(Log::default());
+        let sink = Sink::new(log.clone());
+        let data = vec![0u8; (STEP * 2 + 10) as usize];
+        let mut r = sink.counting(3, &data[..]);
+        let mut buf = [0u8; 4096];
+        while r.read(&mut buf).unwrap() > 0 {}
+        let reads: Vec<u64> = log
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| match e {
+                Event::LayerBytes { index: 3, read } => *read,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(reads, [STEP, STEP * 2, STEP * 2 + 10]);
+        let json = serde_json::to_string(&Event::LayerBytes { index: 1, read: 5 }).unwrap();
+        assert_eq!(json, r#"{"event":"layer-bytes","index":1,"read":5}"#);
+    }
+}
