@@ -174,6 +174,15 @@ fn zlib_made_layers_keep_their_digests() {
         &format!("oci-archive:{}", archive.display()),
     ]);
     assert_eq!(a.field("Manifest"), manifest);
+    // --compression asks for new blobs: no exact rebuild
+    let e = repo.ok(&[
+        "export",
+        "img",
+        &format!("oci:{}:zstd", tmp.path().join("out-zstd").display()),
+        "--compression",
+        "zstd",
+    ]);
+    assert!(e.stdout.contains("--compression asked for it"), "{e:?}");
     // and without the analysis, the same image is re-compressed
     let plain = Repo::new();
     let r = plain.ok(&[
