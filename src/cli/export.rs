@@ -89,6 +89,7 @@ pub fn run(repo_path: &Path, a: ExportArgs) -> Result<()> {
             lines.push(match &l.method {
                 BlobMethod::Plain => format!("  kept     {} (uncompressed)", l.original),
                 BlobMethod::ExactGzip => format!("  kept     {} (exact gzip rebuild)", l.original),
+                BlobMethod::Copied => format!("  kept     {} (artifact blob, copied)", l.original),
                 BlobMethod::Recompressed(_) if l.kept() => {
                     format!(
                         "  kept     {} (re-compressed to the same bytes)",
