@@ -12,9 +12,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // A closed pipe (`ocitree ls … | head`) is not a failure.
+            let broken = |io: &std::io::Error| io.kind() == std::io::ErrorKind::BrokenPipe;
             if e.chain().any(|c| {
-                c.downcast_ref::<std::io::Error>()
-                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+                c.downcast_ref::<std::io::Error>().is_some_and(broken)
+                    || matches!(c.downcast_ref::<ocitree::Error>(),
+                        Some(ocitree::Error::Io { cause, .. }) if broken(cause))
             }) {
                 return ExitCode::SUCCESS;
             }

@@ -58,6 +58,6 @@ pub fn cat(repo: &Path, a: CatArgs) -> Result<()> {
 pub fn checkout(repo: &Path, a: CheckoutArgs) -> Result<()> {
     let repo = ocitree::repo::open(repo)?;
     ocitree::browse::checkout(&repo, &a.name, &a.dest)?;
-    println!("Checked out {} to {}", a.name, a.dest.display());
+    out!("Checked out {} to {}", a.name, a.dest.display());
     Ok(())
 }

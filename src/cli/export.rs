@@ -112,7 +112,7 @@ pub fn run(repo_path: &Path, a: ExportArgs) -> Result<()> {
         if to_stdout {
             eprintln!("{l}")
         } else {
-            println!("{l}")
+            out!("{l}")
         }
     }
     Ok(())

@@ -128,15 +128,16 @@ pub fn run(repo_path: &Path, a: ImportArgs) -> Result<()> {
         }
     }
     if a.quiet {
-        println!("{}", report.commit);
+        out!("{}", report.commit);
         return Ok(());
     }
     let total = report.layers_imported + report.layers_reused;
-    println!("Image:    {}", report.name);
-    println!("Manifest: {}", report.manifest_digest);
-    println!(
+    out!("Image:    {}", report.name);
+    out!("Manifest: {}", report.manifest_digest);
+    out!(
         "Layers:   {total} ({} imported, {} reused)",
-        report.layers_imported, report.layers_reused
+        report.layers_imported,
+        report.layers_reused
     );
     if !report.exact_gzip.is_empty() {
         let (mut kept, mut data, mut blobs) = (0, 0, 0);
@@ -149,13 +150,13 @@ pub fn run(repo_path: &Path, a: ImportArgs) -> Result<()> {
                 (kept, data, blobs) = (kept + 1, data + data_size, blobs + blob_size);
             }
         }
-        println!(
+        out!(
             "Exact:    {kept} of {} gzip layers can be exported bit for bit ({data} bytes of data, {:.3}% of their blobs)",
             report.exact_gzip.len(),
             data as f64 * 100.0 / blobs.max(1) as f64
         );
     }
-    println!("Commit:   {}", report.commit);
+    out!("Commit:   {}", report.commit);
     Ok(())
 }
 
@@ -173,9 +174,9 @@ pub fn check(repo_path: &Path, a: CheckArgs) -> Result<()> {
     let r = ocitree::import::check(&repo, &source, &opts)
         .with_context(|| format!("checking {source}"))?;
     let missing = r.layers.iter().filter(|l| !l.present).count();
-    println!("Image:    {}", r.name);
-    println!("Manifest: {}", r.manifest_digest);
-    println!(
+    out!("Image:    {}", r.name);
+    out!("Manifest: {}", r.manifest_digest);
+    out!(
         "Status:   {}",
         if r.up_to_date {
             "up to date"
@@ -183,7 +184,7 @@ pub fn check(repo_path: &Path, a: CheckArgs) -> Result<()> {
             "update available"
         }
     );
-    println!(
+    out!(
         "Layers:   {} ({} present, {missing} to fetch, {} bytes)",
         r.layers.len(),
         r.layers.len() - missing,
@@ -191,7 +192,7 @@ pub fn check(repo_path: &Path, a: CheckArgs) -> Result<()> {
     );
     for l in &r.layers {
         let state = if l.present { "present" } else { "fetch  " };
-        println!("  {state} {} {} bytes", l.digest, l.size);
+        out!("  {state} {} {} bytes", l.digest, l.size);
     }
     Ok(())
 }

@@ -54,7 +54,7 @@ pub fn init(repo_path: &Path, a: InitArgs) -> Result<()> {
             repo.mode()
         );
     }
-    println!("Repository {} ({})", repo_path.display(), a.mode);
+    out!("Repository {} ({})", repo_path.display(), a.mode);
     Ok(())
 }
 
@@ -74,7 +74,7 @@ pub fn images(repo_path: &Path, _a: ImagesArgs) -> Result<()> {
     let width = |i: usize| rows.iter().map(|r| r[i].len()).max().unwrap_or(0);
     let (w0, w1, w2) = (width(0), width(1), width(2));
     for r in rows {
-        println!("{:w0$}  {:w1$}  {:w2$}  {}", r[0], r[1], r[2], r[3]);
+        out!("{:w0$}  {:w1$}  {:w2$}  {}", r[0], r[1], r[2], r[3]);
     }
     Ok(())
 }
@@ -110,7 +110,7 @@ pub fn inspect(repo_path: &Path, a: InspectArgs) -> Result<()> {
         "config": config,
         "layers": layers,
     });
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    out!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
 }
 
@@ -130,16 +130,18 @@ pub fn rm(repo_path: &Path, a: RmArgs) -> Result<()> {
             .with_context(|| format!("removing {record}"))?;
     }
     ocitree::repo::refresh_summary(&repo)?;
-    println!("Removed {}", a.name);
+    out!("Removed {}", a.name);
     Ok(())
 }
 
 pub fn prune(repo_path: &Path, _a: PruneArgs) -> Result<()> {
     let repo = ocitree::repo::open(repo_path)?;
     let r = ocitree::image::prune(&repo)?;
-    println!(
+    out!(
         "Pruned: {} layer refs, {} objects, {} bytes freed",
-        r.layer_refs, r.objects, r.bytes
+        r.layer_refs,
+        r.objects,
+        r.bytes
     );
     Ok(())
 }

@@ -1,6 +1,15 @@
 //! Command-line definition (clap derive) and dispatch. Each subcommand turns its arguments
 //! into library calls and prints the result.
 
+/// `println!` that returns a write error (a closed pipe: `ocitree inspect x | head`) from the
+/// calling function instead of panicking; `main` turns a broken pipe into a clean exit.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
+
 mod browse;
 mod encapsulate;
 mod export;

@@ -462,3 +462,29 @@ fn import_json_events_and_quiet() {
     let c = tools::ostree(&repo.path, &["rev-parse", "ocitree/image/c"]);
     assert_eq!(q.stdout, c, "--quiet prints the commit alone");
 }
+
+/// A reader that goes away (`ocitree inspect x | head -c 1`) ends the command cleanly: exit 0,
+/// no panic message (println! used to panic on the broken pipe).
+#[test]
+fn closed_stdout_is_a_clean_exit() {
+    let (repo, _t, _, _) = two_images();
+    for args in [
+        &["inspect", "app:a"][..],
+        &["images"],
+        &["ls", "-R", "app:a"],
+    ] {
+        let mut child = repo
+            .cmd()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // close our end before the command writes
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+    }
+}
