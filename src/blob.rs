@@ -98,6 +98,40 @@ pub fn is_mismatch(e: &io::Error) -> bool {
     e.get_ref().is_some_and(|inner| inner.is::<BlobMismatch>())
 }
 
+/// A writer that hashes and counts what passes through, for blobs and diff_ids being written.
+#[derive(Debug)]
+pub struct HashingWriter<W> {
+    /// Where the bytes go.
+    pub inner: W,
+    /// Hashes every byte written.
+    pub hasher: Hasher,
+    /// Bytes written so far.
+    pub count: u64,
+}
+
+impl<W: io::Write> HashingWriter<W> {
+    /// Wraps `inner`, hashing with `hasher`.
+    pub fn new(inner: W, hasher: Hasher) -> Self {
+        HashingWriter {
+            inner,
+            hasher,
+            count: 0,
+        }
+    }
+}
+
+impl<W: io::Write> io::Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// Reads a whole small blob (manifest, config, index) into memory, verifying it.
 ///
 /// # Errors

@@ -4,15 +4,17 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use ocitree::export::LayerCompression;
+use ocitree::export::{BlobMethod, LayerCompression};
 use ocitree::source::SourceRef;
 
 /// Export an imported image as an OCI image: the same config and byte-identical layer tars.
 ///
 /// Every layer tar is rebuilt from the repository (file data from its objects, headers and
 /// padding from the tar-split recorded at import) and checked against its diff_id. Layers are
-/// compressed as they were imported, or as --compression says; uncompressed layers, and so then
-/// the manifest, keep their digests, compressed ones may get new blob digests (reported).
+/// compressed as they were imported, or as --compression says. Uncompressed layers keep their
+/// digests; so do gzip layers whose original bytes the import recorded (builds with the
+/// exact-gzip feature, without --compression); others are re-compressed and get new blob
+/// digests. Prints each layer's outcome and whether the manifest digest is unchanged.
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     /// Image name.
@@ -103,14 +105,33 @@ pub fn run(repo_path: &Path, a: ExportArgs) -> Result<()> {
         ));
     } else {
         lines.push(format!(
-            "Layers:   {} (diff_ids identical; {} recompressed with new blob digests)",
-            report.layers, report.recompressed
+            "Layers:   {} (diff_ids identical; {} kept their blob digest, {} recompressed with new blob digests)",
+            report.layers,
+            report.layers - report.recompressed,
+            report.recompressed
         ));
-        if !report.manifest_unchanged {
-            lines.push(
-                "Note:     layer blob digests changed, so the manifest digest changed too".into(),
-            );
+        for l in &report.layer_blobs {
+            lines.push(match &l.method {
+                BlobMethod::Plain => format!("  kept     {} (uncompressed)", l.original),
+                BlobMethod::ExactGzip => format!("  kept     {} (exact gzip rebuild)", l.original),
+                BlobMethod::Copied => format!("  kept     {} (artifact blob, copied)", l.original),
+                BlobMethod::Recompressed(_) if l.kept() => {
+                    format!(
+                        "  kept     {} (re-compressed to the same bytes)",
+                        l.original
+                    )
+                }
+                BlobMethod::Recompressed(why) => {
+                    format!("  changed  {} -> {} ({why})", l.original, l.written)
+                }
+                _ => format!("  {} -> {}", l.original, l.written),
+            });
         }
+        lines.push(if report.manifest_unchanged {
+            "Digest:   manifest digest unchanged".into()
+        } else {
+            "Note:     layer blob digests changed, so the manifest digest changed too".into()
+        });
     }
     for l in lines {
         if to_stdout {

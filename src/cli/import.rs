@@ -4,6 +4,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use ocitree::layer::stream::ExactGzipStatus;
 use ocitree::source::SourceRef;
 use ocitree::spec::Platform;
 use ocitree::{ImportOptions, OnSpecial};
@@ -33,6 +34,9 @@ pub struct ImportArgs {
     /// No progress bars; print only the image commit checksum (warnings still go to stderr).
     #[arg(long, short)]
     quiet: bool,
+    /// Do not analyse gzip layers for an exact export (faster import). Builds with the exact-gzip feature analyse every gzip layer so that `export` can rebuild its original bytes and keep its digest; other builds never do.
+    #[arg(long)]
+    no_exact_gzip: bool,
 }
 
 /// The image to read and the name to give it: shared by import and check.
@@ -90,6 +94,7 @@ pub fn run(repo_path: &Path, a: ImportArgs) -> Result<()> {
         OnSpecial::Skip
     };
     opts.progress = progress::sink(a.json, a.quiet);
+    opts.exact_gzip &= !a.no_exact_gzip;
     let repo = ocitree::repo::open_or_create(repo_path, ocitree::ostree::RepoMode::BareUser)?;
     let report =
         ocitree::import(&repo, &source, &opts).with_context(|| format!("importing {source}"))?;
@@ -118,6 +123,13 @@ pub fn run(repo_path: &Path, a: ImportArgs) -> Result<()> {
             s.layer, s.kind, s.path
         );
     }
+    for (layer, status) in &report.exact_gzip {
+        if let ExactGzipStatus::NotExact(why) = status {
+            eprintln!(
+                "note: layer {layer}: its gzip stream cannot be rebuilt bit for bit ({why}); export will re-compress it"
+            );
+        }
+    }
     if a.quiet {
         out!("{}", report.commit);
         return Ok(());
@@ -130,6 +142,23 @@ pub fn run(repo_path: &Path, a: ImportArgs) -> Result<()> {
         report.layers_imported,
         report.layers_reused
     );
+    if !report.exact_gzip.is_empty() {
+        let (mut kept, mut data, mut blobs) = (0, 0, 0);
+        for (_, s) in &report.exact_gzip {
+            if let ExactGzipStatus::Kept {
+                data_size,
+                blob_size,
+            } = s
+            {
+                (kept, data, blobs) = (kept + 1, data + data_size, blobs + blob_size);
+            }
+        }
+        out!(
+            "Exact:    {kept} of {} gzip layers can be exported bit for bit ({data} bytes of data, {:.3}% of their blobs)",
+            report.exact_gzip.len(),
+            data as f64 * 100.0 / blobs.max(1) as f64
+        );
+    }
     out!("Commit:   {}", report.commit);
     Ok(())
 }

@@ -9,7 +9,9 @@ use crate::digest::Digest;
 use crate::digest::Hasher;
 use crate::error::{Error, Result};
 use crate::export::compress::LayerCompression;
-use crate::export::layer::{check_diff_id, copy_artifact, is_artifact, rebuild_tar};
+use crate::export::layer::{
+    check_diff_id, copy_artifact, exact_gzip_records, is_artifact, rebuild_tar,
+};
 use crate::export::sink::Sink;
 use crate::image::{ImageInfo, refs};
 use crate::source::SourceRef;
@@ -45,6 +47,41 @@ pub struct ExportReport {
     pub recompressed: usize,
     /// Layers written.
     pub layers: usize,
+    /// Every layer blob written, in manifest order.
+    pub layer_blobs: Vec<LayerExport>,
+}
+
+/// How one layer blob was written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BlobMethod {
+    /// The tar, uncompressed (as it was imported, or for a docker archive).
+    Plain,
+    /// The original gzip bytes, rebuilt from the exact-gzip data recorded at import.
+    ExactGzip,
+    /// Compressed again, deterministically; why the original bytes were not rebuilt.
+    Recompressed(String),
+    /// An artifact blob, copied back unchanged.
+    Copied,
+}
+
+/// One layer blob an export wrote.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct LayerExport {
+    /// Blob digest in the image's manifest.
+    pub original: String,
+    /// Blob digest written (equal to `original` when the digest was kept).
+    pub written: String,
+    /// How the blob was made.
+    pub method: BlobMethod,
+}
+
+impl LayerExport {
+    /// Whether the blob kept its digest.
+    pub fn kept(&self) -> bool {
+        self.original == self.written
+    }
 }
 
 /// Exports image `name` to `dest` (`oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`,
@@ -74,6 +111,7 @@ pub fn export_image(
             reason: format!("stored manifest: {e}"),
         })?;
     let mut recompressed = 0;
+    let mut layer_blobs = Vec::new();
     for (i, (digest, diff_id)) in info.layers.iter().zip(&info.diff_ids).enumerate() {
         let (digest, diff_id) = (Digest::parse(digest)?, Digest::parse(diff_id)?);
         let commit = refs::find_layer(repo, &digest, Some(&diff_id))?.ok_or_else(|| {
@@ -101,15 +139,63 @@ pub fn export_image(
                     reason: format!("artifact layer {digest} reads back as {}", out.digest),
                 });
             }
+            layer_blobs.push(LayerExport {
+                original: digest.to_string(),
+                written: out.digest.to_string(),
+                method: BlobMethod::Copied,
+            });
             continue;
+        }
+        let own = Compression::from_media_type(&media_type);
+        // The original gzip bytes where the import recorded how to rebuild them.
+        let mut why = match (&opts.compression, own) {
+            (Some(_), _) => "--compression asked for it".to_string(),
+            (None, Compression::Zstd) => "zstd layers are re-compressed".into(),
+            _ => String::new(),
+        };
+        let mut exact = None;
+        if !sink.is_docker() && opts.compression.is_none() && own == Compression::Gzip {
+            match exact_gzip_records(repo, &commit, &digest)? {
+                Err(w) => why = w,
+                Ok(records) => {
+                    match sink.add_exact_gzip_layer(
+                        &records,
+                        &digest,
+                        diff_id.hasher()?,
+                        &what,
+                        &mut |tar| rebuild_tar(repo, &commit, &diff_id, tar),
+                    ) {
+                        Ok(Some(out)) => exact = Some(out),
+                        Ok(None) => why = "the exact rebuild gave another blob".into(),
+                        Err(e) => why = format!("the exact rebuild failed: {e}"),
+                    }
+                }
+            }
         }
         let compression = opts
             .compression
-            .unwrap_or_else(|| LayerCompression::new(Compression::from_media_type(&media_type)));
-        let out = sink.add_layer(&compression, diff_id.hasher()?, &what, &mut |tar| {
-            rebuild_tar(repo, &commit, &diff_id, tar)
-        })?;
+            .unwrap_or_else(|| LayerCompression::new(own));
+        let (out, method) = match exact {
+            Some(out) => (out, BlobMethod::ExactGzip),
+            None => {
+                let out = sink.add_layer(&compression, diff_id.hasher()?, &what, &mut |tar| {
+                    rebuild_tar(repo, &commit, &diff_id, tar)
+                })?;
+                let plain = sink.is_docker() || compression.kind == Compression::None;
+                let method = if plain {
+                    BlobMethod::Plain
+                } else {
+                    BlobMethod::Recompressed(why)
+                };
+                (out, method)
+            }
+        };
         check_diff_id(&out, &diff_id)?;
+        layer_blobs.push(LayerExport {
+            original: digest.to_string(),
+            written: out.digest.to_string(),
+            method,
+        });
         if out.digest != digest && !sink.is_docker() {
             recompressed += 1;
             desc["digest"] = json!(out.digest.as_str());
@@ -133,5 +219,6 @@ pub fn export_image(
         manifest_digest: digest.to_string(),
         recompressed,
         layers: info.layers.len(),
+        layer_blobs,
     })
 }

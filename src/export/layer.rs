@@ -5,30 +5,12 @@ use std::io::{self, Write};
 
 use ostree::{ObjectType, Repo, glib};
 
+use crate::blob::HashingWriter;
 use crate::digest::{Digest, Hasher};
 use crate::error::{Error, Result};
 use crate::export::compress::{LayerCompression, compress_into};
 use crate::layer::tarsplit;
 use crate::meta;
-
-/// A writer that hashes what passes through.
-struct HashingWriter<W> {
-    inner: W,
-    hasher: Hasher,
-    count: u64,
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.count += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
 
 /// What writing one layer blob produced.
 #[derive(Clone, Debug)]
@@ -112,6 +94,116 @@ pub fn tar_split(repo: &Repo, commit: &str) -> Result<Vec<u8>> {
     }
 }
 
+/// The exact-gzip records of layer commit `commit` that rebuild blob `digest` (feature
+/// `exact-gzip`), or why this build cannot rebuild that blob bit for bit from what the commit
+/// holds.
+///
+/// # Errors
+/// The commit is missing; inside: the reason, for the export report.
+pub fn exact_gzip_records(
+    repo: &Repo,
+    commit: &str,
+    digest: &Digest,
+) -> Result<std::result::Result<Vec<u8>, String>> {
+    let v = repo
+        .load_variant(ObjectType::Commit, commit)
+        .map_err(Error::ostree(format!("loading layer {commit}")))?;
+    let dict = glib::VariantDict::new(Some(&v.child_value(0)));
+    let records = dict
+        .lookup_value(meta::LAYER_EXACT_GZIP, Some(glib::VariantTy::BYTE_STRING))
+        .map(|r| {
+            r.fixed_array::<u8>()
+                .map(<[u8]>::to_vec)
+                .unwrap_or_default()
+        });
+    let format = dict
+        .lookup::<(u32, String)>(meta::LAYER_EXACT_GZIP_FORMAT)
+        .ok()
+        .flatten();
+    let (Some(records), Some((version, preflate))) = (records, format) else {
+        return Ok(Err(
+            "no exact-gzip data (imported without it, or its gzip stream cannot be rebuilt)".into(),
+        ));
+    };
+    let from = dict.lookup::<String>(meta::LAYER_DIGEST).ok().flatten();
+    if from.as_deref() != Some(digest.as_str()) {
+        return Ok(Err(format!(
+            "the layer was imported from another blob ({})",
+            from.as_deref().unwrap_or("unknown")
+        )));
+    }
+    Ok(match exact_gzip_supported(version, &preflate) {
+        Some(why) => Err(why),
+        None => Ok(records),
+    })
+}
+
+#[cfg(feature = "exact-gzip")]
+fn exact_gzip_supported(version: u32, preflate: &str) -> Option<String> {
+    use crate::layer::exact_gzip::{PREFLATE_VERSION, VERSION};
+    (version != VERSION || preflate != PREFLATE_VERSION).then(|| {
+        format!(
+            "exact-gzip data format {version} of preflate-rs {preflate}; this build reads \
+             format {VERSION} of preflate-rs {PREFLATE_VERSION}"
+        )
+    })
+}
+
+#[cfg(not(feature = "exact-gzip"))]
+fn exact_gzip_supported(_version: u32, _preflate: &str) -> Option<String> {
+    Some("this build has no exact-gzip support (cargo feature exact-gzip)".into())
+}
+
+/// Rebuilds the original gzip blob of a layer from its exact-gzip `records` and the tar that
+/// `tar` writes into `out`, hashing the tar with `diff_id` and the blob with sha256 on the way
+/// (feature `exact-gzip`; without it, an error).
+///
+/// # Errors
+/// `tar`'s errors; the records do not fit the tar, or writing fails, as [`Error::Io`] naming
+/// `what`.
+#[cfg(feature = "exact-gzip")]
+pub fn write_exact_gzip_blob(
+    records: &[u8],
+    diff_id: Hasher,
+    out: &mut (dyn Write + Send),
+    what: &str,
+    tar: &mut dyn FnMut(&mut dyn Write) -> Result<()>,
+) -> Result<LayerBlobOut> {
+    let mut blob = HashingWriter::new(out, Hasher::sha256());
+    let exact = crate::layer::exact_gzip::ExactGzipWriter::new(records, &mut blob);
+    let mut plain = HashingWriter::new(exact, diff_id);
+    tar(&mut plain)?;
+    let HashingWriter { inner, hasher, .. } = plain;
+    inner.finish().map_err(|e| Error::Io {
+        context: format!("writing {what}"),
+        cause: e,
+    })?;
+    Ok(LayerBlobOut {
+        diff_id: hasher.finish(),
+        digest: blob.hasher.finish(),
+        size: blob.count,
+    })
+}
+
+/// Without the `exact-gzip` feature: always an error (callers check
+/// [`exact_gzip_records`] first, which says this build cannot).
+///
+/// # Errors
+/// Always.
+#[cfg(not(feature = "exact-gzip"))]
+pub fn write_exact_gzip_blob(
+    _records: &[u8],
+    _diff_id: Hasher,
+    _out: &mut (dyn Write + Send),
+    what: &str,
+    _tar: &mut dyn FnMut(&mut dyn Write) -> Result<()>,
+) -> Result<LayerBlobOut> {
+    Err(Error::Io {
+        context: format!("writing {what}"),
+        cause: io::Error::other("this build has no exact-gzip support"),
+    })
+}
+
 /// Compresses the tar that `tar` writes as `compression` says ([`compress_into`]:
 /// deterministic, on every core) into `out`, hashing the tar with `diff_id` and the blob with
 /// sha256 on the way.
@@ -125,19 +217,11 @@ pub fn write_blob(
     what: &str,
     tar: &mut dyn FnMut(&mut dyn Write) -> Result<()>,
 ) -> Result<LayerBlobOut> {
-    let mut blob = HashingWriter {
-        inner: out,
-        hasher: Hasher::sha256(),
-        count: 0,
-    };
+    let mut blob = HashingWriter::new(out, Hasher::sha256());
     // The tar writer's own error is kept whole; the compressor only sees that it stopped.
     let mut failure = None;
     let written = compress_into(&mut blob, compression, |z| {
-        let mut plain = HashingWriter {
-            inner: z,
-            hasher: diff_id,
-            count: 0,
-        };
+        let mut plain = HashingWriter::new(z, diff_id);
         if let Err(e) = tar(&mut plain) {
             failure = Some(e);
             return Err(io::Error::other("the layer tar could not be written"));

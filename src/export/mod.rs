@@ -7,8 +7,10 @@
 //!   layer commit's tar-split ([`crate::layer::tarsplit`]) and must match the diff_id recorded
 //!   at import, so the config (kept byte for byte) stays true. Layers are compressed as they
 //!   were (gzip, zstd or none) or as [`ExportOptions::compression`] says; an uncompressed layer
-//!   keeps its blob digest, a compressed one gets a new one unless the compressor reproduces
-//!   it, and the report says which. Artifact layers are copied back unchanged.
+//!   keeps its blob digest. A gzip layer whose original bytes import could record (feature
+//!   `exact-gzip`, module `layer::exact_gzip`) is rebuilt bit for bit and keeps its digest
+//!   too; the others get new digests unless the compressor reproduces them, and the report
+//!   says which ([`LayerExport`]). Artifact layers are copied back unchanged.
 //! - [`encapsulate()`]: any commit. Its tree is written as deterministic tars and the commit
 //!   object rides along, so that `import` gives back the identical commit.
 
@@ -20,4 +22,4 @@ pub mod sink;
 
 pub use compress::LayerCompression;
 pub use encapsulate::{EncapsulateOptions, EncapsulateReport, encapsulate};
-pub use image::{ExportOptions, ExportReport, export_image};
+pub use image::{BlobMethod, ExportOptions, ExportReport, LayerExport, export_image};

@@ -14,7 +14,7 @@ use crate::decompress::Compression;
 use crate::digest::{Digest, Hasher};
 use crate::error::{Error, Result};
 use crate::export::compress::LayerCompression;
-use crate::export::layer::{LayerBlobOut, write_blob};
+use crate::export::layer::{LayerBlobOut, write_blob, write_exact_gzip_blob};
 use crate::source::{Selector, SourceRef};
 use crate::spec::{ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX};
 
@@ -133,16 +133,59 @@ impl Sink {
         what: &str,
         tar: &mut dyn FnMut(&mut dyn Write) -> Result<()>,
     ) -> Result<LayerBlobOut> {
-        let (compression, tmp_dir) = if self.is_docker() {
-            (LayerCompression::new(Compression::None), self.dir.clone())
+        let compression = if self.is_docker() {
+            LayerCompression::new(Compression::None)
         } else {
-            (*compression, self.blobs())
+            *compression
+        };
+        let out = self.add_blob(None, &mut |file| {
+            write_blob(&compression, diff_id.clone(), file, what, tar)
+        })?;
+        out.ok_or_else(|| Error::InvalidImage {
+            image: what.into(),
+            reason: "layer blob not kept".into(),
+        })
+    }
+
+    /// Writes one gzip layer of an OCI layout as its original blob `digest`, rebuilt from
+    /// exact-gzip `records` ([`write_exact_gzip_blob`]) and the tar that `tar` writes. `None`
+    /// (and nothing written) when the rebuilt blob is not `digest`.
+    ///
+    /// # Errors
+    /// `tar`'s errors, the records do not fit the tar, or writing fails.
+    pub fn add_exact_gzip_layer(
+        &mut self,
+        records: &[u8],
+        digest: &Digest,
+        diff_id: Hasher,
+        what: &str,
+        tar: &mut dyn FnMut(&mut dyn Write) -> Result<()>,
+    ) -> Result<Option<LayerBlobOut>> {
+        self.add_blob(Some(digest), &mut |file| {
+            write_exact_gzip_blob(records, diff_id.clone(), file, what, tar)
+        })
+    }
+
+    /// Writes a layer blob that `write` makes into a temporary file, then keeps it under its
+    /// name, unless it does not have the `expect`ed digest (then `None`).
+    fn add_blob(
+        &mut self,
+        expect: Option<&Digest>,
+        write: &mut dyn FnMut(&mut (dyn Write + Send)) -> Result<LayerBlobOut>,
+    ) -> Result<Option<LayerBlobOut>> {
+        let tmp_dir = if self.is_docker() {
+            self.dir.clone()
+        } else {
+            self.blobs()
         };
         let tmp = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(io(&tmp_dir))?;
         let mut file = BufWriter::new(tmp.as_file());
-        let out = write_blob(&compression, diff_id, &mut file, what, tar)?;
+        let out = write(&mut file)?;
         file.flush().map_err(io(&tmp_dir))?;
         drop(file);
+        if expect.is_some_and(|d| *d != out.digest) {
+            return Ok(None);
+        }
         let dest = if self.is_docker() {
             let name = format!("{}.tar", out.diff_id.encoded());
             self.docker_layers.push(name.clone());
@@ -151,7 +194,7 @@ impl Sink {
             self.blobs().join(out.digest.encoded())
         };
         tmp.persist(&dest).map_err(|e| io(&dest)(e.error))?;
-        Ok(out)
+        Ok(Some(out))
     }
 
     /// Writes `data` as a blob of the layout; returns its digest.

@@ -17,7 +17,7 @@ use ostree::{Repo, gio};
 use crate::error::{Error, Result};
 use crate::image::{self, EncapsulatedCommit, ImageMeta, refs};
 use crate::layer::file::import_file_layer;
-use crate::layer::stream::{LayerBlob, import_layer};
+use crate::layer::stream::{ExactGzipStatus, LayerBlob, import_layer};
 use crate::layer::{OnSpecial, Skipped};
 use crate::merge::{self, LayerTree, merge_layers};
 use crate::progress::{Event, Sink};
@@ -28,7 +28,7 @@ use crate::source::{BlobReader, Selector, SourceRef};
 use crate::spec::{Platform, parse_rfc3339};
 
 /// Options of [`import`].
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct ImportOptions {
     /// Local image name; default derived from the source (see [`default_name`]).
@@ -47,6 +47,28 @@ pub struct ImportOptions {
     pub progress: Sink,
     /// How to reach a registry source (credentials, TLS, timeouts).
     pub registry: crate::registry::RegistryOptions,
+    /// Analyse gzip layers so that export can rebuild their exact compressed bytes (see
+    /// [`crate::layer::stream::ExactGzipStatus`]). Default: on in builds with the `exact-gzip`
+    /// feature, which is the only place it has an effect.
+    pub exact_gzip: bool,
+}
+
+// Derivable only in builds without the exact-gzip feature.
+#[allow(clippy::derivable_impls)]
+impl Default for ImportOptions {
+    fn default() -> Self {
+        ImportOptions {
+            name: None,
+            platform: None,
+            on_special: OnSpecial::default(),
+            artifact_type: None,
+            layers: LayerSelection::default(),
+            layers_mode: LayersMode::default(),
+            progress: Sink::default(),
+            registry: crate::registry::RegistryOptions::default(),
+            exact_gzip: cfg!(feature = "exact-gzip"),
+        }
+    }
 }
 
 impl ImportOptions {
@@ -72,6 +94,9 @@ pub struct ImportReport {
     pub layers_reused: usize,
     /// Entries OSTree cannot store that were left out.
     pub skipped: Vec<Skipped>,
+    /// For each gzip layer read with [`ImportOptions::exact_gzip`]: its blob digest and
+    /// whether export can rebuild its exact compressed bytes.
+    pub exact_gzip: Vec<(String, ExactGzipStatus)>,
 }
 
 /// The name an image gets when the user gives none: the tag annotation when it is a full
@@ -111,6 +136,7 @@ pub fn import(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<I
         layers_imported: 0,
         layers_reused: 0,
         skipped: Vec::new(),
+        exact_gzip: Vec::new(),
     };
 
     // An encapsulated commit: checked now, before any layer is read.
@@ -183,11 +209,16 @@ pub fn import(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<I
                 Box::new(opts.progress.counting(index, src.open_blob(&layer.digest)?));
             let imported = match layer.file_name {
                 Some(_) => import_file_layer(repo, blob, layer),
-                None => import_layer(repo, blob, layer, opts.on_special),
+                None => import_layer(repo, blob, layer, opts.on_special, opts.exact_gzip),
             }
             .map_err(layer_err)?;
             report.layers_imported += 1;
             report.skipped.extend(imported.skipped);
+            if imported.exact_gzip != ExactGzipStatus::NotAttempted {
+                report
+                    .exact_gzip
+                    .push((layer.digest.to_string(), imported.exact_gzip));
+            }
             opts.progress.emit(Event::LayerDone {
                 index,
                 digest: layer.digest.to_string(),

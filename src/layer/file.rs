@@ -71,5 +71,6 @@ pub fn import_file_layer(
         commit,
         diff_id: layer.digest.clone(),
         skipped: Vec::new(),
+        exact_gzip: crate::layer::stream::ExactGzipStatus::NotAttempted,
     })
 }

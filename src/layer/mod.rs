@@ -7,6 +7,8 @@
 //! entries that were skipped. The commit's timestamp is 0, so the same layer gives the same
 //! commit checksum in every repository.
 
+#[cfg(feature = "exact-gzip")]
+pub mod exact_gzip;
 pub mod file;
 pub mod skipped;
 pub mod stream;
@@ -50,6 +52,7 @@ pub struct LayerBuilder<'r> {
     whiteouts: Vec<String>,
     pending_links: Vec<(Entry, Vec<String>)>,
     tar_split: Vec<u8>,
+    exact_gzip: Option<(Vec<u8>, (u32, String))>,
     external_links: Vec<(String, String)>,
     skipped: Vec<Skipped>,
     on_special: OnSpecial,
@@ -93,6 +96,7 @@ impl<'r> LayerBuilder<'r> {
             whiteouts: Vec::new(),
             pending_links: Vec::new(),
             tar_split: Vec::new(),
+            exact_gzip: None,
             external_links: Vec::new(),
             skipped: Vec::new(),
             on_special,
@@ -145,6 +149,12 @@ impl<'r> LayerBuilder<'r> {
         io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(LayerError::Read)?;
         self.tar_split = rec.finish().map_err(LayerError::Read)?;
         Ok(())
+    }
+
+    /// Keeps `records`, which rebuild the layer's compressed blob from its tar, in the commit
+    /// ([`meta::LAYER_EXACT_GZIP`]), with their `format` ([`meta::LAYER_EXACT_GZIP_FORMAT`]).
+    pub fn set_exact_gzip(&mut self, records: Vec<u8>, format: (u32, String)) {
+        self.exact_gzip = Some((records, format));
     }
 
     /// Walks to the parent directory of `path`, creating missing directories as implicit.
@@ -335,6 +345,13 @@ impl<'r> LayerBuilder<'r> {
             &glib::Variant::array_from_fixed_array(&self.tar_split),
         );
         dict.insert(meta::LAYER_TAR_SPLIT_VERSION, tarsplit::VERSION);
+        if let Some((records, format)) = &self.exact_gzip {
+            dict.insert_value(
+                meta::LAYER_EXACT_GZIP,
+                &glib::Variant::array_from_fixed_array(records),
+            );
+            dict.insert(meta::LAYER_EXACT_GZIP_FORMAT, format);
+        }
         let subject = format!("layer {}", source.digest);
         let commit = crate::repo::write_tree_commit(self.repo, &self.root, &subject, &dict, 0)
             .map_err(err("writing layer commit"))?;

@@ -23,6 +23,9 @@ mod bad_input;
 mod export;
 // Encapsulate: ostree commits → OCI → import gives the identical commit; stable layers.
 mod encapsulate;
+// Exact gzip export (feature exact-gzip): original blob and manifest digests kept.
+#[cfg(feature = "exact-gzip")]
+mod exact_gzip;
 // images, inspect, ls, cat, checkout, rm, prune, --repo / OCITREE_REPO, man pages.
 mod cli;
 // docker:// pull and push against a real docker-registry, auth, resume, corruption.
