@@ -37,6 +37,16 @@ pub enum Event {
         /// Blob digest.
         digest: String,
     },
+    /// Bytes of a layer blob downloaded so far (registry sources, which download ahead of the
+    /// import on their own threads); at most every [`STEP`] bytes, and at the end.
+    LayerDownload {
+        /// Blob digest.
+        digest: String,
+        /// Bytes in the spool file so far (a resumed download starts above 0).
+        downloaded: u64,
+        /// Blob size.
+        size: u64,
+    },
     /// A layer blob starts streaming.
     LayerStart {
         /// Position in the manifest's (selected) layers.
@@ -69,7 +79,8 @@ pub enum Event {
     },
 }
 
-/// Receives [`Event`]s, from the importing thread and from the thread that reads blobs.
+/// Receives [`Event`]s, from the importing thread, the thread that reads blobs and the
+/// download threads.
 pub trait Progress: Send + Sync {
     /// Called for every event, in order for each layer.
     fn event(&self, e: &Event);

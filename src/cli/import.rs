@@ -27,8 +27,8 @@ pub struct ImportArgs {
     #[arg(long)]
     strict: bool,
     /// Print one JSON object per line on standard output instead: progress events (resolved,
-    /// layer-start, layer-bytes, layer-reused, layer-done, done), skipped entries and a final
-    /// "imported" result. Fields are digests, numbers and bounded strings.
+    /// layer-reused, layer-download, layer-start, layer-bytes, layer-done, done), skipped
+    /// entries and a final "imported" result. Fields are digests, numbers and bounded strings.
     #[arg(long, conflicts_with = "quiet")]
     json: bool,
     /// No progress bars; print only the image commit checksum (warnings still go to stderr).

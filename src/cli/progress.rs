@@ -40,11 +40,13 @@ impl Progress for JsonLines {
     }
 }
 
-/// Terminal bars: one for all bytes to read, one per layer being read.
+/// Terminal bars: one for all bytes to read, one per layer being read (write phase), and one
+/// per layer downloading from a registry (download phase, ahead of the import).
 struct Bars {
     multi: MultiProgress,
     total: Mutex<Option<ProgressBar>>,
     layers: Mutex<HashMap<usize, (ProgressBar, u64)>>,
+    downloads: Mutex<HashMap<String, ProgressBar>>,
 }
 
 impl Progress for Bars {
@@ -85,6 +87,24 @@ impl Progress for Bars {
                     *last = *read;
                 }
             }
+            Event::LayerDownload {
+                digest,
+                downloaded,
+                size,
+            } => {
+                let mut downloads = self.downloads.lock().expect("progress lock");
+                let bar = downloads.entry(digest.clone()).or_insert_with(|| {
+                    let bar = self.multi.add(ProgressBar::new(*size));
+                    bar.set_style(bytes);
+                    bar.set_prefix("download");
+                    bar.set_message(digest.chars().take(19).collect::<String>());
+                    bar
+                });
+                bar.set_position(*downloaded);
+                if downloaded >= size {
+                    bar.finish_and_clear();
+                }
+            }
             Event::LayerDone { index, .. } => {
                 if let Some((bar, _)) = self.layers.lock().expect("progress lock").remove(index) {
                     bar.finish_and_clear();
@@ -109,6 +129,7 @@ pub fn sink(json: bool, quiet: bool) -> Sink {
             multi: MultiProgress::new(),
             total: Mutex::new(None),
             layers: Mutex::new(HashMap::new()),
+            downloads: Mutex::new(HashMap::new()),
         }))
     } else {
         Sink::default()

@@ -176,7 +176,7 @@ pub fn import(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<I
     });
     // Let a remote source download the layers we lack while earlier ones are imported.
     let blobs: Vec<_> = to_read.iter().map(|l| (l.digest.clone(), l.size)).collect();
-    src.prefetch(&blobs, &crate::repo::blob_spool_dir(repo))?;
+    src.prefetch(&blobs, &crate::repo::blob_spool_dir(repo), &opts.progress)?;
 
     let txn = repo
         .auto_transaction(gio::Cancellable::NONE)

@@ -22,6 +22,7 @@ use ureq::http::Method;
 
 use crate::digest::{Digest, Hasher};
 use crate::error::{Error, Result};
+use crate::progress;
 use crate::registry::client::{ATTEMPTS, Client, Payload, backoff};
 use crate::source::BlobReader;
 
@@ -433,6 +434,7 @@ impl Prefetch {
         blobs: &[(Digest, u64)],
         spool: &Path,
         threads: usize,
+        events: progress::Sink,
     ) -> Prefetch {
         let mut state = State::default();
         for (d, size) in blobs {
@@ -449,12 +451,13 @@ impl Prefetch {
         });
         let workers = (0..n)
             .map(|_| {
-                let (shared, client, spool) = (
+                let (shared, client, spool, events) = (
                     Arc::clone(&shared),
                     Arc::clone(&client),
                     spool.to_path_buf(),
+                    events.clone(),
                 );
-                std::thread::spawn(move || worker(&shared, &client, &spool))
+                std::thread::spawn(move || worker(&shared, &client, &spool, &events))
             })
             .collect();
         Prefetch { shared, workers }
@@ -570,14 +573,25 @@ impl Read for TailReader {
     }
 }
 
-fn worker(shared: &Shared, client: &Client, spool: &Path) {
+fn worker(shared: &Shared, client: &Client, spool: &Path, events: &progress::Sink) {
     loop {
         let next = shared.lock().queue.pop_front();
         let Some((digest, size)) = next else { return };
         if shared.cancel.load(Ordering::Relaxed) {
             return;
         }
+        let reported = std::cell::Cell::new(None::<u64>);
         let progress = |p: Progress| {
+            if let Progress::Have(n) = p
+                && (n == size || reported.get().is_none_or(|r| n >= r + progress::STEP))
+            {
+                reported.set(Some(n));
+                events.emit(progress::Event::LayerDownload {
+                    digest: digest.to_string(),
+                    downloaded: n,
+                    size,
+                });
+            }
             let mut s = shared.lock();
             if let Some(slot) = s.slots.get_mut(&digest) {
                 match (p, slot) {

@@ -34,12 +34,18 @@ pub trait Source: std::fmt::Debug {
 
     /// Announces the blobs an import will open, in order, so that a remote source can start
     /// downloading them (into `spool`, a directory it may create) while earlier ones are
-    /// imported. Local sources ignore it.
+    /// imported, reporting [`crate::progress::Event::LayerDownload`] to `progress`. Local
+    /// sources ignore it.
     ///
     /// # Errors
     /// The downloads cannot be started.
-    fn prefetch(&mut self, blobs: &[(Digest, u64)], spool: &Path) -> Result<()> {
-        let _ = (blobs, spool);
+    fn prefetch(
+        &mut self,
+        blobs: &[(Digest, u64)],
+        spool: &Path,
+        progress: &crate::progress::Sink,
+    ) -> Result<()> {
+        let _ = (blobs, spool, progress);
         Ok(())
     }
 }

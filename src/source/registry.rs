@@ -155,13 +155,19 @@ impl Source for Registry {
         fetch::open_blob(&self.client, digest)
     }
 
-    fn prefetch(&mut self, blobs: &[(Digest, u64)], spool: &Path) -> Result<()> {
+    fn prefetch(
+        &mut self,
+        blobs: &[(Digest, u64)],
+        spool: &Path,
+        progress: &crate::progress::Sink,
+    ) -> Result<()> {
         if !blobs.is_empty() {
             self.prefetch = Some(Prefetch::start(
                 Arc::clone(&self.client),
                 blobs,
                 spool,
                 self.parallel,
+                progress.clone(),
             ));
         }
         Ok(())

@@ -788,3 +788,34 @@ fn tls_is_verified_by_default_and_not_retried() {
     assert!(err.contains("after 1 attempt(s)"), "{err}");
     snap.assert_unchanged(&repo.path);
 }
+
+/// `--json` on a pull reports the download phase too: per layer, download events that grow to
+/// the blob size, next to the import's own layer-bytes events.
+#[test]
+fn json_progress_reports_downloads() {
+    let reg = registry_with_small();
+    let repo = Repo::new();
+    let src = format!("{}:latest", reg.url("test/small"));
+    let r = repo.ok(&["import", "--tls-verify=false", "--json", &src, "small"]);
+    let events: Vec<serde_json::Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for (digest, size) in small_layers() {
+        let downloads: Vec<u64> = events
+            .iter()
+            .filter(|e| e["event"] == "layer-download" && e["digest"] == digest.as_str())
+            .map(|e| e["downloaded"].as_u64().unwrap())
+            .collect();
+        assert!(!downloads.is_empty(), "no download events for {digest}");
+        assert!(downloads.windows(2).all(|w| w[0] < w[1]), "{downloads:?}");
+        assert_eq!(*downloads.last().unwrap(), size, "{digest}");
+        // at most one event per MiB, plus the last
+        assert!(
+            downloads.len() as u64 <= size / (1 << 20) + 2,
+            "{downloads:?}"
+        );
+    }
+    assert_eq!(events.last().unwrap()["event"], "imported");
+}
