@@ -606,6 +606,19 @@ fn mismatched_commit_is_refused_and_nothing_committed() {
 }
 
 /// The `ContentChecksum:` line of `ostree show` (the root dirtree + dirmeta).
+/// `flatpak build-import-bundle --oci` of `layout` into a new archive repo; returns the repo.
+fn flatpak_import(layout: &Path) -> PathBuf {
+    let repo = layout.with_extension("flatpak-repo");
+    tools::ostree(&repo, &["init", "--mode=archive"]);
+    tools::run(
+        Command::new("flatpak")
+            .args(["build-import-bundle", "--oci"])
+            .arg(&repo)
+            .arg(layout),
+    );
+    repo
+}
+
 fn content_checksum(repo: &Path, rev: &str) -> String {
     tools::ostree(repo, &["show", rev])
         .lines()
@@ -679,15 +692,7 @@ fn flatpak_app_commits_both_ways() {
             .unwrap()
             .contains("name=org.example.Hello")
     );
-    let imported = tmp.path().join("flatpak-import");
-    tools::ostree(&imported, &["init", "--mode=archive"]);
-    tools::run(
-        Command::new("flatpak")
-            .args(["build-import-bundle", "--oci"])
-            .arg(&imported)
-            .arg(&ours),
-    );
-    assert_eq!(content_checksum(&imported, fref), tree);
+    assert_eq!(content_checksum(&flatpak_import(&ours), fref), tree);
     let fresh = Repo::new();
     let r = fresh.import(&Repo::oci(&ours, fref), "hello");
     assert_eq!(
@@ -710,15 +715,7 @@ fn flatpak_app_commits_both_ways() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     assert_eq!(layer_digests(&split).len(), 3);
-    let imported3 = tmp.path().join("flatpak-import-3");
-    tools::ostree(&imported3, &["init", "--mode=archive"]);
-    tools::run(
-        Command::new("flatpak")
-            .args(["build-import-bundle", "--oci"])
-            .arg(&imported3)
-            .arg(&split),
-    );
-    assert_eq!(content_checksum(&imported3, fref), tree);
+    assert_eq!(content_checksum(&flatpak_import(&split), fref), tree);
 
     // flatpak → ocitree
     let theirs = tmp.path().join("theirs");

@@ -85,6 +85,21 @@ fn json(p: &Path) -> Value {
 }
 
 /// The manifest digest and layer digests tagged `tag` in an OCI layout.
+/// Writes `layers` as an image at `dir`, imports it and checks the `Exact:` line starts with
+/// `kept` ("K of N"); returns (manifest digest, layer digests, repo, import output).
+fn import_expecting(dir: &Path, layers: &[Layer], kept: &str) -> (String, Vec<String>, Repo, Run) {
+    Layout::single(dir, layers);
+    let (manifest, blobs) = digests(dir, "latest");
+    let repo = Repo::new();
+    let r = repo.import(&Repo::oci(dir, "latest"), "img");
+    assert!(
+        r.field("Exact")
+            .starts_with(&format!("{kept} gzip layers can be exported bit for bit")),
+        "{r:?}"
+    );
+    (manifest, blobs, repo, r)
+}
+
 fn digests(layout: &Path, tag: &str) -> (String, Vec<String>) {
     let index = json(&layout.join("index.json"));
     let m = index["manifests"]
@@ -145,15 +160,7 @@ fn zlib_made_layers_keep_their_digests() {
     ];
     let tmp = tempdir();
     let dir = tmp.path().join("img");
-    Layout::single(&dir, &layers);
-    let (manifest, blobs) = digests(&dir, "latest");
-    let repo = Repo::new();
-    let r = repo.import(&Repo::oci(&dir, "latest"), "img");
-    assert!(
-        r.field("Exact")
-            .starts_with("6 of 6 gzip layers can be exported bit for bit"),
-        "{r:?}"
-    );
+    let (manifest, blobs, repo, _) = import_expecting(&dir, &layers, "6 of 6");
     let out = tmp.path().join("out");
     let e = export(&repo, &out);
     assert!(e.stdout.contains("manifest digest unchanged"), "{e:?}");
@@ -226,15 +233,7 @@ fn unreproducible_layers_are_recompressed_and_reported() {
         gzip_layer(tar_data(8, 24), &["gzip", "-6"]),
     ];
     let dir = tmp.path().join("img9");
-    Layout::single(&dir, &layers);
-    let (manifest, blobs) = digests(&dir, "latest");
-    let repo = Repo::new();
-    let r = repo.import(&Repo::oci(&dir, "latest"), "img");
-    assert!(
-        r.field("Exact")
-            .starts_with("1 of 3 gzip layers can be exported bit for bit"),
-        "{r:?}"
-    );
+    let (manifest, blobs, repo, r) = import_expecting(&dir, &layers, "1 of 3");
     for b in &blobs[..2] {
         assert!(r.stderr.contains(&format!("note: layer {b}")), "{r:?}");
     }

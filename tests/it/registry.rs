@@ -51,6 +51,16 @@ fn registry_with_small() -> Registry {
     reg
 }
 
+/// Pulls `test/small:latest` through `proxy` into `repo` as `name`; asserts success.
+fn pull_small(repo: &Repo, proxy: &Proxy, name: &str) -> Run {
+    repo.ok(&[
+        "import",
+        "--tls-verify=false",
+        &format!("{}:latest", proxy.url("test/small")),
+        name,
+    ])
+}
+
 fn spool(repo: &Repo) -> std::path::PathBuf {
     repo.path.join("tmp/ocitree-blobs")
 }
@@ -271,12 +281,7 @@ fn cut_transfer_resumes_with_range() {
     let (big, size, _) = big_layer();
     let proxy = Proxy::start(reg.port, Fault::CutOnce(1 << 20));
     let repo = Repo::new();
-    let r = repo.ok(&[
-        "import",
-        "--tls-verify=false",
-        &format!("{}:latest", proxy.url("test/small")),
-        "small",
-    ]);
+    let r = pull_small(&repo, &proxy, "small");
     assert_eq!(r.layers(), (3, 0));
     let reqs = proxy.blob_requests(&big);
     assert!(reqs.len() >= 2, "{reqs:?}");
@@ -305,12 +310,7 @@ fn a_link_cut_every_256_kib_still_completes_by_resuming() {
     let (big, size, _) = big_layer();
     let proxy = Proxy::start(reg.port, Fault::CutEvery(256 << 10));
     let repo = Repo::new();
-    let r = repo.ok(&[
-        "import",
-        "--tls-verify=false",
-        &format!("{}:latest", proxy.url("test/small")),
-        "small",
-    ]);
+    let r = pull_small(&repo, &proxy, "small");
     let reqs = proxy.blob_requests(&big);
     let ranged = reqs
         .iter()
@@ -398,12 +398,7 @@ fn cut_transfer_completes_when_the_registry_ignores_range() {
     let (big, _, _) = big_layer();
     let proxy = Proxy::start(reg.port, Fault::CutOnceNoRange(1 << 20));
     let repo = Repo::new();
-    let r = repo.ok(&[
-        "import",
-        "--tls-verify=false",
-        &format!("{}:latest", proxy.url("test/small")),
-        "small",
-    ]);
+    let r = pull_small(&repo, &proxy, "small");
     // asked for a range, got the whole blob again, skipped what it had
     assert!(proxy.blob_requests(&big).len() >= 2);
     repo.assert_matches_umoci(&r.commit(), &wild_images().join("small"), "latest");
@@ -436,12 +431,7 @@ fn partial_blob_from_an_earlier_run_is_resumed_or_refetched() {
     std::fs::create_dir_all(spool(&repo)).unwrap();
     std::fs::write(partial_in(&repo, &big), vec![0u8; half]).unwrap();
     let proxy = Proxy::start(reg.port, Fault::None);
-    let r = repo.ok(&[
-        "import",
-        "--tls-verify=false",
-        &format!("{}:latest", proxy.url("test/small")),
-        "b",
-    ]);
+    let r = pull_small(&repo, &proxy, "b");
     let reqs = proxy.blob_requests(&big);
     assert_eq!(reqs.len(), 2, "{reqs:?}");
     assert!(!reqs[1].to_ascii_lowercase().contains("range:"), "{reqs:?}");
