@@ -20,6 +20,10 @@ pub struct InitArgs {
 pub struct ImagesArgs {}
 
 /// Show an image as JSON: manifest, config, and each layer with its ref and commit.
+///
+/// Per layer, `export_keeps_blob` says whether `export` (without --compression) gives the blob
+/// back byte for byte — plain tars and artifact blobs always, gzip layers with exact-gzip
+/// records (feature exact-gzip), zstd layers never — and `export_note` says why not.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
     /// Image name.
@@ -89,13 +93,25 @@ pub fn inspect(repo_path: &Path, a: InspectArgs) -> Result<()> {
     let mut layers = Vec::new();
     for ((desc, digest), diff_id) in parsed.layers.iter().zip(&info.layers).zip(&info.diff_ids) {
         let r = refname::blob_ref(digest);
+        let commit = refs::resolve(&repo, &r)?;
+        let keeps = match &commit {
+            Some(c) => ocitree::export::layer::export_keeps_blob(
+                &repo,
+                c,
+                &ocitree::digest::Digest::parse(digest)?,
+                &desc.media_type,
+            )?,
+            None => Err("layer not in the repository".into()),
+        };
         layers.push(serde_json::json!({
             "digest": digest,
             "diff_id": diff_id,
             "media_type": desc.media_type,
             "size": desc.size,
             "ref": r,
-            "commit": refs::resolve(&repo, &r)?,
+            "commit": commit,
+            "export_keeps_blob": keeps.is_ok(),
+            "export_note": keeps.err(),
         }));
     }
     let out = serde_json::json!({

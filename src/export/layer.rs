@@ -6,6 +6,7 @@ use std::io::{self, Write};
 use ostree::{ObjectType, Repo, glib};
 
 use crate::blob::HashingWriter;
+use crate::decompress::Compression;
 use crate::digest::{Digest, Hasher};
 use crate::error::{Error, Result};
 use crate::export::compress::{LayerCompression, compress_into};
@@ -92,6 +93,28 @@ pub fn tar_split(repo: &Repo, commit: &str) -> Result<Vec<u8>> {
             reason: "no tar-split record (re-import the image to make it exportable)".into(),
         }),
     }
+}
+
+/// Whether `export` (without `--compression`) gives back blob `digest` (of media type
+/// `media_type`) of layer commit `commit` byte for byte, or why not: plain tars and artifact
+/// blobs always, gzip layers when they carry usable exact-gzip records, zstd layers never.
+///
+/// # Errors
+/// The commit is missing.
+pub fn export_keeps_blob(
+    repo: &Repo,
+    commit: &str,
+    digest: &Digest,
+    media_type: &str,
+) -> Result<std::result::Result<(), String>> {
+    if is_artifact(repo, commit)? {
+        return Ok(Ok(()));
+    }
+    Ok(match Compression::from_media_type(media_type) {
+        Compression::Gzip => exact_gzip_records(repo, commit, digest)?.map(drop),
+        Compression::Zstd => Err("zstd layers are re-compressed (no exact zstd rebuild)".into()),
+        _ => Ok(()),
+    })
 }
 
 /// The exact-gzip records of layer commit `commit` that rebuild blob `digest` (feature

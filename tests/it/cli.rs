@@ -63,6 +63,15 @@ fn images_and_inspect() {
             tools::ostree(&repo.path, &["rev-parse", r]).trim()
         );
         assert!(l["diff_id"].as_str().unwrap().starts_with("sha256:"));
+        // gzip layers: their blob comes back bit for bit only with exact-gzip records
+        assert!(l["media_type"].as_str().unwrap().ends_with("gzip"), "{l}");
+        assert_eq!(l["export_keeps_blob"], cfg!(feature = "exact-gzip"), "{l}");
+        if !cfg!(feature = "exact-gzip") {
+            assert!(
+                l["export_note"].as_str().unwrap().contains("exact-gzip"),
+                "{l}"
+            );
+        }
     }
     assert_eq!(
         v["config"]["rootfs"]["diff_ids"].as_array().unwrap().len(),

@@ -151,6 +151,12 @@ fn uncompressed_image_keeps_its_manifest_digest() {
     let (repo, out, _t) = roundtrip(&dir, "latest");
     let (_, digest) = manifest_of(&out, "exported");
     assert_eq!(digest, m["digest"].as_str().unwrap());
+    // inspect said so beforehand
+    let v: Value = serde_json::from_str(&repo.ok(&["inspect", "img"]).stdout).unwrap();
+    for l in v["layers"].as_array().unwrap() {
+        assert_eq!(l["export_keeps_blob"], true, "{l}");
+        assert!(l["export_note"].is_null(), "{l}");
+    }
     // and the export imports back to the same tree, reusing every layer
     let again = repo.import(&format!("oci:{}:exported", out.display()), "again");
     assert_eq!(again.layers(), (0, 2));
