@@ -671,18 +671,23 @@ fn flatpak_app_commits_both_ways() {
     let tree = content_checksum(&repo, &commit);
 
     // ocitree → flatpak
+    // `ocitree encapsulate` of the flatpak ref into oci:DIR:REF, with `extra` options
+    let encapsulate = |dir: &Path, extra: &[&str]| {
+        let out = Command::new(bin())
+            .arg("--repo")
+            .arg(&repo)
+            .args([
+                "encapsulate",
+                fref,
+                &format!("oci:{}:{fref}", dir.display()),
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
     let ours = tmp.path().join("ours");
-    let out = Command::new(bin())
-        .arg("--repo")
-        .arg(&repo)
-        .args([
-            "encapsulate",
-            fref,
-            &format!("oci:{}:{fref}", ours.display()),
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    encapsulate(&ours, &[]);
     let (_, _, config) = image_of(&ours);
     let labels = &config["config"]["Labels"];
     assert_eq!(labels["org.flatpak.ref"], fref);
@@ -702,18 +707,7 @@ fn flatpak_app_commits_both_ways() {
     );
     // flatpak takes a split image too
     let split = tmp.path().join("split");
-    let out = Command::new(bin())
-        .arg("--repo")
-        .arg(&repo)
-        .args([
-            "encapsulate",
-            fref,
-            &format!("oci:{}:{fref}", split.display()),
-        ])
-        .args(["--max-layers", "3"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    encapsulate(&split, &["--max-layers", "3"]);
     assert_eq!(layer_digests(&split).len(), 3);
     assert_eq!(content_checksum(&flatpak_import(&split), fref), tree);
 
