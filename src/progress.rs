@@ -1,9 +1,9 @@
-//! Progress of an import, as events for a caller-supplied [`Progress`] sink: the CLI draws
+//! Progress of an import, as events for a caller-supplied [`Progress`] (through a [`Reporter`]): the CLI draws
 //! bars from them on a terminal or prints them as JSON lines (`--json`).
 //!
 //! Events are small and bounded: digests, counts and sizes, never file names or layer data.
 //! Byte counts are of the blob as read (compressed), reported at most every [`STEP`] bytes per
-//! layer, so a sink is never flooded.
+//! layer, so a listener is never flooded.
 
 use std::fmt;
 use std::io::Read;
@@ -86,14 +86,15 @@ pub trait Progress: Send + Sync {
     fn event(&self, e: &Event);
 }
 
-/// A shared sink in [`crate::ImportOptions`]; none by default.
+/// Where an import's events go: a shared [`Progress`] in [`crate::ImportOptions`], none by
+/// default.
 #[derive(Clone, Default)]
-pub struct Sink(Option<Arc<dyn Progress>>);
+pub struct Reporter(Option<Arc<dyn Progress>>);
 
-impl Sink {
-    /// A sink sending to `p`.
+impl Reporter {
+    /// A reporter sending to `p`.
     pub fn new(p: Arc<dyn Progress>) -> Self {
-        Sink(Some(p))
+        Reporter(Some(p))
     }
 
     /// Sends `e`, if anyone listens.
@@ -107,7 +108,7 @@ impl Sink {
     pub fn counting<R: Read>(&self, index: usize, inner: R) -> Counting<R> {
         Counting {
             inner,
-            sink: self.clone(),
+            reporter: self.clone(),
             index,
             read: 0,
             reported: 0,
@@ -115,12 +116,12 @@ impl Sink {
     }
 }
 
-impl fmt::Debug for Sink {
+impl fmt::Debug for Reporter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(if self.0.is_some() {
-            "Sink(..)"
+            "Reporter(..)"
         } else {
-            "Sink(none)"
+            "Reporter(none)"
         })
     }
 }
@@ -129,7 +130,7 @@ impl fmt::Debug for Sink {
 #[derive(Debug)]
 pub struct Counting<R> {
     inner: R,
-    sink: Sink,
+    reporter: Reporter,
     index: usize,
     read: u64,
     reported: u64,
@@ -141,7 +142,7 @@ impl<R: Read> Read for Counting<R> {
         self.read += n as u64;
         if self.read - self.reported >= STEP || (n == 0 && self.read > self.reported) {
             self.reported = self.read;
-            self.sink.emit(Event::LayerBytes {
+            self.reporter.emit(Event::LayerBytes {
                 index: self.index,
                 read: self.read,
             });
@@ -167,9 +168,9 @@ mod tests {
     #[test]
     fn counting_reports_in_steps() {
         let log = Arc::new(Log::default());
-        let sink = Sink::new(log.clone());
+        let reporter = Reporter::new(log.clone());
         let data = vec![0u8; (STEP * 2 + 10) as usize];
-        let mut r = sink.counting(3, &data[..]);
+        let mut r = reporter.counting(3, &data[..]);
         let mut buf = [0u8; 4096];
         while r.read(&mut buf).unwrap() > 0 {}
         let reads: Vec<u64> = log

@@ -93,7 +93,7 @@ pub fn run(repo_path: &Path, a: ImportArgs) -> Result<()> {
     } else {
         OnSpecial::Skip
     };
-    opts.progress = progress::sink(a.json, a.quiet);
+    opts.progress = progress::reporter(a.json, a.quiet);
     opts.exact_gzip &= !a.no_exact_gzip;
     let repo = ocitree::repo::open_or_create(repo_path, ocitree::ostree::RepoMode::BareUser)?;
     let report =

@@ -6,7 +6,7 @@ use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use ocitree::progress::{Event, Progress, Sink};
+use ocitree::progress::{Event, Progress, Reporter};
 use serde_json::json;
 
 /// Longest string field (image names, paths) in a JSON line.
@@ -120,18 +120,18 @@ impl Progress for Bars {
     }
 }
 
-/// The sink for the chosen output: JSON lines, bars on a terminal, or none.
-pub fn sink(json: bool, quiet: bool) -> Sink {
+/// The reporter for the chosen output: JSON lines, bars on a terminal, or none.
+pub fn reporter(json: bool, quiet: bool) -> Reporter {
     if json {
-        Sink::new(Arc::new(JsonLines))
+        Reporter::new(Arc::new(JsonLines))
     } else if !quiet && std::io::stderr().is_terminal() {
-        Sink::new(Arc::new(Bars {
+        Reporter::new(Arc::new(Bars {
             multi: MultiProgress::new(),
             total: Mutex::new(None),
             layers: Mutex::new(HashMap::new()),
             downloads: Mutex::new(HashMap::new()),
         }))
     } else {
-        Sink::default()
+        Reporter::default()
     }
 }

@@ -20,7 +20,7 @@ use crate::layer::file::import_file_layer;
 use crate::layer::stream::{ExactGzipStatus, LayerBlob, import_layer};
 use crate::layer::{OnSpecial, Skipped};
 use crate::merge::{self, LayerTree, merge_layers};
-use crate::progress::{Event, Sink};
+use crate::progress::{Event, Reporter};
 use crate::refname;
 use crate::resolve::Resolved;
 use crate::select::{self, LayerSelection, LayersMode};
@@ -44,7 +44,7 @@ pub struct ImportOptions {
     /// One merged tree, or one directory per layer.
     pub layers_mode: LayersMode,
     /// Where progress events go (nowhere by default).
-    pub progress: Sink,
+    pub progress: Reporter,
     /// How to reach a registry source (credentials, TLS, timeouts).
     pub registry: crate::registry::RegistryOptions,
     /// Analyse gzip layers so that export can rebuild their exact compressed bytes (see
@@ -64,7 +64,7 @@ impl Default for ImportOptions {
             artifact_type: None,
             layers: LayerSelection::default(),
             layers_mode: LayersMode::default(),
-            progress: Sink::default(),
+            progress: Reporter::default(),
             registry: crate::registry::RegistryOptions::default(),
             exact_gzip: cfg!(feature = "exact-gzip"),
         }

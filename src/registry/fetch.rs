@@ -434,7 +434,7 @@ impl Prefetch {
         blobs: &[(Digest, u64)],
         spool: &Path,
         threads: usize,
-        events: progress::Sink,
+        events: progress::Reporter,
     ) -> Prefetch {
         let mut state = State::default();
         for (d, size) in blobs {
@@ -573,7 +573,7 @@ impl Read for TailReader {
     }
 }
 
-fn worker(shared: &Shared, client: &Client, spool: &Path, events: &progress::Sink) {
+fn worker(shared: &Shared, client: &Client, spool: &Path, events: &progress::Reporter) {
     loop {
         let next = shared.lock().queue.pop_front();
         let Some((digest, size)) = next else { return };

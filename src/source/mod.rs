@@ -43,7 +43,7 @@ pub trait Source: std::fmt::Debug {
         &mut self,
         blobs: &[(Digest, u64)],
         spool: &Path,
-        progress: &crate::progress::Sink,
+        progress: &crate::progress::Reporter,
     ) -> Result<()> {
         let _ = (blobs, spool, progress);
         Ok(())

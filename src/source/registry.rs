@@ -159,7 +159,7 @@ impl Source for Registry {
         &mut self,
         blobs: &[(Digest, u64)],
         spool: &Path,
-        progress: &crate::progress::Sink,
+        progress: &crate::progress::Reporter,
     ) -> Result<()> {
         if !blobs.is_empty() {
             self.prefetch = Some(Prefetch::start(
