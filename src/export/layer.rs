@@ -48,20 +48,13 @@ pub fn is_artifact(repo: &Repo, commit: &str) -> Result<bool> {
 /// The blob object is missing or unreadable, or writing fails.
 pub fn copy_artifact(repo: &Repo, commit: &str, out: &mut dyn Write) -> Result<()> {
     use ostree::gio::prelude::*;
-    let missing = || Error::NotFound(format!("blob of artifact layer {commit}"));
-    let (root, _) = repo
-        .read_commit(commit, ostree::gio::Cancellable::NONE)
-        .map_err(Error::ostree(format!("reading layer {commit}")))?;
-    let file = root.child(crate::layer::file::BLOB);
-    let file = file
-        .downcast_ref::<ostree::RepoFile>()
-        .ok_or_else(missing)?;
-    file.ensure_resolved()
-        .map_err(Error::ostree(format!("reading layer {commit}")))?;
+    let reading = || Error::ostree(format!("reading layer {commit}"));
+    let blob = crate::layer::file::blob_object(repo, commit).map_err(reading())?;
     let (input, _, _) = repo
-        .load_file(file.checksum().as_str(), ostree::gio::Cancellable::NONE)
-        .map_err(Error::ostree(format!("reading layer {commit}")))?;
-    io::copy(&mut input.ok_or_else(missing)?.into_read(), out)
+        .load_file(&blob, ostree::gio::Cancellable::NONE)
+        .map_err(reading())?;
+    let input = input.ok_or_else(|| Error::NotFound(format!("blob of artifact layer {commit}")))?;
+    io::copy(&mut input.into_read(), out)
         .map(drop)
         .map_err(|e| Error::Io {
             context: format!("copying artifact layer {commit}"),

@@ -35,21 +35,6 @@ pub fn find_layer(
     }
 }
 
-/// The diff_id a layer commit records ([`crate::meta::LAYER_DIFF_ID`]).
-///
-/// # Errors
-/// The commit is missing or records none.
-pub fn layer_diff_id(repo: &Repo, commit: &str) -> Result<String> {
-    let v = repo
-        .load_variant(ostree::ObjectType::Commit, commit)
-        .map_err(Error::ostree(format!("loading layer {commit}")))?;
-    let dict = ostree::glib::VariantDict::new(Some(&v.child_value(0)));
-    dict.lookup::<String>(crate::meta::LAYER_DIFF_ID)
-        .ok()
-        .flatten()
-        .ok_or_else(|| Error::NotFound(format!("diff_id of layer commit {commit}")))
-}
-
 /// The commit of the image called `name`.
 ///
 /// # Errors

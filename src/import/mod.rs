@@ -191,14 +191,13 @@ pub fn import(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<I
             cause,
         };
         let reused = commits.get(layer.digest.as_str()).cloned().or(present);
-        let (commit, diff_id) = if let Some(c) = reused {
+        let commit = if let Some(c) = reused {
             report.layers_reused += 1;
             opts.progress.emit(Event::LayerReused {
                 index,
                 digest: layer.digest.to_string(),
             });
-            let d = refs::layer_diff_id(repo, &c)?;
-            (c, d)
+            c
         } else {
             opts.progress.emit(Event::LayerStart {
                 index,
@@ -224,21 +223,23 @@ pub fn import(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<I
                 digest: layer.digest.to_string(),
                 commit: imported.commit.clone(),
             });
-            (imported.commit, imported.diff_id.to_string())
+            imported.commit
         };
+        // The tree records the diff_id: computed for a new layer, recorded for a reused one.
+        let tree = match &layer.file_name {
+            Some(name) => LayerTree::artifact(repo, &commit, name),
+            None => LayerTree::load(repo, &commit),
+        }
+        .map_err(layer_err)?;
         repo.transaction_set_ref(
             None,
             &refname::blob_ref(layer.digest.as_str()),
             Some(&commit),
         );
-        repo.transaction_set_ref(None, &refname::diffid_ref(&diff_id), Some(&commit));
+        repo.transaction_set_ref(None, &refname::diffid_ref(&tree.diff_id), Some(&commit));
         commits.insert(layer.digest.to_string(), commit.clone());
-        let tree = match &layer.file_name {
-            Some(name) => LayerTree::artifact(repo, &commit, name),
-            None => LayerTree::load(repo, &commit),
-        };
-        trees.push(tree.map_err(layer_err)?);
-        diff_ids.push(diff_id);
+        diff_ids.push(tree.diff_id.clone());
+        trees.push(tree);
     }
     let merged = match opts.layers_mode {
         LayersMode::Merge => merge_layers(repo, &trees),

@@ -22,6 +22,24 @@ pub const BLOB: &str = "blob";
 /// [`meta::LAYER_KIND`] of an artifact layer.
 pub const KIND: &str = "file";
 
+/// The checksum of the file object holding the blob of artifact layer commit `commit`.
+///
+/// # Errors
+/// The commit is missing or holds no [`BLOB`] file.
+pub fn blob_object(repo: &Repo, commit: &str) -> Result<String, glib::Error> {
+    use ostree::gio::prelude::*;
+    let (root, _) = repo.read_commit(commit, ostree::gio::Cancellable::NONE)?;
+    let file = root.child(BLOB);
+    let file = file.downcast_ref::<ostree::RepoFile>().ok_or_else(|| {
+        glib::Error::new(
+            ostree::gio::IOErrorEnum::NotFound,
+            &format!("artifact layer {commit} has no {BLOB} file"),
+        )
+    })?;
+    file.ensure_resolved()?;
+    Ok(file.checksum().to_string())
+}
+
 /// Stores `blob` (verified against the layer's digest and size) as an artifact layer commit.
 ///
 /// # Errors

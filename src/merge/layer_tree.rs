@@ -17,6 +17,8 @@ pub struct LayerTree {
     pub contents: String,
     /// Root dirmeta checksum.
     pub meta: String,
+    /// The diff_id the layer commit records (for an artifact layer: its blob digest).
+    pub diff_id: String,
     /// Directories the tar never named ("" is the root).
     pub implicit: HashSet<String>,
     /// Directories that must be walked rather than grafted: those holding whiteout markers or
@@ -37,6 +39,18 @@ fn ancestors(path: &str) -> impl Iterator<Item = String> + '_ {
         };
         Some(cur.to_string())
     })
+}
+
+/// [`meta::LAYER_DIFF_ID`] of a layer commit's metadata.
+fn diff_id(dict: &glib::VariantDict, commit: &str) -> Result<String, LayerError> {
+    dict.lookup::<String>(meta::LAYER_DIFF_ID)
+        .ok()
+        .flatten()
+        .ok_or_else(|| {
+            LayerError::Read(std::io::Error::other(format!(
+                "layer commit {commit} records no diff_id"
+            )))
+        })
 }
 
 fn parent(path: &str) -> &str {
@@ -84,6 +98,7 @@ impl LayerTree {
             commit: commit.to_string(),
             contents,
             meta,
+            diff_id: diff_id(&dict, commit)?,
             implicit,
             special,
             links,
@@ -98,25 +113,16 @@ impl LayerTree {
     /// # Errors
     /// The commit is not an artifact layer, or libostree fails.
     pub fn artifact(repo: &Repo, commit: &str, name: &str) -> Result<LayerTree, LayerError> {
-        use ostree::gio::prelude::*;
         let err = |op| {
             let path = name.to_string();
             move |cause| LayerError::Ostree { path, op, cause }
         };
-        let (root, _) = repo
-            .read_commit(commit, ostree::gio::Cancellable::NONE)
-            .map_err(err("reading artifact layer"))?;
-        let blob = root.child(crate::layer::file::BLOB);
-        let blob = blob
-            .downcast_ref::<ostree::RepoFile>()
-            .ok_or_else(|| LayerError::Ostree {
-                path: name.into(),
-                op: "reading artifact layer",
-                cause: glib::Error::new(ostree::gio::IOErrorEnum::NotFound, "no blob file"),
-            })?;
-        blob.ensure_resolved()
-            .map_err(err("reading artifact layer"))?;
-        let csum = blob.checksum().to_string();
+        let csum =
+            crate::layer::file::blob_object(repo, commit).map_err(err("reading artifact layer"))?;
+        let v = repo
+            .load_variant(ObjectType::Commit, commit)
+            .map_err(err("loading layer commit"))?;
+        let diff_id = diff_id(&glib::VariantDict::new(Some(&v.child_value(0))), commit)?;
         let tree = ostree::MutableTree::new();
         tree.set_metadata_checksum(
             &crate::layer::writer::default_dirmeta(repo).map_err(err("writing dirmeta"))?,
@@ -128,6 +134,7 @@ impl LayerTree {
             commit: commit.to_string(),
             contents,
             meta,
+            diff_id,
             implicit: std::iter::once(String::new()).collect(),
             special: HashSet::new(),
             links: Vec::new(),
