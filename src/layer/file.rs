@@ -11,8 +11,9 @@ use ostree::{MutableTree, Repo, glib};
 use crate::blob::VerifiedReader;
 use crate::entries::{Entry, EntryKind};
 use crate::error::LayerError;
+use crate::layer::object;
 use crate::layer::stream::{ImportedLayer, LayerBlob};
-use crate::layer::writer::{self, ObjectWriter};
+use crate::layer::writer::ObjectWriter;
 use crate::meta;
 use crate::source::BlobReader;
 
@@ -73,7 +74,7 @@ pub fn import_file_layer(
     std::io::copy(&mut verified, &mut std::io::sink()).map_err(LayerError::Read)?;
     let root = MutableTree::new();
     root.set_metadata_checksum(
-        &writer::default_dirmeta(repo).map_err(ostree_err("writing dirmeta"))?,
+        &object::default_dirmeta(repo).map_err(ostree_err("writing dirmeta"))?,
     );
     root.replace_file(BLOB, &csum)
         .map_err(ostree_err("adding the blob"))?;

@@ -10,6 +10,7 @@
 #[cfg(feature = "exact-gzip")]
 pub mod exact_gzip;
 pub mod file;
+pub mod object;
 pub mod skipped;
 pub mod stream;
 pub mod tarsplit;
@@ -77,7 +78,7 @@ impl<'r> LayerBuilder<'r> {
     /// libostree fails to write the default dirmeta.
     pub fn new(repo: &'r Repo, layer: &str, on_special: OnSpecial) -> Result<Self, LayerError> {
         let default_dirmeta =
-            writer::default_dirmeta(repo).map_err(|cause| LayerError::Ostree {
+            object::default_dirmeta(repo).map_err(|cause| LayerError::Ostree {
                 path: String::new(),
                 op: "writing dirmeta",
                 cause,

@@ -18,33 +18,13 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{Scope, ScopedJoinHandle};
 
 use ostree::Repo;
-use ostree::glib;
 
 use crate::error::LayerError;
-use crate::layer::writer;
+use crate::layer::object::{FileObject, write_trusted};
 
 /// Most bytes of file data queued and not yet written.
 pub const BUDGET: usize = 8 << 20;
 const JOBS_IN_FLIGHT: usize = 256;
-
-/// One buffered regular file whose object checksum is already known.
-#[derive(Debug)]
-pub struct Job {
-    /// The object checksum ([`writer::content_checksum`]).
-    pub csum: String,
-    /// The entry path, for errors.
-    pub path: String,
-    /// Owner.
-    pub uid: u32,
-    /// Group.
-    pub gid: u32,
-    /// `S_IFREG` and permission bits.
-    pub mode: u32,
-    /// The xattrs variant (`a(ayay)`).
-    pub xattrs: glib::Variant,
-    /// The file content.
-    pub data: Vec<u8>,
-}
 
 /// Bytes in flight, and whether the writer gave up.
 #[derive(Debug, Default)]
@@ -68,10 +48,10 @@ impl Shared {
     }
 }
 
-/// The sending side, owned by the [`writer::ObjectWriter`] of the parsing thread.
+/// The sending side, owned by the parsing thread's object writer.
 #[derive(Debug)]
 pub struct WriteQueue {
-    tx: SyncSender<Job>,
+    tx: SyncSender<FileObject>,
     shared: Arc<Shared>,
 }
 
@@ -120,7 +100,7 @@ impl WriteQueue {
     ///
     /// # Errors
     /// The writer thread failed or is gone; [`WriteQueue::finish`] has the reason.
-    pub fn push(&self, job: Job) -> Result<(), LayerError> {
+    pub fn push(&self, job: FileObject) -> Result<(), LayerError> {
         let size = job.data.len();
         {
             let mut st = self.shared.lock();
@@ -161,7 +141,7 @@ impl WriteQueue {
 }
 
 /// A writer thread: writes jobs until the queue closes; after an error only drains it.
-fn run(repo: &Repo, rx: &Mutex<Receiver<Job>>, shared: &Shared) -> Result<(), LayerError> {
+fn run(repo: &Repo, rx: &Mutex<Receiver<FileObject>>, shared: &Shared) -> Result<(), LayerError> {
     let mut result = Ok(());
     loop {
         // Hold the receiver only to take a job, not while writing it.
@@ -172,7 +152,7 @@ fn run(repo: &Repo, rx: &Mutex<Receiver<Job>>, shared: &Shared) -> Result<(), La
         let Ok(job) = next else { break };
         let size = job.data.len();
         if result.is_ok() {
-            result = writer::write_trusted(repo, job);
+            result = write_trusted(repo, job);
         }
         let mut st = shared.lock();
         st.queued -= size;

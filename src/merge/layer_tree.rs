@@ -125,7 +125,7 @@ impl LayerTree {
         let diff_id = diff_id(&glib::VariantDict::new(Some(&v.child_value(0))), commit)?;
         let tree = ostree::MutableTree::new();
         tree.set_metadata_checksum(
-            &crate::layer::writer::default_dirmeta(repo).map_err(err("writing dirmeta"))?,
+            &crate::layer::object::default_dirmeta(repo).map_err(err("writing dirmeta"))?,
         );
         tree.replace_file(name, &csum)
             .map_err(err("adding artifact file"))?;

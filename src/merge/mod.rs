@@ -37,7 +37,7 @@ pub fn per_dir(
     };
     let root = MutableTree::new();
     let default_meta =
-        crate::layer::writer::default_dirmeta(repo).map_err(err(0, "writing dirmeta"))?;
+        crate::layer::object::default_dirmeta(repo).map_err(err(0, "writing dirmeta"))?;
     root.set_metadata_checksum(&default_meta);
     for (i, (name, layer)) in layers.iter().enumerate() {
         let alone = merge_layers(repo, std::slice::from_ref(layer)).map_err(|(_, e)| (i, e))?;
@@ -56,7 +56,7 @@ pub fn per_dir(
 /// The layer whose application failed, with its error.
 pub fn merge_layers(repo: &Repo, layers: &[LayerTree]) -> Result<MutableTree, (usize, LayerError)> {
     let root = MutableTree::new();
-    let default_meta = crate::layer::writer::default_dirmeta(repo).map_err(|cause| {
+    let default_meta = crate::layer::object::default_dirmeta(repo).map_err(|cause| {
         (
             0,
             LayerError::Ostree {
