@@ -8,6 +8,10 @@ use std::io::{self, Read};
 
 use crate::digest::{Digest, Hasher};
 
+/// A readable blob stream, not yet verified; `Send` so that decompression can run on its own
+/// thread.
+pub type BlobReader = Box<dyn Read + Send>;
+
 /// A reader that checks a blob's size and digest while it is read.
 ///
 /// The check happens when the inner reader reports end of file: that `read` call returns an

@@ -6,10 +6,8 @@ use crate::blob;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::source::{Selector, Source};
-use crate::spec::{Descriptor, Index, Manifest, Platform};
+use crate::spec::{Descriptor, Index, METADATA_LIMIT, Manifest, Platform};
 
-/// Largest manifest, index or config accepted (they are read into memory).
-pub const METADATA_LIMIT: u64 = 8 << 20;
 /// Deepest index nesting followed.
 const MAX_DEPTH: usize = 8;
 

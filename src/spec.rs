@@ -10,6 +10,9 @@ use serde::Deserialize;
 
 use crate::digest::Digest;
 
+/// Largest manifest, index or config accepted (they are read into memory).
+pub const METADATA_LIMIT: u64 = 8 << 20;
+
 /// OCI image index media type.
 pub const MEDIA_TYPE_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 /// OCI image manifest media type.

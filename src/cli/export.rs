@@ -65,7 +65,7 @@ pub fn run(repo_path: &Path, a: ExportArgs) -> Result<()> {
     opts.registry = a.registry.options()?;
     let repo = ocitree::repo::open(repo_path)?;
     if let SourceRef::Registry(r) = &dest {
-        let (export, pushed) = ocitree::registry::push_image(&repo, &a.name, r, &opts)
+        let (export, pushed) = ocitree::export::push_image(&repo, &a.name, r, &opts)
             .with_context(|| format!("pushing {} to {dest}", a.name))?;
         out!("Image:    {}", a.name);
         out!("Pushed:   {}", pushed.manifest_digest);

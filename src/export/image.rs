@@ -86,7 +86,7 @@ impl LayerExport {
 
 /// Exports image `name` to `dest` (`oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`,
 /// `docker-archive:FILE[:REFERENCE]`; `-` for standard output; `docker://REFERENCE` pushes,
-/// see [`crate::registry::push_image`]).
+/// see [`super::push_image`]).
 ///
 /// # Errors
 /// The image or a layer is missing, a layer cannot be rebuilt exactly, writing fails; a
@@ -98,7 +98,7 @@ pub fn export_image(
     opts: &ExportOptions,
 ) -> Result<ExportReport> {
     if let SourceRef::Registry(r) = dest {
-        let (mut report, pushed) = crate::registry::push_image(repo, name, r, opts)?;
+        let (mut report, pushed) = super::push_image(repo, name, r, opts)?;
         report.manifest_digest = pushed.manifest_digest;
         return Ok(report);
     }

@@ -1,6 +1,6 @@
 //! The export path, mirroring the import: commits → layer tars → compressed blobs
 //! ([`compress`]: on every core, deterministic) → a [`sink::Sink`] (an OCI layout, an OCI
-//! archive or a docker archive).
+//! archive or a docker archive), or a registry ([`push`]).
 //!
 //! Two sources of layers:
 //! - [`export_image`]: an imported image. Every layer tar is rebuilt byte for byte from the
@@ -18,8 +18,10 @@ pub mod compress;
 pub mod encapsulate;
 pub mod image;
 pub mod layer;
+pub mod push;
 pub mod sink;
 
 pub use compress::LayerCompression;
 pub use encapsulate::{EncapsulateOptions, EncapsulateReport, encapsulate};
 pub use image::{BlobMethod, ExportOptions, ExportReport, LayerExport, export_image};
+pub use push::push_image;

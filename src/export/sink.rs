@@ -72,7 +72,7 @@ impl Sink {
             SourceRef::Registry(_) => {
                 return Err(Error::InvalidReference {
                     reference: dest.to_string(),
-                    reason: "a registry is pushed to by export (crate::registry::push_image), \
+                    reason: "a registry is pushed to by export (crate::export::push_image), \
                              not written as a file"
                         .into(),
                 });

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 
 use ostree::{Repo, gio};
 
+use crate::blob::BlobReader;
 use crate::error::{Error, Result};
 use crate::image::{self, EncapsulatedCommit, ImageMeta, refs};
 use crate::layer::file::import_file_layer;
@@ -24,7 +25,7 @@ use crate::progress::{Event, Reporter};
 use crate::refname;
 use crate::resolve::Resolved;
 use crate::select::{self, LayerSelection, LayersMode};
-use crate::source::{BlobReader, Selector, SourceRef};
+use crate::source::{Selector, SourceRef};
 use crate::spec::{Platform, parse_rfc3339};
 
 /// Options of [`import`].

@@ -8,6 +8,7 @@
 
 use ostree::{MutableTree, Repo, glib};
 
+use crate::blob::BlobReader;
 use crate::blob::VerifiedReader;
 use crate::entries::{Entry, EntryKind};
 use crate::error::LayerError;
@@ -15,7 +16,6 @@ use crate::layer::object;
 use crate::layer::stream::{ImportedLayer, LayerBlob};
 use crate::layer::writer::ObjectWriter;
 use crate::meta;
-use crate::source::BlobReader;
 
 /// The name of the blob file in an artifact layer commit.
 pub const BLOB: &str = "blob";

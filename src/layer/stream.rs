@@ -15,13 +15,13 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use ostree::Repo;
 
+use crate::blob::BlobReader;
 use crate::blob::VerifiedReader;
 use crate::decompress::decompress;
 use crate::digest::{Digest, Hasher};
 use crate::error::LayerError;
 use crate::layer::write_queue::WriteQueue;
 use crate::layer::{LayerBuilder, LayerSource, OnSpecial, Skipped};
-use crate::source::BlobReader;
 
 const CHUNK: usize = 256 << 10;
 const CHUNKS_IN_FLIGHT: usize = 16;

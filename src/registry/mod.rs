@@ -9,7 +9,7 @@
 //!          -> fetch::Prefetch              missing layer blobs downloaded by a few threads
 //!                                          into REPO/tmp/ocitree-blobs (resumable, verified)
 //!                                          while earlier layers are imported
-//! push:  export to an OCI layout in REPO/tmp -> push: HEAD each blob, mount or upload the
+//! push:  an OCI layout (export::push writes one in REPO/tmp) -> HEAD each blob, mount or upload the
 //!          missing ones, PUT the manifest
 //! ```
 //!
@@ -27,7 +27,7 @@ use std::time::Duration;
 
 pub use auth::Credentials;
 pub use client::Client;
-pub use push::{PushReport, push_image, push_layout};
+pub use push::{PushReport, push_layout};
 pub use reference::ImageReference;
 
 /// How to talk to the registry's HTTP endpoint.

@@ -1,6 +1,5 @@
-//! Pushing an image: export it to an OCI layout in the repository's tmp directory
-//! ([`crate::export::export_image`] rebuilds and checks every layer), then
-//! for each blob: HEAD (skip what the registry has), cross-repository mount when the image
+//! Pushing an OCI layout (export writes one in the repository's tmp directory, see
+//! `export::push`) to a registry repository: for each blob: HEAD (skip what the registry has), cross-repository mount when the image
 //! came from another repository of the same registry, else upload (POST, then one streamed
 //! PUT, or PATCH chunks of [`CHUNK`] bytes for larger blobs); last, PUT the manifest — always
 //! an OCI manifest: a docker v2 schema 2 one is converted ([`to_oci`]), blobs unchanged.
@@ -9,18 +8,14 @@ use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
-use ostree::Repo;
 use serde_json::{Value, json};
 use ureq::http::Method;
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::export::{ExportOptions, ExportReport};
-use crate::image::ImageInfo;
 use crate::registry::client::{Access, Client, Payload};
 use crate::registry::{ImageReference, RegistryOptions};
-use crate::resolve::METADATA_LIMIT;
-use crate::source::{Selector, SourceRef};
+use crate::spec::METADATA_LIMIT;
 use crate::spec::{Index, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_MANIFEST, Manifest};
 
 /// Blobs up to this size go in one PUT; larger ones in PATCH chunks of this size (the chunk
@@ -277,45 +272,6 @@ fn location(client: &Client, url: &str, resp: &ureq::http::Response<ureq::Body>)
 fn with_digest(location: &str, digest: &Digest) -> String {
     let sep = if location.contains('?') { '&' } else { '?' };
     format!("{location}{sep}digest={digest}")
-}
-
-/// Exports image `name` and pushes it to `dest`. Blobs go through a layout in the
-/// repository's tmp directory, removed afterwards. When the image was pulled from another
-/// repository of the same registry, its blobs are mounted from there where they are unchanged.
-///
-/// # Errors
-/// As [`crate::export::export_image`] and [`push_layout`].
-pub fn push_image(
-    repo: &Repo,
-    name: &str,
-    dest: &ImageReference,
-    opts: &ExportOptions,
-) -> Result<(ExportReport, PushReport)> {
-    let info = ImageInfo::load(repo, name)?;
-    let tmp = crate::repo::tmp_dir(repo);
-    let staging = tempfile::Builder::new()
-        .prefix("ocitree-push-")
-        .tempdir_in(&tmp)
-        .map_err(Error::io(format!(
-            "creating a directory in {}",
-            tmp.display()
-        )))?;
-    let layout = SourceRef::OciDir {
-        path: staging.path().to_path_buf(),
-        selector: Selector::Default,
-    };
-    let export = crate::export::export_image(repo, name, &layout, opts)?;
-    let mount_from = info
-        .source
-        .strip_prefix("docker://")
-        .and_then(|s| ImageReference::parse(s).ok())
-        .filter(|src| src.registry == dest.registry)
-        .map(|src| src.repository);
-    let mut report = push_layout(staging.path(), dest, &opts.registry, mount_from.as_deref())?;
-    if report.manifest_digest.is_empty() {
-        report.manifest_digest = export.manifest_digest.clone();
-    }
-    Ok((export, report))
 }
 
 #[cfg(test)]

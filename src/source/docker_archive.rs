@@ -14,12 +14,13 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::blob::BlobReader;
 use crate::decompress::Compression;
 use crate::digest::{Digest, Hasher};
 use crate::entries::path;
 use crate::error::{Error, Result};
+use crate::source::Source;
 use crate::source::tar_index::TarIndex;
-use crate::source::{BlobReader, Source};
 use crate::spec::{ANNOTATION_REF_NAME, Config, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_INDEX};
 
 #[derive(Debug, Deserialize)]

@@ -7,15 +7,12 @@ pub mod oci_dir;
 pub mod registry;
 pub mod tar_index;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use crate::blob::BlobReader;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::registry::{ImageReference, RegistryOptions};
-
-/// A readable blob stream; `Send` so that decompression can run on its own thread.
-pub type BlobReader = Box<dyn Read + Send>;
 
 /// A store of an OCI layout: its `index.json` and its blobs.
 pub trait Source: std::fmt::Debug {

@@ -2,10 +2,11 @@
 
 use std::path::Path;
 
+use crate::blob::BlobReader;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::source::Source;
 use crate::source::tar_index::TarIndex;
-use crate::source::{BlobReader, Source};
 
 /// An OCI layout inside a tar archive.
 #[derive(Debug)]

@@ -3,9 +3,10 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+use crate::blob::BlobReader;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::source::{BlobReader, Source};
+use crate::source::Source;
 
 /// An OCI layout on disk.
 #[derive(Debug)]

@@ -11,13 +11,14 @@ use std::sync::Arc;
 use serde_json::json;
 use ureq::http::Method;
 
+use crate::blob::BlobReader;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::registry::client::{Access, Client, Payload};
 use crate::registry::fetch::{self, Prefetch};
 use crate::registry::{ACCEPT_MANIFESTS, ImageReference, RegistryOptions};
-use crate::resolve::METADATA_LIMIT;
-use crate::source::{BlobReader, Source};
+use crate::source::Source;
+use crate::spec::METADATA_LIMIT;
 use crate::spec::{ANNOTATION_REF_NAME, Index, MEDIA_TYPE_INDEX};
 
 /// A repository on a registry, read through the distribution API.

@@ -7,9 +7,9 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use crate::blob::BlobReader;
 use crate::entries::path;
 use crate::error::{Error, Result};
-use crate::source::BlobReader;
 
 /// Where each member of a tar file is.
 #[derive(Debug)]

@@ -1,0 +1,50 @@
+//! Export to a registry: the image is exported to an OCI layout in the repository's tmp
+//! directory ([`export_image`] rebuilds and checks every layer), which
+//! [`crate::registry::push_layout`] then pushes.
+
+use ostree::Repo;
+
+use crate::error::{Error, Result};
+use crate::export::{ExportOptions, ExportReport, export_image};
+use crate::image::ImageInfo;
+use crate::registry::{ImageReference, PushReport, push_layout};
+use crate::source::{Selector, SourceRef};
+
+/// Exports image `name` and pushes it to `dest`. Blobs go through a layout in the
+/// repository's tmp directory, removed afterwards. When the image was pulled from another
+/// repository of the same registry, its blobs are mounted from there where they are unchanged.
+///
+/// # Errors
+/// As [`export_image`] and [`push_layout`].
+pub fn push_image(
+    repo: &Repo,
+    name: &str,
+    dest: &ImageReference,
+    opts: &ExportOptions,
+) -> Result<(ExportReport, PushReport)> {
+    let info = ImageInfo::load(repo, name)?;
+    let tmp = crate::repo::tmp_dir(repo);
+    let staging = tempfile::Builder::new()
+        .prefix("ocitree-push-")
+        .tempdir_in(&tmp)
+        .map_err(Error::io(format!(
+            "creating a directory in {}",
+            tmp.display()
+        )))?;
+    let layout = SourceRef::OciDir {
+        path: staging.path().to_path_buf(),
+        selector: Selector::Default,
+    };
+    let export = export_image(repo, name, &layout, opts)?;
+    let mount_from = info
+        .source
+        .strip_prefix("docker://")
+        .and_then(|s| ImageReference::parse(s).ok())
+        .filter(|src| src.registry == dest.registry)
+        .map(|src| src.repository);
+    let mut report = push_layout(staging.path(), dest, &opts.registry, mount_from.as_deref())?;
+    if report.manifest_digest.is_empty() {
+        report.manifest_digest = export.manifest_digest.clone();
+    }
+    Ok((export, report))
+}
