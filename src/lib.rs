@@ -9,6 +9,7 @@
 //! ```text
 //! import:  source (oci dir | oci-archive | registry | stdin)   source::, registry::
 //!            -> index -> manifest (tag, digest, platform)      resolve
+//!            -> how to read it: plain | encapsulated | native  image::format
 //!            -> per layer, one pass, four threads:
 //!               blob -> digest + size check                    blob::VerifiedReader
 //!                    -> gzip | zstd | none                     decompress

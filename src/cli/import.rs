@@ -37,6 +37,13 @@ pub struct ImportArgs {
     /// Do not analyse gzip layers for an exact export (faster import). Builds with the exact-gzip feature analyse every gzip layer so that `export` can rebuild its original bytes and keep its digest; other builds never do.
     #[arg(long)]
     no_exact_gzip: bool,
+    /// Read the image in this format instead of the one its config labels name: plain (apply
+    /// the layers; works for every image), ocitree-encapsulated (an `ocitree encapsulate`
+    /// image, giving back the identical commit) or ostree-native (bootc / rpm-ostree images,
+    /// not supported yet). Without it, an ostree native image is refused rather than read as
+    /// a plain tree that only looks right.
+    #[arg(long, value_name = "FORMAT", value_parser = ["plain", "ocitree-encapsulated", "ostree-native"])]
+    format: Option<String>,
 }
 
 /// The image to read and the name to give it: shared by import and check.
@@ -95,6 +102,7 @@ pub fn run(repo_path: &Path, a: ImportArgs) -> Result<()> {
     };
     opts.progress = progress::reporter(a.json, a.quiet);
     opts.exact_gzip &= !a.no_exact_gzip;
+    opts.format = a.format.as_deref().map(str::parse).transpose()?;
     let repo = ocitree::repo::open_or_create(repo_path, ocitree::ostree::RepoMode::BareUser)?;
     let report =
         ocitree::import(&repo, &source, &opts).with_context(|| format!("importing {source}"))?;

@@ -118,6 +118,7 @@ pub fn inspect(repo_path: &Path, a: InspectArgs) -> Result<()> {
         "name": info.name,
         "ref": refname::image_ref(&a.name),
         "commit": info.commit,
+        "format": info.format().as_str(),
         "record": info.record,
         "manifest_digest": info.manifest_digest,
         "source": info.source,

@@ -35,6 +35,14 @@ pub struct ImageInfo {
 }
 
 impl ImageInfo {
+    /// The format the image was read in (see [`crate::image::format`]).
+    pub fn format(&self) -> crate::image::ImageFormat {
+        match self.record {
+            Some(_) => crate::image::ImageFormat::Encapsulated,
+            None => crate::image::ImageFormat::Plain,
+        }
+    }
+
     /// Loads the image called `name`.
     ///
     /// # Errors

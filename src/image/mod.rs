@@ -1,13 +1,16 @@
-//! The image commit and what hangs off it: writing it, reading it back, finding layers and
-//! images by ref, the record of encapsulated commits, and garbage collection.
+//! The image commit and what hangs off it: the ways an image is read ([`format`]), writing
+//! the commit, reading it back, finding layers and images by ref, the record of encapsulated
+//! commits, and garbage collection.
 
 pub mod commit;
 pub mod encapsulated;
+pub mod format;
 pub mod gc;
 pub mod info;
 pub mod refs;
 
 pub use commit::{ImageMeta, write_image_commit};
 pub use encapsulated::EncapsulatedCommit;
+pub use format::{ImageFormat, Reading};
 pub use gc::{PruneReport, prune};
 pub use info::ImageInfo;

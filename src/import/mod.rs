@@ -1,7 +1,7 @@
 //! The import job: source → manifest → per-layer commits (reused when present) → merge →
-//! image commit + ref, all in one libostree transaction. An image made by `ocitree
-//! encapsulate` gives back the identical commit it was made from
-//! ([`crate::image::encapsulated`]). [`prepare`] does the first step
+//! image commit + ref, all in one libostree transaction. How the layers are read (plain, an
+//! `ocitree encapsulate` image giving back the identical commit, ...) is decided from the
+//! config labels before any layer is read ([`crate::image::format`]). [`prepare`] does the first step
 //! alone, which is all an update check ([`check`]) needs.
 
 mod check;
@@ -16,7 +16,7 @@ use ostree::{Repo, gio};
 
 use crate::blob::BlobReader;
 use crate::error::{Error, Result};
-use crate::image::{self, EncapsulatedCommit, ImageMeta, refs};
+use crate::image::{self, ImageFormat, ImageMeta, Reading, refs};
 use crate::layer::file::import_file_layer;
 use crate::layer::stream::{ExactGzipStatus, LayerBlob, import_layer};
 use crate::layer::{OnSpecial, Skipped};
@@ -38,6 +38,9 @@ pub struct ImportOptions {
     pub platform: Option<Platform>,
     /// What to do with device nodes and FIFOs.
     pub on_special: OnSpecial,
+    /// Read the image in this format whatever its labels say (see [`crate::image::format`]);
+    /// default: the format its config labels name.
+    pub format: Option<ImageFormat>,
     /// Pick, from an index, only manifests of this artifact type.
     pub artifact_type: Option<String>,
     /// Which layers to apply (default: all).
@@ -62,6 +65,7 @@ impl Default for ImportOptions {
             name: None,
             platform: None,
             on_special: OnSpecial::default(),
+            format: None,
             artifact_type: None,
             layers: LayerSelection::default(),
             layers_mode: LayersMode::default(),
@@ -140,8 +144,11 @@ pub fn import(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<I
         exact_gzip: Vec::new(),
     };
 
-    // An encapsulated commit: checked now, before any layer is read.
-    let encapsulated = EncapsulatedCommit::from_labels(&image, &config.labels())?;
+    // How to read it (plain, encapsulated commit, ...): decided now, before any layer is read.
+    let encapsulated = match image::format::reading(&image, &config.labels(), opts.format)? {
+        Reading::Plain => None,
+        Reading::Encapsulated(commit) => Some(commit),
+    };
 
     // Same manifest under the same name already: nothing to read, nothing to write. (With a
     // layer selection or per-dir layers, the tree is rebuilt: cheap, every layer is reused.)

@@ -23,6 +23,8 @@ mod bad_input;
 mod export;
 // Encapsulate: ostree commits → OCI → import gives the identical commit; stable layers.
 mod encapsulate;
+// Image formats: plain, ocitree-encapsulated, ostree-native; detection and --format.
+mod formats;
 // Exact gzip export (feature exact-gzip): original blob and manifest digests kept.
 #[cfg(feature = "exact-gzip")]
 mod exact_gzip;
