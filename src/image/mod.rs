@@ -1,4 +1,4 @@
-//! The image commit and what hangs off it: the ways an image is read ([`format`]), writing
+//! The image commit and what hangs off it: the ways an image is read ([`mod@format`]), writing
 //! the commit, reading it back, finding layers and images by ref, the record of encapsulated
 //! commits, and garbage collection.
 
