@@ -1,10 +1,9 @@
 //! Metadata keys of the commits ocitree writes. Every key has the `ocitree.` prefix; nothing else
-//! in the crate spells a key.
+//! in the crate spells a key. An image commit's detached metadata (beside the commit, not part
+//! of its checksum) holds [`SOURCES`]: where the image came from, by local name.
 //!
 //! | key | type | on | meaning |
 //! |---|---|---|---|
-//! | `ocitree.name` | `s` | image | local image name |
-//! | `ocitree.source` | `s` | image | the source reference it was imported from |
 //! | `ocitree.manifest` | `s` | image | the manifest, byte for byte |
 //! | `ocitree.manifest-digest` | `s` | image | its digest |
 //! | `ocitree.config` | `s` | image | the config, byte for byte |
@@ -24,10 +23,11 @@
 //! | `ocitree.layer.exact-gzip` | `ay` | layer | records rebuilding the original gzip blob from the tar (see `layer::exact_gzip`, feature `exact-gzip`); only when that rebuild was checked at import |
 //! | `ocitree.layer.exact-gzip-format` | `(us)` | layer | (version of that record format, version of the preflate-rs crate that made it) |
 
-/// Image commit: local image name.
-pub const NAME: &str = "ocitree.name";
-/// Image commit: source reference.
-pub const SOURCE: &str = "ocitree.source";
+/// Image commit's **detached** metadata (not part of the checksum): `a{ss}`, image name →
+/// the source reference it was imported from. One commit can be several names' image.
+pub const SOURCES: &str = "ocitree.sources";
+/// Image commit metadata of ocitree before 0.2 (read, never written): the source reference.
+pub const LEGACY_SOURCE: &str = "ocitree.source";
 /// Image commit: manifest bytes.
 pub const MANIFEST: &str = "ocitree.manifest";
 /// Image commit: manifest digest.

@@ -1,6 +1,16 @@
 //! Writing the image commit: the merged tree plus the metadata of [`crate::meta`].
+//!
+//! The commit is a function of the image alone (manifest, config, layers): the same image
+//! imported into two repositories, under two names or from two places gives the same
+//! checksum, so signatures and static deltas carry over, and a re-import after `rm` + `prune`
+//! gives back the very commit that was signed. Where an image came from, and under which
+//! name, is kept beside the commit in its detached metadata ([`meta::SOURCES`]), which is not
+//! part of the checksum.
 
-use ostree::{MutableTree, Repo, glib};
+use std::collections::BTreeMap;
+
+use ostree::glib::prelude::*;
+use ostree::{MutableTree, Repo, gio, glib};
 
 use crate::error::{Error, Result};
 use crate::meta;
@@ -8,9 +18,9 @@ use crate::meta;
 /// Everything recorded on an image commit besides its tree.
 #[derive(Clone, Debug)]
 pub struct ImageMeta<'a> {
-    /// Local name.
+    /// Local name (kept with the source, not on the commit).
     pub name: &'a str,
-    /// Source reference.
+    /// Source reference (kept in the detached metadata, not on the commit).
     pub source: &'a str,
     /// Manifest bytes.
     pub manifest: &'a str,
@@ -28,14 +38,13 @@ pub struct ImageMeta<'a> {
     pub encapsulated: Option<&'a str>,
 }
 
-/// Writes the merged tree and the image commit; returns the commit checksum.
+/// Writes the merged tree and the image commit, and records name and source in its detached
+/// metadata; returns the commit checksum.
 ///
 /// # Errors
 /// libostree fails.
 pub fn write_image_commit(repo: &Repo, tree: &MutableTree, m: &ImageMeta<'_>) -> Result<String> {
     let dict = glib::VariantDict::new(None);
-    dict.insert(meta::NAME, m.name);
-    dict.insert(meta::SOURCE, m.source);
     dict.insert(meta::MANIFEST, m.manifest);
     dict.insert(meta::MANIFEST_DIGEST, m.manifest_digest);
     dict.insert(meta::CONFIG, m.config);
@@ -44,7 +53,57 @@ pub fn write_image_commit(repo: &Repo, tree: &MutableTree, m: &ImageMeta<'_>) ->
     if let Some(c) = m.encapsulated {
         dict.insert(meta::ENCAPSULATED, c);
     }
-    let subject = format!("{} ({})", m.name, m.manifest_digest);
-    crate::repo::write_tree_commit(repo, tree, &subject, &dict, m.timestamp)
-        .map_err(Error::ostree("writing the image commit"))
+    let subject = format!("image {}", m.manifest_digest);
+    let commit = crate::repo::write_tree_commit(repo, tree, &subject, &dict, m.timestamp)
+        .map_err(Error::ostree("writing the image commit"))?;
+    record_source(repo, &commit, m.name, m.source)?;
+    Ok(commit)
+}
+
+/// The sources recorded for image commit `commit`: image name → source reference.
+///
+/// # Errors
+/// libostree cannot read the detached metadata.
+pub fn sources(repo: &Repo, commit: &str) -> Result<BTreeMap<String, String>> {
+    let detached = repo
+        .read_commit_detached_metadata(commit, gio::Cancellable::NONE)
+        .map_err(Error::ostree(format!(
+            "reading detached metadata of {commit}"
+        )))?;
+    Ok(detached
+        .map(|v| glib::VariantDict::new(Some(&v)))
+        .and_then(|d| {
+            d.lookup::<BTreeMap<String, String>>(meta::SOURCES)
+                .ok()
+                .flatten()
+        })
+        .unwrap_or_default())
+}
+
+/// Records that image `name` came from `source`, beside commit `commit`: an entry of
+/// [`meta::SOURCES`] in its detached metadata, every other key (signatures) kept.
+///
+/// # Errors
+/// libostree cannot read or write the detached metadata.
+pub fn record_source(repo: &Repo, commit: &str, name: &str, source: &str) -> Result<()> {
+    let detached = repo
+        .read_commit_detached_metadata(commit, gio::Cancellable::NONE)
+        .map_err(Error::ostree(format!(
+            "reading detached metadata of {commit}"
+        )))?;
+    let dict = glib::VariantDict::new(detached.as_ref());
+    let mut all: BTreeMap<String, String> = dict
+        .lookup(meta::SOURCES)
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    if all.get(name).map(String::as_str) == Some(source) {
+        return Ok(());
+    }
+    all.insert(name.to_string(), source.to_string());
+    dict.insert_value(meta::SOURCES, &all.to_variant());
+    repo.write_commit_detached_metadata(commit, Some(&dict.end()), gio::Cancellable::NONE)
+        .map_err(Error::ostree(format!(
+            "writing detached metadata of {commit}"
+        )))
 }

@@ -72,6 +72,7 @@ impl ImageInfo {
             let described = rdict.lookup::<String>(meta::ENCAPSULATED).ok().flatten();
             if described.as_deref() == Some(commit) {
                 let mut info = Self::from_dict(name, &record, &rdict, Some(record.clone()))?;
+                info.source = Self::source(repo, name, &record, &rdict)?;
                 info.commit = commit.to_string();
                 info.timestamp = ostree::commit_get_timestamp(&v);
                 return Ok(info);
@@ -79,8 +80,19 @@ impl ImageInfo {
         }
         let dict = glib::VariantDict::new(Some(&v.child_value(0)));
         let mut info = Self::from_dict(name, commit, &dict, None)?;
+        info.source = Self::source(repo, name, commit, &dict)?;
         info.timestamp = ostree::commit_get_timestamp(&v);
         Ok(info)
+    }
+
+    /// Where image `name` came from: its entry in the detached metadata of `commit` (the
+    /// commit holding its record), else what ocitree before 0.2 kept on the commit.
+    fn source(repo: &Repo, name: &str, commit: &str, dict: &glib::VariantDict) -> Result<String> {
+        let mut sources = super::commit::sources(repo, commit)?;
+        Ok(sources
+            .remove(name)
+            .or_else(|| dict.lookup::<String>(meta::LEGACY_SOURCE).ok().flatten())
+            .unwrap_or_default())
     }
 
     fn from_dict(
@@ -96,9 +108,9 @@ impl ImageInfo {
         let s = |k: &str| dict.lookup::<String>(k).ok().flatten().ok_or_else(bad);
         let list = |k: &str| dict.lookup::<Vec<String>>(k).ok().flatten().ok_or_else(bad);
         Ok(ImageInfo {
-            name: s(meta::NAME)?,
+            name: name.to_string(),
             commit: commit.to_string(),
-            source: s(meta::SOURCE)?,
+            source: String::new(),
             manifest_digest: s(meta::MANIFEST_DIGEST)?,
             manifest: s(meta::MANIFEST)?,
             config: s(meta::CONFIG)?,

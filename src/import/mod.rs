@@ -157,6 +157,11 @@ pub fn import(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<I
         plain,
         up_to_date(repo, &name, &report.manifest_digest, &config_str)?,
     ) {
+        // Only where it came from may be new: it lives beside the commit, not in it.
+        let holder = image::ImageInfo::load_commit(repo, &name, &commit)?
+            .record
+            .unwrap_or_else(|| commit.clone());
+        image::commit::record_source(repo, &holder, &name, &image)?;
         report.commit = commit;
         report.layers_reused = layers.len();
         opts.progress.emit(Event::Done {

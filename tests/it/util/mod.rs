@@ -68,7 +68,7 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_ocitree")
 }
 
-fn output(out: Output) -> Run {
+pub fn output(out: Output) -> Run {
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
