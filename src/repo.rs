@@ -133,17 +133,8 @@ pub fn commit_root(commit: &ostree::glib::Variant) -> (String, String) {
 ///
 /// # Errors
 /// libostree fails.
-pub fn refresh_summary(repo: &Repo) -> Result<()> {
-    let served = repo.mode() == RepoMode::Archive
-        || repo
-            .path()
-            .path()
-            .is_some_and(|p| p.join("summary").exists());
-    if served {
-        repo.regenerate_summary(None, gio::Cancellable::NONE)
-            .map_err(Error::ostree("updating the summary"))?;
-    }
-    Ok(())
+pub fn refresh_summary(repo: &Repo) -> Result<crate::sign::summary::SummaryStatus> {
+    crate::sign::summary::update(repo)
 }
 
 /// The repository's own `tmp` directory (same file system as the objects).

@@ -17,6 +17,7 @@ mod import;
 mod manage;
 mod progress;
 mod registry;
+mod sign;
 
 use std::path::PathBuf;
 
@@ -52,6 +53,8 @@ enum Command {
     Cat(browse::CatArgs),
     Rm(manage::RmArgs),
     Prune(manage::PruneArgs),
+    Sign(sign::SignCommitArgs),
+    Summary(sign::SummaryArgs),
     #[command(hide = true)]
     GenerateMan(manage::GenerateManArgs),
 }
@@ -80,6 +83,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Cat(a) => browse::cat(&repo, a),
         Command::Rm(a) => manage::rm(&repo, a),
         Command::Prune(a) => manage::prune(&repo, a),
+        Command::Sign(a) => sign::sign_commit(&repo, a),
+        Command::Summary(a) => sign::summary(&repo, a),
         Command::GenerateMan(a) => manage::generate_man(a),
     }
 }

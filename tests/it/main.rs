@@ -30,5 +30,7 @@ mod formats;
 mod exact_gzip;
 // images, inspect, ls, cat, checkout, rm, prune, --repo / OCITREE_REPO, man pages.
 mod cli;
+// Serving archive repos: GPG and ed25519 signatures, summaries, checked by ostree pull and OpenSSL.
+mod serve;
 // docker:// pull and push against a real docker-registry, auth, resume, corruption.
 mod registry;

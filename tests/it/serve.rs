@@ -1,0 +1,334 @@
+//! Serving an archive repository to OSTree clients: GPG-signed commits and summaries pulled by
+//! the real `ostree` client with verification on (and refused without a signature), ed25519
+//! signatures checked by an independent implementation (OpenSSL), signatures that survive
+//! re-import and prune.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use base64::Engine as _;
+use ocitree::glib;
+
+use crate::util::*;
+
+/// A static HTTP server (python's http.server) on 127.0.0.1, killed on drop.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn serve(dir: &Path) -> Server {
+        tools::require("python3");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("python3")
+            .args(["-m", "http.server", "--bind", "127.0.0.1"])
+            .arg(port.to_string())
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Server {
+            child,
+            url: format!("http://127.0.0.1:{port}/"),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A GnuPG home with one signing key (no passphrase); returns (homedir, key id, public key file).
+fn gpg_key(tmp: &Path) -> (PathBuf, String, PathBuf) {
+    tools::require("gpg");
+    let home = tmp.join("gnupg");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let gpg = |args: &[&str]| {
+        tools::run(
+            Command::new("gpg")
+                .arg("--homedir")
+                .arg(&home)
+                .args(["--batch", "--yes"])
+                .args(args),
+        )
+    };
+    gpg(&[
+        "--passphrase",
+        "",
+        "--quick-gen-key",
+        "ocitree test <test@example.invalid>",
+        "ed25519",
+        "sign",
+        "never",
+    ]);
+    let listing = String::from_utf8(gpg(&["--with-colons", "--list-keys"]).stdout).unwrap();
+    let fpr = listing
+        .lines()
+        .find_map(|l| l.strip_prefix("fpr:"))
+        .and_then(|l| l.split(':').find(|f| !f.is_empty()))
+        .unwrap()
+        .to_string();
+    let public = tmp.join("public.asc");
+    gpg(&[
+        "--armor",
+        "--output",
+        public.to_str().unwrap(),
+        "--export",
+        &fpr,
+    ]);
+    (home, fpr, public)
+}
+
+/// A client repository with remote `origin` at `url`, GPG verification on with `public`.
+fn client_repo(tmp: &Path, url: &str, public: &Path) -> PathBuf {
+    let repo = tmp.join("client");
+    tools::ostree(&repo, &["init", "--mode=archive"]);
+    tools::ostree(
+        &repo,
+        &[
+            "remote",
+            "add",
+            &format!("--gpg-import={}", public.display()),
+            "--set=gpg-verify=true",
+            "--set=gpg-verify-summary=true",
+            "origin",
+            url,
+        ],
+    );
+    repo
+}
+
+/// `ostree pull origin REF` on the client: (success, stderr).
+fn pull(client: &Path, r: &str) -> (bool, String) {
+    let out = Command::new("ostree")
+        .arg(format!("--repo={}", client.display()))
+        .args(["pull", "origin", r])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn small_image(at: &Path, content: &[u8]) -> String {
+    Layout::single(at, &[Layer::new(&[file("etc/data", content), dir("usr")])]);
+    Repo::oci(at, "latest")
+}
+
+#[test]
+fn gpg_signed_commits_and_summary_pass_ostree_pull_and_unsigned_ones_do_not() {
+    let tmp = tempdir();
+    let (home, key, public) = gpg_key(tmp.path());
+    let home_s = home.to_str().unwrap();
+    let repo = Repo::with_mode("archive");
+    let signed_src = small_image(&tmp.path().join("a"), b"signed\n");
+    let commit = repo.import(&signed_src, "signed").commit();
+    repo.ok(&["sign", "signed", "--sign-by", &key, "--gpg-homedir", home_s]);
+    let s = repo.ok(&["summary", "--sign-by", &key, "--gpg-homedir", home_s]);
+    assert!(s.stdout.contains("signed"), "{s:?}");
+    // An unsigned image lands beside it: the summary is signed again (key remembered).
+    repo.import(
+        &small_image(&tmp.path().join("b"), b"unsigned\n"),
+        "unsigned",
+    );
+
+    let server = Server::serve(&repo.path);
+    let client = client_repo(tmp.path(), &server.url, &public);
+    let (ok, err) = pull(&client, "ocitree/image/signed");
+    assert!(ok, "signed image must pull with gpg-verify: {err}");
+    assert_eq!(
+        tools::ostree(&client, &["rev-parse", "origin:ocitree/image/signed"]).trim(),
+        commit
+    );
+    tools::fsck(&client);
+    let (ok, err) = pull(&client, "ocitree/image/unsigned");
+    assert!(!ok, "an unsigned commit must be refused");
+    assert!(
+        err.to_lowercase().contains("gpg") || err.contains("signature"),
+        "{err}"
+    );
+
+    // Re-import from elsewhere and prune: the signature stays and still verifies.
+    let copy = tmp.path().join("copy");
+    small_image(&copy, b"signed\n");
+    assert_eq!(
+        repo.import(&Repo::oci(&copy, "latest"), "signed").commit(),
+        commit
+    );
+    repo.ok(&["rm", "unsigned"]);
+    repo.ok(&["prune"]);
+    let fresh = tmp.path().join("fresh");
+    std::fs::create_dir_all(&fresh).unwrap();
+    let client2 = client_repo(&fresh, &server.url, &public);
+    let (ok, err) = pull(&client2, "ocitree/image/signed");
+    assert!(ok, "after re-import and prune: {err}");
+    tools::fsck(&repo.path);
+}
+
+#[test]
+fn a_signed_summary_is_never_left_stale() {
+    let tmp = tempdir();
+    let (home, key, public) = gpg_key(tmp.path());
+    let repo = Repo::with_mode("archive");
+    repo.import(&small_image(&tmp.path().join("a"), b"a\n"), "a");
+    repo.ok(&[
+        "summary",
+        "--sign-by",
+        &key,
+        "--gpg-homedir",
+        home.to_str().unwrap(),
+    ]);
+    // Forgetting the key: the next change says the summary is now unsigned.
+    repo.ok(&["summary", "--unsigned"]);
+    assert!(!repo.path.join("summary.sig").exists());
+    let server = Server::serve(&repo.path);
+    let client = client_repo(tmp.path(), &server.url, &public);
+    let (ok, err) = pull(&client, "ocitree/image/a");
+    assert!(!ok, "gpg-verify-summary must refuse an unsigned summary");
+    assert!(err.contains("summary") || err.contains("GPG"), "{err}");
+    let s = repo.ok(&[
+        "summary",
+        "--sign-by",
+        &key,
+        "--gpg-homedir",
+        home.to_str().unwrap(),
+    ]);
+    assert!(s.stdout.contains("signed"), "{s:?}");
+    let sig_before = std::fs::read(repo.path.join("summary.sig")).unwrap();
+    repo.import(&small_image(&tmp.path().join("b"), b"b\n"), "b");
+    let sig_after = std::fs::read(repo.path.join("summary.sig")).unwrap();
+    assert_ne!(sig_before, sig_after, "signed again for the new summary");
+    let (ok, err) = pull(&client, "ocitree/image/b");
+    assert!(!ok, "b is unsigned: {err}");
+    let (ok, err) = pull(&client, "ocitree/image/a");
+    assert!(!ok, "a is unsigned too (only the summary is): {err}");
+    assert!(
+        !err.contains("summary"),
+        "the summary itself verifies: {err}"
+    );
+}
+
+/// An ed25519 key made by OpenSSL: (secret key file as `ostree sign --keys-file` reads it,
+/// PEM public key for OpenSSL).
+fn ed25519_key(tmp: &Path) -> (PathBuf, PathBuf) {
+    tools::require("openssl");
+    let pem = tmp.join("ed25519.pem");
+    tools::run(
+        Command::new("openssl")
+            .args(["genpkey", "-algorithm", "ed25519", "-out"])
+            .arg(&pem),
+    );
+    let der = tools::run(
+        Command::new("openssl")
+            .args(["pkey", "-outform", "DER", "-in"])
+            .arg(&pem),
+    )
+    .stdout;
+    let pub_pem = tmp.join("ed25519.pub.pem");
+    tools::run(
+        Command::new("openssl")
+            .args(["pkey", "-pubout", "-in"])
+            .arg(&pem)
+            .arg("-out")
+            .arg(&pub_pem),
+    );
+    let pub_der = tools::run(
+        Command::new("openssl")
+            .args(["pkey", "-pubin", "-outform", "DER", "-in"])
+            .arg(&pub_pem),
+    )
+    .stdout;
+    // DER ends with the 32-byte seed (private) or the 32-byte key (public).
+    let secret = [&der[der.len() - 32..], &pub_der[pub_der.len() - 32..]].concat();
+    let keys = tmp.join("ed25519.keys");
+    std::fs::write(
+        &keys,
+        base64::engine::general_purpose::STANDARD.encode(secret) + "\n",
+    )
+    .unwrap();
+    (keys, pub_pem)
+}
+
+/// The `ostree.sign.ed25519` signatures of an `a{sv}` file (`.commitmeta`, `summary.sig`).
+fn ed25519_sigs(file: &Path) -> Vec<Vec<u8>> {
+    let v =
+        glib::Variant::from_data_with_type(std::fs::read(file).unwrap(), glib::VariantTy::VARDICT);
+    glib::VariantDict::new(Some(&v))
+        .lookup::<Vec<Vec<u8>>>("ostree.sign.ed25519")
+        .unwrap()
+        .unwrap_or_default()
+}
+
+fn openssl_verifies(public: &Path, data: &Path, sig: &[u8], tmp: &Path) -> bool {
+    let sig_file = tmp.join("sig.bin");
+    std::fs::write(&sig_file, sig).unwrap();
+    Command::new("openssl")
+        .args(["pkeyutl", "-verify", "-pubin", "-rawin", "-inkey"])
+        .arg(public)
+        .arg("-in")
+        .arg(data)
+        .arg("-sigfile")
+        .arg(&sig_file)
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+#[test]
+fn ed25519_signatures_verify_with_openssl() {
+    let tmp = tempdir();
+    let (keys, public) = ed25519_key(tmp.path());
+    let repo = Repo::with_mode("archive");
+    let commit = repo
+        .import(&small_image(&tmp.path().join("a"), b"a\n"), "a")
+        .commit();
+    repo.ok(&["sign", "a", "--sign-ed25519", keys.to_str().unwrap()]);
+    repo.ok(&["summary", "--sign-ed25519", keys.to_str().unwrap()]);
+    let object = repo
+        .path
+        .join(format!("objects/{}/{}.commit", &commit[..2], &commit[2..]));
+    let meta = object.with_extension("commitmeta");
+    let sigs = ed25519_sigs(&meta);
+    assert_eq!(sigs.len(), 1);
+    assert!(openssl_verifies(&public, &object, &sigs[0], tmp.path()));
+    // signing again adds nothing; a re-import keeps the signature
+    repo.ok(&["sign", "a", "--sign-ed25519", keys.to_str().unwrap()]);
+    repo.import(&small_image(&tmp.path().join("a2"), b"a\n"), "a");
+    assert_eq!(ed25519_sigs(&meta), sigs);
+    // the summary, signed again by the import
+    let summary_sigs = ed25519_sigs(&repo.path.join("summary.sig"));
+    assert_eq!(summary_sigs.len(), 1);
+    assert!(openssl_verifies(
+        &public,
+        &repo.path.join("summary"),
+        &summary_sigs[0],
+        tmp.path()
+    ));
+    // a tampered commit object fails the same check
+    let tampered = tmp.path().join("tampered");
+    let mut bytes = std::fs::read(&object).unwrap();
+    bytes[0] ^= 1;
+    std::fs::write(&tampered, bytes).unwrap();
+    assert!(!openssl_verifies(&public, &tampered, &sigs[0], tmp.path()));
+    tools::fsck(&repo.path);
+}
