@@ -61,6 +61,7 @@ pub mod registry;
 pub mod repo;
 pub mod resolve;
 pub mod select;
+pub mod serve;
 pub mod sign;
 pub mod source;
 pub mod spec;

@@ -1,6 +1,7 @@
 //! Metadata keys of the commits ocitree writes. Every key has the `ocitree.` prefix; nothing else
 //! in the crate spells a key. An image commit's detached metadata (beside the commit, not part
-//! of its checksum) holds [`SOURCES`]: where the image came from, by local name.
+//! of its checksum) holds [`SOURCES`] and [`PREVIOUS`]: where the image came from and which
+//! commit it replaced, by local name.
 //!
 //! | key | type | on | meaning |
 //! |---|---|---|---|
@@ -26,6 +27,9 @@
 /// Image commit's **detached** metadata (not part of the checksum): `a{ss}`, image name →
 /// the source reference it was imported from. One commit can be several names' image.
 pub const SOURCES: &str = "ocitree.sources";
+/// Image commit's **detached** metadata: `a{ss}`, image name → the commit that name pointed
+/// at before this one (what `ocitree delta --from-previous` makes a delta from).
+pub const PREVIOUS: &str = "ocitree.previous";
 /// Image commit metadata of ocitree before 0.2 (read, never written): the source reference.
 pub const LEGACY_SOURCE: &str = "ocitree.source";
 /// Image commit: manifest bytes.

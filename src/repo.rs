@@ -133,8 +133,8 @@ pub fn commit_root(commit: &ostree::glib::Variant) -> (String, String) {
 ///
 /// # Errors
 /// libostree fails.
-pub fn refresh_summary(repo: &Repo) -> Result<crate::sign::summary::SummaryStatus> {
-    crate::sign::summary::update(repo)
+pub fn refresh_summary(repo: &Repo) -> Result<crate::serve::summary::SummaryStatus> {
+    crate::serve::summary::update(repo)
 }
 
 /// The repository's own `tmp` directory (same file system as the objects).

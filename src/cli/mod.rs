@@ -17,7 +17,7 @@ mod import;
 mod manage;
 mod progress;
 mod registry;
-mod sign;
+mod serve;
 
 use std::path::PathBuf;
 
@@ -53,8 +53,9 @@ enum Command {
     Cat(browse::CatArgs),
     Rm(manage::RmArgs),
     Prune(manage::PruneArgs),
-    Sign(sign::SignCommitArgs),
-    Summary(sign::SummaryArgs),
+    Sign(serve::SignCommitArgs),
+    Summary(serve::SummaryArgs),
+    Delta(serve::DeltaArgs),
     #[command(hide = true)]
     GenerateMan(manage::GenerateManArgs),
 }
@@ -83,8 +84,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Cat(a) => browse::cat(&repo, a),
         Command::Rm(a) => manage::rm(&repo, a),
         Command::Prune(a) => manage::prune(&repo, a),
-        Command::Sign(a) => sign::sign_commit(&repo, a),
-        Command::Summary(a) => sign::summary(&repo, a),
+        Command::Sign(a) => serve::sign_commit(&repo, a),
+        Command::Summary(a) => serve::summary(&repo, a),
+        Command::Delta(a) => serve::delta(&repo, a),
         Command::GenerateMan(a) => manage::generate_man(a),
     }
 }

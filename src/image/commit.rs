@@ -65,19 +65,7 @@ pub fn write_image_commit(repo: &Repo, tree: &MutableTree, m: &ImageMeta<'_>) ->
 /// # Errors
 /// libostree cannot read the detached metadata.
 pub fn sources(repo: &Repo, commit: &str) -> Result<BTreeMap<String, String>> {
-    let detached = repo
-        .read_commit_detached_metadata(commit, gio::Cancellable::NONE)
-        .map_err(Error::ostree(format!(
-            "reading detached metadata of {commit}"
-        )))?;
-    Ok(detached
-        .map(|v| glib::VariantDict::new(Some(&v)))
-        .and_then(|d| {
-            d.lookup::<BTreeMap<String, String>>(meta::SOURCES)
-                .ok()
-                .flatten()
-        })
-        .unwrap_or_default())
+    detached_map(repo, commit, meta::SOURCES)
 }
 
 /// Records that image `name` came from `source`, beside commit `commit`: an entry of
@@ -86,22 +74,52 @@ pub fn sources(repo: &Repo, commit: &str) -> Result<BTreeMap<String, String>> {
 /// # Errors
 /// libostree cannot read or write the detached metadata.
 pub fn record_source(repo: &Repo, commit: &str, name: &str, source: &str) -> Result<()> {
-    let detached = repo
-        .read_commit_detached_metadata(commit, gio::Cancellable::NONE)
+    set_detached_entry(repo, commit, meta::SOURCES, name, source)
+}
+
+/// The commits image names pointed at before `commit` (name → previous commit), as
+/// recorded by import ([`meta::PREVIOUS`]).
+///
+/// # Errors
+/// libostree cannot read the detached metadata.
+pub fn previous(repo: &Repo, commit: &str) -> Result<BTreeMap<String, String>> {
+    detached_map(repo, commit, meta::PREVIOUS)
+}
+
+/// Records that image `name` pointed at `previous` before `commit` ([`meta::PREVIOUS`]).
+///
+/// # Errors
+/// libostree cannot read or write the detached metadata.
+pub fn record_previous(repo: &Repo, commit: &str, name: &str, previous: &str) -> Result<()> {
+    set_detached_entry(repo, commit, meta::PREVIOUS, name, previous)
+}
+
+fn read_detached(repo: &Repo, commit: &str) -> Result<Option<glib::Variant>> {
+    repo.read_commit_detached_metadata(commit, gio::Cancellable::NONE)
         .map_err(Error::ostree(format!(
             "reading detached metadata of {commit}"
-        )))?;
+        )))
+}
+
+/// The `a{ss}` under `key` in the detached metadata of `commit`.
+fn detached_map(repo: &Repo, commit: &str, key: &str) -> Result<BTreeMap<String, String>> {
+    Ok(read_detached(repo, commit)?
+        .map(|v| glib::VariantDict::new(Some(&v)))
+        .and_then(|d| d.lookup::<BTreeMap<String, String>>(key).ok().flatten())
+        .unwrap_or_default())
+}
+
+/// Sets `name` → `value` in the `a{ss}` under `key` of the detached metadata of `commit`,
+/// every other entry and key (signatures) kept; writes nothing when it is there already.
+fn set_detached_entry(repo: &Repo, commit: &str, key: &str, name: &str, value: &str) -> Result<()> {
+    let detached = read_detached(repo, commit)?;
     let dict = glib::VariantDict::new(detached.as_ref());
-    let mut all: BTreeMap<String, String> = dict
-        .lookup(meta::SOURCES)
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    if all.get(name).map(String::as_str) == Some(source) {
+    let mut all: BTreeMap<String, String> = dict.lookup(key).ok().flatten().unwrap_or_default();
+    if all.get(name).map(String::as_str) == Some(value) {
         return Ok(());
     }
-    all.insert(name.to_string(), source.to_string());
-    dict.insert_value(meta::SOURCES, &all.to_variant());
+    all.insert(name.to_string(), value.to_string());
+    dict.insert_value(key, &all.to_variant());
     repo.write_commit_detached_metadata(commit, Some(&dict.end()), gio::Cancellable::NONE)
         .map_err(Error::ostree(format!(
             "writing detached metadata of {commit}"

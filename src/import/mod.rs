@@ -288,16 +288,25 @@ pub fn import(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<I
     // The image ref points at the encapsulated commit, identical to the one encapsulated, and
     // ocitree's record of the image goes beside it; or at the image commit, which is the record.
     let record_ref = refname::encapsulated_ref(&name);
-    if let Some(e) = &encapsulated {
+    // The commit holding ocitree's metadata of the image: the image commit, or its record.
+    let holder = if let Some(e) = &encapsulated {
         e.write(repo, &image, &merged)?;
         let record = image::write_image_commit(repo, &merged, &meta)?;
         repo.transaction_set_ref(None, &record_ref, Some(&record));
         report.commit = e.checksum.clone();
+        record
     } else {
         report.commit = image::write_image_commit(repo, &merged, &meta)?;
         if refs::resolve(repo, &record_ref)?.is_some() {
             repo.transaction_set_ref(None, &record_ref, None);
         }
+        report.commit.clone()
+    };
+    // What the name pointed at before: the start of `ocitree delta --from-previous`.
+    if let Some(old) = refs::resolve(repo, &refname::image_ref(&name))?
+        && old != report.commit
+    {
+        image::commit::record_previous(repo, &holder, &name, &old)?;
     }
     repo.transaction_set_ref(None, &refname::image_ref(&name), Some(&report.commit));
     txn.commit(gio::Cancellable::NONE)

@@ -7,10 +7,10 @@
 //!   (built without libsodium) cannot write itself.
 //!
 //! Signing adds signatures and keeps the ones already there; signing twice with the same key
-//! changes nothing. [`summary`] keeps an archive repository's summary current and signed.
+//! changes nothing. [`crate::serve::summary`] keeps a served repository's summary current and
+//! signed.
 
 pub mod ed25519;
-pub mod summary;
 
 use std::path::PathBuf;
 
@@ -42,7 +42,7 @@ impl SignOptions {
         self.gpg_keys.is_empty() && self.ed25519_key_files.is_empty()
     }
 
-    fn homedir(&self) -> Option<String> {
+    pub(crate) fn homedir(&self) -> Option<String> {
         self.gpg_homedir
             .as_ref()
             .map(|p| p.to_string_lossy().into_owned())
@@ -95,7 +95,7 @@ pub fn sign_commit(repo: &Repo, commit: &str, opts: &SignOptions) -> Result<()> 
 
 /// `existing` (an `a{sv}`, or nothing) with `signatures` added to the `aay` under `key`,
 /// those already there kept and none twice.
-fn add_signatures(
+pub(crate) fn add_signatures(
     existing: Option<&glib::Variant>,
     key: &str,
     signatures: Vec<Vec<u8>>,

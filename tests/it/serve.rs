@@ -332,3 +332,97 @@ fn ed25519_signatures_verify_with_openssl() {
     assert!(!openssl_verifies(&public, &tampered, &sigs[0], tmp.path()));
     tools::fsck(&repo.path);
 }
+
+/// A client repository in bare-user mode (libostree uses static deltas only for those, not
+/// for archive clients), remote `origin` without verification.
+fn bare_client(dir: &Path, url: &str) -> PathBuf {
+    let repo = dir.join("bare-client");
+    tools::ostree(&repo, &["init", "--mode=bare-user"]);
+    tools::ostree(&repo, &["remote", "add", "--no-gpg-verify", "origin", url]);
+    repo
+}
+
+fn pull_ok(client: &Path, r: &str) -> String {
+    let (ok, err) = pull(client, r);
+    assert!(ok, "pull {r}: {err}");
+    // ostree pull reports what it fetched on stdout when not on a terminal
+    let out = Command::new("ostree")
+        .arg(format!("--repo={}", client.display()))
+        .args(["rev-parse", &format!("origin:{r}")])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn an_update_travels_as_a_static_delta_and_prune_drops_deltas_with_their_target() {
+    let tmp = tempdir();
+    let v1 = tmp.path().join("v1");
+    let v2 = tmp.path().join("v2");
+    Layout::single(
+        &v1,
+        &[Layer::new(&[
+            dir("usr"),
+            file("usr/big", &[1u8; 300_000]),
+            file("usr/v", b"1"),
+        ])],
+    );
+    let mut big = vec![1u8; 300_000];
+    big[1000] = 2;
+    Layout::single(
+        &v2,
+        &[Layer::new(&[
+            dir("usr"),
+            file("usr/big", &big),
+            file("usr/v", b"2"),
+        ])],
+    );
+    let repo = Repo::with_mode("archive");
+    let a = repo.import(&Repo::oci(&v1, "latest"), "app").commit();
+    let server = Server::serve(&repo.path);
+    let client = bare_client(tmp.path(), &server.url);
+    assert_eq!(pull_ok(&client, "ocitree/image/app"), a);
+    // no previous version yet
+    let err = repo.fails(&["delta", "app", "--from-previous"]);
+    assert!(err.contains("previous commit"), "{err}");
+    let b = repo.import(&Repo::oci(&v2, "latest"), "app").commit();
+    let d = repo.ok(&["delta", "app", "--from-previous"]);
+    assert_eq!(d.field("Delta"), format!("{a}-{b}"));
+    let listed = tools::ostree(&repo.path, &["summary", "--view"]);
+    assert!(
+        listed.contains(&format!("{a}-{b}")),
+        "summary lists the delta: {listed}"
+    );
+    // the client fetches the update as the delta part, not as loose objects
+    let out = Command::new("ostree")
+        .arg(format!("--repo={}", client.display()))
+        .args(["pull", "origin", "ocitree/image/app"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("1 delta parts"), "the delta was used: {said}");
+    assert_eq!(
+        tools::ostree(&client, &["rev-parse", "origin:ocitree/image/app"]).trim(),
+        b
+    );
+    tools::fsck(&client);
+    // the source version gone: the delta stays (clients on it still use it) ...
+    repo.ok(&["prune"]);
+    assert!(tools::ostree(&repo.path, &["static-delta", "list"]).contains(&format!("{a}-{b}")));
+    // ... its target gone: prune drops it, and the summary no longer lists it
+    repo.ok(&["rm", "app"]);
+    repo.ok(&["prune"]);
+    assert!(!tools::ostree(&repo.path, &["static-delta", "list"]).contains(&b));
+    assert!(!tools::ostree(&repo.path, &["summary", "--view"]).contains(&b));
+    tools::fsck(&repo.path);
+    // and a fresh client still pulls what is left
+    let c = repo.import(&Repo::oci(&v1, "latest"), "again").commit();
+    assert_eq!(c, a);
+    let fresh = tmp.path().join("fresh");
+    std::fs::create_dir_all(&fresh).unwrap();
+    assert_eq!(
+        pull_ok(&bare_client(&fresh, &server.url), "ocitree/image/again"),
+        a
+    );
+}

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use ostree::gio::prelude::*;
 use ostree::{Repo, RepoMode, gio, glib};
 
-use super::{SignOptions, add_signatures, ed25519};
 use crate::error::{Error, Result};
+use crate::sign::{SignOptions, add_signatures, ed25519};
 
 const GROUP: &str = "ocitree";
 const GPG_KEYS: &str = "summary-gpg-keys";

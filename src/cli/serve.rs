@@ -1,11 +1,13 @@
-//! `ocitree sign` and `ocitree summary`, and the signing flags other commands share.
+//! `ocitree sign`, `summary` and `delta`: what a served repository offers `ostree pull`
+//! clients; and the signing flags other commands share.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
 use ocitree::image::ImageInfo;
-use ocitree::sign::summary::{self, SummaryStatus};
+use ocitree::serve::delta::{self, DeltaFrom};
+use ocitree::serve::summary::{self, SummaryStatus};
 use ocitree::sign::{self, SignOptions};
 
 /// Keys to sign with: GPG (libostree's signing, what `ostree pull` with gpg-verify checks)
@@ -106,4 +108,37 @@ pub fn report_summary(status: SummaryStatus) -> Result<()> {
         ),
     }
     Ok(())
+}
+
+/// Generate a static delta to an image's commit (libostree's generator), listed in the summary.
+///
+/// Clients that have the old commit then fetch one delta instead of every changed object
+/// (`ostree pull` uses it by itself). `prune` drops a delta once its target commit is gone.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("start").required(true)))]
+pub struct DeltaArgs {
+    /// Image name: the delta goes to its commit.
+    name: String,
+    /// Start from this commit or ref.
+    #[arg(long, value_name = "REV", group = "start")]
+    from: Option<String>,
+    /// Start from the commit the image pointed at before its last import.
+    #[arg(long, group = "start")]
+    from_previous: bool,
+    /// A from-scratch delta: the whole commit in one delta.
+    #[arg(long, group = "start")]
+    scratch: bool,
+}
+
+pub fn delta(repo_path: &Path, a: DeltaArgs) -> Result<()> {
+    let repo = ocitree::repo::open(repo_path)?;
+    let from = match (a.from, a.from_previous) {
+        (Some(r), _) => DeltaFrom::Rev(r),
+        (None, true) => DeltaFrom::Previous,
+        (None, false) => DeltaFrom::Scratch,
+    };
+    let name = delta::generate(&repo, &a.name, &from)
+        .with_context(|| format!("making a static delta to image {}", a.name))?;
+    out!("Delta:    {name}");
+    report_summary(summary::update(&repo)?)
 }

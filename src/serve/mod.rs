@@ -1,0 +1,6 @@
+//! What a served repository offers `ostree pull` clients beside the commits: the summary
+//! (current after every change, signed with the configured keys) and static deltas between
+//! versions of an image.
+
+pub mod delta;
+pub mod summary;
