@@ -42,6 +42,14 @@ pub enum Error {
         /// One line per candidate: digest, platform and tag.
         candidates: String,
     },
+    /// A signature check asked for did not pass.
+    #[error("{what}: signature verification failed: {reason}")]
+    Signature {
+        /// What was verified (image and commit).
+        what: String,
+        /// Why it failed.
+        reason: String,
+    },
     /// Nothing of that name (image, tag, digest, path) exists.
     #[error("{0}: not found")]
     NotFound(String),

@@ -34,6 +34,10 @@ pub struct EncapsulateArgs {
     /// Destination: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REFERENCE]; FILE - writes to standard output.
     #[arg(value_name = "DEST")]
     dest: String,
+    /// Sign the commit first (its signatures travel in the image and are checked by
+    /// `import --verify-*`).
+    #[command(flatten)]
+    sign: crate::cli::serve::SignArgs,
     /// Split the tree into at most N layers by content (files sharing an object stay together). Default 1, or the prior image's count.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
     max_layers: Option<u32>,
@@ -126,6 +130,13 @@ pub fn run(repo_path: &Path, a: EncapsulateArgs) -> Result<()> {
     opts.mtime = a.mtime;
     opts.compression = a.compression.parse(&dest)?;
     let repo = ocitree::repo::open(repo_path)?;
+    let sign = a.sign.options();
+    if !sign.is_empty() {
+        // The signatures travel in the image with the commit's detached metadata.
+        let commit = ocitree::export::encapsulate::resolve_rev(&repo, &a.rev)?;
+        ocitree::sign::sign_commit(&repo, &commit, &sign)
+            .with_context(|| format!("signing {} before encapsulating it", a.rev))?;
+    }
     let r = ocitree::export::encapsulate(&repo, &a.rev, &dest, &opts)
         .with_context(|| format!("encapsulating {} to {dest}", a.rev))?;
     let to_stdout = matches!(

@@ -44,6 +44,21 @@ pub struct ImportArgs {
     /// a plain tree that only looks right.
     #[arg(long, value_name = "FORMAT", value_parser = ["plain", "ocitree-encapsulated", "ostree-native"])]
     format: Option<String>,
+    /// Verify the signatures of the OSTree commit the image carries (an `ocitree encapsulate`
+    /// image) against the public keys in this GPG keyring file (repeatable); no valid
+    /// signature is an error and the repository is left as it was.
+    #[arg(long, value_name = "FILE")]
+    verify_gpg_keyring: Vec<std::path::PathBuf>,
+    /// Verify against this ed25519 public key (base64 of 32 bytes) or file of them, one a line
+    /// (repeatable).
+    #[arg(long, value_name = "KEY|FILE")]
+    verify_ed25519: Vec<String>,
+    /// Verify against the keys of this OSTree remote of the repository (its GPG keyring,
+    /// verification-ed25519-key and verification-ed25519-file).
+    #[arg(long, value_name = "NAME")]
+    verify_remote: Option<String>,
+    #[command(flatten)]
+    sign: crate::cli::serve::SignArgs,
 }
 
 /// The image to read and the name to give it: shared by import and check.
@@ -103,6 +118,10 @@ pub fn run(repo_path: &Path, a: ImportArgs) -> Result<()> {
     opts.progress = progress::reporter(a.json, a.quiet);
     opts.exact_gzip &= !a.no_exact_gzip;
     opts.format = a.format.as_deref().map(str::parse).transpose()?;
+    opts.verify.gpg_keyrings = a.verify_gpg_keyring;
+    opts.verify.ed25519_keys = a.verify_ed25519;
+    opts.verify.remote = a.verify_remote;
+    opts.sign = a.sign.options();
     let repo = ocitree::repo::open_or_create(repo_path, ocitree::ostree::RepoMode::BareUser)?;
     let report =
         ocitree::import(&repo, &source, &opts).with_context(|| format!("importing {source}"))?;
@@ -166,6 +185,9 @@ pub fn run(repo_path: &Path, a: ImportArgs) -> Result<()> {
             report.exact_gzip.len(),
             data as f64 * 100.0 / blobs.max(1) as f64
         );
+    }
+    for s in &report.signers {
+        out!("Verified: {} {}", s.kind, s.who);
     }
     out!("Commit:   {}", report.commit);
     Ok(())

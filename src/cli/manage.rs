@@ -119,6 +119,10 @@ pub fn inspect(repo_path: &Path, a: InspectArgs) -> Result<()> {
         "ref": refname::image_ref(&a.name),
         "commit": info.commit,
         "format": info.format().as_str(),
+        "signatures": ocitree::sign::verify::describe(&repo, &info.commit)?
+            .iter()
+            .map(|s| serde_json::json!({"kind": s.kind, "by": s.who}))
+            .collect::<Vec<_>>(),
         "record": info.record,
         "manifest_digest": info.manifest_digest,
         "source": info.source,

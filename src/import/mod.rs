@@ -41,6 +41,11 @@ pub struct ImportOptions {
     /// Read the image in this format whatever its labels say (see [`crate::image::format`]);
     /// default: the format its config labels name.
     pub format: Option<ImageFormat>,
+    /// Sign the image commit with these keys (before its ref is set).
+    pub sign: crate::sign::SignOptions,
+    /// Verify the signatures of the OSTree commit the image carries against these keys; an
+    /// image without a valid signature for them (or without a commit) is refused.
+    pub verify: crate::sign::verify::VerifyOptions,
     /// Pick, from an index, only manifests of this artifact type.
     pub artifact_type: Option<String>,
     /// Which layers to apply (default: all).
@@ -66,6 +71,8 @@ impl Default for ImportOptions {
             platform: None,
             on_special: OnSpecial::default(),
             format: None,
+            sign: Default::default(),
+            verify: Default::default(),
             artifact_type: None,
             layers: LayerSelection::default(),
             layers_mode: LayersMode::default(),
@@ -99,6 +106,8 @@ pub struct ImportReport {
     pub layers_reused: usize,
     /// Entries OSTree cannot store that were left out.
     pub skipped: Vec<Skipped>,
+    /// The valid signatures found when [`ImportOptions::verify`] asked for a check.
+    pub signers: Vec<crate::sign::verify::Signer>,
     /// For each gzip layer read with [`ImportOptions::exact_gzip`]: its blob digest and
     /// whether export can rebuild its exact compressed bytes.
     pub exact_gzip: Vec<(String, ExactGzipStatus)>,
@@ -141,14 +150,33 @@ pub fn import(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<I
         layers_imported: 0,
         layers_reused: 0,
         skipped: Vec::new(),
+        signers: Vec::new(),
         exact_gzip: Vec::new(),
     };
 
     // How to read it (plain, encapsulated commit, ...): decided now, before any layer is read.
     let encapsulated = match image::format::reading(&image, &config.labels(), opts.format)? {
+        Reading::Plain if !opts.verify.is_empty() => {
+            return Err(Error::Signature {
+                what: format!("image {image}"),
+                reason: "a plain image carries no OSTree commit whose signatures could be \
+                         verified"
+                    .into(),
+            });
+        }
         Reading::Plain => None,
         Reading::Encapsulated(commit) => Some(commit),
     };
+    // Signatures: checked now, before any layer is read.
+    if let Some(e) = &encapsulated {
+        report.signers = crate::sign::verify::verify_commit(
+            repo,
+            &format!("image {image}: commit {}", e.checksum),
+            &e.commit,
+            e.detached.as_ref(),
+            &opts.verify,
+        )?;
+    }
 
     // Same manifest under the same name already: nothing to read, nothing to write. (With a
     // layer selection or per-dir layers, the tree is rebuilt: cheap, every layer is reused.)
@@ -307,6 +335,10 @@ pub fn import(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<I
         && old != report.commit
     {
         image::commit::record_previous(repo, &holder, &name, &old)?;
+    }
+    // Signed before anything refers to it: no client ever sees the image unsigned.
+    if !opts.sign.is_empty() {
+        crate::sign::sign_commit(repo, &report.commit, &opts.sign)?;
     }
     repo.transaction_set_ref(None, &refname::image_ref(&name), Some(&report.commit));
     txn.commit(gio::Cancellable::NONE)

@@ -11,6 +11,7 @@
 //! signed.
 
 pub mod ed25519;
+pub mod verify;
 
 use std::path::PathBuf;
 

@@ -32,5 +32,7 @@ mod exact_gzip;
 mod cli;
 // Serving archive repos: GPG and ed25519 signatures, summaries, checked by ostree pull and OpenSSL.
 mod serve;
+// Signing on import, verifying the signatures of encapsulated commits (GPG, ed25519, remotes).
+mod verify;
 // docker:// pull and push against a real docker-registry, auth, resume, corruption.
 mod registry;

@@ -7,9 +7,9 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use base64::Engine as _;
 use ocitree::glib;
 
+use crate::util::keys::{ed25519_key, gpg_key};
 use crate::util::*;
 
 /// A static HTTP server (python's http.server) on 127.0.0.1, killed on drop.
@@ -52,48 +52,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A GnuPG home with one signing key (no passphrase); returns (homedir, key id, public key file).
-fn gpg_key(tmp: &Path) -> (PathBuf, String, PathBuf) {
-    tools::require("gpg");
-    let home = tmp.join("gnupg");
-    std::fs::create_dir_all(&home).unwrap();
-    std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    let gpg = |args: &[&str]| {
-        tools::run(
-            Command::new("gpg")
-                .arg("--homedir")
-                .arg(&home)
-                .args(["--batch", "--yes"])
-                .args(args),
-        )
-    };
-    gpg(&[
-        "--passphrase",
-        "",
-        "--quick-gen-key",
-        "ocitree test <test@example.invalid>",
-        "ed25519",
-        "sign",
-        "never",
-    ]);
-    let listing = String::from_utf8(gpg(&["--with-colons", "--list-keys"]).stdout).unwrap();
-    let fpr = listing
-        .lines()
-        .find_map(|l| l.strip_prefix("fpr:"))
-        .and_then(|l| l.split(':').find(|f| !f.is_empty()))
-        .unwrap()
-        .to_string();
-    let public = tmp.join("public.asc");
-    gpg(&[
-        "--armor",
-        "--output",
-        public.to_str().unwrap(),
-        "--export",
-        &fpr,
-    ]);
-    (home, fpr, public)
 }
 
 /// A client repository with remote `origin` at `url`, GPG verification on with `public`.
@@ -225,47 +183,6 @@ fn a_signed_summary_is_never_left_stale() {
         !err.contains("summary"),
         "the summary itself verifies: {err}"
     );
-}
-
-/// An ed25519 key made by OpenSSL: (secret key file as `ostree sign --keys-file` reads it,
-/// PEM public key for OpenSSL).
-fn ed25519_key(tmp: &Path) -> (PathBuf, PathBuf) {
-    tools::require("openssl");
-    let pem = tmp.join("ed25519.pem");
-    tools::run(
-        Command::new("openssl")
-            .args(["genpkey", "-algorithm", "ed25519", "-out"])
-            .arg(&pem),
-    );
-    let der = tools::run(
-        Command::new("openssl")
-            .args(["pkey", "-outform", "DER", "-in"])
-            .arg(&pem),
-    )
-    .stdout;
-    let pub_pem = tmp.join("ed25519.pub.pem");
-    tools::run(
-        Command::new("openssl")
-            .args(["pkey", "-pubout", "-in"])
-            .arg(&pem)
-            .arg("-out")
-            .arg(&pub_pem),
-    );
-    let pub_der = tools::run(
-        Command::new("openssl")
-            .args(["pkey", "-pubin", "-outform", "DER", "-in"])
-            .arg(&pub_pem),
-    )
-    .stdout;
-    // DER ends with the 32-byte seed (private) or the 32-byte key (public).
-    let secret = [&der[der.len() - 32..], &pub_der[pub_der.len() - 32..]].concat();
-    let keys = tmp.join("ed25519.keys");
-    std::fs::write(
-        &keys,
-        base64::engine::general_purpose::STANDARD.encode(secret) + "\n",
-    )
-    .unwrap();
-    (keys, pub_pem)
 }
 
 /// The `ostree.sign.ed25519` signatures of an `a{sv}` file (`.commitmeta`, `summary.sig`).

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod image;
+pub mod keys;
 pub mod registry;
 pub mod tools;
 pub mod tree;
