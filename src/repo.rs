@@ -127,16 +127,6 @@ pub fn commit_root(commit: &ostree::glib::Variant) -> (String, String) {
     )
 }
 
-/// Regenerates the repository summary when the repository is served to `ostree pull` clients:
-/// an `archive` repository, or any that already has a summary. Called after every change to
-/// refs, so a static HTTP server always offers the current refs.
-///
-/// # Errors
-/// libostree fails.
-pub fn refresh_summary(repo: &Repo) -> Result<crate::serve::summary::SummaryStatus> {
-    crate::serve::summary::update(repo)
-}
-
 /// The repository's own `tmp` directory (same file system as the objects).
 pub fn tmp_dir(repo: &Repo) -> PathBuf {
     repo.path()

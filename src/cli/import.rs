@@ -125,6 +125,7 @@ pub fn run(repo_path: &Path, a: ImportArgs) -> Result<()> {
     let repo = ocitree::repo::open_or_create(repo_path, ocitree::ostree::RepoMode::BareUser)?;
     let report =
         ocitree::import(&repo, &source, &opts).with_context(|| format!("importing {source}"))?;
+    crate::cli::serve::warn_if_unsigned(report.summary);
     if a.json {
         for s in &report.skipped {
             JsonLines::print(&json!({

@@ -150,7 +150,7 @@ pub fn rm(repo_path: &Path, a: RmArgs) -> Result<()> {
         repo.set_ref_immediate(None, &record, None, ostree::gio::Cancellable::NONE)
             .with_context(|| format!("removing {record}"))?;
     }
-    ocitree::repo::refresh_summary(&repo)?;
+    crate::cli::serve::report_summary(ocitree::serve::summary::update(&repo)?)?;
     out!("Removed {}", a.name);
     Ok(())
 }
@@ -170,7 +170,7 @@ pub fn prune(repo_path: &Path, _a: PruneArgs) -> Result<()> {
             r.spooled_blobs
         );
     }
-    Ok(())
+    crate::cli::serve::report_summary(r.summary)
 }
 
 pub fn generate_man(a: GenerateManArgs) -> Result<()> {

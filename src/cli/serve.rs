@@ -102,12 +102,19 @@ pub fn report_summary(status: SummaryStatus) -> Result<()> {
         SummaryStatus::NotServed => {}
         SummaryStatus::Signed => out!("Summary:  regenerated, signed"),
         SummaryStatus::Unsigned => out!("Summary:  regenerated, unsigned"),
-        SummaryStatus::NowUnsigned => eprintln!(
-            "warning: the summary was signed and is now unsigned: no signing key is configured \
-             (sign it with `ocitree summary --sign-by KEYID` or `--sign-ed25519 KEYFILE`)"
-        ),
+        SummaryStatus::NowUnsigned => warn_if_unsigned(status),
     }
     Ok(())
+}
+
+/// Warns (on standard error) when the summary lost its signature.
+pub fn warn_if_unsigned(status: SummaryStatus) {
+    if status == SummaryStatus::NowUnsigned {
+        eprintln!(
+            "warning: the summary was signed and is now unsigned: no signing key is configured \
+             (sign it with `ocitree summary --sign-by KEYID` or `--sign-ed25519 KEYFILE`)"
+        );
+    }
 }
 
 /// Generate a static delta to an image's commit (libostree's generator), listed in the summary.

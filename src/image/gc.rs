@@ -21,6 +21,8 @@ pub struct PruneReport {
     pub bytes: u64,
     /// Spooled registry downloads removed (partial or never imported).
     pub spooled_blobs: usize,
+    /// What became of the repository's summary.
+    pub summary: crate::serve::summary::SummaryStatus,
 }
 
 /// Deletes layer refs that no image lists (by blob digest or diff_id), then every object no
@@ -59,7 +61,7 @@ pub fn prune(repo: &Repo) -> Result<PruneReport> {
     let (_, pruned, bytes) = repo
         .prune(RepoPruneFlags::REFS_ONLY, -1, gio::Cancellable::NONE)
         .map_err(Error::ostree("pruning objects"))?;
-    crate::repo::refresh_summary(repo)?;
+    report.summary = crate::serve::summary::update(repo)?;
     report.objects = pruned as u64;
     report.bytes = bytes;
     let spool = crate::repo::blob_spool_dir(repo);

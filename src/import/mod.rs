@@ -106,6 +106,8 @@ pub struct ImportReport {
     pub layers_reused: usize,
     /// Entries OSTree cannot store that were left out.
     pub skipped: Vec<Skipped>,
+    /// What became of the repository's summary.
+    pub summary: crate::serve::summary::SummaryStatus,
     /// The valid signatures found when [`ImportOptions::verify`] asked for a check.
     pub signers: Vec<crate::sign::verify::Signer>,
     /// For each gzip layer read with [`ImportOptions::exact_gzip`]: its blob digest and
@@ -151,6 +153,7 @@ pub fn import(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<I
         layers_reused: 0,
         skipped: Vec::new(),
         signers: Vec::new(),
+        summary: crate::serve::summary::SummaryStatus::NotServed,
         exact_gzip: Vec::new(),
     };
 
@@ -343,7 +346,7 @@ pub fn import(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<I
     repo.transaction_set_ref(None, &refname::image_ref(&name), Some(&report.commit));
     txn.commit(gio::Cancellable::NONE)
         .map_err(Error::ostree("committing the transaction"))?;
-    crate::repo::refresh_summary(repo)?;
+    report.summary = crate::serve::summary::update(repo)?;
     opts.progress.emit(Event::Done {
         commit: report.commit.clone(),
     });

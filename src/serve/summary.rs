@@ -22,9 +22,10 @@ const GPG_HOMEDIR: &str = "summary-gpg-homedir";
 const ED25519_FILES: &str = "summary-ed25519-key-files";
 
 /// What [`update`] left behind.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SummaryStatus {
     /// The repository has no summary and is not an archive: nothing to serve.
+    #[default]
     NotServed,
     /// Regenerated, unsigned (it was not signed before either).
     Unsigned,

@@ -155,8 +155,26 @@ fn a_signed_summary_is_never_left_stale() {
         "--gpg-homedir",
         home.to_str().unwrap(),
     ]);
-    // Forgetting the key: the next change says the summary is now unsigned.
+    // Forgetting the key: the summary is unsigned from now on.
     repo.ok(&["summary", "--unsigned"]);
+    assert!(!repo.path.join("summary.sig").exists());
+    // Signed by someone else (ostree's own CLI), no key configured here: the next change
+    // cannot sign it again, says so, and leaves no stale signature.
+    tools::ostree(
+        &repo.path,
+        &[
+            "summary",
+            "-u",
+            &format!("--gpg-sign={key}"),
+            &format!("--gpg-homedir={}", home.display()),
+        ],
+    );
+    assert!(repo.path.join("summary.sig").exists());
+    let r = repo.import(&small_image(&tmp.path().join("c"), b"c\n"), "c");
+    assert!(
+        r.stderr.contains("summary was signed and is now unsigned"),
+        "{r:?}"
+    );
     assert!(!repo.path.join("summary.sig").exists());
     let server = Server::serve(&repo.path);
     let client = client_repo(tmp.path(), &server.url, &public);
