@@ -190,6 +190,9 @@ pub fn run(repo_path: &Path, a: ImportArgs) -> Result<()> {
     for s in &report.signers {
         out!("Verified: {} {}", s.kind, s.who);
     }
+    for b in &report.bound_refs {
+        out!("Ref:      {b} (the commit is bound to it)");
+    }
     out!("Commit:   {}", report.commit);
     Ok(())
 }

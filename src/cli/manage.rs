@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::{Args, CommandFactory};
 use ocitree::image::{ImageInfo, refs};
-use ocitree::{ostree, refname};
+use ocitree::refname;
 
 /// Create the repository (bare-user by default; archive to serve it over HTTP).
 #[derive(Debug, Args)]
@@ -137,18 +137,10 @@ pub fn inspect(repo_path: &Path, a: InspectArgs) -> Result<()> {
 
 pub fn rm(repo_path: &Path, a: RmArgs) -> Result<()> {
     let repo = ocitree::repo::open(repo_path)?;
-    refs::image_commit(&repo, &a.name)?;
-    repo.set_ref_immediate(
-        None,
-        &refname::image_ref(&a.name),
-        None,
-        ostree::gio::Cancellable::NONE,
-    )
-    .with_context(|| format!("removing {}", a.name))?;
-    let record = refname::encapsulated_ref(&a.name);
-    if refs::resolve(&repo, &record)?.is_some() {
-        repo.set_ref_immediate(None, &record, None, ostree::gio::Cancellable::NONE)
-            .with_context(|| format!("removing {record}"))?;
+    let r =
+        ocitree::image::remove(&repo, &a.name).with_context(|| format!("removing {}", a.name))?;
+    for b in &r.bound_refs {
+        out!("Removed ref {b} (the image's commit was bound to it)");
     }
     crate::cli::serve::report_summary(ocitree::serve::summary::update(&repo)?)?;
     out!("Removed {}", a.name);

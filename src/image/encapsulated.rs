@@ -32,6 +32,18 @@ pub struct EncapsulatedCommit {
     pub detached: Option<glib::Variant>,
 }
 
+/// The ref bindings (`ostree.ref-binding`) of a commit object.
+pub fn bound_refs(commit: &glib::Variant) -> Vec<String> {
+    glib::VariantDict::new(Some(&commit.child_value(0)))
+        .lookup::<Vec<String>>(REF_BINDING)
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+/// libostree's commit metadata key of ref bindings.
+pub const REF_BINDING: &str = "ostree.ref-binding";
+
 fn commit_type() -> &'static glib::VariantTy {
     glib::VariantTy::new("(a{sv}aya(say)sstayay)").expect("valid type string")
 }
@@ -70,6 +82,13 @@ impl EncapsulatedCommit {
     /// The commit's metadata dictionary.
     pub fn metadata(&self) -> glib::VariantDict {
         glib::VariantDict::new(Some(&self.commit.child_value(0)))
+    }
+
+    /// The refs the commit is bound to (`ostree.ref-binding`, as `ostree commit -b` and
+    /// `flatpak build-export` write it): clients pulling it check that they asked for one of
+    /// them, so import creates them too.
+    pub fn ref_bindings(&self) -> Vec<String> {
+        bound_refs(&self.commit)
     }
 
     /// The config labels that carry this commit.

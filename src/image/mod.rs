@@ -8,9 +8,11 @@ pub mod format;
 pub mod gc;
 pub mod info;
 pub mod refs;
+pub mod remove;
 
 pub use commit::{ImageMeta, write_image_commit};
 pub use encapsulated::EncapsulatedCommit;
 pub use format::{ImageFormat, Reading};
 pub use gc::{PruneReport, prune};
 pub use info::ImageInfo;
+pub use remove::{RemoveReport, remove};

@@ -106,6 +106,8 @@ pub struct ImportReport {
     pub layers_reused: usize,
     /// Entries OSTree cannot store that were left out.
     pub skipped: Vec<Skipped>,
+    /// Refs the image's commit is bound to, created beside the image ref.
+    pub bound_refs: Vec<String>,
     /// What became of the repository's summary.
     pub summary: crate::serve::summary::SummaryStatus,
     /// The valid signatures found when [`ImportOptions::verify`] asked for a check.
@@ -153,6 +155,7 @@ pub fn import(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<I
         layers_reused: 0,
         skipped: Vec::new(),
         signers: Vec::new(),
+        bound_refs: Vec::new(),
         summary: crate::serve::summary::SummaryStatus::NotServed,
         exact_gzip: Vec::new(),
     };
@@ -322,6 +325,13 @@ pub fn import(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<I
     // The commit holding ocitree's metadata of the image: the image commit, or its record.
     let holder = if let Some(e) = &encapsulated {
         e.write(repo, &image, &merged)?;
+        // Clients pull a bound commit only by a ref it is bound to: make those refs too.
+        for bound in e.ref_bindings() {
+            if ostree::validate_rev(&bound).is_ok() && !bound.starts_with(refname::REF_PREFIX) {
+                repo.transaction_set_ref(None, &bound, Some(&e.checksum));
+                report.bound_refs.push(bound);
+            }
+        }
         let record = image::write_image_commit(repo, &merged, &meta)?;
         repo.transaction_set_ref(None, &record_ref, Some(&record));
         report.commit = e.checksum.clone();

@@ -361,3 +361,58 @@ fn an_update_travels_as_a_static_delta_and_prune_drops_deltas_with_their_target(
         a
     );
 }
+
+/// A commit bound to its branch (`ostree commit -b` binds by default) is pulled by that
+/// branch: import makes the bound ref, rm removes it (unless another image has the commit).
+#[test]
+fn bound_commits_get_their_refs_for_clients() {
+    let tmp = tempdir();
+    let tree = tmp.path().join("tree");
+    std::fs::create_dir_all(tree.join("usr")).unwrap();
+    std::fs::write(tree.join("usr/os-release"), b"ID=example\n").unwrap();
+    let src = Repo {
+        tmp: tempdir(),
+        path: tmp.path().join("src"),
+    };
+    tools::ostree(&src.path, &["init", "--mode=bare-user"]);
+    let branch = "exampleos/x86_64/stable";
+    let commit = tools::ostree(
+        &src.path,
+        &[
+            "commit",
+            "-b",
+            branch,
+            &format!("--tree=dir={}", tree.display()),
+        ],
+    )
+    .trim()
+    .to_string();
+    let oci = tmp.path().join("oci");
+    src.ok(&["encapsulate", branch, &format!("oci:{}:v1", oci.display())]);
+
+    let repo = Repo::with_mode("archive");
+    let r = repo.import(&Repo::oci(&oci, "v1"), "os");
+    assert!(r.field("Ref").starts_with(branch), "{r:?}");
+    assert_eq!(
+        tools::ostree(&repo.path, &["rev-parse", branch]).trim(),
+        commit
+    );
+    let server = Server::serve(&repo.path);
+    let client = bare_client(tmp.path(), &server.url);
+    assert_eq!(pull_ok(&client, branch), commit);
+    tools::fsck(&client);
+    // by ocitree's ref, libostree refuses it: the commit names the refs it may be pulled as
+    let (ok, err) = pull(&client, "ocitree/image/os");
+    assert!(!ok && err.contains("ref binding"), "{err}");
+
+    // two images of one commit: the bound ref stays until the last one goes
+    repo.import(&Repo::oci(&oci, "v1"), "os-copy");
+    repo.ok(&["rm", "os"]);
+    assert!(repo.refs().contains(&branch.to_string()));
+    let r = repo.ok(&["rm", "os-copy"]);
+    assert!(r.stdout.contains(&format!("Removed ref {branch}")), "{r:?}");
+    assert!(!repo.refs().iter().any(|r| r == branch));
+    repo.ok(&["prune"]);
+    tools::fsck(&repo.path);
+    assert!(!tools::ostree(&repo.path, &["summary", "--view"]).contains(branch));
+}
