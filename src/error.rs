@@ -20,6 +20,19 @@ pub enum Error {
         /// Why it was rejected.
         reason: String,
     },
+    /// A platform string is not `os/arch[/variant]`.
+    #[error(
+        "invalid platform {0:?}: expected os/arch[/variant], e.g. linux/amd64 or linux/arm64/v8"
+    )]
+    InvalidPlatform(String),
+    /// An image name ocitree cannot store or would not show (empty, blank, too long).
+    #[error("invalid image name {name:?}: {reason}")]
+    InvalidName {
+        /// The name as given.
+        name: String,
+        /// Why it was rejected.
+        reason: String,
+    },
     /// A digest string is not `algorithm:encoded` as the OCI image-spec defines it.
     #[error("invalid digest {0:?}")]
     InvalidDigest(String),
