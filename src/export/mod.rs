@@ -19,6 +19,7 @@ pub mod encapsulate;
 pub mod image;
 pub mod layer;
 pub mod sink;
+pub mod staging;
 
 pub use compress::LayerCompression;
 pub use encapsulate::{EncapsulateOptions, EncapsulateReport, encapsulate};

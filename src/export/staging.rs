@@ -1,0 +1,162 @@
+//! Staging: an export destination is complete and valid, or as it was before.
+//!
+//! Everything an export writes goes first into a staging directory that holds a lock file,
+//! locked for as long as the export runs:
+//! - a new `oci:` directory is built in a sibling `.NAME.ocitree-tmp-XXXXXX` and renamed into
+//!   place at the end;
+//! - an existing layout gets its staging directory inside (`DIR/.ocitree-tmp-XXXXXX`): new
+//!   blobs are renamed into `blobs/sha256` at the end, then `index.json` is replaced by a
+//!   rename, so it only ever names complete blobs;
+//! - an archive file is built in a sibling staging directory and renamed onto the file;
+//! - standard output is staged in the temporary directory (`ocitree-export-XXXXXX`).
+//!
+//! A staging directory left by a killed export is removed by the next export to the same
+//! destination ([`clean_stale`]): its lock is free then (the kernel drops the locks of a dead
+//! process), while a running export's is held.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use crate::error::{Error, Result};
+
+/// What staging directories start with, after a leading `.NAME` for siblings.
+pub const MARK: &str = ".ocitree-tmp-";
+/// The prefix of staging directories for standard output, in the temporary directory.
+pub const STDOUT_PREFIX: &str = "ocitree-export-";
+/// The lock file in a staging directory.
+const LOCK: &str = "lock";
+/// A staging directory without a lock file is only removed when older than this (it may be
+/// one being created right now).
+const UNLOCKED_GRACE: Duration = Duration::from_secs(60);
+
+fn io(what: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |e| Error::Io {
+        context: format!("staging in {}", what.display()),
+        cause: e,
+    }
+}
+
+/// A staging directory, removed when dropped; locked while it lives.
+#[derive(Debug)]
+pub struct Stage {
+    dir: tempfile::TempDir,
+    _lock: File,
+}
+
+impl Stage {
+    /// A new staging directory in `parent`, named `prefix` and random characters.
+    ///
+    /// # Errors
+    /// It cannot be created or locked.
+    pub fn new_in(parent: &Path, prefix: &str) -> Result<Stage> {
+        let dir = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir_in(parent)
+            .map_err(io(parent))?;
+        let lock_path = dir.path().join(LOCK);
+        let lock = File::create(&lock_path).map_err(io(&lock_path))?;
+        lock.try_lock().map_err(|e| io(&lock_path)(e.into()))?;
+        Ok(Stage { dir, _lock: lock })
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// The directory and name prefix of the sibling staging directories of `dest`.
+pub fn sibling(dest: &Path) -> (PathBuf, String) {
+    let parent = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = dest
+        .file_name()
+        .map_or_else(|| "export".into(), |n| n.to_string_lossy().into_owned());
+    (parent, format!(".{name}{MARK}"))
+}
+
+/// Removes the staging directories named `prefix…` in `dir` that no running export holds,
+/// and what killed exports of older ocitree versions left in a layout `dir` (`.tmpXXXXXX`
+/// files in `blobs/sha256`). A missing `dir` has nothing to clean.
+///
+/// # Errors
+/// A stale staging directory cannot be removed.
+pub fn clean_stale(dir: &Path, prefix: &str) -> Result<()> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !name.starts_with(prefix) || !e.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        if is_stale(&e.path()) {
+            fs::remove_dir_all(e.path()).map_err(io(&e.path()))?;
+        }
+    }
+    let blobs = dir.join("blobs/sha256");
+    if let Ok(entries) = fs::read_dir(&blobs) {
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let legacy = name.to_str().is_some_and(|n| {
+                n.len() == 10
+                    && n.starts_with(".tmp")
+                    && n[4..].bytes().all(|b| b.is_ascii_alphanumeric())
+            });
+            if legacy && e.file_type().is_ok_and(|t| t.is_file()) {
+                fs::remove_file(e.path()).map_err(io(&e.path()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether no export holds the staging directory `dir`.
+fn is_stale(dir: &Path) -> bool {
+    match File::open(dir.join(LOCK)) {
+        Ok(f) => f.try_lock().is_ok(),
+        Err(_) => fs::metadata(dir)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| {
+                SystemTime::now()
+                    .duration_since(t)
+                    .is_ok_and(|age| age > UNLOCKED_GRACE)
+            }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stage held by a live export stays; one whose holder is gone is removed, and so are
+    /// old-style temporary blobs; nothing else is touched.
+    #[test]
+    fn cleans_only_stale_stages() {
+        let t = tempfile::tempdir().unwrap();
+        let dest = t.path().join("out");
+        let (parent, prefix) = sibling(&dest);
+        assert_eq!(prefix, ".out.ocitree-tmp-");
+        let live = Stage::new_in(&parent, &prefix).unwrap();
+        let dead = Stage::new_in(&parent, &prefix).unwrap();
+        let dead_path = dead.path().to_path_buf();
+        // what a killed export leaves: the directory, its lock no longer held
+        let Stage { dir, _lock } = dead;
+        let _ = dir.keep();
+        drop(_lock);
+        fs::create_dir_all(t.path().join("blobs/sha256")).unwrap();
+        fs::write(t.path().join("blobs/sha256/.tmpAb12Cd"), b"partial").unwrap();
+        fs::write(t.path().join("blobs/sha256/0123"), b"blob").unwrap();
+        fs::write(t.path().join(".out.other"), b"keep").unwrap();
+        clean_stale(&parent, &prefix).unwrap();
+        assert!(live.path().exists());
+        assert!(!dead_path.exists());
+        assert!(!t.path().join("blobs/sha256/.tmpAb12Cd").exists());
+        assert!(t.path().join("blobs/sha256/0123").exists());
+        assert!(t.path().join(".out.other").exists());
+    }
+}
