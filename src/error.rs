@@ -78,7 +78,9 @@ pub enum Error {
     },
     /// Standard output was closed before an archive written to it was complete (`ocitree
     /// export IMAGE oci-archive:- | head`): what the reader got is truncated.
-    #[error("standard output was closed before the end of the archive: the reader got a truncated archive")]
+    #[error(
+        "standard output was closed before the end of the archive: the reader got a truncated archive"
+    )]
     OutputClosed,
     /// A registry request failed (after retries), or the registry answered something
     /// unexpected.

@@ -103,9 +103,7 @@ impl Sink {
                 staging::clean_stale(d, staging::MARK)?;
                 Stage::new_in(d, staging::MARK)?
             }
-            Target::NewLayout(p)
-            | Target::OciArchive(Some(p))
-            | Target::DockerArchive(Some(p)) => {
+            Target::NewLayout(p) | Target::OciArchive(Some(p)) | Target::DockerArchive(Some(p)) => {
                 let (parent, prefix) = staging::sibling(p);
                 fs::create_dir_all(&parent).map_err(io(&parent))?;
                 staging::clean_stale(&parent, &prefix)?;

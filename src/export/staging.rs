@@ -119,13 +119,11 @@ pub fn clean_stale(dir: &Path, prefix: &str) -> Result<()> {
 fn is_stale(dir: &Path) -> bool {
     match File::open(dir.join(LOCK)) {
         Ok(f) => f.try_lock().is_ok(),
-        Err(_) => fs::metadata(dir)
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| {
-                SystemTime::now()
-                    .duration_since(t)
-                    .is_ok_and(|age| age > UNLOCKED_GRACE)
-            }),
+        Err(_) => fs::metadata(dir).and_then(|m| m.modified()).is_ok_and(|t| {
+            SystemTime::now()
+                .duration_since(t)
+                .is_ok_and(|age| age > UNLOCKED_GRACE)
+        }),
     }
 }
 
