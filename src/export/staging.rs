@@ -1,7 +1,8 @@
 //! Staging: an export destination is complete and valid, or as it was before.
 //!
-//! Everything an export writes goes first into a staging directory that holds a lock file,
-//! locked for as long as the export runs:
+//! Everything an export writes goes first into a staging directory that names the process
+//! writing it (its id and start time, so that a later process with the same id is not taken
+//! for it):
 //! - a new `oci:` directory is built in a sibling `.NAME.ocitree-tmp-XXXXXX` and renamed into
 //!   place at the end;
 //! - an existing layout gets its staging directory inside (`DIR/.ocitree-tmp-XXXXXX`): new
@@ -11,10 +12,9 @@
 //! - standard output is staged in the temporary directory (`ocitree-export-XXXXXX`).
 //!
 //! A staging directory left by a killed export is removed by the next export to the same
-//! destination ([`clean_stale`]): its lock is free then (the kernel drops the locks of a dead
-//! process), while a running export's is held.
+//! destination ([`clean_stale`]): its process is gone, while a running export's is there.
 
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -24,9 +24,9 @@ use crate::error::{Error, Result};
 pub const MARK: &str = ".ocitree-tmp-";
 /// The prefix of staging directories for standard output, in the temporary directory.
 pub const STDOUT_PREFIX: &str = "ocitree-export-";
-/// The lock file in a staging directory.
-const LOCK: &str = "lock";
-/// A staging directory without a lock file is only removed when older than this (it may be
+/// The file in a staging directory that names its process (`PID STARTTIME`).
+const OWNER: &str = "owner";
+/// A staging directory without an owner file is only removed when older than this (it may be
 /// one being created right now).
 const UNLOCKED_GRACE: Duration = Duration::from_secs(60);
 
@@ -37,11 +37,10 @@ fn io(what: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     }
 }
 
-/// A staging directory, removed when dropped; locked while it lives.
+/// A staging directory, removed when dropped; it names the process that owns it.
 #[derive(Debug)]
 pub struct Stage {
     dir: tempfile::TempDir,
-    _lock: File,
 }
 
 impl Stage {
@@ -54,10 +53,11 @@ impl Stage {
             .prefix(prefix)
             .tempdir_in(parent)
             .map_err(io(parent))?;
-        let lock_path = dir.path().join(LOCK);
-        let lock = File::create(&lock_path).map_err(io(&lock_path))?;
-        lock.try_lock().map_err(|e| io(&lock_path)(e.into()))?;
-        Ok(Stage { dir, _lock: lock })
+        let owner = dir.path().join(OWNER);
+        let me = process_id("self")
+            .ok_or_else(|| io(&owner)(std::io::Error::other("cannot read /proc/self/stat")))?;
+        fs::write(&owner, me).map_err(io(&owner))?;
+        Ok(Stage { dir })
     }
 
     /// Its path.
@@ -115,10 +115,26 @@ pub fn clean_stale(dir: &Path, prefix: &str) -> Result<()> {
     Ok(())
 }
 
-/// Whether no export holds the staging directory `dir`.
+/// `PID STARTTIME` of process `pid` (`self` for this one): the start time (in clock ticks
+/// since boot, from `/proc/PID/stat`) tells a live process from a later one with the same id.
+fn process_id(pid: &str) -> Option<String> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // the command name (2nd field) is in parentheses and may hold spaces: count after it
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let start = rest.split_whitespace().nth(19)?;
+    let pid = stat.split_whitespace().next()?;
+    Some(format!("{pid} {start}"))
+}
+
+/// Whether no export holds the staging directory `dir`: the process it names is gone.
 fn is_stale(dir: &Path) -> bool {
-    match File::open(dir.join(LOCK)) {
-        Ok(f) => f.try_lock().is_ok(),
+    match fs::read_to_string(dir.join(OWNER)) {
+        Ok(owner) => {
+            let pid = owner.split_whitespace().next().unwrap_or_default();
+            !pid.bytes().all(|b| b.is_ascii_digit())
+                || pid.is_empty()
+                || process_id(pid).as_deref() != Some(owner.trim())
+        }
         Err(_) => fs::metadata(dir).and_then(|m| m.modified()).is_ok_and(|t| {
             SystemTime::now()
                 .duration_since(t)
@@ -131,7 +147,7 @@ fn is_stale(dir: &Path) -> bool {
 mod tests {
     use super::*;
 
-    /// A stage held by a live export stays; one whose holder is gone is removed, and so are
+    /// A stage of a live export stays; one whose process is gone is removed, and so are
     /// old-style temporary blobs; nothing else is touched.
     #[test]
     fn cleans_only_stale_stages() {
@@ -141,11 +157,13 @@ mod tests {
         assert_eq!(prefix, ".out.ocitree-tmp-");
         let live = Stage::new_in(&parent, &prefix).unwrap();
         let dead = Stage::new_in(&parent, &prefix).unwrap();
-        let dead_path = dead.path().to_path_buf();
-        // what a killed export leaves: the directory, its lock no longer held
-        let Stage { dir, _lock } = dead;
-        let _ = dir.keep();
-        drop(_lock);
+        // what a killed export leaves: the directory, naming a process that is gone (this
+        // process's id with another start time)
+        let Stage { dir } = dead;
+        let dead_path = dir.keep();
+        let me = process_id("self").unwrap();
+        let pid = me.split(' ').next().unwrap();
+        fs::write(dead_path.join(OWNER), format!("{pid} 1")).unwrap();
         fs::create_dir_all(t.path().join("blobs/sha256")).unwrap();
         fs::write(t.path().join("blobs/sha256/.tmpAb12Cd"), b"partial").unwrap();
         fs::write(t.path().join("blobs/sha256/0123"), b"blob").unwrap();
