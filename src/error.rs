@@ -20,6 +20,19 @@ pub enum Error {
         /// Why it was rejected.
         reason: String,
     },
+    /// A platform string is not `os/arch[/variant]`.
+    #[error(
+        "invalid platform {0:?}: expected os/arch[/variant], e.g. linux/amd64 or linux/arm64/v8"
+    )]
+    InvalidPlatform(String),
+    /// An image name ocitree cannot store or would not show (empty, blank, too long).
+    #[error("invalid image name {name:?}: {reason}")]
+    InvalidName {
+        /// The name as given.
+        name: String,
+        /// Why it was rejected.
+        reason: String,
+    },
     /// A digest string is not `algorithm:encoded` as the OCI image-spec defines it.
     #[error("invalid digest {0:?}")]
     InvalidDigest(String),
@@ -71,6 +84,12 @@ pub enum Error {
         /// The underlying error.
         cause: std::io::Error,
     },
+    /// Standard output was closed before an archive written to it was complete (`ocitree
+    /// export IMAGE oci-archive:- | head`): what the reader got is truncated.
+    #[error(
+        "standard output was closed before the end of the archive: the reader got a truncated archive"
+    )]
+    OutputClosed,
     /// A registry request failed (after retries), or the registry answered something
     /// unexpected.
     #[error("{url}: {reason}")]

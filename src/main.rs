@@ -11,7 +11,9 @@ fn main() -> ExitCode {
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // A closed pipe (`ocitree ls … | head`) is not a failure.
+            // A closed pipe (`ocitree ls … | head`) is not a failure for listings. (An archive
+            // written to standard output reports a closed pipe as `Error::OutputClosed`, which
+            // is one: the reader got a truncated archive.)
             let broken = |io: &std::io::Error| io.kind() == std::io::ErrorKind::BrokenPipe;
             if e.chain().any(|c| {
                 c.downcast_ref::<std::io::Error>().is_some_and(broken)

@@ -19,6 +19,19 @@ pub const STEP: u64 = 1 << 20;
 #[serde(tag = "event", rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum Event {
+    /// The index lists several manifests for the wanted platform: the first was taken (as
+    /// the image-index spec says); the others can be picked with `SOURCE@DIGEST`.
+    PlatformFirstOfSeveral {
+        /// The image source.
+        image: String,
+        /// The platform asked for (or the host's).
+        platform: String,
+        /// The manifest taken: the first listed.
+        chosen: String,
+        /// The other manifests for that platform, in index order, each as the source string
+        /// that picks it (`SOURCE@DIGEST`).
+        others: Vec<String>,
+    },
     /// The manifest is chosen: how many layers, and the blob bytes of those to read.
     Resolved {
         /// The manifest digest.

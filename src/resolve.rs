@@ -1,6 +1,9 @@
 //! Index → one manifest: by tag (`org.opencontainers.image.ref.name`), by digest, and by
-//! platform through nested indexes. Several candidates and no rule to choose is an error that
-//! lists them, never a guess.
+//! platform through nested indexes. Several entries for the wanted platform: the first is
+//! taken, as the image-index spec says ("the first matching entry SHOULD be used"), and
+//! [`Resolved::passed_over`] names the others so that the caller can say how to pick one by
+//! digest. Several candidates and no rule to choose (no platform on any) is an error that
+//! lists them, never a guess. Nesting deeper than [`MAX_DEPTH`] is an error.
 
 use crate::blob;
 use crate::digest::Digest;
@@ -8,8 +11,8 @@ use crate::error::{Error, Result};
 use crate::source::{Selector, Source};
 use crate::spec::{Descriptor, Index, METADATA_LIMIT, Manifest, Platform};
 
-/// Deepest index nesting followed.
-const MAX_DEPTH: usize = 8;
+/// Deepest index nesting followed (a deeper one is an error, not a stack overflow).
+pub const MAX_DEPTH: usize = 8;
 
 /// The manifest chosen for an import.
 #[derive(Clone, Debug)]
@@ -22,6 +25,11 @@ pub struct Resolved {
     pub manifest: Manifest,
     /// The tag annotation that led to it, if any.
     pub ref_name: Option<String>,
+    /// Other manifests of the index for the same platform, passed over because this one
+    /// comes first (empty when the choice was not by platform).
+    pub passed_over: Vec<Digest>,
+    /// The platform the choice was made for, when it was made by platform.
+    pub platform: Option<Platform>,
 }
 
 /// A manifest candidate: its descriptor and the tag annotation in force.
@@ -69,10 +77,7 @@ fn flatten(
             continue;
         }
         if depth >= MAX_DEPTH {
-            return Err(Error::InvalidImage {
-                image: image.into(),
-                reason: "indexes nested too deeply".into(),
-            });
+            return Err(too_deep(image, &c.desc));
         }
         let bytes = read_blob(src, image, &c.desc)?;
         let idx: Index = parse_json(image, "index", &bytes)?;
@@ -89,6 +94,16 @@ fn flatten(
     Ok(())
 }
 
+fn too_deep(image: &str, desc: &Descriptor) -> Error {
+    Error::InvalidImage {
+        image: image.into(),
+        reason: format!(
+            "indexes nested more than {MAX_DEPTH} deep (at {}): refusing to follow further",
+            desc.digest_str
+        ),
+    }
+}
+
 /// Finds a descriptor with `digest` at any depth.
 fn find_digest(
     src: &mut dyn Source,
@@ -101,7 +116,10 @@ fn find_digest(
         if d.digest_str == digest.as_str() {
             return Ok(Some(d.clone()));
         }
-        if d.is_index() && depth < MAX_DEPTH {
+        if d.is_index() {
+            if depth >= MAX_DEPTH {
+                return Err(too_deep(image, d));
+            }
             let bytes = read_blob(src, image, d)?;
             let idx: Index = parse_json(image, "index", &bytes)?;
             if let Some(found) = find_digest(src, image, &idx.manifests, digest, depth + 1)? {
@@ -128,7 +146,8 @@ fn artifact_type_of(src: &mut dyn Source, image: &str, c: &Candidate) -> Result<
 /// filter them).
 ///
 /// # Errors
-/// [`Error::NotFound`] when nothing matches, [`Error::AmbiguousIndex`] when several do.
+/// [`Error::NotFound`] when nothing matches, [`Error::AmbiguousIndex`] when several do and
+/// none has a platform; [`Error::InvalidImage`] for indexes nested deeper than [`MAX_DEPTH`].
 pub fn resolve(
     src: &mut dyn Source,
     image: &str,
@@ -197,6 +216,8 @@ pub fn resolve(
     }
     let host = Platform::host();
     let wanted = platform.unwrap_or(&host);
+    let mut passed_over = Vec::new();
+    let mut by_platform = None;
     let chosen = if all.len() == 1
         && (single_top && platform.is_none()
             || all[0]
@@ -207,7 +228,7 @@ pub fn resolve(
     {
         all.remove(0)
     } else {
-        let mut matching: Vec<Candidate> = all
+        let matching: Vec<Candidate> = all
             .iter()
             .filter(|c| {
                 c.desc
@@ -221,22 +242,32 @@ pub fn resolve(
             && platform.is_none()
             && all.iter().all(|c| c.desc.platform.is_none())
         {
-            matching = all.clone();
-        }
-        match matching.len() {
-            1 => matching.remove(0),
-            0 => {
+            // No platform anywhere: nothing says which one is meant.
+            if all.len() == 1 {
+                all.remove(0)
+            } else {
+                return Err(Error::AmbiguousIndex {
+                    image: image.to_string(),
+                    candidates: all.iter().map(describe).collect::<Vec<_>>().join("\n"),
+                });
+            }
+        } else {
+            let mut matching = matching.into_iter();
+            let Some(first) = matching.next() else {
                 return Err(Error::NotFound(format!(
                     "{image}: no manifest for platform {wanted} (available: {})",
                     all.iter().map(describe).collect::<Vec<_>>().join("; ")
                 )));
+            };
+            // The image-index spec: "the first matching entry SHOULD be used".
+            for c in matching {
+                let d = c.desc.digest()?;
+                if c.desc.digest_str != first.desc.digest_str && !passed_over.contains(&d) {
+                    passed_over.push(d);
+                }
             }
-            _ => {
-                return Err(Error::AmbiguousIndex {
-                    image: image.to_string(),
-                    candidates: matching.iter().map(describe).collect::<Vec<_>>().join("\n"),
-                });
-            }
+            by_platform = Some(wanted.clone());
+            first
         }
     };
     let bytes = read_blob(src, image, &chosen.desc)?;
@@ -255,6 +286,8 @@ pub fn resolve(
         bytes,
         manifest,
         ref_name: chosen.ref_name,
+        passed_over,
+        platform: by_platform,
     })
 }
 

@@ -88,7 +88,7 @@ impl Platform {
     /// Parses `os/arch[/variant]`.
     ///
     /// # Errors
-    /// [`crate::Error::InvalidReference`] for anything else.
+    /// [`crate::Error::InvalidPlatform`] for anything else.
     pub fn parse(s: &str) -> crate::Result<Platform> {
         let parts: Vec<&str> = s.split('/').collect();
         match parts.as_slice() {
@@ -100,10 +100,7 @@ impl Platform {
                     .filter(|v| !v.is_empty())
                     .map(|v| v.to_string()),
             }),
-            _ => Err(crate::Error::InvalidReference {
-                reference: s.to_string(),
-                reason: "a platform is os/arch[/variant], e.g. linux/arm64/v8".into(),
-            }),
+            _ => Err(crate::Error::InvalidPlatform(s.to_string())),
         }
     }
 
@@ -183,6 +180,15 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// Whether this is a container image: its config is an image config
+    /// ([`IMAGE_CONFIG_TYPES`]; docker v2 schema 2 and OCI manifests that state no config
+    /// media type count too). Its layers must then be filesystem tars and its config must list
+    /// their diff_ids.
+    pub fn is_image(&self) -> bool {
+        let mt = self.config.media_type.as_str();
+        mt.is_empty() || IMAGE_CONFIG_TYPES.contains(&mt)
+    }
+
     /// The artifact type: `artifactType`, else the config media type when that is not a
     /// container image config (image-spec 1.1); `None` for a container image.
     pub fn artifact_type(&self) -> Option<&str> {
@@ -228,9 +234,54 @@ impl Config {
 /// `rootfs` of an image config.
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct RootFs {
+    /// `type`: must be `layers` in an image config.
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
     /// One diff_id per layer, base first.
     #[serde(default)]
     pub diff_ids: Vec<String>,
+}
+
+impl RootFs {
+    /// Checks `rootfs` against a manifest of `layers` layers: `type` is `layers`, one diff_id
+    /// per layer, each a valid digest. `image`: the config is an image config; otherwise (an
+    /// artifact's config, often `{}`) a config without diff_ids passes, and one with diff_ids
+    /// need not state its type.
+    ///
+    /// # Errors
+    /// What is wrong, as a sentence for [`crate::Error::InvalidImage`].
+    pub fn check(&self, layers: usize, image: bool) -> Result<(), String> {
+        if !image && self.diff_ids.is_empty() {
+            return Ok(());
+        }
+        match self.kind.as_deref() {
+            Some("layers") => {}
+            None if !image => {}
+            Some(other) => {
+                return Err(format!(
+                    "config rootfs.type is {other:?}; the only type is \"layers\""
+                ));
+            }
+            None => return Err("config has no rootfs.type (must be \"layers\")".into()),
+        }
+        if self.diff_ids.len() != layers {
+            return Err(format!(
+                "manifest lists {layers} layers but the config has {} diff_ids",
+                self.diff_ids.len()
+            ));
+        }
+        if let Some((i, bad)) = self
+            .diff_ids
+            .iter()
+            .enumerate()
+            .find(|(_, d)| Digest::parse(d).is_err())
+        {
+            return Err(format!(
+                "config rootfs.diff_ids[{i}] {bad:?} is not a digest (algorithm:hex)"
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Converts an RFC 3339 timestamp to seconds since the epoch (`None` if it does not parse).
@@ -314,6 +365,30 @@ mod tests {
             assert_eq!(parse_rfc3339(&format_rfc3339(t)), Some(t), "{t}");
         }
         assert_eq!(format_rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn rootfs_checks() {
+        let id = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        let r = |kind: Option<&str>, ids: &[&str]| RootFs {
+            kind: kind.map(String::from),
+            diff_ids: ids.iter().map(|s| s.to_string()).collect(),
+        };
+        assert!(r(Some("layers"), &[id]).check(1, true).is_ok());
+        assert!(r(None, &[]).check(2, false).is_ok(), "artifact config");
+        let e = r(Some("tarballs"), &[id]).check(1, true).unwrap_err();
+        assert!(e.contains("\"tarballs\""), "{e}");
+        assert!(
+            r(None, &[id])
+                .check(1, true)
+                .unwrap_err()
+                .contains("rootfs.type")
+        );
+        let e = r(Some("layers"), &[id, id]).check(1, true).unwrap_err();
+        assert!(e.contains("1 layers") && e.contains("2 diff_ids"), "{e}");
+        let e = r(Some("layers"), &["nope"]).check(1, true).unwrap_err();
+        assert!(e.contains("diff_ids[0] \"nope\""), "{e}");
+        assert!(r(Some("layers"), &["nope"]).check(1, false).is_err());
     }
 
     #[test]

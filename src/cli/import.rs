@@ -26,8 +26,8 @@ pub struct ImportArgs {
     /// Fail on entries OSTree cannot store (device nodes, FIFOs) instead of skipping them with a warning.
     #[arg(long)]
     strict: bool,
-    /// Print one JSON object per line on standard output instead: progress events (resolved,
-    /// layer-reused, layer-download, layer-start, layer-bytes, layer-done, done), skipped
+    /// Print one JSON object per line on standard output instead: progress events
+    /// (platform-first-of-several, resolved, layer-reused, layer-download, layer-start, layer-bytes, layer-done, done), skipped
     /// entries and a final "imported" result. Fields are digests, numbers and bounded strings.
     #[arg(long, conflicts_with = "quiet")]
     json: bool,
@@ -206,7 +206,8 @@ pub struct CheckArgs {
 }
 
 pub fn check(repo_path: &Path, a: CheckArgs) -> Result<()> {
-    let (source, opts) = a.image.parse()?;
+    let (source, mut opts) = a.image.parse()?;
+    opts.progress = progress::reporter(false, true);
     let repo = ocitree::repo::open_or_create(repo_path, ocitree::ostree::RepoMode::BareUser)?;
     let r = ocitree::import::check(&repo, &source, &opts)
         .with_context(|| format!("checking {source}"))?;

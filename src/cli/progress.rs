@@ -1,5 +1,7 @@
-//! How `import` reports progress: bars on a terminal, JSON lines with `--json`, nothing with
-//! `--quiet` or when standard error is not a terminal.
+//! How `import` reports progress: bars on a terminal, JSON lines with `--json`, no bars with
+//! `--quiet` or when standard error is not a terminal. Notes (such as which of several
+//! manifests for a platform was taken) go to standard error in every mode but `--json`, where
+//! they are events.
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
@@ -120,18 +122,54 @@ impl Progress for Bars {
     }
 }
 
-/// The reporter for the chosen output: JSON lines, bars on a terminal, or none.
+/// Notes for the user on standard error (whatever the output mode but JSON, which carries
+/// them as events), and bars when there are any.
+struct Human(Option<Bars>);
+
+impl Progress for Human {
+    fn event(&self, e: &Event) {
+        if let Some(n) = note(e) {
+            eprintln!("{n}");
+        }
+        if let Some(b) = &self.0 {
+            b.event(e);
+        }
+    }
+}
+
+/// The note an event calls for, if any.
+fn note(e: &Event) -> Option<String> {
+    match e {
+        Event::PlatformFirstOfSeveral {
+            image,
+            platform,
+            chosen,
+            others,
+        } => Some(format!(
+            "note: {image}: {} manifests for platform {platform}; took the first listed, {chosen} \
+             (the image-index spec's rule). To pick another, name it by digest:\n{}",
+            others.len() + 1,
+            others
+                .iter()
+                .map(|o| format!("  {o}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        )),
+        _ => None,
+    }
+}
+
+/// The reporter for the chosen output: JSON lines; else notes on standard error, with bars
+/// on a terminal unless `quiet`.
 pub fn reporter(json: bool, quiet: bool) -> Reporter {
     if json {
-        Reporter::new(Arc::new(JsonLines))
-    } else if !quiet && std::io::stderr().is_terminal() {
-        Reporter::new(Arc::new(Bars {
-            multi: MultiProgress::new(),
-            total: Mutex::new(None),
-            layers: Mutex::new(HashMap::new()),
-            downloads: Mutex::new(HashMap::new()),
-        }))
-    } else {
-        Reporter::default()
+        return Reporter::new(Arc::new(JsonLines));
     }
+    let bars = (!quiet && std::io::stderr().is_terminal()).then(|| Bars {
+        multi: MultiProgress::new(),
+        total: Mutex::new(None),
+        layers: Mutex::new(HashMap::new()),
+        downloads: Mutex::new(HashMap::new()),
+    });
+    Reporter::new(Arc::new(Human(bars)))
 }

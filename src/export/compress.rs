@@ -102,6 +102,24 @@ impl<W: Write> Write for NoFlush<W> {
     }
 }
 
+/// A [`NoFlush`] for gzp that remembers whether a write failed: gzp then has shut its
+/// pipeline down already, and must not be finished.
+struct Guarded<W> {
+    inner: W,
+    failed: bool,
+}
+
+impl<W: Write> Write for Guarded<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let r = self.inner.write(buf);
+        self.failed |= r.is_err();
+        r
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 fn threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
@@ -135,7 +153,18 @@ fn encode<W: Write + Send, T>(
                 .and_then(|b| b.num_threads(threads))
                 .map_err(io::Error::other)?
                 .from_borrowed_writer(out, s);
-            let r = body(&mut NoFlush(&mut z));
+            let mut w = Guarded {
+                inner: &mut z,
+                failed: false,
+            };
+            let r = body(&mut w);
+            if w.failed {
+                // gzp has already torn its pipeline down and returned the writer thread's
+                // error; its `finish` would panic (it unwraps the channels it dropped), and
+                // dropping it now does nothing.
+                drop(z);
+                return r.and(Err(io::Error::other("gzip compressor failed")));
+            }
             let f = z.finish().map(drop).map_err(|e| match e {
                 gzp::GzpError::Io(e) => e,
                 e => io::Error::other(e),
@@ -211,6 +240,46 @@ mod tests {
             assert!(back == data, "{kind:?} does not round-trip");
             if kind != Compression::None {
                 assert!(a.len() < data.len() / 2, "{kind:?} did not compress");
+            }
+        }
+    }
+
+    /// Accepts `room` bytes, then fails as a full disk does.
+    struct Full {
+        room: usize,
+    }
+
+    impl Write for Full {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.room == 0 {
+                return Err(io::Error::from_raw_os_error(27)); // EFBIG
+            }
+            let n = buf.len().min(self.room);
+            self.room -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A destination that fails part way is an error for every format, never a panic (gzp's
+    /// finish panicked after its writer thread had failed), whether the failure shows while
+    /// writing or only at the end.
+    #[test]
+    fn a_failing_destination_is_an_error() {
+        let data = sample();
+        for kind in [Compression::Gzip, Compression::Zstd, Compression::None] {
+            for room in [0, 10, 100_000] {
+                for threads in [1, 3] {
+                    let c = LayerCompression::new(kind);
+                    let r = std::panic::catch_unwind(|| {
+                        encode(Full { room }, &c, threads, |w| w.write_all(&data))
+                    });
+                    let r = r.unwrap_or_else(|_| panic!("{kind:?} room {room} panicked"));
+                    let e = r.expect_err("the destination is full");
+                    assert_eq!(e.raw_os_error(), Some(27), "{kind:?} room {room}: {e}");
+                }
             }
         }
     }

@@ -20,6 +20,7 @@ pub mod image;
 pub mod layer;
 pub mod push;
 pub mod sink;
+pub mod staging;
 
 pub use compress::LayerCompression;
 pub use encapsulate::{EncapsulateOptions, EncapsulateReport, encapsulate};

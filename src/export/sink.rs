@@ -3,6 +3,10 @@
 //! `docker save` archive (`docker-archive:FILE[:REFERENCE]`). Both [`crate::export::export_image`]
 //! (imported images) and [`crate::export::encapsulate()`] (any commit) write through a [`Sink`]:
 //! layers first, as they are produced, then config and manifest.
+//!
+//! Nothing appears at the destination until [`Sink::finish`]: everything is written into a
+//! staging directory first ([`crate::export::staging`]), so that a failed or killed export
+//! leaves the destination as it was.
 
 use std::fs;
 use std::io::{BufWriter, Write};
@@ -15,6 +19,7 @@ use crate::digest::{Digest, Hasher};
 use crate::error::{Error, Result};
 use crate::export::compress::LayerCompression;
 use crate::export::layer::{LayerBlobOut, write_blob, write_exact_gzip_blob};
+use crate::export::staging::{self, Stage};
 use crate::source::{Selector, SourceRef};
 use crate::spec::{ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX};
 
@@ -28,8 +33,11 @@ fn io(what: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
 /// Where the finished layout or archive goes.
 #[derive(Debug)]
 enum Target {
-    /// Blobs are written straight into this layout directory.
-    Layout,
+    /// A new layout directory: the staged one is renamed to this path.
+    NewLayout(PathBuf),
+    /// An existing layout directory: new blobs are moved into it, then its `index.json` is
+    /// replaced.
+    Layout(PathBuf),
     /// The staged layout is tarred into this file (`None`: standard output).
     OciArchive(Option<PathBuf>),
     /// The staged docker archive is tarred into this file (`None`: standard output).
@@ -40,21 +48,23 @@ enum Target {
 #[derive(Debug)]
 pub struct Sink {
     target: Target,
-    /// Layout (or docker archive) directory being filled.
+    /// The layout (or docker archive) being assembled, in the staging directory.
     dir: PathBuf,
-    /// Keeps the staging directory of archives alive.
-    _staging: Option<tempfile::TempDir>,
+    /// The staging directory (removed when the sink is dropped).
+    stage: Stage,
     tag: Option<String>,
     /// Docker archives: layer file names, in order.
     docker_layers: Vec<String>,
 }
 
 impl Sink {
-    /// Opens `dest` for writing (a layout directory is created if needed; archives are staged
-    /// in a temporary directory until [`Sink::finish`]).
+    /// Opens `dest` for writing: a staging directory beside it (inside it for an existing
+    /// layout; in the temporary directory for standard output), after removing those that
+    /// killed exports to the same destination left.
     ///
     /// # Errors
-    /// A digest selector (a destination takes a tag), or the directory cannot be created.
+    /// A digest selector (a destination takes a tag), a registry, a layout path that is not
+    /// a directory, or the staging directory cannot be created.
     pub fn open(dest: &SourceRef) -> Result<Sink> {
         let tag = match dest.selector() {
             Selector::Default => None,
@@ -66,9 +76,17 @@ impl Sink {
                 });
             }
         };
-        let stage = || tempfile::tempdir().map_err(io(Path::new("temporary directory")));
-        let (target, dir, staging) = match dest {
-            SourceRef::OciDir { path, .. } => (Target::Layout, path.clone(), None),
+        let target = match dest {
+            SourceRef::OciDir { path, .. } => match fs::metadata(path) {
+                Ok(m) if m.is_dir() => Target::Layout(path.clone()),
+                Ok(_) => {
+                    return Err(Error::InvalidReference {
+                        reference: dest.to_string(),
+                        reason: format!("{} exists and is not a directory", path.display()),
+                    });
+                }
+                Err(_) => Target::NewLayout(path.clone()),
+            },
             SourceRef::Registry(_) => {
                 return Err(Error::InvalidReference {
                     reference: dest.to_string(),
@@ -77,30 +95,37 @@ impl Sink {
                         .into(),
                 });
             }
-            SourceRef::OciArchive { path, .. } => {
-                let s = stage()?;
-                (
-                    Target::OciArchive(path.clone()),
-                    s.path().to_path_buf(),
-                    Some(s),
-                )
+            SourceRef::OciArchive { path, .. } => Target::OciArchive(path.clone()),
+            SourceRef::DockerArchive { path, .. } => Target::DockerArchive(path.clone()),
+        };
+        let stage = match &target {
+            Target::Layout(d) => {
+                staging::clean_stale(d, staging::MARK)?;
+                Stage::new_in(d, staging::MARK)?
             }
-            SourceRef::DockerArchive { path, .. } => {
-                let s = stage()?;
-                (
-                    Target::DockerArchive(path.clone()),
-                    s.path().to_path_buf(),
-                    Some(s),
-                )
+            Target::NewLayout(p) | Target::OciArchive(Some(p)) | Target::DockerArchive(Some(p)) => {
+                let (parent, prefix) = staging::sibling(p);
+                fs::create_dir_all(&parent).map_err(io(&parent))?;
+                staging::clean_stale(&parent, &prefix)?;
+                Stage::new_in(&parent, &prefix)?
+            }
+            Target::OciArchive(None) | Target::DockerArchive(None) => {
+                let tmp = std::env::temp_dir();
+                staging::clean_stale(&tmp, staging::STDOUT_PREFIX)?;
+                Stage::new_in(&tmp, staging::STDOUT_PREFIX)?
             }
         };
+        let dir = stage.path().join("layout");
         let sink = Sink {
             target,
             dir,
-            _staging: staging,
+            stage,
             tag,
             docker_layers: Vec::new(),
         };
+        fs::create_dir(&sink.dir).map_err(io(&sink.dir))?;
+        // A malformed index.json is found now, not after every layer is written.
+        sink.existing_index()?;
         if !sink.is_docker() {
             let blobs = sink.blobs();
             fs::create_dir_all(&blobs).map_err(io(&blobs))?;
@@ -234,7 +259,10 @@ impl Sink {
             digest
         };
         match &self.target {
-            Target::Layout => {}
+            Target::NewLayout(p) => {
+                fs::rename(&self.dir, p).map_err(io(p))?;
+            }
+            Target::Layout(p) => self.move_into(p)?,
             Target::OciArchive(out) => self.write_archive(out.as_deref(), None)?,
             Target::DockerArchive(out) => {
                 // docker load wants the layers, then the config, then manifest.json.
@@ -247,43 +275,96 @@ impl Sink {
         Ok(digest)
     }
 
-    /// Tars the staged directory (all of it, or `names` in that order) to `out` or stdout.
+    /// Moves the staged blobs into the existing layout `dest` (those it lacks), then its
+    /// `oci-layout` if it has none, then replaces its `index.json`: each step a rename, so
+    /// that `index.json` only ever names blobs that are there whole.
+    fn move_into(&self, dest: &Path) -> Result<()> {
+        let blobs = dest.join("blobs/sha256");
+        fs::create_dir_all(&blobs).map_err(io(&blobs))?;
+        let staged = self.blobs();
+        for e in fs::read_dir(&staged).map_err(io(&staged))? {
+            let e = e.map_err(io(&staged))?;
+            let to = blobs.join(e.file_name());
+            if !to.exists() {
+                fs::rename(e.path(), &to).map_err(io(&to))?;
+            }
+        }
+        let layout = dest.join("oci-layout");
+        if !layout.exists() {
+            fs::rename(self.dir.join("oci-layout"), &layout).map_err(io(&layout))?;
+        }
+        let index = dest.join("index.json");
+        fs::rename(self.dir.join("index.json"), &index).map_err(io(&index))
+    }
+
+    /// Tars the staged directory (all of it, or `names` in that order) to `out` (through a
+    /// staged file renamed onto it at the end) or to standard output.
     fn write_archive(&self, out: Option<&Path>, names: Option<&[String]>) -> Result<()> {
+        let staged = self.stage.path().join("archive");
         let sink: Box<dyn Write> = match out {
-            Some(p) => Box::new(BufWriter::new(fs::File::create(p).map_err(io(p))?)),
+            Some(_) => Box::new(BufWriter::new(
+                fs::File::create(&staged).map_err(io(&staged))?,
+            )),
             None => Box::new(std::io::stdout().lock()),
         };
-        let target = out.unwrap_or(Path::new("-"));
+        let err = |e: std::io::Error| match out {
+            Some(p) => io(p)(e),
+            None if e.kind() == std::io::ErrorKind::BrokenPipe => Error::OutputClosed,
+            None => Error::Io {
+                context: "writing the archive to standard output (it is incomplete)".into(),
+                cause: e,
+            },
+        };
         let mut b = tar::Builder::new(sink);
         b.mode(tar::HeaderMode::Deterministic);
         match names {
             Some(names) => {
                 for n in names {
-                    b.append_path_with_name(self.dir.join(n), n)
-                        .map_err(io(target))?;
+                    b.append_path_with_name(self.dir.join(n), n).map_err(err)?;
                 }
             }
-            None => b.append_dir_all(".", &self.dir).map_err(io(target))?,
+            None => b.append_dir_all(".", &self.dir).map_err(err)?,
         }
-        b.into_inner()
-            .and_then(|mut w| w.flush())
-            .map_err(io(target))
+        b.into_inner().and_then(|mut w| w.flush()).map_err(err)?;
+        if let Some(p) = out {
+            fs::rename(&staged, p).map_err(io(p))?;
+        }
+        Ok(())
     }
 
-    /// Adds a manifest descriptor to the layout's `index.json`, replacing one with the same tag.
-    fn add_to_index(&self, mut desc: Value) -> Result<()> {
-        let path = self.dir.join("index.json");
+    /// The `index.json` of the existing layout this export adds to, if any.
+    ///
+    /// # Errors
+    /// It is there but malformed.
+    fn existing_index(&self) -> Result<Option<Value>> {
+        let Target::Layout(dest) = &self.target else {
+            return Ok(None);
+        };
+        let path = dest.join("index.json");
         let bad = |reason: String| Error::InvalidImage {
-            image: format!("oci:{}", self.dir.display()),
+            image: format!("oci:{}", dest.display()),
             reason,
         };
-        let mut index: Value = match fs::read(&path) {
+        let index: Value = match fs::read(&path) {
             Ok(b) => serde_json::from_slice(&b).map_err(|e| bad(format!("index.json: {e}")))?,
-            Err(_) => json!({"schemaVersion": 2, "mediaType": MEDIA_TYPE_INDEX, "manifests": []}),
+            Err(_) => return Ok(None),
         };
+        if !index["manifests"].is_array() {
+            return Err(bad("index.json has no manifests list".into()));
+        }
+        Ok(Some(index))
+    }
+
+    /// Writes the staged `index.json`: the existing layout's (if any) plus a manifest
+    /// descriptor, replacing one with the same tag.
+    fn add_to_index(&self, mut desc: Value) -> Result<()> {
+        let path = self.dir.join("index.json");
+        let mut index = self.existing_index()?.unwrap_or_else(
+            || json!({"schemaVersion": 2, "mediaType": MEDIA_TYPE_INDEX, "manifests": []}),
+        );
         let list = index["manifests"]
             .as_array_mut()
-            .ok_or_else(|| bad("index.json has no manifests list".into()))?;
+            .expect("checked by existing_index");
         if let Some(t) = &self.tag {
             list.retain(|m| m["annotations"][ANNOTATION_REF_NAME].as_str() != Some(t));
             desc["annotations"] = json!({ ANNOTATION_REF_NAME: t });

@@ -8,10 +8,11 @@ use crate::error::{Error, Result};
 use crate::image::{ImageInfo, refs};
 use crate::import::{ImportOptions, default_name};
 use crate::layer::stream::LayerBlob;
+use crate::progress::Event;
 use crate::refname;
 use crate::resolve::{self, Resolved};
 use crate::select::{self, LayerSelection};
-use crate::source::{Source, SourceRef};
+use crate::source::{Selector, Source, SourceRef};
 use crate::spec::Config;
 
 /// An image ready to import.
@@ -51,6 +52,18 @@ pub fn prepare(source: &SourceRef, opts: &ImportOptions) -> Result<Prepared> {
         opts.platform.as_ref(),
         opts.artifact_type.as_deref(),
     )?;
+    if let (Some(p), false) = (&resolved.platform, resolved.passed_over.is_empty()) {
+        opts.progress.emit(Event::PlatformFirstOfSeveral {
+            image: image.clone(),
+            platform: p.to_string(),
+            chosen: resolved.digest.to_string(),
+            others: resolved
+                .passed_over
+                .iter()
+                .map(|d| by_digest(source, d))
+                .collect(),
+        });
+    }
     let config_bytes = resolve::read_blob(src.as_mut(), &image, &resolved.manifest.config)?;
     let invalid = |reason: String| Error::InvalidImage {
         image: image.clone(),
@@ -63,6 +76,12 @@ pub fn prepare(source: &SourceRef, opts: &ImportOptions) -> Result<Prepared> {
         .name
         .clone()
         .unwrap_or_else(|| default_name(source, &resolved));
+    if name.trim().is_empty() {
+        return Err(Error::InvalidName {
+            name,
+            reason: "an image name cannot be empty or only whitespace".into(),
+        });
+    }
     refname::check_image_name(&name)?;
     let manifest_str = String::from_utf8(resolved.bytes.clone())
         .map_err(|_| invalid("manifest is not UTF-8".into()))?;
@@ -78,6 +97,22 @@ pub fn prepare(source: &SourceRef, opts: &ImportOptions) -> Result<Prepared> {
         layers,
         name,
     })
+}
+
+/// `source` naming manifest `digest` (`SOURCE@DIGEST`): how to pick it instead.
+fn by_digest(source: &SourceRef, digest: &Digest) -> String {
+    let selector = Selector::Digest(digest.clone());
+    let s = match source.clone() {
+        SourceRef::OciDir { path, .. } => SourceRef::OciDir { path, selector },
+        SourceRef::OciArchive { path, .. } => SourceRef::OciArchive { path, selector },
+        SourceRef::DockerArchive { path, .. } => SourceRef::DockerArchive { path, selector },
+        SourceRef::Registry(mut r) => {
+            r.digest = Some(digest.clone());
+            r.tag = None;
+            SourceRef::Registry(r)
+        }
+    };
+    s.to_string()
 }
 
 /// The commit of image `name` if it already is this manifest and config with every layer
@@ -108,7 +143,8 @@ pub fn up_to_date(
 
 /// Pairs the manifest's layer descriptors with the config's diff_ids, validating both, and
 /// keeps the selected layers. An artifact's config (often `{}`) lists no diff_ids: they are
-/// then computed, not checked. Artifact layers (not filesystem tars) get their file names.
+/// then computed, not checked. Artifact layers (not filesystem tars) get their file names; in
+/// a container image such a layer is an error unless `--layer-media-type` names its type.
 fn layer_blobs(
     image: &str,
     resolved: &Resolved,
@@ -117,18 +153,16 @@ fn layer_blobs(
 ) -> Result<Vec<LayerBlob>> {
     let descs = &resolved.manifest.layers;
     let diff_ids = &config.rootfs.diff_ids;
-    let artifact = resolved.manifest.artifact_type().is_some();
-    let paired = !(artifact && diff_ids.is_empty());
-    if paired && descs.len() != diff_ids.len() {
-        return Err(Error::InvalidImage {
-            image: image.to_string(),
-            reason: format!(
-                "manifest lists {} layers but the config has {} diff_ids",
-                descs.len(),
-                diff_ids.len()
-            ),
-        });
-    }
+    let is_image = resolved.manifest.is_image();
+    let invalid = |reason: String| Error::InvalidImage {
+        image: image.to_string(),
+        reason,
+    };
+    config
+        .rootfs
+        .check(descs.len(), is_image)
+        .map_err(invalid)?;
+    let paired = !diff_ids.is_empty() || is_image;
     selection
         .apply(image, descs)?
         .into_iter()
@@ -136,6 +170,14 @@ fn layer_blobs(
             let d = &descs[i];
             let digest = d.digest()?;
             let tar = select::is_tar_layer(&d.media_type);
+            if is_image && !tar && !selection.media_types.contains(&d.media_type) {
+                return Err(invalid(format!(
+                    "layer {digest} has media type {:?}, which is not a filesystem layer of a \
+                     container image (its config is {}); to keep it as a file, select it with \
+                     --layer-media-type {}",
+                    d.media_type, resolved.manifest.config.media_type, d.media_type
+                )));
+            }
             let diff_id = match (paired && tar, diff_ids.get(i)) {
                 (true, Some(id)) => Some(Digest::parse(id)?),
                 _ => None,

@@ -208,3 +208,195 @@ fn too_long_image_name_is_refused_up_front() {
     repo.import(&src, &longest);
     assert_eq!(repo.ok(&["cat", &longest, "/a"]).stdout, "a");
 }
+
+/// An empty or blank image name is refused (it used to become `ocitree/image/_`, a blank line
+/// in `images`).
+#[test]
+fn empty_image_name_is_refused() {
+    let tmp = tempdir();
+    Layout::single(&tmp.path().join("img"), &[Layer::new(&[file("a", b"a")])]);
+    let src = Repo::oci(&tmp.path().join("img"), "latest");
+    let repo = Repo::new();
+    let snap = repo.snapshot();
+    for name in ["", " ", "\t \n"] {
+        let err = repo.fails(&["import", &src, name]);
+        assert!(
+            err.contains("invalid image name") && err.contains("empty or only whitespace"),
+            "{name:?}: {err}"
+        );
+        let err = repo.fails(&["check", &src, name]);
+        assert!(err.contains("invalid image name"), "{name:?}: {err}");
+    }
+    snap.assert_unchanged(&repo.path);
+}
+
+/// `--platform` that is not os/arch[/variant] says so (it used to say "invalid image
+/// reference").
+#[test]
+fn bad_platform_says_what_a_platform_is() {
+    let tmp = tempdir();
+    Layout::single(&tmp.path().join("img"), &[Layer::new(&[file("a", b"a")])]);
+    let src = Repo::oci(&tmp.path().join("img"), "latest");
+    let repo = Repo::new();
+    for p in ["garbage", "linux/", "/amd64", "a/b/c/d"] {
+        let err = repo.fails(&["import", "--platform", p, &src, "x"]);
+        assert!(
+            err.contains(&format!("invalid platform {p:?}"))
+                && err.contains("expected os/arch[/variant]")
+                && !err.contains("image reference"),
+            "{p}: {err}"
+        );
+    }
+    let err = repo.fails(&[
+        "encapsulate",
+        "--platform",
+        "x",
+        "nothing",
+        "oci:/nonexistent",
+    ]);
+    assert!(err.contains("invalid platform \"x\""), "{err}");
+}
+
+/// Writes a one-image layout of `layers` (media type, bytes) with `config`; its manifest
+/// config media type is `config_type`. Returns the layout dir.
+fn image_of(
+    tmp: &tempfile::TempDir,
+    config_type: &str,
+    config: serde_json::Value,
+    layers: &[(&str, Vec<u8>)],
+) -> std::path::PathBuf {
+    let dir = tmp.path().join("img");
+    let mut l = Layout::new(&dir);
+    let (cd, cs) = l.put(&serde_json::to_vec(&config).unwrap());
+    let descs: Vec<_> = layers
+        .iter()
+        .map(|(mt, b)| {
+            let (d, s) = l.put(b);
+            json!({"mediaType": mt, "digest": d, "size": s})
+        })
+        .collect();
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": config_type, "digest": cd, "size": cs},
+        "layers": descs,
+    });
+    let (md, ms) = l.put(&serde_json::to_vec(&manifest).unwrap());
+    l.add(
+        json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": ms}),
+        Some("latest"),
+        None,
+    );
+    dir
+}
+
+const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+
+/// Imports `dir:latest` expecting exit 2, an error naming the image and saying each of
+/// `expect`, and the repo unchanged.
+fn refused(dir: &std::path::Path, expect: &[&str]) {
+    let repo = Repo::new();
+    let snap = repo.snapshot();
+    let src = Repo::oci(dir, "latest");
+    let err = repo.fails(&["import", &src, "x"]);
+    assert!(err.contains(&src), "names the image: {err}");
+    for e in expect {
+        assert!(err.contains(e), "expected {e:?} in: {err}");
+    }
+    snap.assert_unchanged(&repo.path);
+}
+
+/// In a container image (image config), a layer of a media type that is not a filesystem tar
+/// is an error naming it (it used to become a file of the tree); selected explicitly with
+/// --layer-media-type it is kept as a file.
+#[test]
+fn unknown_layer_media_type_in_an_image() {
+    let tar = tar_of(&[file("a", b"a")]);
+    let blob = b"{\"not\": \"a tar\"}".to_vec();
+    let config = |ids: Vec<String>| json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": ids}});
+    for config_type in [OCI_CONFIG, DOCKER_CONFIG] {
+        let tmp = tempdir();
+        let dir = image_of(
+            &tmp,
+            config_type,
+            config(vec![sha256(&tar), sha256(&blob)]),
+            &[
+                ("application/vnd.oci.image.layer.v1.tar", tar.clone()),
+                ("application/x-mystery", blob.clone()),
+            ],
+        );
+        refused(
+            &dir,
+            &[
+                "\"application/x-mystery\"",
+                &sha256(&blob),
+                "--layer-media-type application/x-mystery",
+            ],
+        );
+        let repo = Repo::new();
+        repo.ok(&[
+            "import",
+            &Repo::oci(&dir, "latest"),
+            "x",
+            "--layer-media-type",
+            "application/x-mystery",
+        ]);
+        let name = format!("sha256-{}", sha256(&blob).trim_start_matches("sha256:"));
+        assert_eq!(
+            repo.ok(&["cat", "x", &format!("/{name}")])
+                .stdout
+                .as_bytes(),
+            &blob[..]
+        );
+    }
+}
+
+/// An image config whose rootfs is not what the spec says is refused, naming the image:
+/// another rootfs.type, a diff_id count that is not the layer count, a diff_id that is not a
+/// digest. An artifact's config that is not an image config needs no rootfs.
+#[test]
+fn config_rootfs_is_validated() {
+    let tar = tar_of(&[file("a", b"a")]);
+    let layer = || vec![("application/vnd.oci.image.layer.v1.tar", tar.clone())];
+    let id = sha256(&tar);
+    for (rootfs, expect) in [
+        (
+            json!({"type": "tarballs", "diff_ids": [id]}),
+            "rootfs.type is \"tarballs\"",
+        ),
+        (json!({"diff_ids": [id]}), "no rootfs.type"),
+        (
+            json!({"type": "layers", "diff_ids": [id, id]}),
+            "1 layers but the config has 2 diff_ids",
+        ),
+        (
+            json!({"type": "layers", "diff_ids": []}),
+            "1 layers but the config has 0 diff_ids",
+        ),
+        (
+            json!({"type": "layers", "diff_ids": ["not-a-digest"]}),
+            "diff_ids[0] \"not-a-digest\" is not a digest",
+        ),
+    ] {
+        let tmp = tempdir();
+        let config = json!({"architecture": "amd64", "os": "linux", "rootfs": rootfs});
+        let dir = image_of(&tmp, OCI_CONFIG, config, &layer());
+        refused(&dir, &[expect]);
+    }
+    // no rootfs at all in an image config
+    let tmp = tempdir();
+    let dir = image_of(&tmp, OCI_CONFIG, json!({"os": "linux"}), &layer());
+    refused(&dir, &["no rootfs.type"]);
+    // an artifact config without rootfs: the tar layer is applied, its diff_id computed
+    let tmp = tempdir();
+    let dir = image_of(
+        &tmp,
+        "application/vnd.example.config+json",
+        json!({}),
+        &layer(),
+    );
+    let repo = Repo::new();
+    repo.ok(&["import", &Repo::oci(&dir, "latest"), "x"]);
+    assert_eq!(repo.ok(&["cat", "x", "/a"]).stdout, "a");
+}

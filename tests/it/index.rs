@@ -86,6 +86,74 @@ fn by_tag_digest_nested_and_platform() {
     );
 }
 
+/// Several entries for one platform: the first is taken (the image-index spec's "first
+/// matching entry SHOULD be used"), a note names the others and how to pick them by digest
+/// (a JSON event with --json); an explicit @DIGEST still picks another one.
+#[test]
+fn first_of_several_for_a_platform() {
+    let tmp = tempdir();
+    let dir = tmp.path().join("img");
+    let mut l = Layout::new(&dir);
+    let a = image(&l, b"a");
+    let b = image(&l, b"b");
+    let c = image(&l, b"c");
+    let arm = image(&l, b"arm");
+    l.add(arm, None, Some("linux/arm64"))
+        .add(a.clone(), None, Some("linux/amd64"))
+        .add(b.clone(), None, Some("linux/amd64"))
+        .add(c.clone(), None, Some("linux/amd64"));
+    let repo = Repo::new();
+    let src = format!("oci:{}", dir.display());
+    let r = repo.ok(&["import", "--platform", "linux/amd64", &src, "x"]);
+    assert_eq!(repo.ok(&["cat", "x", "/which"]).stdout, "a");
+    let (da, db, dc) = (
+        a["digest"].as_str().unwrap(),
+        b["digest"].as_str().unwrap(),
+        c["digest"].as_str().unwrap(),
+    );
+    assert!(
+        r.stderr.starts_with("note: ")
+            && r.stderr.contains("3 manifests for platform linux/amd64")
+            && r.stderr.contains(da)
+            && r.stderr.contains(&format!("{src}@{db}"))
+            && r.stderr.contains(&format!("{src}@{dc}")),
+        "{r:?}"
+    );
+    // --json: the same as an event, before the result
+    let r = repo.ok(&["import", "--json", "--platform", "linux/amd64", &src, "y"]);
+    assert!(r.stderr.is_empty(), "{r:?}");
+    let events: Vec<serde_json::Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        events[0],
+        serde_json::json!({
+            "event": "platform-first-of-several",
+            "image": src,
+            "platform": "linux/amd64",
+            "chosen": da,
+            "others": [format!("{src}@{db}"), format!("{src}@{dc}")],
+        })
+    );
+    // the host's platform, when it is amd64, takes the same rule
+    if std::env::consts::ARCH == "x86_64" {
+        let r = repo.ok(&["import", &src, "z"]);
+        assert_eq!(repo.ok(&["cat", "z", "/which"]).stdout, "a");
+        assert!(r.stderr.contains(db), "{r:?}");
+    }
+    // an explicit digest wins, and needs no note
+    let r = repo.ok(&["import", &format!("{src}@{db}"), "w"]);
+    assert_eq!(repo.ok(&["cat", "w", "/which"]).stdout, "b");
+    assert!(r.stderr.is_empty(), "{r:?}");
+    // an explicit platform wins over order
+    repo.ok(&["import", "--platform", "linux/arm64", &src, "v"]);
+    assert_eq!(repo.ok(&["cat", "v", "/which"]).stdout, "arm");
+}
+
+/// Several manifests and nothing to choose by (no platform, no tag asked): an error listing
+/// them, never a guess; the repository unchanged.
 #[test]
 fn ambiguous_index_lists_candidates() {
     let tmp = tempdir();
@@ -93,20 +161,47 @@ fn ambiguous_index_lists_candidates() {
     let mut l = Layout::new(&dir);
     let a = image(&l, b"a");
     let b = image(&l, b"b");
-    l.add(a.clone(), None, Some("linux/amd64"))
-        .add(b.clone(), None, Some("linux/amd64"));
+    l.add(a.clone(), Some("a"), None)
+        .add(b.clone(), Some("b"), None);
     let repo = Repo::new();
     let snap = repo.snapshot();
-    let err = repo.fails(&[
-        "import",
-        "--platform",
-        "linux/amd64",
-        &format!("oci:{}", dir.display()),
-        "x",
-    ]);
+    let err = repo.fails(&["import", &format!("oci:{}", dir.display()), "x"]);
     for d in [&a["digest"], &b["digest"]] {
         assert!(err.contains(d.as_str().unwrap()), "{err}");
     }
     assert!(err.contains("@DIGEST"), "{err}");
+    snap.assert_unchanged(&repo.path);
+}
+
+/// Indexes nested deeper than 8: a clear error (by tag and by digest), not a stack overflow.
+#[test]
+fn nesting_is_limited() {
+    let tmp = tempdir();
+    let dir = tmp.path().join("img");
+    let mut l = Layout::new(&dir);
+    let chain = |l: &Layout, img: &serde_json::Value, n: usize| {
+        let mut desc = img.clone();
+        desc["platform"] = platform_json("linux/amd64");
+        for _ in 0..n {
+            desc = l.nested_index(vec![desc]);
+        }
+        desc
+    };
+    // 8 levels of index under index.json: still followed; 9: refused
+    let eight = chain(&l, &image(&l, b"deep"), 8);
+    let img = image(&l, b"deeper");
+    let nine = chain(&l, &img, 9);
+    l.add(eight, Some("eight"), None)
+        .add(nine, Some("nine"), None);
+    let repo = Repo::new();
+    let src = |s: &str| format!("oci:{}{s}", dir.display());
+    repo.ok(&["import", "--platform", "linux/amd64", &src(":eight"), "a"]);
+    assert_eq!(repo.ok(&["cat", "a", "/which"]).stdout, "deep");
+    let snap = repo.snapshot();
+    let err = repo.fails(&["import", "--platform", "linux/amd64", &src(":nine"), "b"]);
+    assert!(err.contains("nested more than 8 deep"), "{err}");
+    let d = img["digest"].as_str().unwrap();
+    let err = repo.fails(&["import", &src(&format!("@{d}")), "c"]);
+    assert!(err.contains("nested more than 8 deep"), "{err}");
     snap.assert_unchanged(&repo.path);
 }

@@ -21,6 +21,8 @@ mod artifacts;
 mod bad_input;
 // Export: same config and diff_ids, checked with skopeo, umoci, oci-image-tool.
 mod export;
+// Export faults: SIGKILL at random points, a full disk, a closed stdout under an archive.
+mod export_faults;
 // Encapsulate: ostree commits → OCI → import gives the identical commit; stable layers.
 mod encapsulate;
 // Image formats: plain, ocitree-encapsulated, ostree-native; detection and --format.

@@ -1,0 +1,178 @@
+//! Staging: an export destination is complete and valid, or as it was before.
+//!
+//! Everything an export writes goes first into a staging directory that names the process
+//! writing it (its id and start time, so that a later process with the same id is not taken
+//! for it):
+//! - a new `oci:` directory is built in a sibling `.NAME.ocitree-tmp-XXXXXX` and renamed into
+//!   place at the end;
+//! - an existing layout gets its staging directory inside (`DIR/.ocitree-tmp-XXXXXX`): new
+//!   blobs are renamed into `blobs/sha256` at the end, then `index.json` is replaced by a
+//!   rename, so it only ever names complete blobs;
+//! - an archive file is built in a sibling staging directory and renamed onto the file;
+//! - standard output is staged in the temporary directory (`ocitree-export-XXXXXX`).
+//!
+//! A staging directory left by a killed export is removed by the next export to the same
+//! destination ([`clean_stale`]): its process is gone, while a running export's is there.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use crate::error::{Error, Result};
+
+/// What staging directories start with, after a leading `.NAME` for siblings.
+pub const MARK: &str = ".ocitree-tmp-";
+/// The prefix of staging directories for standard output, in the temporary directory.
+pub const STDOUT_PREFIX: &str = "ocitree-export-";
+/// The file in a staging directory that names its process (`PID STARTTIME`).
+const OWNER: &str = "owner";
+/// A staging directory without an owner file is only removed when older than this (it may be
+/// one being created right now).
+const UNLOCKED_GRACE: Duration = Duration::from_secs(60);
+
+fn io(what: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |e| Error::Io {
+        context: format!("staging in {}", what.display()),
+        cause: e,
+    }
+}
+
+/// A staging directory, removed when dropped; it names the process that owns it.
+#[derive(Debug)]
+pub struct Stage {
+    dir: tempfile::TempDir,
+}
+
+impl Stage {
+    /// A new staging directory in `parent`, named `prefix` and random characters.
+    ///
+    /// # Errors
+    /// It cannot be created or locked.
+    pub fn new_in(parent: &Path, prefix: &str) -> Result<Stage> {
+        let dir = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir_in(parent)
+            .map_err(io(parent))?;
+        let owner = dir.path().join(OWNER);
+        let me = process_id("self")
+            .ok_or_else(|| io(&owner)(std::io::Error::other("cannot read /proc/self/stat")))?;
+        fs::write(&owner, me).map_err(io(&owner))?;
+        Ok(Stage { dir })
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// The directory and name prefix of the sibling staging directories of `dest`.
+pub fn sibling(dest: &Path) -> (PathBuf, String) {
+    let parent = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = dest
+        .file_name()
+        .map_or_else(|| "export".into(), |n| n.to_string_lossy().into_owned());
+    (parent, format!(".{name}{MARK}"))
+}
+
+/// Removes the staging directories named `prefix…` in `dir` that no running export holds,
+/// and what killed exports of older ocitree versions left in a layout `dir` (`.tmpXXXXXX`
+/// files in `blobs/sha256`). A missing `dir` has nothing to clean.
+///
+/// # Errors
+/// A stale staging directory cannot be removed.
+pub fn clean_stale(dir: &Path, prefix: &str) -> Result<()> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Ok(());
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !name.starts_with(prefix) || !e.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        if is_stale(&e.path()) {
+            fs::remove_dir_all(e.path()).map_err(io(&e.path()))?;
+        }
+    }
+    let blobs = dir.join("blobs/sha256");
+    if let Ok(entries) = fs::read_dir(&blobs) {
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let legacy = name.to_str().is_some_and(|n| {
+                n.len() == 10
+                    && n.starts_with(".tmp")
+                    && n[4..].bytes().all(|b| b.is_ascii_alphanumeric())
+            });
+            if legacy && e.file_type().is_ok_and(|t| t.is_file()) {
+                fs::remove_file(e.path()).map_err(io(&e.path()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `PID STARTTIME` of process `pid` (`self` for this one): the start time (in clock ticks
+/// since boot, from `/proc/PID/stat`) tells a live process from a later one with the same id.
+fn process_id(pid: &str) -> Option<String> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // the command name (2nd field) is in parentheses and may hold spaces: count after it
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let start = rest.split_whitespace().nth(19)?;
+    let pid = stat.split_whitespace().next()?;
+    Some(format!("{pid} {start}"))
+}
+
+/// Whether no export holds the staging directory `dir`: the process it names is gone.
+fn is_stale(dir: &Path) -> bool {
+    match fs::read_to_string(dir.join(OWNER)) {
+        Ok(owner) => {
+            let pid = owner.split_whitespace().next().unwrap_or_default();
+            !pid.bytes().all(|b| b.is_ascii_digit())
+                || pid.is_empty()
+                || process_id(pid).as_deref() != Some(owner.trim())
+        }
+        Err(_) => fs::metadata(dir).and_then(|m| m.modified()).is_ok_and(|t| {
+            SystemTime::now()
+                .duration_since(t)
+                .is_ok_and(|age| age > UNLOCKED_GRACE)
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stage of a live export stays; one whose process is gone is removed, and so are
+    /// old-style temporary blobs; nothing else is touched.
+    #[test]
+    fn cleans_only_stale_stages() {
+        let t = tempfile::tempdir().unwrap();
+        let dest = t.path().join("out");
+        let (parent, prefix) = sibling(&dest);
+        assert_eq!(prefix, ".out.ocitree-tmp-");
+        let live = Stage::new_in(&parent, &prefix).unwrap();
+        let dead = Stage::new_in(&parent, &prefix).unwrap();
+        // what a killed export leaves: the directory, naming a process that is gone (this
+        // process's id with another start time)
+        let Stage { dir } = dead;
+        let dead_path = dir.keep();
+        let me = process_id("self").unwrap();
+        let pid = me.split(' ').next().unwrap();
+        fs::write(dead_path.join(OWNER), format!("{pid} 1")).unwrap();
+        fs::create_dir_all(t.path().join("blobs/sha256")).unwrap();
+        fs::write(t.path().join("blobs/sha256/.tmpAb12Cd"), b"partial").unwrap();
+        fs::write(t.path().join("blobs/sha256/0123"), b"blob").unwrap();
+        fs::write(t.path().join(".out.other"), b"keep").unwrap();
+        clean_stale(&parent, &prefix).unwrap();
+        assert!(live.path().exists());
+        assert!(!dead_path.exists());
+        assert!(!t.path().join("blobs/sha256/.tmpAb12Cd").exists());
+        assert!(t.path().join("blobs/sha256/0123").exists());
+        assert!(t.path().join(".out.other").exists());
+    }
+}

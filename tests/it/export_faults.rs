@@ -1,0 +1,388 @@
+//! Export faults: a destination is complete and valid, or as it was before — whatever kills
+//! or starves the export (SIGKILL at random points, a full disk, a reader that goes away).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::util::*;
+
+/// A small deterministic random generator (xorshift64*), so that a failure can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n.div_ceil(8))
+            .flat_map(|_| self.next().to_le_bytes())
+            .take(n)
+            .collect()
+    }
+    /// A fraction in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// A repository holding image `img`: three uncompressed layers of 2 MiB of incompressible data
+/// each (plus a few small files), so that an export (gzip by `--compression`) takes a while.
+fn big_image() -> (Repo, tempfile::TempDir) {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    let mut rng = Rng(0x0c17_7ee5);
+    let layers: Vec<Layer> = (0..3)
+        .map(|i| {
+            let tar = tar_of(&[
+                dir(&format!("l{i}")),
+                file(&format!("l{i}/big"), &rng.bytes(2 << 20)),
+                file(&format!("l{i}/small"), format!("{i}").as_bytes()),
+            ]);
+            Layer::with(tar, Comp::None, false)
+        })
+        .collect();
+    Layout::single(&src, &layers);
+    let repo = Repo::new();
+    repo.import(&Repo::oci(&src, "latest"), "img");
+    (repo, tmp)
+}
+
+fn json(p: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+/// Checks a blob of layout `dir` against its descriptor: present, right size and digest.
+fn check_blob(dir: &Path, desc: &Value) -> Vec<u8> {
+    let digest = desc["digest"].as_str().unwrap();
+    let data = std::fs::read(dir.join("blobs/sha256").join(&digest[7..]))
+        .unwrap_or_else(|e| panic!("{}: blob {digest}: {e}", dir.display()));
+    assert_eq!(sha256(&data), digest, "{}: blob content", dir.display());
+    assert_eq!(data.len() as u64, desc["size"].as_u64().unwrap());
+    data
+}
+
+/// Checks that layout `dir` is complete and valid: `index.json` present, every manifest, config
+/// and layer blob it names there with the right digest. Returns tag → manifest digest.
+fn check_layout(dir: &Path) -> Vec<(String, String)> {
+    assert!(dir.join("oci-layout").is_file(), "{}", dir.display());
+    let index = json(&dir.join("index.json"));
+    let mut tags = Vec::new();
+    for m in index["manifests"].as_array().unwrap() {
+        let manifest: Value = serde_json::from_slice(&check_blob(dir, m)).unwrap();
+        check_blob(dir, &manifest["config"]);
+        for l in manifest["layers"].as_array().unwrap() {
+            check_blob(dir, l);
+        }
+        let tag = m["annotations"]["org.opencontainers.image.ref.name"]
+            .as_str()
+            .unwrap_or_default();
+        tags.push((tag.to_string(), m["digest"].as_str().unwrap().to_string()));
+    }
+    tags
+}
+
+/// Staging leftovers in `dir` and in its layout's `blobs/sha256` (if any).
+fn leftovers(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for d in [dir.to_path_buf(), dir.join("blobs/sha256")] {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.contains(".ocitree-tmp-") || name.starts_with(".tmp") {
+                found.push(e.path());
+            }
+        }
+    }
+    found
+}
+
+/// Where one command writes, and what "as before" and "complete" mean for it.
+#[derive(Clone, Copy, Debug)]
+enum Dest {
+    /// A layout directory that does not exist yet.
+    NewDir,
+    /// An existing layout (tag `old`) that gets tag `new`.
+    Existing,
+    /// An oci-archive file.
+    OciArchive,
+    /// A docker-archive file.
+    DockerArchive,
+}
+
+impl Dest {
+    fn all() -> [Dest; 4] {
+        [
+            Dest::NewDir,
+            Dest::Existing,
+            Dest::OciArchive,
+            Dest::DockerArchive,
+        ]
+    }
+
+    fn path(self, root: &Path) -> PathBuf {
+        root.join(match self {
+            Dest::NewDir | Dest::Existing => "out",
+            Dest::OciArchive => "out.tar",
+            Dest::DockerArchive => "docker.tar",
+        })
+    }
+
+    fn spec(self, root: &Path) -> String {
+        let p = self.path(root);
+        match self {
+            Dest::NewDir => format!("oci:{}:latest", p.display()),
+            Dest::Existing => format!("oci:{}:new", p.display()),
+            Dest::OciArchive => format!("oci-archive:{}:latest", p.display()),
+            Dest::DockerArchive => format!("docker-archive:{}:example.com/img:latest", p.display()),
+        }
+    }
+
+    /// `cmd` with `--compression zstd` where the destination takes it (a docker archive holds
+    /// plain tars). (zstd rather than gzip to keep the test short in debug builds; staging does
+    /// not depend on the compression, and `full_disk_is_a_clean_error` covers gzip's failure.)
+    fn cmd<'a>(self, cmd: &[&'a str]) -> Vec<&'a str> {
+        let mut v = cmd.to_vec();
+        if !matches!(self, Dest::DockerArchive) {
+            v.splice(1..1, ["--compression", "zstd"]);
+        }
+        v
+    }
+
+    /// Sets up the state "before": nothing, or a layout with tag `old`.
+    fn prepare(self, repo: &Repo, cmd: &[&str], root: &Path) {
+        let _ = std::fs::remove_dir_all(root);
+        std::fs::create_dir_all(root).unwrap();
+        if let Dest::Existing = self {
+            let old = format!("oci:{}:old", self.path(root).display());
+            repo.ok(&[cmd, &[old.as_str()]].concat());
+        }
+    }
+
+    /// Checks the destination is as before or complete: returns the manifest digest written
+    /// when complete.
+    fn check(self, root: &Path, before: Option<&[(String, String)]>) -> Option<String> {
+        let p = self.path(root);
+        match self {
+            Dest::NewDir if !p.exists() => None,
+            Dest::NewDir => Some(check_layout(&p)[0].1.clone()),
+            Dest::Existing => {
+                let tags = check_layout(&p);
+                let before = before.unwrap();
+                // the old tag is there, as it was; the new one whole or not at all
+                assert!(tags.contains(&before[0]), "{tags:?}");
+                match tags.iter().find(|(t, _)| t == "new") {
+                    Some((_, d)) => {
+                        assert_eq!(tags.len(), 2, "{tags:?}");
+                        Some(d.clone())
+                    }
+                    None => {
+                        assert_eq!(tags, before);
+                        None
+                    }
+                }
+            }
+            Dest::OciArchive | Dest::DockerArchive if !p.exists() => None,
+            Dest::OciArchive => {
+                let x = root.join("x");
+                let _ = std::fs::remove_dir_all(&x);
+                std::fs::create_dir_all(&x).unwrap();
+                tools::run(Command::new("tar").arg("-xf").arg(&p).arg("-C").arg(&x));
+                Some(check_layout(&x)[0].1.clone())
+            }
+            Dest::DockerArchive => {
+                tools::require("skopeo");
+                let out = tools::run(
+                    Command::new("skopeo")
+                        .arg("inspect")
+                        .arg("--raw")
+                        .arg(format!("docker-archive:{}", p.display())),
+                );
+                Some(sha256(&out.stdout))
+            }
+        }
+    }
+}
+
+/// Runs `cmd DEST` to completion; returns its "Manifest:" line and how long it took.
+fn complete(repo: &Repo, cmd: &[&str], dest: &str) -> (String, Duration) {
+    let start = Instant::now();
+    let r = repo.ok(&[cmd, &[dest]].concat());
+    (r.field("Manifest"), start.elapsed())
+}
+
+/// Kills `cmd DEST` (with `--compression zstd` but for docker archives) with SIGKILL at `points` seeded random moments over every kind of
+/// destination; each time the destination must be as before or complete and valid, and the
+/// next run must succeed with the same manifest digest and leave no staging behind.
+fn kill_at_random_points(cmd: &[&str], points: usize, seed: u64) {
+    tools::require("tar");
+    let (repo, tmp) = big_image();
+    let mut rng = Rng(seed);
+    let mut reference = std::collections::HashMap::new();
+    let mut durations = std::collections::HashMap::new();
+    for d in Dest::all() {
+        let root = tmp.path().join(format!("{d:?}"));
+        let cmd = &d.cmd(cmd);
+        d.prepare(&repo, cmd, &root);
+        let (digest, took) = complete(&repo, cmd, &d.spec(&root));
+        eprintln!("{cmd:?} to {d:?}: {took:?}");
+        // the reference digest, as the checker computes it from what was written
+        let before = (matches!(d, Dest::Existing)).then(|| {
+            vec![(
+                "old".to_string(),
+                check_layout(&d.path(&root))
+                    .into_iter()
+                    .find(|(t, _)| t == "old")
+                    .unwrap()
+                    .1,
+            )]
+        });
+        let written = d.check(&root, before.as_deref()).unwrap();
+        if !matches!(d, Dest::DockerArchive) {
+            assert_eq!(written, digest);
+        }
+        reference.insert(format!("{d:?}"), written);
+        durations.insert(format!("{d:?}"), took);
+    }
+    let mut complete_seen = 0;
+    for i in 0..points {
+        let d = Dest::all()[i % 4];
+        let root = tmp.path().join(format!("{d:?}"));
+        let cmd = &d.cmd(cmd);
+        d.prepare(&repo, cmd, &root);
+        let before = matches!(d, Dest::Existing).then(|| check_layout(&d.path(&root)));
+        let took = durations[&format!("{d:?}")];
+        let after = took.mul_f64(rng.unit() * 1.1);
+        let mut child = repo
+            .cmd()
+            .args(cmd)
+            .arg(d.spec(&root))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(after);
+        let _ = child.kill(); // SIGKILL
+        child.wait().unwrap();
+        let what = format!("{cmd:?} to {d:?} killed after {after:?} (of {took:?})");
+        if let Some(digest) = d.check(&root, before.as_deref()) {
+            complete_seen += 1;
+            assert_eq!(digest, reference[&format!("{d:?}")], "{what}");
+        }
+        // the next run completes, gives the same result and leaves nothing behind
+        let (_, _) = complete(&repo, cmd, &d.spec(&root));
+        let digest = d.check(&root, before.as_deref()).unwrap();
+        assert_eq!(digest, reference[&format!("{d:?}")], "{what}: re-run");
+        let mut left = leftovers(&root);
+        left.extend(leftovers(&d.path(&root)));
+        assert!(left.is_empty(), "{what}: left {left:?}");
+    }
+    eprintln!("{cmd:?}: {complete_seen} of {points} killed runs had completed");
+}
+
+#[test]
+fn export_killed_at_random_points() {
+    kill_at_random_points(&["export", "img"], 12, 0x5eed_0001);
+}
+
+#[test]
+fn encapsulate_killed_at_random_points() {
+    kill_at_random_points(&["encapsulate", "img"], 12, 0x5eed_0002);
+}
+
+/// A full disk (a file size limit, with SIGXFSZ ignored so that writes fail with EFBIG) is a
+/// clear error and exit 2 for every compression — gzip used to panic in gzp — and leaves no
+/// half layout, no staging behind.
+#[test]
+fn full_disk_is_a_clean_error() {
+    let (repo, tmp) = big_image();
+    for (i, compression) in ["gzip", "zstd", "none"].iter().enumerate() {
+        for (j, dest) in ["oci", "oci-archive"].iter().enumerate() {
+            let root = tmp.path().join(format!("full{i}{j}"));
+            std::fs::create_dir_all(&root).unwrap();
+            let out = root.join("out");
+            let script = format!(
+                "trap '' XFSZ; ulimit -f 1000; exec \"$0\" --repo \"$1\" export --compression {compression} img {dest}:\"$2\""
+            );
+            let r = Command::new("bash")
+                .arg("-c")
+                .arg(&script)
+                .arg(bin())
+                .arg(&repo.path)
+                .arg(&out)
+                .env_remove("OCITREE_REPO")
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&r.stderr);
+            let what = format!("{compression} to {dest}");
+            assert_eq!(r.status.code(), Some(2), "{what}: {stderr}");
+            assert!(
+                stderr.starts_with("error: exporting img") && !stderr.contains("panicked"),
+                "{what}: {stderr}"
+            );
+            assert!(
+                stderr.contains("File too large") || stderr.contains("os error 27"),
+                "{what}: {stderr}"
+            );
+            assert!(!out.exists(), "{what}: {} was written", out.display());
+            let left: Vec<_> = std::fs::read_dir(&root).unwrap().flatten().collect();
+            assert!(left.is_empty(), "{what}: left {left:?}");
+        }
+    }
+}
+
+/// An archive written to standard output whose reader goes away is truncated: an error and
+/// exit 2 (it used to exit 0 silently), for every format; a listing whose reader goes away is
+/// still a clean exit.
+#[test]
+fn closed_stdout_under_an_archive_is_an_error() {
+    let (repo, _tmp) = big_image();
+    for args in [
+        &["export", "img", "oci-archive:-"][..],
+        &["export", "--compression", "zstd", "img", "oci-archive:-"],
+        &["export", "img", "docker-archive:-"],
+        &["encapsulate", "img", "oci-archive:-"],
+    ] {
+        let script = "\"$0\" --repo \"$1\" \"${@:2}\" 2>\"$ERR\" | head -c 1000 >/dev/null; exit ${PIPESTATUS[0]}";
+        let err = repo.tmp.path().join("stderr");
+        let r = Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .arg(bin())
+            .arg(&repo.path)
+            .args(args)
+            .env("ERR", &err)
+            .env_remove("OCITREE_REPO")
+            .output()
+            .unwrap();
+        let stderr = std::fs::read_to_string(&err).unwrap();
+        assert_eq!(r.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("error: ")
+                && stderr.contains("standard output was closed before the end of the archive")
+                && !stderr.contains("panicked"),
+            "{args:?}: {stderr}"
+        );
+    }
+    // a listing: the reader may stop early
+    let script = "\"$0\" --repo \"$1\" ls -R img | head -c 10 >/dev/null; exit ${PIPESTATUS[0]}";
+    for _ in 0..3 {
+        let r = Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .arg(bin())
+            .arg(&repo.path)
+            .env_remove("OCITREE_REPO")
+            .output()
+            .unwrap();
+        assert_eq!(r.status.code(), Some(0), "{r:?}");
+        assert!(r.stderr.is_empty(), "{r:?}");
+    }
+}
