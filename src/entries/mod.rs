@@ -69,6 +69,11 @@ pub struct Entry {
     pub size: u64,
 }
 
+/// PAX records of GNU tar's sparse formats 0.0, 0.1 and 1.0 start with this.
+const SPARSE_PAX_PREFIX: &[u8] = b"GNU.sparse.";
+/// Sparse files are refused rather than imported as their raw map and data segments.
+const SPARSE_PAX: &str = "GNU sparse file (PAX GNU.sparse.* records)";
+
 /// Reads the header of a tar entry into an [`Entry`]. `Ok(None)` for entries that carry no
 /// filesystem object (PAX global headers).
 ///
@@ -111,6 +116,7 @@ pub fn parse<R: Read>(
                 b"gid" => gid = parse_id().ok_or_else(|| unsupported("PAX gid"))?,
                 b"path" => pax_path = Some(value.to_vec()),
                 b"linkpath" => pax_link = Some(value.to_vec()),
+                k if k.starts_with(SPARSE_PAX_PREFIX) => return Err(unsupported(SPARSE_PAX)),
                 _ => {
                     if let Some(name) = key.strip_prefix(xattrs::PAX_PREFIX.as_bytes()) {
                         xattrs.retain(|(n, _)| n != name);
@@ -127,6 +133,7 @@ pub fn parse<R: Read>(
             match ext.key_bytes() {
                 b"uid" => uid = parse_id().ok_or_else(|| unsupported("PAX uid"))?,
                 b"gid" => gid = parse_id().ok_or_else(|| unsupported("PAX gid"))?,
+                k if k.starts_with(SPARSE_PAX_PREFIX) => return Err(unsupported(SPARSE_PAX)),
                 _ => {}
             }
         }
@@ -182,7 +189,7 @@ pub fn parse<R: Read>(
         }
         EntryType::Fifo => EntryKind::Fifo,
         EntryType::XGlobalHeader => return Ok(None),
-        EntryType::GNUSparse => return Err(unsupported("GNU sparse file")),
+        EntryType::GNUSparse => return Err(unsupported("GNU sparse file (old GNU format, type S)")),
         other => {
             return Err(unsupported(&format!(
                 "tar entry type {:?}",

@@ -123,9 +123,35 @@ impl<'r> LayerBuilder<'r> {
     pub fn add_tar<R: Read>(&mut self, stream: R) -> Result<(), LayerError> {
         // The tap sits below BlockPad: it records the stream as it was, padding never added.
         let (tap, mut rec) = tarsplit::tap(stream).map_err(LayerError::Read)?;
-        let mut archive = tar::Archive::new(entries::pad::BlockPad::new(tap));
+        let (pad, gate) = entries::pad::BlockPad::new(tap);
+        let mut archive = tar::Archive::new(pad);
+        // The entry being read, for errors; after it is done, the last complete one.
+        let mut current = String::new();
+        let truncated = |e: LayerError, current: &str| match (e, gate.ended_at()) {
+            (LayerError::Read(_), Some((at, in_data))) => {
+                let reason = if in_data {
+                    format!(
+                        "the stream ends at byte {at}, inside this entry's data (which ends at byte {})",
+                        gate.data_end()
+                    )
+                } else if current.is_empty() {
+                    format!("the stream ends at byte {at}, inside the first header or extension record")
+                } else {
+                    format!(
+                        "the stream ends at byte {at}, inside the header or extension record after this entry"
+                    )
+                };
+                LayerError::Truncated {
+                    path: current.to_string(),
+                    reason,
+                }
+            }
+            (e, _) => e,
+        };
         for entry in archive.entries().map_err(LayerError::Read)? {
-            let mut entry = entry.map_err(LayerError::Read)?;
+            let mut entry = entry.map_err(|e| truncated(LayerError::Read(e), &current))?;
+            gate.set_data_end(entry.raw_file_position() + entry.size());
+            current = entries::path::lossy(&entry.path_bytes());
             let pax = rec.extension_data(entry.raw_header_position());
             let Some(e) = entries::parse(&mut entry, pax.as_deref())? else {
                 continue;
@@ -141,11 +167,14 @@ impl<'r> LayerBuilder<'r> {
                 rec.begin_payload(entry.raw_file_position(), size)
                     .map_err(LayerError::Read)?;
             }
-            let csum = self.add_entry(e, &mut entry)?;
+            let csum = self
+                .add_entry(e, &mut entry)
+                .map_err(|e| truncated(e, &current))?;
             if let (true, Some(csum)) = (payload, csum) {
                 rec.end_payload(size, &csum).map_err(LayerError::Read)?;
             }
         }
+        gate.finish();
         io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(LayerError::Read)?;
         self.tar_split = rec.finish().map_err(LayerError::Read)?;
         Ok(())
@@ -214,6 +243,11 @@ impl<'r> LayerBuilder<'r> {
         mut e: Entry,
         data: &mut dyn Read,
     ) -> Result<Option<String>, LayerError> {
+        let marker = whiteout::check_path(&e.path).map_err(|reason| LayerError::BadWhiteout {
+            path: e.raw_path.clone(),
+            reason,
+        })?;
+        let is_marker = marker != Whiteout::None;
         e.path = self.resolve_parents(&e.path)?;
         if let EntryKind::Hardlink(target) = &e.kind {
             e.kind = EntryKind::Hardlink(self.resolve_parents(target)?);
@@ -226,7 +260,6 @@ impl<'r> LayerBuilder<'r> {
             }
             return Ok(None);
         };
-        let is_marker = whiteout::classify(name) != Whiteout::None;
         // A whiteout below a non-directory has nothing to delete (umoci's repack writes
         // `d/.wh.x` after turning `d` into a file): it must not turn `d` back into a directory.
         let Some(parent) = self.parent_dir(parents, is_marker)? else {
@@ -273,6 +306,11 @@ impl<'r> LayerBuilder<'r> {
                         kind: e.kind.describe(),
                     });
                 }
+                // The path belongs to this entry now: an earlier entry of this layer there is
+                // gone, and the merge removes what lower layers had there.
+                parent
+                    .remove(name, true)
+                    .map_err(at("removing replaced entry"))?;
                 self.skipped.push(Skipped {
                     layer: self.layer.clone(),
                     path: path::join(&e.path),
