@@ -189,7 +189,9 @@ pub fn parse<R: Read>(
         }
         EntryType::Fifo => EntryKind::Fifo,
         EntryType::XGlobalHeader => return Ok(None),
-        EntryType::GNUSparse => return Err(unsupported("GNU sparse file (old GNU format, type S)")),
+        EntryType::GNUSparse => {
+            return Err(unsupported("GNU sparse file (old GNU format, type S)"));
+        }
         other => {
             return Err(unsupported(&format!(
                 "tar entry type {:?}",

@@ -44,9 +44,7 @@ impl Gate {
     /// of the current entry (else in a header or extension record after it, if the tar reader
     /// fails).
     pub fn ended_at(&self) -> Option<(u64, bool)> {
-        self.eof_at
-            .get()
-            .map(|at| (at, at < self.data_end.get()))
+        self.eof_at.get().map(|at| (at, at < self.data_end.get()))
     }
 
     /// The stream position where the current entry's data ends.

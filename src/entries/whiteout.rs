@@ -52,7 +52,9 @@ pub fn classify(name: &str) -> Whiteout<'_> {
     } else if AUFS.contains(&name) {
         Whiteout::Aufs
     } else if name.starts_with(META_PREFIX) {
-        Whiteout::Invalid("unknown .wh..wh. name (only .wh..wh..opq and AUFS metadata have a meaning)")
+        Whiteout::Invalid(
+            "unknown .wh..wh. name (only .wh..wh..opq and AUFS metadata have a meaning)",
+        )
     } else if let Some(target) = name.strip_prefix(PREFIX) {
         match target {
             "" => Whiteout::Invalid("empty whiteout target"),
@@ -102,7 +104,14 @@ mod tests {
         assert_eq!(classify(".wh..hidden"), Whiteout::Remove(".hidden"));
         assert_eq!(classify(".wh...x"), Whiteout::Remove("..x"));
         assert_eq!(classify("a"), Whiteout::None);
-        for bad in [".wh.", ".wh..", ".wh...", ".wh..wh.", ".wh..wh.foo", ".wh..wh..opqx"] {
+        for bad in [
+            ".wh.",
+            ".wh..",
+            ".wh...",
+            ".wh..wh.",
+            ".wh..wh.foo",
+            ".wh..wh..opqx",
+        ] {
             assert!(matches!(classify(bad), Whiteout::Invalid(_)), "{bad}");
         }
     }
@@ -113,7 +122,13 @@ mod tests {
         assert_eq!(check_path(&path(".wh..wh.plnk/1.2")), Ok(Whiteout::None));
         assert_eq!(check_path(&path(".wh..wh.orph/x")), Ok(Whiteout::None));
         assert_eq!(check_path(&path(".wh..wh.aufs")), Ok(Whiteout::Aufs));
-        for bad in ["a/.wh..wh.plnk", "a/.wh.x/y", ".wh..wh.aufs/x", "a/.wh.", "x/.wh..wh..opq/y"] {
+        for bad in [
+            "a/.wh..wh.plnk",
+            "a/.wh.x/y",
+            ".wh..wh.aufs/x",
+            "a/.wh.",
+            "x/.wh..wh..opq/y",
+        ] {
             assert!(check_path(&path(bad)).is_err(), "{bad}");
         }
     }

@@ -135,7 +135,9 @@ impl<'r> LayerBuilder<'r> {
                         gate.data_end()
                     )
                 } else if current.is_empty() {
-                    format!("the stream ends at byte {at}, inside the first header or extension record")
+                    format!(
+                        "the stream ends at byte {at}, inside the first header or extension record"
+                    )
                 } else {
                     format!(
                         "the stream ends at byte {at}, inside the header or extension record after this entry"

@@ -111,7 +111,11 @@ impl LayerTree {
                 .or_default()
                 .push(name.to_string());
         }
-        for path in links.iter().map(|(p, _)| p).chain(skipped_paths.iter().map(|(p, _)| p)) {
+        for path in links
+            .iter()
+            .map(|(p, _)| p)
+            .chain(skipped_paths.iter().map(|(p, _)| p))
+        {
             content_dirs.extend(ancestors(parent(path)));
         }
         special.extend(content_dirs.iter().cloned());

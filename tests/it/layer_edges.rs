@@ -125,10 +125,18 @@ fn truncated_member_is_an_error_at_every_cut() {
         (big_d + 1024, "\"big\"", "inside this entry's data"),
         (last_d + 2, "\"last\"", "inside this entry's data"),
         (last_h + 300, "\"big\"", "inside the header"),
-        (pax_h + 512 + 10, "l", "inside the header or extension record"),
+        (
+            pax_h + 512 + 10,
+            "l",
+            "inside the header or extension record",
+        ),
         (pax_h + 1024, "l", "after this entry"),
         // the GNU long-name member (header, then the name) comes before the header of its entry
-        (gnu_h - 512 + 20, "inside the first header or extension record", ""),
+        (
+            gnu_h - 512 + 20,
+            "inside the first header or extension record",
+            "",
+        ),
         (gnu_h - 1024 + 300, "inside the first header", ""),
     ];
     let tmp = tempdir();
@@ -153,17 +161,25 @@ fn clean_ends_and_missing_padding_import() {
     let tar = truncation_tar();
     let (_, _, last_d, _) = members(&tar).into_iter().last().unwrap();
     let tmp = tempdir();
-    for (i, end) in [tar.len() as u64, last_d + 3, last_d + 100].into_iter().enumerate() {
+    for (i, end) in [tar.len() as u64, last_d + 3, last_d + 100]
+        .into_iter()
+        .enumerate()
+    {
         let cut = tar[..end as usize].to_vec();
         for comp in [Comp::None, Comp::Gzip] {
-            let src = layout(tmp.path(), &format!("e{i}-{comp:?}"), &[cut.clone()], comp);
+            let src = layout(
+                tmp.path(),
+                &format!("e{i}-{comp:?}"),
+                std::slice::from_ref(&cut),
+                comp,
+            );
             let repo = Repo::new();
             repo.import(&src, "img");
             assert_eq!(repo.ok(&["cat", "img", "/last"]).stdout, "end");
             let big = repo.ok(&["cat", "img", "/big"]).stdout;
             assert_eq!(big.as_bytes(), &[7u8; 1500][..]);
             if comp == Comp::None {
-                assert_export_exact(&repo, &[cut.clone()]);
+                assert_export_exact(&repo, std::slice::from_ref(&cut));
             }
         }
     }
@@ -228,7 +244,9 @@ fn whiteouts_create_nothing() {
             whiteout("toa/f"),
         ],
     ]);
-    for gone in ["/nodir", "/deep", "/nodir2", "/nodir3", "/missing", "/nowhere", "/a/f"] {
+    for gone in [
+        "/nodir", "/deep", "/nodir2", "/nodir3", "/missing", "/nowhere", "/a/f",
+    ] {
         assert_ne!(repo.run(&["ls", "img", gone]).code, 0, "{gone} exists");
     }
     assert_eq!(repo.ok(&["cat", "img", "/a/g"]).stdout, "g");
@@ -299,7 +317,10 @@ fn skipped_entry_removes_the_lower_path() {
     for special in ["dev/null", "run/d", "run/l", "new/fifo", "same2"] {
         let p = rootfs.join(special);
         let ft = std::fs::symlink_metadata(&p).unwrap().file_type();
-        assert!(!ft.is_file() && !ft.is_dir() && !ft.is_symlink(), "{special}");
+        assert!(
+            !ft.is_file() && !ft.is_dir() && !ft.is_symlink(),
+            "{special}"
+        );
         std::fs::remove_file(p).unwrap();
     }
     tree::assert_same(&ours, &rootfs);
@@ -375,7 +396,10 @@ fn aufs_metadata_is_hidden() {
     let root = repo.ok(&["ls", "img", "/"]).stdout;
     assert!(!root.contains(".wh."), "{root}");
     assert_eq!(repo.ok(&["cat", "img", "/etc/hl"]).stdout, "linked content");
-    assert_eq!(repo.ok(&["cat", "img", "/etc/hl2"]).stdout, "linked content");
+    assert_eq!(
+        repo.ok(&["cat", "img", "/etc/hl2"]).stdout,
+        "linked content"
+    );
     assert_eq!(repo.ok(&["cat", "img", "/etc/a"]).stdout, "a");
     // the whole tree: etc, etc/a, etc/hl, etc/hl2 and nothing else
     let all = repo.ok(&["ls", "-R", "img", "/"]).stdout;
