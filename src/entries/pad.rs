@@ -7,6 +7,8 @@
 //! - on a block boundary between members (no end-of-archive blocks): accepted;
 //! - after a member's complete data, inside its padding: accepted, the padding is completed
 //!   with zeros (the bytes that were there are all data, and the diff_id check covers them);
+//! - inside a block of zeros after a member (a cut end-of-archive block): accepted, completed
+//!   with zeros, which can only end the archive;
 //! - anywhere else — inside a member's data, inside a header, inside a PAX or GNU long-name
 //!   record, or after such a record with no member following it: a truncated layer, an error
 //!   naming the entry. Missing data is never filled in.
@@ -60,6 +62,8 @@ pub struct BlockPad<R> {
     inner: R,
     count: u64,
     pad_left: Option<u64>,
+    /// Whether the bytes since the last block boundary are all zeros.
+    zeros_in_block: bool,
     gate: Rc<Gate>,
 }
 
@@ -71,6 +75,7 @@ impl<R: Read> BlockPad<R> {
             inner,
             count: 0,
             pad_left: None,
+            zeros_in_block: true,
             gate: gate.clone(),
         };
         (pad, gate)
@@ -90,8 +95,9 @@ impl<R: Read> BlockPad<R> {
             return Ok(0);
         }
         gate.eof_at.set(Some(at));
-        if at >= end && (at % BLOCK == 0 || at < padded_end) {
-            // between members, or in the padding after complete data
+        if at >= end && (at % BLOCK == 0 || at < padded_end || self.zeros_in_block) {
+            // between members, in the padding after complete data, or in an end-of-archive
+            // block
             return Ok((BLOCK - at % BLOCK) % BLOCK);
         }
         let place = if at < end {
@@ -119,6 +125,15 @@ impl<R: Read> Read for BlockPad<R> {
             self.pad_left = Some(self.at_end()?);
             return self.read(buf);
         }
+        // only the bytes after the last block boundary in this read matter
+        let into_block = ((self.count + n as u64) % BLOCK) as usize;
+        let (tail, restart) = if into_block <= n {
+            (&buf[n - into_block..n], true)
+        } else {
+            (&buf[..n], false)
+        };
+        let zeros = tail.iter().all(|&b| b == 0);
+        self.zeros_in_block = zeros && (restart || self.zeros_in_block);
         self.count += n as u64;
         Ok(n)
     }
@@ -161,8 +176,14 @@ mod tests {
             let e = read(&vec![1u8; len], end).unwrap_err();
             assert!(e.to_string().contains("inside the entry's data"), "{e}");
         }
-        // a cut past the padding of the data: inside the next header
+        // a cut past the padding of the data: inside the next header, unless it is zeros
         let e = read(&[1u8; 1100], 600).unwrap_err();
+        assert!(e.to_string().contains("inside the header"), "{e}");
+        let mut cut_end_block = vec![1u8; 1024];
+        cut_end_block.extend([0u8; 100]);
+        assert_eq!(read(&cut_end_block, 600).unwrap().len(), 1536);
+        cut_end_block.push(1);
+        let e = read(&cut_end_block, 600).unwrap_err();
         assert!(e.to_string().contains("inside the header"), "{e}");
         let (mut pad, gate) = BlockPad::new(&[1u8; 1100][..]);
         gate.set_data_end(600);

@@ -153,19 +153,23 @@ fn truncated_member_is_an_error_at_every_cut() {
     }
 }
 
-/// Accepted ends: after a member's data and padding (no end-of-archive blocks), and inside
-/// the padding after complete data (umoci 0.4.7 `insert`); the files are whole, and export
-/// gives the same bytes back.
+/// Accepted ends: after a member's data and padding (no end-of-archive blocks), inside the
+/// padding after complete data (umoci 0.4.7 `insert`), and inside an end-of-archive block;
+/// the files are whole, and export gives the same bytes back.
 #[test]
 fn clean_ends_and_missing_padding_import() {
     let tar = truncation_tar();
     let (_, _, last_d, _) = members(&tar).into_iter().last().unwrap();
     let tmp = tempdir();
-    for (i, end) in [tar.len() as u64, last_d + 3, last_d + 100]
-        .into_iter()
-        .enumerate()
-    {
-        let cut = tar[..end as usize].to_vec();
+    let mut cut_end_block = tar.clone();
+    cut_end_block.extend([0u8; 100]); // a cut end-of-archive block
+    let ends = [
+        tar.clone(),
+        tar[..last_d as usize + 3].to_vec(),
+        tar[..last_d as usize + 100].to_vec(),
+        cut_end_block,
+    ];
+    for (i, cut) in ends.into_iter().enumerate() {
         for comp in [Comp::None, Comp::Gzip] {
             let src = layout(
                 tmp.path(),
