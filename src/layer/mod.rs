@@ -21,6 +21,7 @@ use std::io::{self, Read};
 
 use ostree::{MutableTree, Repo, glib};
 
+use crate::entries::sparse::{self, Sparse};
 use crate::entries::whiteout::{self, Whiteout};
 use crate::entries::{self, Entry, EntryKind, path};
 use crate::error::LayerError;
@@ -155,9 +156,14 @@ impl<'r> LayerBuilder<'r> {
             gate.set_data_end(entry.raw_file_position() + entry.size());
             current = entries::path::lossy(&entry.path_bytes());
             let pax = rec.extension_data(entry.raw_header_position());
-            let Some(e) = entries::parse(&mut entry, pax.as_deref())? else {
+            let Some((e, sparse)) = entries::parse_sparse(&mut entry, pax.as_deref())? else {
                 continue;
             };
+            if let Some(sparse) = sparse {
+                self.add_sparse(e, sparse, &mut entry, &mut rec, &gate)
+                    .map_err(|e| truncated(e, &current))?;
+                continue;
+            }
             // File data becomes an object and a reference; everything else is kept as bytes.
             let payload = e.kind == EntryKind::File
                 && e.size > 0
@@ -179,6 +185,71 @@ impl<'r> LayerBuilder<'r> {
         gate.finish();
         io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(LayerError::Read)?;
         self.tar_split = rec.finish().map_err(LayerError::Read)?;
+        Ok(())
+    }
+
+    /// Adds a GNU sparse member as the expanded file; the tar-split keeps its map, so that
+    /// export stores the same segments again.
+    fn add_sparse<R: Read>(
+        &mut self,
+        e: Entry,
+        mut sp: Sparse,
+        entry: &mut tar::Entry<'_, R>,
+        rec: &mut tarsplit::Recorder,
+        gate: &entries::pad::Gate,
+    ) -> Result<(), LayerError> {
+        let bad = |why: String| LayerError::UnsupportedEntry {
+            path: e.raw_path.clone(),
+            kind: format!("GNU sparse file ({why})"),
+        };
+        let mut start = entry.raw_file_position();
+        let mut stored = entry.size();
+        match sp.format {
+            sparse::Format::OldGnu => {
+                // tar-rs read the extension blocks and expands the data itself
+                let mut header = [0u8; 512];
+                header.copy_from_slice(entry.header().as_bytes());
+                let at = entry.raw_header_position();
+                let (map, ext) =
+                    sparse::old_gnu_map(&header, &mut |i| rec.kept(at + 512 * (i + 1), 512))
+                        .map_err(bad)?;
+                sp.map = map;
+                start = at + 512 * (1 + ext);
+                stored = entry.header().entry_size().map_err(LayerError::Read)?;
+                gate.set_data_end(start + stored);
+            }
+            sparse::Format::Pax10 => {
+                let (map, used) = sparse::read_pax10_map(entry).map_err(|err| {
+                    if err.kind() == io::ErrorKind::InvalidData {
+                        bad(err.to_string())
+                    } else {
+                        LayerError::Read(err)
+                    }
+                })?;
+                sp.map = map;
+                start += used;
+                stored = stored
+                    .checked_sub(used)
+                    .ok_or_else(|| bad("map larger than the member".into()))?;
+            }
+            sparse::Format::Pax00 | sparse::Format::Pax01 => {}
+        }
+        sparse::check(&sp.map, sp.real_size, stored).map_err(bad)?;
+        let payload = stored > 0
+            && e.path
+                .last()
+                .is_some_and(|n| whiteout::classify(n) == Whiteout::None);
+        if payload {
+            rec.begin_payload(start, stored).map_err(LayerError::Read)?;
+        }
+        let csum = match sp.format {
+            sparse::Format::OldGnu => self.add_entry(e, entry)?,
+            _ => self.add_entry(e, &mut sparse::Expand::new(entry, &sp.map, sp.real_size))?,
+        };
+        if let (true, Some(csum)) = (payload, csum) {
+            rec.end_sparse_payload(stored, &csum, &sp.map)
+                .map_err(LayerError::Read)?;
+        }
         Ok(())
     }
 
