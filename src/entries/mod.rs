@@ -1,5 +1,7 @@
 //! Tar stream → normalised entries: paths, kinds, ownership, modes and xattrs as the layer
 //! stage needs them, whatever header dialect (ustar, GNU long names, PAX) the tar used.
+//! GNU sparse members come back as the real file ([`sparse`]); where a tar may end is
+//! [`pad`]'s business, and what `.wh.` names mean is [`whiteout`]'s.
 
 pub mod pad;
 pub mod path;

@@ -4,7 +4,9 @@
 //! included as plain files, so a layer can be reconstructed and shared by every image that
 //! uses it. What OSTree's tree cannot express is recorded in the commit metadata (see
 //! [`crate::meta`]): which directories the tar never named, hardlinks to lower layers, and the
-//! entries that were skipped. The commit's timestamp is 0, so the same layer gives the same
+//! entries that were skipped (their paths still belong to this layer: the merge removes what
+//! lower layers had there). A GNU sparse member is stored as the expanded file, its map kept
+//! in the tar-split. The commit's timestamp is 0, so the same layer gives the same
 //! commit checksum in every repository.
 
 #[cfg(feature = "exact-gzip")]
