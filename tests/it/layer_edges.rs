@@ -489,6 +489,8 @@ fn aufs_metadata_is_hidden() {
     let tars = vec![
         tar_of(&[dir("etc"), file("etc/a", b"a")]),
         tar_of(&[
+            // a link before its target: resolved when the layer ends
+            hardlink("etc/early", ".wh..wh.plnk/1234.5678"),
             file(".wh..wh.aufs", b""),
             dir(".wh..wh.orph"),
             dir(".wh..wh.plnk"),
@@ -508,8 +510,12 @@ fn aufs_metadata_is_hidden() {
         "linked content"
     );
     assert_eq!(repo.ok(&["cat", "img", "/etc/a"]).stdout, "a");
-    // the whole tree: etc, etc/a, etc/hl, etc/hl2 and nothing else
+    assert_eq!(
+        repo.ok(&["cat", "img", "/etc/early"]).stdout,
+        "linked content"
+    );
+    // the whole tree: etc, etc/a, etc/hl, etc/hl2, etc/early and nothing else
     let all = repo.ok(&["ls", "-R", "img", "/"]).stdout;
-    assert_eq!(all.lines().filter(|l| l.contains(" /")).count(), 5, "{all}");
+    assert_eq!(all.lines().filter(|l| l.contains(" /")).count(), 6, "{all}");
     assert_export_exact(&repo, &tars);
 }
