@@ -181,6 +181,22 @@ pub enum LayerError {
         /// What it is (character device, FIFO, sparse file, ...).
         kind: String,
     },
+    /// The tar stream ends inside a member (its data, a header, an extension record).
+    #[error("entry {path:?}: truncated layer tar: {reason}")]
+    Truncated {
+        /// The entry being read, or the last complete one when the cut is after it.
+        path: String,
+        /// Where the stream ends.
+        reason: String,
+    },
+    /// A name starting with `.wh.` that is not a valid whiteout (image-spec `layer.md`).
+    #[error("entry {path:?}: invalid whiteout: {reason}")]
+    BadWhiteout {
+        /// The entry path.
+        path: String,
+        /// Why it is not a valid whiteout.
+        reason: &'static str,
+    },
     /// A hardlink points at nothing, or at a directory.
     #[error("entry {path:?}: hardlink target {target:?} {reason}")]
     BadHardlink {

@@ -1,9 +1,12 @@
 //! Tar stream → normalised entries: paths, kinds, ownership, modes and xattrs as the layer
 //! stage needs them, whatever header dialect (ustar, GNU long names, PAX) the tar used.
+//! GNU sparse members come back as the real file ([`sparse`]); where a tar may end is
+//! [`pad`]'s business, and what `.wh.` names mean is [`whiteout`]'s.
 
 pub mod pad;
 pub mod path;
 pub mod pax;
+pub mod sparse;
 pub mod whiteout;
 pub mod xattrs;
 
@@ -69,15 +72,40 @@ pub struct Entry {
     pub size: u64,
 }
 
+/// PAX records of GNU tar's sparse formats 0.0, 0.1 and 1.0 start with this.
+const SPARSE_PAX_PREFIX: &[u8] = b"GNU.sparse.";
+/// What [`parse`] calls a sparse member it refuses.
+const SPARSE: &str = "GNU sparse file";
+
 /// Reads the header of a tar entry into an [`Entry`]. `Ok(None)` for entries that carry no
 /// filesystem object (PAX global headers).
 ///
 /// # Errors
-/// Malformed headers, unsafe or non-UTF-8 paths, and entry types ocitree does not support.
+/// Malformed headers, unsafe or non-UTF-8 paths, and entry types ocitree does not support,
+/// sparse files included (see [`parse_sparse`]).
 pub fn parse<R: Read>(
     entry: &mut tar::Entry<'_, R>,
     pax: Option<&[u8]>,
 ) -> Result<Option<Entry>, LayerError> {
+    match parse_sparse(entry, pax)? {
+        Some((e, Some(_))) => Err(LayerError::UnsupportedEntry {
+            path: e.raw_path,
+            kind: SPARSE.into(),
+        }),
+        other => Ok(other.map(|(e, _)| e)),
+    }
+}
+
+/// [`parse`], accepting GNU sparse members: a sparse member comes back as a regular file at
+/// its real name, of its real size, with its [`sparse::Sparse`] description (for type `S`,
+/// whose data tar-rs expands, without the map; for PAX 1.0, the map is in the data).
+///
+/// # Errors
+/// As [`parse`]; and sparse records that do not make sense.
+pub fn parse_sparse<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    pax: Option<&[u8]>,
+) -> Result<Option<(Entry, Option<sparse::Sparse>)>, LayerError> {
     let header = entry.header();
     let etype = header.entry_type();
     let raw = entry.path_bytes().into_owned();
@@ -99,8 +127,12 @@ pub fn parse<R: Read>(
     // PAX path and linkpath, when the raw records are at hand (tar-rs may have lost them).
     let mut pax_path = None;
     let mut pax_link = None;
+    let mut sparse = None;
     if let Some(data) = pax {
-        for (key, value) in pax::records(data).map_err(read_err)? {
+        let records = pax::records(data).map_err(read_err)?;
+        sparse = sparse::from_pax(&records)
+            .map_err(|why| unsupported(&format!("GNU sparse file with invalid records ({why})")))?;
+        for (key, value) in records {
             let parse_id = || {
                 std::str::from_utf8(value)
                     .ok()
@@ -127,6 +159,8 @@ pub fn parse<R: Read>(
             match ext.key_bytes() {
                 b"uid" => uid = parse_id().ok_or_else(|| unsupported("PAX uid"))?,
                 b"gid" => gid = parse_id().ok_or_else(|| unsupported("PAX gid"))?,
+                // the raw records were not at hand: sparse maps cannot be read reliably
+                k if k.starts_with(SPARSE_PAX_PREFIX) => return Err(unsupported(SPARSE)),
                 _ => {}
             }
         }
@@ -182,7 +216,15 @@ pub fn parse<R: Read>(
         }
         EntryType::Fifo => EntryKind::Fifo,
         EntryType::XGlobalHeader => return Ok(None),
-        EntryType::GNUSparse => return Err(unsupported("GNU sparse file")),
+        EntryType::GNUSparse => {
+            sparse = Some(sparse::Sparse {
+                format: sparse::Format::OldGnu,
+                real_size: entry.size(),
+                map: Vec::new(),
+                name: None,
+            });
+            EntryKind::File
+        }
         other => {
             return Err(unsupported(&format!(
                 "tar entry type {:?}",
@@ -195,8 +237,15 @@ pub fn parse<R: Read>(
     } else {
         0
     };
-    Ok(Some(Entry {
-        path: path::normalize(pax_path.as_deref().unwrap_or(&raw))?,
+    if sparse.is_some() && kind != EntryKind::File {
+        return Err(unsupported(
+            "GNU sparse records on an entry that is not a file",
+        ));
+    }
+    let size = sparse.as_ref().map_or(size, |s| s.real_size);
+    let name = sparse.as_ref().and_then(|s| s.name.as_deref());
+    let entry = Entry {
+        path: path::normalize(name.or(pax_path.as_deref()).unwrap_or(&raw))?,
         raw_path,
         kind,
         mode,
@@ -204,5 +253,6 @@ pub fn parse<R: Read>(
         gid,
         xattrs,
         size,
-    }))
+    };
+    Ok(Some((entry, sparse)))
 }

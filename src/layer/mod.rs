@@ -4,7 +4,9 @@
 //! included as plain files, so a layer can be reconstructed and shared by every image that
 //! uses it. What OSTree's tree cannot express is recorded in the commit metadata (see
 //! [`crate::meta`]): which directories the tar never named, hardlinks to lower layers, and the
-//! entries that were skipped. The commit's timestamp is 0, so the same layer gives the same
+//! entries that were skipped (their paths still belong to this layer: the merge removes what
+//! lower layers had there). A GNU sparse member is stored as the expanded file, its map kept
+//! in the tar-split. The commit's timestamp is 0, so the same layer gives the same
 //! commit checksum in every repository.
 
 #[cfg(feature = "exact-gzip")]
@@ -22,6 +24,7 @@ use std::io::{self, Read};
 
 use ostree::{MutableTree, Repo, glib};
 
+use crate::entries::sparse::{self, Sparse};
 use crate::entries::whiteout::{self, Whiteout};
 use crate::entries::{self, Entry, EntryKind, path};
 use crate::error::LayerError;
@@ -124,13 +127,46 @@ impl<'r> LayerBuilder<'r> {
     pub fn add_tar<R: Read>(&mut self, stream: R) -> Result<(), LayerError> {
         // The tap sits below BlockPad: it records the stream as it was, padding never added.
         let (tap, mut rec) = tarsplit::tap(stream).map_err(LayerError::Read)?;
-        let mut archive = tar::Archive::new(entries::pad::BlockPad::new(tap));
+        let (pad, gate) = entries::pad::BlockPad::new(tap);
+        let mut archive = tar::Archive::new(pad);
+        // The entry being read, for errors; after it is done, the last complete one.
+        let mut current = String::new();
+        let truncated = |e: LayerError, current: &str| match (e, gate.ended_at()) {
+            (LayerError::Read(_), Some((at, in_data))) => {
+                let reason = if in_data {
+                    format!(
+                        "the stream ends at byte {at}, inside this entry's data (which ends at byte {})",
+                        gate.data_end()
+                    )
+                } else if current.is_empty() {
+                    format!(
+                        "the stream ends at byte {at}, inside the first header or extension record"
+                    )
+                } else {
+                    format!(
+                        "the stream ends at byte {at}, inside the header or extension record after this entry"
+                    )
+                };
+                LayerError::Truncated {
+                    path: current.to_string(),
+                    reason,
+                }
+            }
+            (e, _) => e,
+        };
         for entry in archive.entries().map_err(LayerError::Read)? {
-            let mut entry = entry.map_err(LayerError::Read)?;
+            let mut entry = entry.map_err(|e| truncated(LayerError::Read(e), &current))?;
+            gate.set_data_end(entry.raw_file_position() + entry.size());
+            current = entries::path::lossy(&entry.path_bytes());
             let pax = rec.extension_data(entry.raw_header_position());
-            let Some(e) = entries::parse(&mut entry, pax.as_deref())? else {
+            let Some((e, sparse)) = entries::parse_sparse(&mut entry, pax.as_deref())? else {
                 continue;
             };
+            if let Some(sparse) = sparse {
+                self.add_sparse(e, sparse, &mut entry, &mut rec, &gate)
+                    .map_err(|e| truncated(e, &current))?;
+                continue;
+            }
             // File data becomes an object and a reference; everything else is kept as bytes.
             let payload = e.kind == EntryKind::File
                 && e.size > 0
@@ -142,13 +178,81 @@ impl<'r> LayerBuilder<'r> {
                 rec.begin_payload(entry.raw_file_position(), size)
                     .map_err(LayerError::Read)?;
             }
-            let csum = self.add_entry(e, &mut entry)?;
+            let csum = self
+                .add_entry(e, &mut entry)
+                .map_err(|e| truncated(e, &current))?;
             if let (true, Some(csum)) = (payload, csum) {
                 rec.end_payload(size, &csum).map_err(LayerError::Read)?;
             }
         }
+        gate.finish();
         io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(LayerError::Read)?;
         self.tar_split = rec.finish().map_err(LayerError::Read)?;
+        Ok(())
+    }
+
+    /// Adds a GNU sparse member as the expanded file; the tar-split keeps its map, so that
+    /// export stores the same segments again.
+    fn add_sparse<R: Read>(
+        &mut self,
+        e: Entry,
+        mut sp: Sparse,
+        entry: &mut tar::Entry<'_, R>,
+        rec: &mut tarsplit::Recorder,
+        gate: &entries::pad::Gate,
+    ) -> Result<(), LayerError> {
+        let bad = |why: String| LayerError::UnsupportedEntry {
+            path: e.raw_path.clone(),
+            kind: format!("GNU sparse file ({why})"),
+        };
+        let mut start = entry.raw_file_position();
+        let mut stored = entry.size();
+        match sp.format {
+            sparse::Format::OldGnu => {
+                // tar-rs read the extension blocks and expands the data itself
+                let mut header = [0u8; 512];
+                header.copy_from_slice(entry.header().as_bytes());
+                let at = entry.raw_header_position();
+                let (map, ext) =
+                    sparse::old_gnu_map(&header, &mut |i| rec.kept(at + 512 * (i + 1), 512))
+                        .map_err(bad)?;
+                sp.map = map;
+                start = at + 512 * (1 + ext);
+                stored = entry.header().entry_size().map_err(LayerError::Read)?;
+                gate.set_data_end(start + stored);
+            }
+            sparse::Format::Pax10 => {
+                let (map, used) = sparse::read_pax10_map(entry).map_err(|err| {
+                    if err.kind() == io::ErrorKind::InvalidData {
+                        bad(err.to_string())
+                    } else {
+                        LayerError::Read(err)
+                    }
+                })?;
+                sp.map = map;
+                start += used;
+                stored = stored
+                    .checked_sub(used)
+                    .ok_or_else(|| bad("map larger than the member".into()))?;
+            }
+            sparse::Format::Pax00 | sparse::Format::Pax01 => {}
+        }
+        sparse::check(&sp.map, sp.real_size, stored).map_err(bad)?;
+        let payload = stored > 0
+            && e.path
+                .last()
+                .is_some_and(|n| whiteout::classify(n) == Whiteout::None);
+        if payload {
+            rec.begin_payload(start, stored).map_err(LayerError::Read)?;
+        }
+        let csum = match sp.format {
+            sparse::Format::OldGnu => self.add_entry(e, entry)?,
+            _ => self.add_entry(e, &mut sparse::Expand::new(entry, &sp.map, sp.real_size))?,
+        };
+        if let (true, Some(csum)) = (payload, csum) {
+            rec.end_sparse_payload(stored, &csum, &sp.map)
+                .map_err(LayerError::Read)?;
+        }
         Ok(())
     }
 
@@ -215,6 +319,11 @@ impl<'r> LayerBuilder<'r> {
         mut e: Entry,
         data: &mut dyn Read,
     ) -> Result<Option<String>, LayerError> {
+        let marker = whiteout::check_path(&e.path).map_err(|reason| LayerError::BadWhiteout {
+            path: e.raw_path.clone(),
+            reason,
+        })?;
+        let is_marker = marker != Whiteout::None;
         e.path = self.resolve_parents(&e.path)?;
         if let EntryKind::Hardlink(target) = &e.kind {
             e.kind = EntryKind::Hardlink(self.resolve_parents(target)?);
@@ -227,7 +336,6 @@ impl<'r> LayerBuilder<'r> {
             }
             return Ok(None);
         };
-        let is_marker = whiteout::classify(name) != Whiteout::None;
         // A whiteout below a non-directory has nothing to delete (umoci's repack writes
         // `d/.wh.x` after turning `d` into a file): it must not turn `d` back into a directory.
         let Some(parent) = self.parent_dir(parents, is_marker)? else {
@@ -274,6 +382,11 @@ impl<'r> LayerBuilder<'r> {
                         kind: e.kind.describe(),
                     });
                 }
+                // The path belongs to this entry now: an earlier entry of this layer there is
+                // gone, and the merge removes what lower layers had there.
+                parent
+                    .remove(name, true)
+                    .map_err(at("removing replaced entry"))?;
                 self.skipped.push(Skipped {
                     layer: self.layer.clone(),
                     path: path::join(&e.path),

@@ -10,7 +10,11 @@
 //!
 //! Record format (version [`VERSION`]), concatenated: `b'R'`, u32 BE length, raw bytes; or
 //! `b'P'`, u64 BE length, 32-byte object checksum (the next `length` bytes are that object's
-//! content).
+//! content); or, for the stored data of a GNU sparse member, `b'S'`, u64 BE length, 32-byte
+//! checksum of the expanded file's object, u32 BE segment count, then each segment's u64 BE
+//! offset and length (the next `length` bytes are those segments of the object, in order; see
+//! [`crate::entries::sparse`]). `S` records came after the format's first release: an older
+//! ocitree refuses them ("unknown record") rather than rebuilding a wrong tar.
 
 use std::cell::RefCell;
 use std::io::{self, Read, Write};
@@ -183,6 +187,47 @@ impl Recorder {
         self.out.write_all(&csum)
     }
 
+    /// [`Recorder::end_payload`] for a GNU sparse member: the data just read is the stored
+    /// segments `map` of object `checksum` (the expanded file).
+    ///
+    /// # Errors
+    /// Compression fails or `checksum` is not a SHA-256 hex string.
+    pub fn end_sparse_payload(
+        &mut self,
+        len: u64,
+        checksum: &str,
+        map: &[(u64, u64)],
+    ) -> io::Result<()> {
+        let csum = hex::decode(checksum)
+            .ok()
+            .filter(|c| c.len() == 32)
+            .ok_or_else(|| io::Error::other("bad checksum"))?;
+        let count =
+            u32::try_from(map.len()).map_err(|_| io::Error::other("sparse map too large"))?;
+        self.state.borrow_mut().payload = None;
+        self.flush_raw()?;
+        self.out.write_all(b"S")?;
+        self.out.write_all(&len.to_be_bytes())?;
+        self.out.write_all(&csum)?;
+        self.out.write_all(&count.to_be_bytes())?;
+        for (off, n) in map {
+            self.out.write_all(&off.to_be_bytes())?;
+            self.out.write_all(&n.to_be_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// The kept (not payload) bytes `[pos, pos + len)` of the stream, if they are still held
+    /// (they are from the end of the last file data on).
+    pub fn kept(&self, pos: u64, len: u64) -> Option<Vec<u8>> {
+        let st = self.state.borrow();
+        let raw_start = st.pos.checked_sub(st.raw.len() as u64)?;
+        let from = usize::try_from(pos.checked_sub(raw_start)?).ok()?;
+        st.raw
+            .get(from..from.checked_add(usize::try_from(len).ok()?)?)
+            .map(<[u8]>::to_vec)
+    }
+
     /// Ends the record stream (after the tar stream was read to its end).
     ///
     /// # Errors
@@ -241,6 +286,7 @@ pub fn rebuild(repo: &Repo, records: &[u8], out: &mut dyn Write) -> io::Result<u
                     }
                     written += n;
                 }
+                b'S' => written += rebuild_sparse(repo, &mut r, out)?,
                 other => {
                     return Err(io::Error::other(format!(
                         "tar-split: unknown record {other:#x}"
@@ -249,6 +295,42 @@ pub fn rebuild(repo: &Repo, records: &[u8], out: &mut dyn Write) -> io::Result<u
             },
         }
     }
+}
+
+/// Replays one `S` record (after its tag): the stored segments of a sparse member.
+fn rebuild_sparse(repo: &Repo, r: &mut dyn Read, out: &mut dyn Write) -> io::Result<u64> {
+    let mut u64_buf = [0u8; 8];
+    let mut next_u64 = |r: &mut dyn Read| -> io::Result<u64> {
+        r.read_exact(&mut u64_buf)?;
+        Ok(u64::from_be_bytes(u64_buf))
+    };
+    let len = next_u64(r)?;
+    let mut csum = [0u8; 32];
+    r.read_exact(&mut csum)?;
+    let csum = hex::encode(csum);
+    let mut count = [0u8; 4];
+    r.read_exact(&mut count)?;
+    let count = u32::from_be_bytes(count) as usize;
+    if count > crate::entries::sparse::MAX_SEGMENTS {
+        return Err(io::Error::other("tar-split: sparse map too large"));
+    }
+    let mut map = Vec::with_capacity(count);
+    for _ in 0..count {
+        map.push((next_u64(r)?, next_u64(r)?));
+    }
+    let (input, _, _) = repo
+        .load_file(&csum, gio::Cancellable::NONE)
+        .map_err(|e| io::Error::other(format!("tar-split: object {csum}: {e}")))?;
+    let n = match input {
+        Some(i) => crate::entries::sparse::store(&mut i.into_read(), &map, out)?,
+        None => 0,
+    };
+    if n != len {
+        return Err(io::Error::other(format!(
+            "tar-split: sparse object {csum} gives {n} bytes, expected {len}"
+        )));
+    }
+    Ok(n)
 }
 
 #[cfg(test)]

@@ -11,7 +11,12 @@
 //!   not name (implicit) keeps them;
 //! - an implicit directory over a lower symlink follows the symlink **inside the root**
 //!   (merged-/usr images: `lib -> usr/lib`, then `lib/x` lands in `usr/lib/x`);
-//! - a whiteout below a non-directory is ignored;
+//! - whiteout and opaque markers never create anything: below a non-directory, a missing
+//!   directory or a symlink to one, they are no-ops (a directory the tar never named that
+//!   holds only markers does not appear in the merged tree);
+//! - an entry the layer could not store (device node, FIFO) still owns its path: what the
+//!   lower layers had there is removed;
+//! - AUFS metadata (`.wh..wh.plnk/`, `.wh..wh.aufs`, `.wh..wh.orph/` at the root) is hidden;
 //! - hardlinks to lower-layer files take the file the lower layers left at the target path.
 //!
 //! # Security
@@ -148,16 +153,31 @@ impl<'r> Merger<'r> {
                     .map_err(err(path, "applying whiteout"))?;
             }
         }
+        // Entries the layer could not store still own their path: the lower one goes.
+        for name in layer.skipped.get(path).into_iter().flatten() {
+            merged
+                .remove(name, true)
+                .map_err(err(path, "removing the path of a skipped entry"))?;
+        }
         for (name, csum) in &files {
             if whiteout::classify(name) == Whiteout::None {
                 mtree::replace_with_file(merged, name, csum).map_err(err(path, "adding file"))?;
             }
         }
         for (name, sub_contents, sub_meta) in &dirs {
+            // AUFS metadata directories are hidden with all they hold
+            if whiteout::classify(name) != Whiteout::None {
+                continue;
+            }
             let child = join(path, name);
             let mut child_merged_path = merged_path.to_vec();
             child_merged_path.push(name.clone());
             let implicit = layer.implicit.contains(&child);
+            // A directory the tar never named that holds only whiteout markers creates nothing:
+            // markers act on what exists, or are no-ops.
+            let markers_only = implicit
+                && layer.special.contains(&child)
+                && !self.has_content(layer, sub_contents, &child)?;
             let existing = mtree::get(merged, name).map_err(err(&child, "reading merged tree"))?;
             let target = match existing {
                 Some(Node::Dir(d)) => {
@@ -168,14 +188,15 @@ impl<'r> Merger<'r> {
                 }
                 Some(Node::File(csum)) if implicit => {
                     if self.symlink_target(&csum)?.is_some() {
-                        let (d, p) = self.resolve_dir(
-                            merged_path.to_vec(),
-                            VecDeque::from([name.clone()]),
-                            &child,
-                        )?;
+                        let rest = VecDeque::from([name.clone()]);
+                        let found =
+                            self.resolve_dir(merged_path.to_vec(), rest, &child, !markers_only)?;
+                        let Some((d, p)) = found else {
+                            continue; // markers below a symlink to nothing: no-op
+                        };
                         child_merged_path = p;
                         d
-                    } else if !self.has_content(sub_contents, &child)? {
+                    } else if markers_only {
                         continue; // only whiteouts below a non-directory: nothing to delete
                     } else {
                         let d = mtree::replace_with_dir(merged, name)
@@ -184,6 +205,7 @@ impl<'r> Merger<'r> {
                         d
                     }
                 }
+                None if markers_only => continue, // nothing below to delete
                 _ => {
                     let d = mtree::replace_with_dir(merged, name)
                         .map_err(err(&child, "adding directory"))?;
@@ -200,8 +222,17 @@ impl<'r> Merger<'r> {
         Ok(())
     }
 
-    /// Whether a layer subtree holds anything but whiteout markers.
-    fn has_content(&self, contents: &str, path: &str) -> Result<bool, LayerError> {
+    /// Whether a layer subtree holds anything but whiteout markers (and AUFS metadata):
+    /// files, or entries the dirtree does not show (skipped entries, lower-layer hardlinks).
+    fn has_content(
+        &self,
+        layer: &LayerTree,
+        contents: &str,
+        path: &str,
+    ) -> Result<bool, LayerError> {
+        if layer.content_dirs.contains(path) {
+            return Ok(true);
+        }
         let (files, dirs) = self.dirtree(contents, path)?;
         if files
             .iter()
@@ -210,21 +241,28 @@ impl<'r> Merger<'r> {
             return Ok(true);
         }
         for (name, c, _) in &dirs {
-            if self.has_content(c, &join(path, name))? {
+            if whiteout::classify(name) != Whiteout::None {
+                continue;
+            }
+            let child = join(path, name);
+            // a directory the tar named is content; an implicit one only if what it holds is
+            if !layer.implicit.contains(&child) || self.has_content(layer, c, &child)? {
                 return Ok(true);
             }
         }
         Ok(false)
     }
 
-    /// Resolves `rest` below the merged directory `start`, following symlinks inside the root
-    /// and creating missing directories; returns the directory and its real path.
+    /// Resolves `rest` below the merged directory `start`, following symlinks inside the root;
+    /// returns the directory and its real path. Missing directories are created when `create`
+    /// says so; otherwise a missing directory, a file or a symlink loop on the way gives `None`.
     fn resolve_dir(
         &mut self,
         start: Vec<String>,
         rest: VecDeque<String>,
         for_path: &str,
-    ) -> Result<(MutableTree, Vec<String>), LayerError> {
+        create: bool,
+    ) -> Result<Option<(MutableTree, Vec<String>)>, LayerError> {
         let fail = |code, msg: &str| LayerError::Ostree {
             path: for_path.to_string(),
             op: "resolving parent directory",
@@ -235,17 +273,21 @@ impl<'r> Merger<'r> {
             Ok(Some(Node::File(csum))) => self.symlink_target(&csum),
             Ok(_) => Ok(None),
             Err(e) => Err(err(for_path, "reading merged tree")(e)),
-        })?
-        .ok_or_else(|| {
-            fail(
+        })?;
+        let Some(resolved) = resolved else {
+            if !create {
+                return Ok(None);
+            }
+            return Err(fail(
                 gio::IOErrorEnum::TooManyLinks,
                 "too many levels of symbolic links",
-            )
-        })?;
+            ));
+        };
         let mut cur = root;
         for (i, c) in resolved.iter().enumerate() {
             cur = match mtree::get(&cur, c).map_err(err(for_path, "reading merged tree"))? {
                 Some(Node::Dir(d)) => d,
+                _ if !create => return Ok(None),
                 Some(Node::File(_)) => {
                     let msg = format!("/{} is a file, not a directory", resolved[..=i].join("/"));
                     return Err(fail(gio::IOErrorEnum::NotDirectory, &msg));
@@ -259,7 +301,7 @@ impl<'r> Merger<'r> {
                 }
             };
         }
-        Ok((cur, resolved))
+        Ok(Some((cur, resolved)))
     }
 
     /// Places a hardlink to a file the lower layers left at `target`.
@@ -286,7 +328,9 @@ impl<'r> Merger<'r> {
         };
         let mut comps: VecDeque<String> = path.split('/').map(String::from).collect();
         let name = comps.pop_back().expect("split yields one part");
-        let (dir, _) = self.resolve_dir(Vec::new(), comps, path)?;
+        let (dir, _) = self
+            .resolve_dir(Vec::new(), comps, path, true)?
+            .expect("created when missing");
         mtree::replace_with_file(&dir, &name, &csum).map_err(err(path, "adding hardlink"))
     }
 }

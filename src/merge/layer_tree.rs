@@ -1,7 +1,7 @@
 //! A layer commit as the merge needs it: root checksums plus the metadata that says where the
 //! layer needs more than a plain overlay (whiteouts, implicit directories, lower-layer links).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use ostree::{ObjectType, Repo, glib};
 
@@ -26,6 +26,13 @@ pub struct LayerTree {
     pub special: HashSet<String>,
     /// Hardlinks to lower-layer files, (path, target), in tar order.
     pub links: Vec<(String, String)>,
+    /// Entries the layer could not store (device nodes, FIFOs), by parent directory: their
+    /// paths still belong to this layer, so the merge removes what lower layers had there.
+    pub skipped: HashMap<String, Vec<String>>,
+    /// Directories that hold, at any depth, an entry the dirtree does not show (a skipped
+    /// entry or a lower-layer hardlink): they exist in the merged tree even when their
+    /// dirtree holds only whiteout markers.
+    pub content_dirs: HashSet<String>,
 }
 
 fn ancestors(path: &str) -> impl Iterator<Item = String> + '_ {
@@ -86,13 +93,32 @@ impl LayerTree {
             .ok()
             .flatten()
             .unwrap_or_default();
+        let skipped_paths: Vec<(String, String)> = dict
+            .lookup::<Vec<(String, String)>>(meta::LAYER_SKIPPED)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         let mut special = HashSet::new();
         for w in strings(meta::LAYER_WHITEOUTS) {
             special.extend(ancestors(parent(&w)));
         }
-        for (path, _) in &links {
-            special.extend(ancestors(parent(path)));
+        let mut content_dirs = HashSet::new();
+        let mut skipped: HashMap<String, Vec<String>> = HashMap::new();
+        for (path, _) in &skipped_paths {
+            let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+            skipped
+                .entry(dir.to_string())
+                .or_default()
+                .push(name.to_string());
         }
+        for path in links
+            .iter()
+            .map(|(p, _)| p)
+            .chain(skipped_paths.iter().map(|(p, _)| p))
+        {
+            content_dirs.extend(ancestors(parent(path)));
+        }
+        special.extend(content_dirs.iter().cloned());
         let (contents, meta) = crate::repo::commit_root(&v);
         Ok(LayerTree {
             commit: commit.to_string(),
@@ -102,6 +128,8 @@ impl LayerTree {
             implicit,
             special,
             links,
+            skipped,
+            content_dirs,
         })
     }
 }
@@ -138,6 +166,8 @@ impl LayerTree {
             implicit: std::iter::once(String::new()).collect(),
             special: HashSet::new(),
             links: Vec::new(),
+            skipped: HashMap::new(),
+            content_dirs: HashSet::new(),
         })
     }
 }

@@ -7,6 +7,9 @@ mod util;
 mod import;
 // Whiteouts, opaque directories, type changes, symlinked parents, directory metadata.
 mod whiteouts;
+// Layer edges (issue 9): truncated tars, invalid whiteouts, markers that create nothing,
+// skipped entries owning their path, sparse files, AUFS metadata.
+mod layer_edges;
 // Hardlinks, xattrs, special modes, owners, long names, path prefixes, devices and FIFOs.
 mod entries;
 // gzip (multi-member), zstd (multi-frame, skippable), none, docker media types, truncated tars.
