@@ -105,8 +105,10 @@ fn split_selector(full: &str, rest: &str) -> Result<(String, Selector)> {
         Selector::Digest(Digest::parse(sel)?)
     } else if let Some(d) = sel.strip_prefix('@') {
         Selector::Digest(Digest::parse(d)?)
-    } else if sel.contains(':') && Digest::parse(sel).is_ok() {
-        Selector::Digest(Digest::parse(sel)?)
+    } else if let Some(d) = Digest::parse(sel).ok().filter(|d| d.hasher().is_ok()) {
+        // Only digests of a registered algorithm: `img:latest` (a docker-archive reference)
+        // follows the digest grammar too.
+        Selector::Digest(d)
     } else {
         Selector::Tag(sel.to_string())
     };
@@ -288,5 +290,17 @@ mod tests {
         assert!(SourceRef::parse("docker://UP/x").is_err());
         assert!(SourceRef::parse("oci:").is_err());
         assert!(SourceRef::parse("oci:dir@sha256:nothex").is_err());
+        // a reference that looks like a digest of no known algorithm is a tag
+        assert_eq!(
+            SourceRef::parse("docker-archive:f.tar:img:latest").unwrap(),
+            SourceRef::DockerArchive {
+                path: Some("f.tar".into()),
+                selector: Selector::Tag("img:latest".into())
+            }
+        );
+        assert_eq!(
+            SourceRef::parse(&format!("oci:dir:{d}")).unwrap().selector(),
+            &Selector::Digest(Digest::parse(d).unwrap())
+        );
     }
 }
