@@ -73,21 +73,14 @@ pub fn sign_commit(repo: &Repo, commit: &str, opts: &SignOptions) -> Result<()> 
     if opts.ed25519_key_files.is_empty() {
         return Ok(());
     }
-    let object = repo
-        .load_variant(ostree::ObjectType::Commit, commit)
-        .map_err(Error::ostree(format!("loading commit {commit}")))?;
+    let loaded = crate::image::EncapsulatedCommit::load(repo, commit)?;
     let mut signatures = Vec::new();
     for file in &opts.ed25519_key_files {
         for key in ed25519::secret_keys(file)? {
-            signatures.push(ed25519::sign(&key, object.data()).to_vec());
+            signatures.push(ed25519::sign(&key, loaded.commit.data()).to_vec());
         }
     }
-    let detached = repo
-        .read_commit_detached_metadata(commit, gio::Cancellable::NONE)
-        .map_err(Error::ostree(format!(
-            "reading detached metadata of {commit}"
-        )))?;
-    let dict = add_signatures(detached.as_ref(), ed25519::DETACHED_KEY, signatures);
+    let dict = add_signatures(loaded.detached.as_ref(), ed25519::DETACHED_KEY, signatures);
     repo.write_commit_detached_metadata(commit, Some(&dict), gio::Cancellable::NONE)
         .map_err(Error::ostree(format!(
             "writing detached metadata of {commit}"

@@ -201,14 +201,11 @@ fn gpg_signers(
 /// # Errors
 /// libostree cannot read the commit or its detached metadata.
 pub fn describe(repo: &Repo, commit: &str) -> Result<Vec<Signer>> {
-    let object = repo
-        .load_variant(ostree::ObjectType::Commit, commit)
-        .map_err(Error::ostree(format!("loading commit {commit}")))?;
-    let detached = repo
-        .read_commit_detached_metadata(commit, gio::Cancellable::NONE)
-        .map_err(Error::ostree(format!(
-            "reading detached metadata of {commit}"
-        )))?;
+    let crate::image::EncapsulatedCommit {
+        commit: object,
+        detached,
+        ..
+    } = crate::image::EncapsulatedCommit::load(repo, commit)?;
     let mut out = Vec::new();
     let gpg = signatures(detached.as_ref(), GPG_KEY);
     if !gpg.is_empty() {
