@@ -171,7 +171,13 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
         plain,
         up_to_date(repo, &name, &report.manifest_digest, &config_str)?,
     ) {
+        // A kill while an earlier import committed may have left its commits marked.
         crate::repo::partial::unmark_if_whole(repo, &commit)?;
+        for l in &layers {
+            if let Some(c) = refs::find_layer(repo, &l.digest, l.diff_id.as_ref())? {
+                crate::repo::partial::unmark_if_whole(repo, &c)?;
+            }
+        }
         report.commit = commit;
         report.layers_reused = layers.len();
         opts.progress.emit(Event::Done {

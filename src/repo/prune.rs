@@ -24,7 +24,9 @@ pub struct Pruned {
 }
 
 /// Deletes every commit, dirtree, dirmeta and file object no ref reaches: commits first, then
-/// the rest; then the `state/*.commitpartial` markers of commits that no longer exist.
+/// the rest; then the `state/*.commitpartial` markers of commits that no longer exist. Commits
+/// refs name that an interrupted import left marked partial are unmarked when whole
+/// ([`crate::repo::partial::unmark_if_whole`]).
 ///
 /// The caller holds the exclusive [`crate::repo::RepoLock`]: an import adds refs to objects
 /// it found present, and must not find them gone.
@@ -37,6 +39,8 @@ pub fn prune_unreachable(repo: &Repo) -> Result<Pruned> {
         .map_err(Error::ostree("listing refs"))?;
     let mut reachable: HashSet<ObjectName> = HashSet::new();
     for commit in refs.values() {
+        // Marked partial by an import killed while committing: whole, then unmarked.
+        crate::repo::partial::unmark_if_whole(repo, commit)?;
         let objects = repo
             .traverse_commit(commit, -1, gio::Cancellable::NONE)
             .map_err(Error::ostree(format!("reading commit {commit}")))?;

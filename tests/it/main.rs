@@ -30,3 +30,5 @@ mod exact_gzip;
 mod cli;
 // docker:// pull and push against a real docker-registry, auth, resume, corruption.
 mod registry;
+// Faults: import, rm and prune killed at random points, full disk, concurrent imports.
+mod faults;

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod faults;
 pub mod image;
 pub mod registry;
 pub mod tools;
