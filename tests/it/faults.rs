@@ -232,7 +232,8 @@ fn full_disk_import_fails_cleanly_then_succeeds_with_room() {
 
 /// A layer blob that ends part-way (its writer goes away) fails the import and leaves nothing;
 /// meanwhile another import, blocked inside its transaction on a blob still being written, keeps
-/// its staging directory and completes with the expected commit.
+/// its staging directory, holds off a `prune` (which says it waits) and completes with the
+/// expected commit.
 #[test]
 fn failed_import_leaves_nothing_and_spares_a_running_import() {
     tools::require("mkfifo");
@@ -289,6 +290,16 @@ fn failed_import_leaves_nothing_and_spares_a_running_import() {
     // Its staging directory is gone; the running import's is not.
     assert_eq!(faults::staging_entries(&repo.path), held);
 
+    // A prune waits for the running import (which holds the repository lock shared).
+    let mut prune = repo
+        .cmd()
+        .arg("prune")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(prune.try_wait().unwrap().is_none(), "prune did not wait");
     {
         use std::io::Write;
         writer.write_all(&data).unwrap();
@@ -296,6 +307,12 @@ fn failed_import_leaves_nothing_and_spares_a_running_import() {
     drop(writer);
     let out = running.wait_with_output().unwrap();
     assert!(out.status.success(), "{out:?}");
+    let pruned = prune.wait_with_output().unwrap();
+    assert!(pruned.status.success(), "{pruned:?}");
+    assert!(
+        String::from_utf8_lossy(&pruned.stderr).contains("Waiting for other ocitree commands"),
+        "{pruned:?}"
+    );
     // The image commit records its source and name: compare its tree, and the layer commits.
     assert_eq!(
         tools::ostree(&repo.path, &["ls", "-R", "-C", "ocitree/image/slow", "/"]),
@@ -313,6 +330,55 @@ fn failed_import_leaves_nothing_and_spares_a_running_import() {
     repo.ok(&["rm", "slow"]);
     repo.ok(&["prune"]);
     before.assert_unchanged(&repo.path);
+}
+
+/// Commits an interrupted import left marked partial (killed while its transaction
+/// committed) are unmarked by the next import of the image and by prune, once whole; a marked
+/// commit with an object missing stays marked.
+#[test]
+fn partial_marks_of_an_interrupted_import_are_healed() {
+    let tmp = tempdir();
+    let img = tmp.path().join("img");
+    faults::multi_layer_image(&img, 9, 2, 5, 1024);
+    let repo = Repo::new();
+    let src = Repo::oci(&img, "latest");
+    let commit = repo.import(&src, "x").commit();
+    let commits: Vec<String> = tools::ostree(&repo.path, &["refs"])
+        .lines()
+        .map(|r| {
+            tools::ostree(&repo.path, &["rev-parse", r])
+                .trim()
+                .to_string()
+        })
+        .collect();
+    let mark = || {
+        for c in &commits {
+            std::fs::write(repo.path.join(format!("state/{c}.commitpartial")), b"").unwrap();
+        }
+        assert!(!faults::partial_marks(&repo.path).is_empty());
+    };
+    mark();
+    assert_eq!(repo.import(&src, "x").commit(), commit);
+    assert_whole(&repo.path, "after the import");
+    mark();
+    repo.ok(&["prune"]);
+    assert_whole(&repo.path, "after prune");
+    // A commit that really misses an object keeps its mark.
+    let other = tmp.path().join("other");
+    Layout::single(&other, &[Layer::new(&[file("only", b"only here")])]);
+    let broken = repo.import(&Repo::oci(&other, "latest"), "y").commit();
+    let file_obj = tools::ostree(&repo.path, &["ls", "-C", &broken, "/only"]);
+    let checksum = file_obj.split_whitespace().nth(4).unwrap().to_string();
+    let path = repo.path.join(format!(
+        "objects/{}/{}.file",
+        &checksum[..2],
+        &checksum[2..]
+    ));
+    std::fs::remove_file(&path).unwrap();
+    let marker = format!("{broken}.commitpartial");
+    std::fs::write(repo.path.join("state").join(&marker), b"").unwrap();
+    repo.ok(&["prune"]);
+    assert!(faults::partial_marks(&repo.path).contains(&marker));
 }
 
 /// The hex digests of the layers of LAYOUT:latest, base first.
