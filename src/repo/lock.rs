@@ -11,7 +11,9 @@
 //! `core.lock-timeout-secs`): a prune waiting for a long import must not time out, and
 //! libostree's summary regeneration (exclusive on `.lock`) must not wait for ocitree's own
 //! shared holders. A `flock` dies with its process, so a killed command never leaves the lock
-//! held.
+//! held. While it deletes objects, `prune` also holds libostree's lock exclusive
+//! ([`LibostreeLock`]), as libostree's own prune does, so that no transaction of another
+//! program (`ostree commit`, `ostree pull`) finds an object present that is being deleted.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -85,6 +87,41 @@ impl RepoLock {
             _file: file,
             exclusive,
         })
+    }
+}
+
+/// libostree's own repository lock, `REPO/.lock`, held exclusive: what libostree's prune holds
+/// while it deletes objects, and what every libostree transaction (of any program) holds
+/// shared. Taken with a POSIX record lock, which conflicts with the open file description
+/// locks libostree takes, in other processes and in this one. Waits as long as it takes.
+///
+/// Hold it only around calls that take no libostree lock themselves (listing refs and
+/// objects, traversing and deleting objects): a libostree call in this process that pushes
+/// its own lock would wait on this one (`core.lock-timeout-secs`, then fail).
+#[derive(Debug)]
+pub struct LibostreeLock {
+    _file: File,
+}
+
+impl LibostreeLock {
+    /// Takes `REPO/.lock` exclusive, waiting for running transactions.
+    ///
+    /// # Errors
+    /// The lock file cannot be opened or locked.
+    pub fn exclusive(repo: &Path) -> Result<LibostreeLock> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = repo.join(".lock");
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o644)
+            .open(&path)
+            .map_err(Error::io(format!("opening {}", path.display())))?;
+        rustix::fs::fcntl_lock(&file, FlockOperation::LockExclusive)
+            .map_err(|e| Error::io(format!("locking {}", path.display()))(e.into()))?;
+        Ok(LibostreeLock { _file: file })
     }
 }
 

@@ -29,11 +29,13 @@ pub struct Pruned {
 /// ([`crate::repo::partial::unmark_if_whole`]).
 ///
 /// The caller holds the exclusive [`crate::repo::RepoLock`]: an import adds refs to objects
-/// it found present, and must not find them gone.
+/// it found present, and must not find them gone. libostree's own lock is held exclusive
+/// meanwhile ([`crate::repo::lock::LibostreeLock`]) for other programs' transactions.
 ///
 /// # Errors
 /// libostree fails.
 pub fn prune_unreachable(repo: &Repo) -> Result<Pruned> {
+    let _libostree = crate::repo::lock::LibostreeLock::exclusive(&crate::repo::dir(repo))?;
     let refs = repo
         .list_refs(None, gio::Cancellable::NONE)
         .map_err(Error::ostree("listing refs"))?;
