@@ -134,6 +134,14 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A repository path names something that is not a repository and cannot become one.
+    #[error("{path} is not an OSTree repository and none is created there: {reason}")]
+    NotARepository {
+        /// The path as given.
+        path: String,
+        /// Why no repository is created there.
+        reason: String,
+    },
     /// A libostree operation failed.
     #[error("{op}: {cause}")]
     Ostree {

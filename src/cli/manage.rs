@@ -37,7 +37,9 @@ pub struct RmArgs {
     name: String,
 }
 
-/// Remove layer refs no image uses, then every unreachable object, then partial registry downloads kept for resuming; print what was freed.
+/// Remove layer refs no image uses, then every unreachable object, then what failed or interrupted imports left (staging directories, partial registry downloads kept for resuming); print what was freed.
+///
+/// Waits for running imports and removals to finish, and they wait for it.
 #[derive(Debug, Args)]
 pub struct PruneArgs {}
 
@@ -137,6 +139,8 @@ pub fn inspect(repo_path: &Path, a: InspectArgs) -> Result<()> {
 
 pub fn rm(repo_path: &Path, a: RmArgs) -> Result<()> {
     let repo = ocitree::repo::open(repo_path)?;
+    // Shared: beside imports and other removals, not in the middle of a prune.
+    let _lock = ocitree::repo::RepoLock::shared(repo_path)?;
     let r =
         ocitree::image::remove(&repo, &a.name).with_context(|| format!("removing {}", a.name))?;
     for b in &r.bound_refs {
@@ -149,17 +153,34 @@ pub fn rm(repo_path: &Path, a: RmArgs) -> Result<()> {
 
 pub fn prune(repo_path: &Path, _a: PruneArgs) -> Result<()> {
     let repo = ocitree::repo::open(repo_path)?;
-    let r = ocitree::image::prune(&repo)?;
+    let r = ocitree::image::gc::prune_waiting(&repo, || {
+        eprintln!(
+            "Waiting for other ocitree commands on {} to finish (imports, rm)...",
+            repo_path.display()
+        )
+    })?;
     out!(
         "Pruned: {} layer refs, {} objects, {} bytes freed",
         r.layer_refs,
         r.objects,
         r.bytes
     );
+    if r.staging_dirs > 0 {
+        out!(
+            "Removed: {} staging directories of failed or interrupted imports",
+            r.staging_dirs
+        );
+    }
     if r.spooled_blobs > 0 {
         out!(
             "Removed: {} spooled registry downloads (partial or unused)",
             r.spooled_blobs
+        );
+    }
+    if r.deltas > 0 {
+        out!(
+            "Removed: {} static deltas whose target commit is gone",
+            r.deltas
         );
     }
     crate::cli::serve::report_summary(r.summary)

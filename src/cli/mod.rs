@@ -21,7 +21,7 @@ mod serve;
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 /// Import OCI container images into OSTree repositories as deduplicated commits.
@@ -61,16 +61,29 @@ enum Command {
 }
 
 impl Cli {
-    fn repo_path(&self) -> PathBuf {
-        self.repo
-            .clone()
-            .unwrap_or_else(ocitree::repo::default_path)
+    /// The repository path. A path given (`--repo`, `OCITREE_REPO`) is taken as it is: a
+    /// repository is created there only if its parent exists. The default path's parents are
+    /// created for the commands that create the repository.
+    fn repo_path(&self) -> Result<PathBuf> {
+        if let Some(p) = &self.repo {
+            return Ok(p.clone());
+        }
+        let path = ocitree::repo::default_path();
+        let creates = matches!(
+            self.command,
+            Command::Init(_) | Command::Import(_) | Command::Check(_)
+        );
+        if let (true, Some(parent)) = (creates, path.parent()) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        Ok(path)
     }
 }
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
-    let repo = cli.repo_path();
+    let repo = cli.repo_path()?;
     match cli.command {
         Command::Init(a) => manage::init(&repo, a),
         Command::Import(a) => import::run(&repo, a),

@@ -1,9 +1,19 @@
 //! Garbage collection: drop layer refs no image uses and records of removed encapsulated
-//! images, then prune unreachable objects.
+//! images, then prune unreachable objects, unused transaction staging directories and spooled
+//! downloads.
+//!
+//! Crash safety: every step leaves a whole repository when stopped at any point (kill -9
+//! included). Refs go first (each deletion is one atomic unlink, and a layer ref is dropped
+//! only when no image names its layer); objects then go in the order
+//! [`crate::repo::prune::prune_unreachable`] explains. A rerun finishes the job.
+//!
+//! Concurrency: [`prune`] holds the repository lock exclusive ([`crate::repo::RepoLock`]) from
+//! before it reads the image refs until it is done, so no import is between finding a layer
+//! present and committing the image that uses it.
 
 use std::collections::HashSet;
 
-use ostree::{Repo, RepoPruneFlags, gio};
+use ostree::{Repo, gio};
 
 use crate::error::{Error, Result};
 use crate::image::{ImageInfo, refs};
@@ -21,16 +31,31 @@ pub struct PruneReport {
     pub bytes: u64,
     /// Spooled registry downloads removed (partial or never imported).
     pub spooled_blobs: usize,
+    /// Transaction staging directories removed (left by failed or killed imports).
+    pub staging_dirs: usize,
+    /// Static deltas removed because their target commit is gone.
+    pub deltas: usize,
     /// What became of the repository's summary.
     pub summary: crate::serve::summary::SummaryStatus,
 }
 
 /// Deletes layer refs that no image lists (by blob digest or diff_id), then every object no
-/// ref reaches, then the blobs registry pulls left in [`crate::repo::blob_spool_dir`].
+/// ref reaches, then the staging directories of transactions no running process holds and the
+/// blobs registry pulls left in [`crate::repo::blob_spool_dir`]. Waits (silently) while
+/// imports or removals run; see [`prune_waiting`].
 ///
 /// # Errors
 /// libostree fails.
 pub fn prune(repo: &Repo) -> Result<PruneReport> {
+    prune_waiting(repo, || {})
+}
+
+/// [`prune`], calling `on_wait` once if it has to wait for running imports or removals.
+///
+/// # Errors
+/// libostree fails.
+pub fn prune_waiting(repo: &Repo, on_wait: impl FnOnce()) -> Result<PruneReport> {
+    let _lock = crate::repo::RepoLock::exclusive(&crate::repo::dir(repo), on_wait)?;
     let mut used = HashSet::new();
     let mut records = HashSet::new();
     for (name, commit) in refs::images(repo)? {
@@ -58,12 +83,14 @@ pub fn prune(repo: &Repo) -> Result<PruneReport> {
             }
         }
     }
-    let (_, pruned, bytes) = repo
-        .prune(RepoPruneFlags::REFS_ONLY, -1, gio::Cancellable::NONE)
-        .map_err(Error::ostree("pruning objects"))?;
+    let pruned = crate::repo::prune::prune_unreachable(repo)?;
+    report.objects = pruned.objects;
+    report.bytes = pruned.bytes;
+    report.deltas = crate::serve::delta::prune(repo)?;
     report.summary = crate::serve::summary::update(repo)?;
-    report.objects = pruned as u64;
-    report.bytes = bytes;
+    let staging = crate::repo::staging::remove_unused(&crate::repo::tmp_dir(repo))?;
+    report.staging_dirs = staging.dirs;
+    report.bytes += staging.bytes;
     let spool = crate::repo::blob_spool_dir(repo);
     if let Ok(entries) = std::fs::read_dir(&spool) {
         for e in entries.flatten() {

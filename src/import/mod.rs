@@ -3,6 +3,15 @@
 //! `ocitree encapsulate` image giving back the identical commit, ...) is decided from the
 //! config labels before any layer is read ([`crate::image::format`]). [`prepare`] does the first step
 //! alone, which is all an update check ([`check`]) needs.
+//!
+//! Crash safety and concurrency: an import holds the repository lock shared
+//! ([`crate::repo::RepoLock`]) from before it looks for present layers until its refs are
+//! written, so a `prune` never removes a layer it reuses. Objects are written in one
+//! transaction; its new commits are marked partial while it commits
+//! ([`crate::repo::partial`]); the image ref is written last, after every object and the
+//! layer refs are in place. Killed at any point, the repository holds only complete commits
+//! and unreferenced objects, and its image refs name complete images. On error the transaction
+//! is aborted and its staging directory deleted ([`crate::repo::staging`]).
 
 mod check;
 mod prepare;
@@ -132,11 +141,24 @@ pub fn default_name(source: &SourceRef, resolved: &Resolved) -> String {
 /// Imports an image into `repo`.
 ///
 /// Layers already present (by blob digest or diff_id) are not read. Everything happens in one
-/// transaction: on error no ref changes and no object is left behind.
+/// transaction: on error no ref changes and no object is left behind, not even in the
+/// transaction's staging directory. Waits while a `prune` runs.
 ///
 /// # Errors
 /// Any [`Error`]; layer failures are [`Error::Layer`] naming image and layer.
 pub fn import(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<ImportReport> {
+    let _lock = crate::repo::RepoLock::shared(&crate::repo::dir(repo))?;
+    let result = import_locked(repo, source, opts);
+    if result.is_err() {
+        // The transaction is aborted (its guard dropped); libostree keeps the staging
+        // directory for a later transaction to reuse, with everything written so far: on a
+        // full disk, the disk stays full. Delete it, and any other no one holds.
+        let _ = crate::repo::staging::remove_unused(&crate::repo::tmp_dir(repo));
+    }
+    result
+}
+
+fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<ImportReport> {
     let Prepared {
         image,
         mut src,
@@ -196,6 +218,13 @@ pub fn import(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<I
             .record
             .unwrap_or_else(|| commit.clone());
         image::commit::record_source(repo, &holder, &name, &image)?;
+        // A kill while an earlier import committed may have left its commits marked.
+        crate::repo::partial::unmark_if_whole(repo, &commit)?;
+        for l in &layers {
+            if let Some(c) = refs::find_layer(repo, &l.digest, l.diff_id.as_ref())? {
+                crate::repo::partial::unmark_if_whole(repo, &c)?;
+            }
+        }
         report.commit = commit;
         report.layers_reused = layers.len();
         opts.progress.emit(Event::Done {
@@ -229,6 +258,8 @@ pub fn import(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<I
         .auto_transaction(gio::Cancellable::NONE)
         .map_err(Error::ostree("starting a transaction"))?;
     let mut commits: HashMap<String, String> = HashMap::new();
+    // Commits this transaction writes (marked partial while it commits).
+    let mut written: Vec<String> = Vec::new();
     let mut trees = Vec::with_capacity(layers.len());
     let mut diff_ids = Vec::with_capacity(layers.len());
     for (index, (layer, present)) in layers.iter().zip(present).enumerate() {
@@ -239,6 +270,7 @@ pub fn import(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<I
         };
         let reused = commits.get(layer.digest.as_str()).cloned().or(present);
         let commit = if let Some(c) = reused {
+            crate::repo::partial::unmark_if_whole(repo, &c)?;
             report.layers_reused += 1;
             opts.progress.emit(Event::LayerReused {
                 index,
@@ -270,6 +302,7 @@ pub fn import(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<I
                 digest: layer.digest.to_string(),
                 commit: imported.commit.clone(),
             });
+            written.push(imported.commit.clone());
             imported.commit
         };
         // The tree records the diff_id: computed for a new layer, recorded for a reused one.
@@ -322,6 +355,7 @@ pub fn import(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<I
     // The image ref points at the encapsulated commit, identical to the one encapsulated, and
     // ocitree's record of the image goes beside it; or at the image commit, which is the record.
     let record_ref = refname::encapsulated_ref(&name);
+    let mut drop_record = false;
     // The commit holding ocitree's metadata of the image: the image commit, or its record.
     let holder = if let Some(e) = &encapsulated {
         e.write(repo, &image, &merged)?;
@@ -335,12 +369,12 @@ pub fn import(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<I
         let record = image::write_image_commit(repo, &merged, &meta)?;
         repo.transaction_set_ref(None, &record_ref, Some(&record));
         report.commit = e.checksum.clone();
+        written.extend([record.clone(), e.checksum.clone()]);
         record
     } else {
         report.commit = image::write_image_commit(repo, &merged, &meta)?;
-        if refs::resolve(repo, &record_ref)?.is_some() {
-            repo.transaction_set_ref(None, &record_ref, None);
-        }
+        drop_record = refs::resolve(repo, &record_ref)?.is_some();
+        written.push(report.commit.clone());
         report.commit.clone()
     };
     // What the name pointed at before: the start of `ocitree delta --from-previous`.
@@ -353,9 +387,24 @@ pub fn import(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<I
     if !opts.sign.is_empty() {
         crate::sign::sign_commit(repo, &report.commit, &opts.sign)?;
     }
-    repo.transaction_set_ref(None, &refname::image_ref(&name), Some(&report.commit));
+    crate::repo::partial::mark(repo, &written)?;
     txn.commit(gio::Cancellable::NONE)
         .map_err(Error::ostree("committing the transaction"))?;
+    // The image ref last, once its commit and everything the record and layer refs name are
+    // in place; a record no longer wanted only after it.
+    let image_ref = refname::image_ref(&name);
+    repo.set_ref_immediate(
+        None,
+        &image_ref,
+        Some(&report.commit),
+        gio::Cancellable::NONE,
+    )
+    .map_err(Error::ostree(format!("writing ref {image_ref}")))?;
+    if drop_record {
+        repo.set_ref_immediate(None, &record_ref, None, gio::Cancellable::NONE)
+            .map_err(Error::ostree(format!("deleting ref {record_ref}")))?;
+    }
+    crate::repo::partial::unmark(repo, &written)?;
     report.summary = crate::serve::summary::update(repo)?;
     opts.progress.emit(Event::Done {
         commit: report.commit.clone(),

@@ -299,7 +299,9 @@ mod tests {
             }
         );
         assert_eq!(
-            SourceRef::parse(&format!("oci:dir:{d}")).unwrap().selector(),
+            SourceRef::parse(&format!("oci:dir:{d}"))
+                .unwrap()
+                .selector(),
             &Selector::Digest(Digest::parse(d).unwrap())
         );
     }

@@ -497,3 +497,71 @@ fn closed_stdout_is_a_clean_exit() {
         assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
     }
 }
+
+/// `--repo` on a directory holding other files, or on a file, is refused and leaves it as it
+/// was; a path whose parent is missing (a typo) creates nothing; an empty or new directory
+/// under an existing parent becomes a repository.
+#[test]
+fn repo_option_refuses_non_repositories_and_missing_parents() {
+    let tmp = tempdir();
+    let img = tmp.path().join("img");
+    Layout::single(&img, &[Layer::new(&[file("x", b"x")])]);
+    let src = Repo::oci(&img, "latest");
+    let at = |path: &std::path::Path, args: &[&str]| {
+        let out = Command::new(bin())
+            .arg("--repo")
+            .arg(path)
+            .env_remove("OCITREE_REPO")
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let listing = |d: &std::path::Path| {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    // A directory with the user's files.
+    let docs = tmp.path().join("docs");
+    std::fs::create_dir(&docs).unwrap();
+    std::fs::write(docs.join("notes.txt"), b"mine").unwrap();
+    for args in [&["import", &src, "x"][..], &["init"][..]] {
+        let (code, err) = at(&docs, args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("is not an OSTree repository") && err.contains("not empty"),
+            "{err}"
+        );
+        assert_eq!(listing(&docs), vec!["notes.txt".to_string()]);
+    }
+    // A file.
+    let (code, err) = at(&docs.join("notes.txt"), &["init"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("not a directory"), "{err}");
+    assert_eq!(std::fs::read(docs.join("notes.txt")).unwrap(), b"mine");
+    // A mistyped path: nothing is created.
+    let typo = tmp.path().join("rpeos/nested/repo");
+    let (code, err) = at(&typo, &["import", &src, "x"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("parent directory") && err.contains("does not exist"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("rpeos").exists());
+    // An empty directory and a new leaf directory are fine.
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    for path in [&empty, &tmp.path().join("new")] {
+        let (code, err) = at(path, &["import", &src, "x"]);
+        assert_eq!(code, Some(0), "{err}");
+        assert!(tools::ostree(path, &["refs"]).contains("ocitree/image/x"));
+        tools::fsck(path);
+    }
+}

@@ -41,3 +41,5 @@ mod serve;
 mod verify;
 // docker:// pull and push against a real docker-registry, auth, resume, corruption.
 mod registry;
+// Faults: import, rm and prune killed at random points, full disk, concurrent imports.
+mod faults;

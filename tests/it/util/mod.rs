@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod faults;
 pub mod image;
 pub mod keys;
 pub mod registry;

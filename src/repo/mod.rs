@@ -1,4 +1,12 @@
-//! Opening and creating repositories.
+//! Opening and creating repositories, and keeping them whole: ocitree's repository lock
+//! ([`lock`]) and the cleanup of libostree's transaction staging directories ([`staging`]).
+
+pub mod lock;
+pub mod partial;
+pub mod prune;
+pub mod staging;
+
+pub use lock::RepoLock;
 
 use std::path::{Path, PathBuf};
 
@@ -36,8 +44,13 @@ pub fn parse_mode(s: &str) -> Result<RepoMode> {
 
 /// Opens the repository at `path`, creating it in `mode` if it does not exist.
 ///
+/// A new repository is made only in an empty directory or as a new directory whose parent
+/// exists: an existing directory holding other files is not turned into a repository beside
+/// them, and a mistyped path does not grow a chain of new directories.
+///
 /// # Errors
-/// The path exists but is not a repository, or libostree fails.
+/// [`Error::NotARepository`] for a non-empty directory or a file that is not a repository, or
+/// a missing parent; libostree fails.
 pub fn open_or_create(path: &Path, mode: RepoMode) -> Result<Repo> {
     let repo = Repo::new_for_path(path);
     if path.join("config").exists() {
@@ -45,10 +58,57 @@ pub fn open_or_create(path: &Path, mode: RepoMode) -> Result<Repo> {
             .map_err(Error::ostree(format!("opening repo {}", path.display())))?;
         return Ok(repo);
     }
-    std::fs::create_dir_all(path).map_err(Error::io(format!("creating {}", path.display())))?;
+    check_creatable(path)?;
+    match std::fs::create_dir(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(Error::io(format!("creating {}", path.display()))(e)),
+    }
     repo.create(mode, gio::Cancellable::NONE)
         .map_err(Error::ostree(format!("creating repo {}", path.display())))?;
     Ok(repo)
+}
+
+/// Whether a repository may be created at `path` (which holds none): it is an empty
+/// directory, or it does not exist and its parent directory does.
+fn check_creatable(path: &Path) -> Result<()> {
+    let refuse = |reason: String| Error::NotARepository {
+        path: path.display().to_string(),
+        reason,
+    };
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() || path.is_dir() => {
+            let mut entries = std::fs::read_dir(path)
+                .map_err(Error::io(format!("reading {}", path.display())))?;
+            if entries.next().is_some() {
+                return Err(refuse(
+                    "the directory is not empty; a new repository is created only in an empty or new directory".into(),
+                ));
+            }
+            Ok(())
+        }
+        Ok(_) => Err(refuse("it is not a directory".into())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let parent = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            if parent.is_dir() {
+                Ok(())
+            } else {
+                Err(refuse(format!(
+                    "its parent directory {} does not exist (create it first if the path is right)",
+                    parent.display()
+                )))
+            }
+        }
+        Err(e) => Err(Error::io(format!("reading {}", path.display()))(e)),
+    }
+}
+
+/// The repository's own directory.
+pub fn dir(repo: &Repo) -> PathBuf {
+    repo.path().path().unwrap_or_else(|| PathBuf::from("."))
 }
 
 /// Opens an existing repository.
@@ -129,10 +189,7 @@ pub fn commit_root(commit: &ostree::glib::Variant) -> (String, String) {
 
 /// The repository's own `tmp` directory (same file system as the objects).
 pub fn tmp_dir(repo: &Repo) -> PathBuf {
-    repo.path()
-        .path()
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join("tmp")
+    dir(repo).join("tmp")
 }
 
 /// Where registry pulls spool blobs while they download: `REPO/tmp/ocitree-blobs` (partial
