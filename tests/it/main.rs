@@ -3,7 +3,7 @@
 
 mod util;
 
-// make-images.sh images, dedup, re-import, archive repos, oci-archive and stdin.
+// umoci-built images (util/wild.rs), dedup, re-import, archive repos, oci-archive and stdin.
 mod import;
 // Whiteouts, opaque directories, type changes, symlinked parents, directory metadata.
 mod whiteouts;

@@ -7,6 +7,7 @@ pub mod image;
 pub mod registry;
 pub mod tools;
 pub mod tree;
+pub mod wild;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -193,19 +194,12 @@ impl Snapshot {
     }
 }
 
-/// make-images.sh's images (small, quirks), built once per test process.
+/// The umoci-built `small` and `quirks` layouts (see [`wild`]), built once per test process.
 pub fn wild_images() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        tools::require("umoci");
         let dir = tempdir().keep().join("images");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/scripts/make-images.sh");
-        assert!(
-            script.exists(),
-            "{} is missing (CI clones shared/ beside the repo)",
-            script.display()
-        );
-        tools::run(Command::new("bash").arg(&script).arg(&dir));
+        wild::build(&dir);
         dir
     })
 }
