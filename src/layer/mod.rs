@@ -146,6 +146,7 @@ impl<'r> LayerBuilder<'r> {
                 rec.end_payload(size, &csum).map_err(LayerError::Read)?;
             }
         }
+        rec.entries_done();
         io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(LayerError::Read)?;
         self.tar_split = rec.finish().map_err(LayerError::Read)?;
         Ok(())
