@@ -30,3 +30,5 @@ mod exact_gzip;
 mod cli;
 // docker:// pull and push against a real docker-registry, auth, resume, corruption.
 mod registry;
+// Hostile sizes: decompression bombs, huge PAX records and index.json, long names, many layers.
+mod hostile;
