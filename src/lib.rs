@@ -62,6 +62,8 @@ pub mod resolve;
 pub mod select;
 pub mod source;
 pub mod spec;
+#[cfg(test)]
+mod testing;
 
 pub use error::{Error, LayerError, Result};
 pub use import::{ImportOptions, ImportReport, import};

@@ -107,7 +107,10 @@ mod tests {
         assert_eq!(normalize(ok.as_bytes()).unwrap().len(), 2);
         let long = format!("d/{}/f", "x".repeat(NAME_MAX + 1));
         let e = normalize(long.as_bytes()).unwrap_err().to_string();
-        assert!(e.contains("file name of 256 bytes") && e.contains(&long), "{e}");
+        assert!(
+            e.contains("file name of 256 bytes") && e.contains(&long),
+            "{e}"
+        );
     }
 
     #[test]
