@@ -1,6 +1,6 @@
 //! Test-only helpers for the fuzz targets: mutations of well-formed input, driven by proptest,
 //! and the case count (raise it with `PROPTEST_CASES`; CI keeps the default so the suite stays
-//! fast).
+//! fast). The integration tests include this file too (tests/it/util/mod.rs).
 
 use proptest::prelude::*;
 
@@ -71,10 +71,15 @@ pub fn apply(data: &mut Vec<u8>, edits: &[Edit]) {
     }
 }
 
+/// A list of `n` edits.
+pub fn edits(n: std::ops::Range<usize>) -> impl Strategy<Value = Vec<Edit>> {
+    prop::collection::vec(edit(), n)
+}
+
 /// `seed` with one to eight edits, or (one case in eight) arbitrary bytes.
 pub fn mutated(seed: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
-        7 => prop::collection::vec(edit(), 1..8).prop_map(move |edits| {
+        7 => edits(1..8).prop_map(move |edits| {
             let mut d = seed.clone();
             apply(&mut d, &edits);
             d

@@ -32,3 +32,5 @@ mod cli;
 mod registry;
 // Hostile sizes: decompression bombs, huge PAX records and index.json, long names, many layers.
 mod hostile;
+// Whole-image mutation: every mutated image imports or fails cleanly, never panics or hangs.
+mod fuzz;

@@ -4,6 +4,9 @@
 #![allow(dead_code)]
 
 pub mod image;
+/// Mutations for the fuzz tests: the same module the unit fuzz targets use.
+#[path = "../../../src/testing.rs"]
+pub mod mutate;
 pub mod registry;
 pub mod tools;
 pub mod tree;
