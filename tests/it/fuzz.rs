@@ -255,3 +255,160 @@ fn mutated_images_import_or_fail_cleanly() {
     write_case(&dir, &Target::Index(vec![]));
     repo.import(&Repo::oci(&dir, "latest"), "seed");
 }
+
+/// One canned registry: answers every manifest request first with 401 and `challenge`, the
+/// token request with `token`, then the manifest request with `manifest` as `content_type`,
+/// and blobs from `layout`. Serves until dropped (the thread ends with the test process).
+fn fake_registry(
+    challenge: Vec<u8>,
+    token: Vec<u8>,
+    manifest: Vec<u8>,
+    content_type: &'static str,
+    layout: std::path::PathBuf,
+) -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // printable ASCII only: anything else fails HTTP parsing before the challenge parser
+    let challenge: String = challenge
+        .iter()
+        .map(|&b| {
+            if (0x20..0x7f).contains(&b) {
+                b as char
+            } else {
+                '?'
+            }
+        })
+        .collect::<String>()
+        .replace("REALM", &format!("http://127.0.0.1:{port}/token"));
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut r = BufReader::new(conn.try_clone().unwrap());
+            let mut line = String::new();
+            let _ = r.read_line(&mut line);
+            let mut authorized = false;
+            loop {
+                let mut h = String::new();
+                if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                    break;
+                }
+                authorized |= h.to_ascii_lowercase().starts_with("authorization:");
+            }
+            let path = line.split(' ').nth(1).unwrap_or("").to_string();
+            let (status, extra, body): (&str, String, Vec<u8>) = if path.starts_with("/token") {
+                (
+                    "200 OK",
+                    "Content-Type: application/json\r\n".into(),
+                    token.clone(),
+                )
+            } else if !authorized {
+                (
+                    "401 Unauthorized",
+                    format!("WWW-Authenticate: {challenge}\r\n"),
+                    vec![],
+                )
+            } else if path.contains("/manifests/") {
+                (
+                    "200 OK",
+                    format!("Content-Type: {content_type}\r\n"),
+                    manifest.clone(),
+                )
+            } else if let Some(d) = path.rsplit_once("/blobs/sha256:").map(|x| x.1) {
+                match std::fs::read(layout.join("blobs/sha256").join(d)) {
+                    Ok(b) => ("200 OK", String::new(), b),
+                    Err(_) => ("404 Not Found", String::new(), vec![]),
+                }
+            } else {
+                ("404 Not Found", String::new(), vec![])
+            };
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = conn.write_all(&body);
+        }
+    });
+    port
+}
+
+/// Registry answers mutated: the WWW-Authenticate challenge, the token JSON and the manifest
+/// (bytes or one value, served as OCI or docker media type). A pull ends in an import or a
+/// clean error; never a panic or a hang.
+#[test]
+fn mutated_registry_responses_fail_cleanly() {
+    let repo = Repo::new();
+    let tmp = tempdir();
+    let layout = tmp.path().join("img");
+    write_case(&layout, &Target::Index(vec![]));
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let md = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
+    let manifest = std::fs::read(layout.join("blobs/sha256").join(md)).unwrap();
+    let challenge = br#"Bearer realm="REALM",service="fake",scope="repository:x:pull""#.to_vec();
+    let token = br#"{"token":"abc","access_token":"abc","expires_in":60}"#.to_vec();
+    // the challenge and the token are left intact two times in three, so the manifest is
+    // reached
+    let sometimes = |seed: Vec<u8>| prop_oneof![2 => Just(seed.clone()), 1 => crate::util::mutate::mutated(seed)];
+    let strategy = (
+        sometimes(challenge),
+        sometimes(token),
+        prop_oneof![
+            2 => crate::util::mutate::mutated(manifest.clone()),
+            1 => (any::<usize>(), hostile_value()).prop_map(move |(n, v)| {
+                let mut doc: Value = serde_json::from_slice(&manifest).unwrap();
+                replace_nth(&mut doc, n, v);
+                serde_json::to_vec(&doc).unwrap()
+            }),
+        ],
+        prop::sample::select(vec![
+            "application/vnd.oci.image.manifest.v1+json",
+            "application/vnd.docker.distribution.manifest.v2+json",
+            "application/vnd.oci.image.index.v1+json",
+            "text/html",
+        ]),
+    );
+    let mut runner = TestRunner::new(Config {
+        cases: fuzz_cases(24),
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&strategy, |(c, t, m, ct)| {
+            let port = fake_registry(c.clone(), t.clone(), m.clone(), ct, layout.clone());
+            let snap = repo.snapshot();
+            let out = Command::new("timeout")
+                .args(["-s", "KILL", "60"])
+                .arg(bin())
+                .arg("--repo")
+                .arg(&repo.path)
+                .args(["import", "--tls-verify=false", "--timeout", "5"])
+                .arg(format!("docker://127.0.0.1:{port}/x:latest"))
+                .arg("fuzz")
+                .env_remove("OCITREE_REPO")
+                .env("HOME", tmp.path())
+                .output()
+                .unwrap();
+            let code = out.status.code().unwrap_or(-1);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let case = format!(
+                "challenge {:?} token {:?} manifest {:?} as {ct}",
+                String::from_utf8_lossy(&c),
+                String::from_utf8_lossy(&t),
+                String::from_utf8_lossy(&m)
+            );
+            prop_assert!(!stderr.contains("panicked"), "panic on {case}: {stderr}");
+            prop_assert!(code == 0 || code == 2, "exit {code} on {case}: {stderr}");
+            if code == 2 {
+                prop_assert!(stderr.starts_with("error: "), "{case}: {stderr}");
+                snap.assert_unchanged(&repo.path);
+            }
+            Ok(())
+        })
+        .unwrap();
+}
