@@ -8,8 +8,20 @@ use crate::error::{Error, Result};
 use crate::source::{Selector, Source};
 use crate::spec::{Descriptor, Index, Manifest, Platform};
 
-/// Largest manifest, index or config accepted (they are read into memory).
+/// Default for [`metadata_limit`]: 8 MiB (containerd takes 4 MiB manifests).
 pub const METADATA_LIMIT: u64 = 8 << 20;
+static LIMIT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(METADATA_LIMIT);
+
+/// Largest manifest, index or config accepted (they are read into memory): [`METADATA_LIMIT`]
+/// unless [`set_metadata_limit`] changed it (the CLI's `--max-metadata-size`).
+pub fn metadata_limit() -> u64 {
+    LIMIT.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Sets [`metadata_limit`] for the whole process.
+pub fn set_metadata_limit(bytes: u64) {
+    LIMIT.store(bytes, std::sync::atomic::Ordering::Relaxed);
+}
 /// Deepest index nesting followed.
 const MAX_DEPTH: usize = 8;
 
@@ -40,7 +52,7 @@ struct Candidate {
 pub fn read_blob(src: &mut dyn Source, image: &str, desc: &Descriptor) -> Result<Vec<u8>> {
     let digest = desc.digest()?;
     let r = src.open_blob(&digest)?;
-    blob::read_verified(r, &digest, desc.size, METADATA_LIMIT).map_err(|e| Error::InvalidImage {
+    blob::read_verified(r, &digest, desc.size, metadata_limit()).map_err(|e| Error::InvalidImage {
         image: image.to_string(),
         reason: e.to_string(),
     })

@@ -34,6 +34,10 @@ pub struct Cli {
     #[arg(long, global = true, env = "OCITREE_REPO", value_name = "PATH")]
     pub repo: Option<PathBuf>,
 
+    /// Largest manifest, index, config or index.json read, in bytes (they are held in memory).
+    #[arg(long, global = true, value_name = "BYTES", default_value_t = ocitree::resolve::METADATA_LIMIT)]
+    pub max_metadata_size: u64,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -67,6 +71,7 @@ impl Cli {
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     let repo = cli.repo_path();
+    ocitree::resolve::set_metadata_limit(cli.max_metadata_size);
     match cli.command {
         Command::Init(a) => manage::init(&repo, a),
         Command::Import(a) => import::run(&repo, a),

@@ -51,13 +51,13 @@ pub trait Source: std::fmt::Debug {
 }
 
 /// Reads a whole metadata document (an `index.json`, a docker `manifest.json` or config),
-/// refusing one over [`crate::resolve::METADATA_LIMIT`] bytes instead of holding it all in
+/// refusing one over [`crate::resolve::metadata_limit`] bytes instead of holding it all in
 /// memory; `what` names it in errors.
 ///
 /// # Errors
 /// Reading fails or the document is too large.
 pub fn read_metadata(r: impl Read, what: &str) -> Result<Vec<u8>> {
-    let limit = crate::resolve::METADATA_LIMIT;
+    let limit = crate::resolve::metadata_limit();
     let mut out = Vec::new();
     r.take(limit + 1)
         .read_to_end(&mut out)

@@ -254,3 +254,28 @@ fn deeply_nested_indexes_are_refused() {
     assert!(err.contains("nest"), "{err}");
     snap.assert_unchanged(&repo.path);
 }
+
+/// A 9 MiB config (one huge label) is over the default metadata limit: refused, naming the
+/// limit; `--max-metadata-size` raises it and the same image imports.
+#[test]
+fn metadata_limit_is_a_flag() {
+    let tmp = tempdir();
+    let img = tmp.path().join("img");
+    let mut l = Layout::new(&img);
+    let layer = Layer::new(&[file("a", b"1")]);
+    let config = json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Labels": {"big": "x".repeat(9 << 20)}},
+        "rootfs": {"type": "layers", "diff_ids": [sha256(&layer.tar)]},
+    });
+    let m = l.image_with_config(&[layer], false, config);
+    l.add(m, Some("latest"), None);
+    let repo = Repo::new();
+    let snap = repo.snapshot();
+    let src = Repo::oci(&img, "latest");
+    let err = repo.fails(&["import", &src, "big"]);
+    assert!(err.contains("more than the 8388608 bytes allowed"), "{err}");
+    snap.assert_unchanged(&repo.path);
+    let r = repo.ok(&["--max-metadata-size", "16777216", "import", &src, "big"]);
+    assert_eq!(r.layers(), (1, 0));
+}
