@@ -17,7 +17,7 @@ pub const NAME_MAX: usize = 255;
 /// # Errors
 /// [`LayerError::PathEscapesRoot`] for a `..` above the root, [`LayerError::NonUtf8Name`] for a
 /// component that is not UTF-8, [`LayerError::UnsupportedEntry`] for a component longer than
-/// [`NAME_MAX`].
+/// [`NAME_MAX`] or holding a NUL byte (possible in PAX `path` records; no file name can).
 ///
 /// # Examples
 /// ```
@@ -35,6 +35,12 @@ pub fn normalize(raw: &[u8]) -> Result<Vec<String>, LayerError> {
                 if out.pop().is_none() {
                     return Err(LayerError::PathEscapesRoot { path: lossy(raw) });
                 }
+            }
+            name if name.contains(&0) => {
+                return Err(LayerError::UnsupportedEntry {
+                    path: lossy(raw),
+                    kind: "file name with a NUL byte".into(),
+                });
             }
             name if name.len() > NAME_MAX => {
                 return Err(LayerError::UnsupportedEntry {
@@ -111,6 +117,14 @@ mod tests {
             e.contains("file name of 256 bytes") && e.contains(&long),
             "{e}"
         );
+    }
+
+    /// Found by the whole-image fuzz: a PAX path with a NUL byte reached libostree's C-string
+    /// conversion and panicked.
+    #[test]
+    fn nul_bytes_are_errors() {
+        let e = normalize(b"etc/a\x00b").unwrap_err().to_string();
+        assert!(e.contains("NUL byte") && e.contains(r"etc/a\0b"), "{e}");
     }
 
     #[test]

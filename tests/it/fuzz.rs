@@ -81,6 +81,7 @@ fn hostile_value() -> impl Strategy<Value = Value> {
         Just(json!(format!("sha256:{}", "0".repeat(64)))),
         Just(json!("sha512:abc")),
         Just(json!("../../../etc/passwd")),
+        Just(json!("nul\u{0}byte")),
         Just(json!("application/vnd.oci.image.index.v1+json")),
         Just(json!([{"digest": "sha256:x", "size": 1}])),
         any::<i64>().prop_map(|n| json!(n)),
