@@ -22,7 +22,7 @@ if [ ! -s "$CACHE/rootfs.tar" ]; then
 fi
 if [ ! -f "$CACHE/images/debian/index.json" ]; then
   echo "building the 3-layer debian image (once)..." >&2
-  bash "$TOP/../shared/scripts/make-images.sh" "$CACHE/images" "$CACHE/rootfs.tar" >&2
+  bash "$HERE/debian-image.sh" "$CACHE/rootfs.tar" "$CACHE/images/debian" >&2
 fi
 
 T=$(mktemp -d /tmp/ocitree-bench.XXXXXX)

@@ -8,7 +8,7 @@
 #   gzip-9     GNU gzip -9 -n
 #   pigz-6     pigz -6 (2 threads)
 #   zlib-6     Python's zlib (the C library), level 6
-#   umoci      the 3-layer `debian` image of make-images.sh (umoci: Go pgzip)
+#   umoci      the 3-layer `debian` image of bench/debian-image.sh (umoci: Go pgzip)
 #   skopeo     the tar as an uncompressed layer, copied by skopeo with gzip compression (Go)
 #   ocitree    the `umoci` image exported by ocitree (its own deterministic gzip)
 # For each, on a tmpfs: import with both builds (time, peak RSS), the layers whose exact bytes

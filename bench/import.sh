@@ -3,7 +3,7 @@
 #
 # Builds (once, cached in $OCITREE_BENCH_CACHE, default /var/tmp/ocitree-bench) a Debian minbase
 # rootfs with mmdebstrap (uses the configured Debian mirror) and from it the 3-layer `debian` OCI
-# image of ../shared/scripts/make-images.sh. Then, on a tmpfs, times RUNS runs (median) of:
+# image of bench/debian-image.sh. Then, on a tmpfs, times RUNS runs (median) of:
 #   ocitree   ocitree import oci:debian:latest into a fresh bare-user repo
 #   tar       ostree commit --tree=tar=LAYER of each of the same 3 gzip blobs (summed)
 #   umoci     umoci unpack of the image + ostree commit --tree=dir= of the rootfs

@@ -283,6 +283,48 @@ mod tests {
         assert!(err.contains("trailing garbage"), "{err}");
     }
 
+    /// Fuzz target: mutated gzip (several members, every optional header field) and zstd
+    /// (skippable frames, several frames) blobs decode or fail with an error; never a panic.
+    /// Output is capped: a mutated blob may be a small bomb.
+    mod fuzz {
+        use super::*;
+        use crate::testing::{fuzz_cases, mutated};
+        use proptest::prelude::*;
+
+        fn seeds() -> Vec<Vec<u8>> {
+            let data: Vec<u8> = (0..3000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+            let mut gz = Vec::new();
+            for (i, part) in data.chunks(5000).enumerate() {
+                let mut e = flate2::GzBuilder::new()
+                    .extra(vec![i as u8; 3])
+                    .filename("f")
+                    .comment("c")
+                    .write(Vec::new(), flate2::Compression::new(i as u32 % 10));
+                e.write_all(part).unwrap();
+                gz.extend(e.finish().unwrap());
+            }
+            let mut zs = vec![0x50, 0x2a, 0x4d, 0x18, 3, 0, 0, 0, 1, 2, 3];
+            for part in data.chunks(5000) {
+                zs.extend(zstd::encode_all(part, 3).unwrap());
+            }
+            vec![gz, zs]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(fuzz_cases(2000)))]
+            #[test]
+            fn mutated_blobs_never_panic(
+                blob in prop::sample::select(seeds()).prop_flat_map(mutated),
+                step in 0usize..3,
+            ) {
+                let short = crate::blob::ShortReads { inner: &blob[..], step };
+                if let Ok(d) = decompress(io::BufReader::with_capacity(64, short)) {
+                    let _ = io::copy(&mut d.take(64 << 20), &mut io::sink());
+                }
+            }
+        }
+    }
+
     #[test]
     fn plain_passes_through() {
         assert_eq!(roundtrip(b"plain tar bytes"), b"plain tar bytes");

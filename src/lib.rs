@@ -65,6 +65,8 @@ pub mod serve;
 pub mod sign;
 pub mod source;
 pub mod spec;
+#[cfg(test)]
+mod testing;
 
 pub use error::{Error, LayerError, Result};
 pub use import::{ImportOptions, ImportReport, import};

@@ -407,7 +407,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(1024))]
+        #![proptest_config(ProptestConfig::with_cases(crate::testing::fuzz_cases(1024)))]
 
         #[test]
         fn roundtrip_and_valid(s in any_string()) {
@@ -436,6 +436,28 @@ mod tests {
         fn unescape_only_accepts_escape_output(t in escaped_looking()) {
             if let Some(s) = unescape(&t) {
                 prop_assert_eq!(escape(&s), t);
+            }
+        }
+
+        /// Fuzz target: decoding arbitrary strings (refs from any repo) never panics, and
+        /// whatever decodes is what encodes back to the same ref.
+        #[test]
+        fn decode_arbitrary_strings(t in prop_oneof![any_string(), escaped_looking()]) {
+            if let Some(s) = unescape(&t) {
+                prop_assert_eq!(escape(&s), t.clone());
+            }
+            for r in [t.clone(), format!("ocitree/image/{t}"), format!("ocitree/encapsulated/{t}")] {
+                if let Some(name) = image_name_from_ref(&r) {
+                    prop_assert_eq!(image_ref(&name), r.clone());
+                }
+                if let Some(name) = image_name_from_encapsulated_ref(&r) {
+                    prop_assert_eq!(encapsulated_ref(&name), r.clone());
+                }
+            }
+            for r in [t.clone(), format!("{BLOB_REF_PREFIX}{t}"), format!("{DIFFID_REF_PREFIX}{t}")] {
+                if let Some(d) = digest_from_layer_ref(&r) {
+                    prop_assert!(r == blob_ref(&d) || r == diffid_ref(&d), "{} {}", r, d);
+                }
             }
         }
 

@@ -9,7 +9,7 @@ use crate::blob;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::source::{Selector, Source};
-use crate::spec::{Descriptor, Index, METADATA_LIMIT, Manifest, Platform};
+use crate::spec::{Descriptor, Index, Manifest, Platform, metadata_limit};
 
 /// Deepest index nesting followed (a deeper one is an error, not a stack overflow).
 pub const MAX_DEPTH: usize = 8;
@@ -46,7 +46,7 @@ struct Candidate {
 pub fn read_blob(src: &mut dyn Source, image: &str, desc: &Descriptor) -> Result<Vec<u8>> {
     let digest = desc.digest()?;
     let r = src.open_blob(&digest)?;
-    blob::read_verified(r, &digest, desc.size, METADATA_LIMIT).map_err(|e| Error::InvalidImage {
+    blob::read_verified(r, &digest, desc.size, metadata_limit()).map_err(|e| Error::InvalidImage {
         image: image.to_string(),
         reason: e.to_string(),
     })

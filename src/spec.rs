@@ -10,8 +10,20 @@ use serde::Deserialize;
 
 use crate::digest::Digest;
 
-/// Largest manifest, index or config accepted (they are read into memory).
+/// Default for [`metadata_limit`]: 8 MiB (containerd takes 4 MiB manifests).
 pub const METADATA_LIMIT: u64 = 8 << 20;
+static LIMIT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(METADATA_LIMIT);
+
+/// Largest manifest, index or config accepted (they are read into memory): [`METADATA_LIMIT`]
+/// unless [`set_metadata_limit`] changed it (the CLI's `--max-metadata-size`).
+pub fn metadata_limit() -> u64 {
+    LIMIT.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Sets [`metadata_limit`] for the whole process.
+pub fn set_metadata_limit(bytes: u64) {
+    LIMIT.store(bytes, std::sync::atomic::Ordering::Relaxed);
+}
 
 /// OCI image index media type.
 pub const MEDIA_TYPE_INDEX: &str = "application/vnd.oci.image.index.v1+json";

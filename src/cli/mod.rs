@@ -35,6 +35,10 @@ pub struct Cli {
     #[arg(long, global = true, env = "OCITREE_REPO", value_name = "PATH")]
     pub repo: Option<PathBuf>,
 
+    /// Largest manifest, index, config or index.json read, in bytes (they are held in memory).
+    #[arg(long, global = true, value_name = "BYTES", default_value_t = ocitree::spec::METADATA_LIMIT)]
+    pub max_metadata_size: u64,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -84,6 +88,7 @@ impl Cli {
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     let repo = cli.repo_path()?;
+    ocitree::spec::set_metadata_limit(cli.max_metadata_size);
     match cli.command {
         Command::Init(a) => manage::init(&repo, a),
         Command::Import(a) => import::run(&repo, a),

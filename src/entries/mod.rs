@@ -188,6 +188,9 @@ pub fn parse_sparse<R: Read>(
         EntryType::Directory => EntryKind::Dir,
         EntryType::Symlink => {
             let target = link_target()?;
+            if target.contains(&0) {
+                return Err(unsupported("symlink target with a NUL byte"));
+            }
             EntryKind::Symlink(
                 String::from_utf8(target).map_err(|e| LayerError::NonUtf8Name {
                     path: raw_path.clone(),

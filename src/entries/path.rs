@@ -3,15 +3,21 @@
 //! # Security
 //! A tar path is untrusted. [`normalize`] strips `/` and `./` prefixes, drops `.` and empty
 //! components and resolves `..` lexically; a `..` that would climb above the root is an error,
-//! never clamped silently. The result contains only components OSTree accepts as file names.
+//! never clamped silently. The result contains only components OSTree accepts as file names,
+//! none longer than [`NAME_MAX`] bytes.
 
 use crate::error::LayerError;
+
+/// Longest file name (one path component) in bytes: Linux's `NAME_MAX`. OSTree stores longer
+/// names, but no checkout of them can be made on Linux filesystems.
+pub const NAME_MAX: usize = 255;
 
 /// Splits a tar path into normalised components (empty for the root itself).
 ///
 /// # Errors
 /// [`LayerError::PathEscapesRoot`] for a `..` above the root, [`LayerError::NonUtf8Name`] for a
-/// component that is not UTF-8.
+/// component that is not UTF-8, [`LayerError::UnsupportedEntry`] for a component longer than
+/// [`NAME_MAX`] or holding a NUL byte (possible in PAX `path` records; no file name can).
 ///
 /// # Examples
 /// ```
@@ -29,6 +35,22 @@ pub fn normalize(raw: &[u8]) -> Result<Vec<String>, LayerError> {
                 if out.pop().is_none() {
                     return Err(LayerError::PathEscapesRoot { path: lossy(raw) });
                 }
+            }
+            name if name.contains(&0) => {
+                return Err(LayerError::UnsupportedEntry {
+                    path: lossy(raw),
+                    kind: "file name with a NUL byte".into(),
+                });
+            }
+            name if name.len() > NAME_MAX => {
+                return Err(LayerError::UnsupportedEntry {
+                    path: lossy(raw),
+                    kind: format!(
+                        "file name of {} bytes (longer than {NAME_MAX}: no Linux filesystem \
+                         can hold it)",
+                        name.len()
+                    ),
+                });
             }
             name => match std::str::from_utf8(name) {
                 Ok(s) => out.push(s.to_string()),
@@ -83,6 +105,26 @@ mod tests {
                 "{p:?}"
             );
         }
+    }
+
+    #[test]
+    fn long_names_are_errors() {
+        let ok = format!("d/{}", "x".repeat(NAME_MAX));
+        assert_eq!(normalize(ok.as_bytes()).unwrap().len(), 2);
+        let long = format!("d/{}/f", "x".repeat(NAME_MAX + 1));
+        let e = normalize(long.as_bytes()).unwrap_err().to_string();
+        assert!(
+            e.contains("file name of 256 bytes") && e.contains(&long),
+            "{e}"
+        );
+    }
+
+    /// Found by the whole-image fuzz: a PAX path with a NUL byte reached libostree's C-string
+    /// conversion and panicked.
+    #[test]
+    fn nul_bytes_are_errors() {
+        let e = normalize(b"etc/a\x00b").unwrap_err().to_string();
+        assert!(e.contains("NUL byte") && e.contains(r"etc/a\0b"), "{e}");
     }
 
     #[test]

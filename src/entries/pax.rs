@@ -75,4 +75,100 @@ mod tests {
         }
         assert!(records(b"").unwrap().is_empty());
     }
+
+    /// Fuzz targets: PAX record data, and whole tar streams (PAX records, GNU long names and
+    /// links, every entry type) through [`crate::entries::parse`], mutated. Every outcome is a
+    /// parse or an error, never a panic; what parses must be a normalised path.
+    mod fuzz {
+        use super::*;
+        use crate::testing::{fuzz_cases, mutated};
+        use proptest::prelude::*;
+        use std::io::Read;
+
+        fn pax_seed() -> Vec<u8> {
+            let mut d = b"29 SCHILY.xattr.user.a=x\ny\x00z\n".to_vec();
+            d.extend_from_slice(b"11 path=ab\n16 linkpath=cd\n12 uid=1000\n12 gid=1000\n");
+            d
+        }
+
+        /// A tar with PAX records (xattrs, long path, long link, uid), GNU long names, and one
+        /// entry of each type.
+        fn tar_seed() -> Vec<u8> {
+            let mut b = tar::Builder::new(Vec::new());
+            let mut h = tar::Header::new_ustar();
+            h.set_mode(0o644);
+            h.set_size(3);
+            h.set_entry_type(tar::EntryType::Regular);
+            b.append_pax_extensions([
+                ("SCHILY.xattr.user.k", &b"v\n"[..]),
+                ("path", "p/".repeat(60).as_bytes()),
+                ("uid", b"4294967296"),
+            ])
+            .unwrap();
+            b.append_data(&mut h.clone(), "short", &b"abc"[..]).unwrap();
+            let mut g = tar::Header::new_gnu();
+            g.set_mode(0o755);
+            g.set_size(2);
+            g.set_entry_type(tar::EntryType::Regular);
+            b.append_data(&mut g, "g/".repeat(80) + "file", &b"hi"[..])
+                .unwrap();
+            for (kind, name) in [
+                (tar::EntryType::Directory, "d/"),
+                (tar::EntryType::Symlink, "s"),
+                (tar::EntryType::Link, "h"),
+                (tar::EntryType::Char, "c"),
+                (tar::EntryType::Block, "b"),
+                (tar::EntryType::Fifo, "f"),
+                (tar::EntryType::GNUSparse, "sp"),
+            ] {
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(kind);
+                h.set_size(0);
+                h.set_mode(0o600);
+                if matches!(kind, tar::EntryType::Symlink | tar::EntryType::Link) {
+                    b.append_link(&mut h, name, "l/".repeat(70) + "target")
+                        .unwrap();
+                } else {
+                    b.append_data(&mut h, name, &[][..]).unwrap();
+                }
+            }
+            b.into_inner().unwrap()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(fuzz_cases(2000)))]
+
+            #[test]
+            fn pax_records_never_panic(data in mutated(pax_seed())) {
+                if let Ok(r) = records(&data) {
+                    for (k, v) in r {
+                        prop_assert!(!k.contains(&b'='));
+                        prop_assert!(k.len() + v.len() < data.len());
+                    }
+                }
+            }
+
+            #[test]
+            fn tar_entries_never_panic(
+                data in mutated(tar_seed()),
+                pax in mutated(pax_seed()),
+            ) {
+                let mut a = tar::Archive::new(&data[..]);
+                let Ok(entries) = a.entries() else { return Ok(()) };
+                for (i, entry) in entries.enumerate() {
+                    let Ok(mut entry) = entry else { break };
+                    let extra = (i % 2 == 1).then_some(&pax[..]);
+                    if let Ok(Some(e)) = crate::entries::parse(&mut entry, extra) {
+                        let normal = |c: &String| {
+                            !c.is_empty() && c != "." && c != ".." && !c.contains('/')
+                        };
+                        prop_assert!(e.path.iter().all(normal), "{:?}", e.path);
+                    }
+                    if std::io::copy(&mut (&mut entry).take(1 << 20), &mut std::io::sink()).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
 }

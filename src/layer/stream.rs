@@ -285,7 +285,15 @@ pub fn import_layer(
             cur: Vec::new(),
             pos: 0,
         };
-        let built = builder.add_tar(&mut reader);
+        // A panic must still close the write queue: its thread would wait for jobs forever,
+        // and the scope for that thread (a hang instead of a crash).
+        let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            builder.add_tar(&mut reader)
+        }))
+        .unwrap_or_else(|panic| {
+            drop(builder.take_queue());
+            std::panic::resume_unwind(panic)
+        });
         if built.is_err() {
             // Let the producer finish verifying: a bad blob explains a bad tar.
             let _ = io::copy(&mut reader, &mut io::sink());

@@ -26,12 +26,70 @@ use ostree::{Repo, gio};
 /// Version of the record format, stored beside it.
 pub const VERSION: u32 = 1;
 
-#[derive(Debug, Default)]
+/// Kept bytes are written out once this many accumulate before the point
+/// [`Recorder::extension_data`] may still look at, so memory stays flat whatever the stream
+/// holds between file data (a million directories, gigabytes of trailing zeros).
+const FLUSH_AT: usize = 1 << 20;
+
+/// Most bytes one entry may take besides its file data: its headers, PAX and GNU long-name
+/// records, and the data of an entry that is not a stored file. Go's archive/tar caps PAX and
+/// GNU long-name records at 1 MiB; real ones are a few KiB.
+pub const MAX_ENTRY_METADATA: usize = 1 << 20;
+
 struct State {
     pos: u64,
     raw: Vec<u8>,
     /// The payload being skipped: [start, end).
     payload: Option<(u64, u64)>,
+    /// Kept bytes before this stream position are no longer needed in `raw`.
+    keep_from: u64,
+    out: zstd::stream::Encoder<'static, Vec<u8>>,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("pos", &self.pos)
+            .field("raw", &self.raw.len())
+            .field("payload", &self.payload)
+            .finish_non_exhaustive()
+    }
+}
+
+impl State {
+    /// Writes out the first `n` kept bytes as raw records.
+    fn flush(&mut self, n: usize) -> io::Result<()> {
+        for chunk in self.raw[..n].chunks(u32::MAX as usize) {
+            self.out.write_all(b"R")?;
+            self.out.write_all(&(chunk.len() as u32).to_be_bytes())?;
+            self.out.write_all(chunk)?;
+        }
+        self.raw.drain(..n);
+        Ok(())
+    }
+
+    /// Flushes what no one will look at again, and fails when one entry's metadata (the
+    /// bytes since the entry [`Recorder::extension_data`] last saw) outgrows
+    /// [`MAX_ENTRY_METADATA`].
+    fn bound(&mut self) -> io::Result<()> {
+        if self.raw.len() <= FLUSH_AT {
+            return Ok(());
+        }
+        let raw_start = self.pos - self.raw.len() as u64;
+        let done = self.keep_from.saturating_sub(raw_start);
+        self.flush(usize::try_from(done).map_or(self.raw.len(), |d| d.min(self.raw.len())))?;
+        if self.raw.len() > MAX_ENTRY_METADATA {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "tar entry at offset {}: more than {MAX_ENTRY_METADATA} bytes of headers, PAX \
+                     or GNU long-name records, or data of an entry that is not a regular file",
+                    self.keep_from
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Passes a tar stream through, keeping every byte that is not registered as file data.
@@ -44,9 +102,6 @@ pub struct Tap<R> {
 /// The recording side of a [`Tap`], kept by the code that parses the tar.
 pub struct Recorder {
     state: Rc<RefCell<State>>,
-    out: zstd::stream::Encoder<'static, Vec<u8>>,
-    /// Where [`Recorder::extension_data`] stopped: the next header it has not parsed.
-    scanned: u64,
 }
 
 impl std::fmt::Debug for Recorder {
@@ -76,6 +131,7 @@ impl<R: Read> Read for Tap<R> {
             }
         }
         st.pos = end;
+        st.bound()?;
         Ok(n)
     }
 }
@@ -85,30 +141,33 @@ impl<R: Read> Read for Tap<R> {
 /// # Errors
 /// The zstd encoder cannot be set up.
 pub fn tap<R: Read>(inner: R) -> io::Result<(Tap<R>, Recorder)> {
-    let state = Rc::new(RefCell::new(State::default()));
-    let out = zstd::stream::Encoder::new(Vec::new(), 1)?;
+    let state = Rc::new(RefCell::new(State {
+        pos: 0,
+        raw: Vec::new(),
+        payload: None,
+        keep_from: 0,
+        out: zstd::stream::Encoder::new(Vec::new(), 1)?,
+    }));
     Ok((
         Tap {
             inner,
             state: state.clone(),
         },
-        Recorder {
-            state,
-            out,
-            scanned: 0,
-        },
+        Recorder { state },
     ))
 }
 
 impl Recorder {
     fn flush_raw(&mut self) -> io::Result<()> {
-        let raw = std::mem::take(&mut self.state.borrow_mut().raw);
-        for chunk in raw.chunks(u32::MAX as usize) {
-            self.out.write_all(b"R")?;
-            self.out.write_all(&(chunk.len() as u32).to_be_bytes())?;
-            self.out.write_all(chunk)?;
-        }
-        Ok(())
+        let mut st = self.state.borrow_mut();
+        let n = st.raw.len();
+        st.flush(n)
+    }
+
+    /// Says that no entry header follows: what remains (end-of-archive blocks, trailing
+    /// bytes) is kept without bound on its length.
+    pub fn entries_done(&mut self) {
+        self.state.borrow_mut().keep_from = u64::MAX;
     }
 
     /// The data of the PAX extended header (`x`) right before the entry header at stream
@@ -118,7 +177,7 @@ impl Recorder {
     /// only the headers after the previous entry's, so a long run of entries without file
     /// data costs linear time.
     pub fn extension_data(&mut self, header: u64) -> Option<Vec<u8>> {
-        let from = std::mem::replace(&mut self.scanned, header);
+        let from = std::mem::replace(&mut self.state.borrow_mut().keep_from, header);
         let st = self.state.borrow();
         let raw_start = st.pos.checked_sub(st.raw.len() as u64)?;
         let at = |pos: u64, len: u64| -> Option<&[u8]> {
@@ -182,9 +241,10 @@ impl Recorder {
             .ok_or_else(|| io::Error::other("bad checksum"))?;
         self.state.borrow_mut().payload = None;
         self.flush_raw()?;
-        self.out.write_all(b"P")?;
-        self.out.write_all(&len.to_be_bytes())?;
-        self.out.write_all(&csum)
+        let out = &mut self.state.borrow_mut().out;
+        out.write_all(b"P")?;
+        out.write_all(&len.to_be_bytes())?;
+        out.write_all(&csum)
     }
 
     /// [`Recorder::end_payload`] for a GNU sparse member: the data just read is the stored
@@ -206,13 +266,14 @@ impl Recorder {
             u32::try_from(map.len()).map_err(|_| io::Error::other("sparse map too large"))?;
         self.state.borrow_mut().payload = None;
         self.flush_raw()?;
-        self.out.write_all(b"S")?;
-        self.out.write_all(&len.to_be_bytes())?;
-        self.out.write_all(&csum)?;
-        self.out.write_all(&count.to_be_bytes())?;
+        let out = &mut self.state.borrow_mut().out;
+        out.write_all(b"S")?;
+        out.write_all(&len.to_be_bytes())?;
+        out.write_all(&csum)?;
+        out.write_all(&count.to_be_bytes())?;
         for (off, n) in map {
-            self.out.write_all(&off.to_be_bytes())?;
-            self.out.write_all(&n.to_be_bytes())?;
+            out.write_all(&off.to_be_bytes())?;
+            out.write_all(&n.to_be_bytes())?;
         }
         Ok(())
     }
@@ -234,7 +295,9 @@ impl Recorder {
     /// Compression fails.
     pub fn finish(mut self) -> io::Result<Vec<u8>> {
         self.flush_raw()?;
-        self.out.finish()
+        let state = Rc::try_unwrap(self.state)
+            .map_err(|_| io::Error::other("tar-split: the tap outlived the stream"))?;
+        state.into_inner().out.finish()
     }
 }
 

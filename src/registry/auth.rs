@@ -266,6 +266,45 @@ mod tests {
         assert!(Challenge::parse("").is_none());
     }
 
+    mod fuzz {
+        use super::*;
+        use crate::testing::{fuzz_cases, mutated};
+        use proptest::prelude::*;
+
+        const SEED: &str = r#"Bearer realm="https://auth.example/token",service="reg",scope="repository:a/b:pull", error="a\"b",x=y"#;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(fuzz_cases(2000)))]
+
+            /// Fuzz target: WWW-Authenticate parsing of mutated and arbitrary headers never
+            /// panics; a parsed challenge has a lowercase, space-free scheme.
+            #[test]
+            fn challenges_never_panic(h in prop_oneof![
+                mutated(SEED.as_bytes().to_vec()).prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
+                "\\PC*",
+                r#"[A-Za-z]{0,6} ([a-z]{0,3}=("[^"]{0,5}"?|[^,]{0,4})[, ]{0,2}){0,4}\\?"?"#,
+            ]) {
+                if let Some(c) = Challenge::parse(&h) {
+                    prop_assert!(!c.scheme.is_empty() && !c.scheme.contains(' '));
+                    prop_assert_eq!(c.scheme.to_ascii_lowercase(), c.scheme.clone());
+                }
+            }
+
+            /// Fuzz target: auth files with mutated JSON give credentials or an error.
+            #[test]
+            fn auth_files_never_panic(json in mutated(
+                br#"{"auths":{"reg.example:5000":{"auth":"dTpwOnc="},"https://index.docker.io/v1/":{"auth":"aHViOnB3"}}}"#.to_vec()
+            )) {
+                let dir = tempfile::tempdir().unwrap();
+                let p = dir.path().join("auth.json");
+                std::fs::write(&p, &json).unwrap();
+                for r in ["reg.example:5000/a", "busybox"] {
+                    let _ = from_auth_file(&p, &ImageReference::parse(r).unwrap());
+                }
+            }
+        }
+    }
+
     #[test]
     fn auth_file_lookup() {
         let dir = tempfile::tempdir().unwrap();

@@ -7,6 +7,7 @@ pub mod oci_dir;
 pub mod registry;
 pub mod tar_index;
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::blob::BlobReader;
@@ -45,6 +46,27 @@ pub trait Source: std::fmt::Debug {
         let _ = (blobs, spool, progress);
         Ok(())
     }
+}
+
+/// Reads a whole metadata document (an `index.json`, a docker `manifest.json` or config),
+/// refusing one over [`crate::spec::metadata_limit`] bytes instead of holding it all in
+/// memory; `what` names it in errors.
+///
+/// # Errors
+/// Reading fails or the document is too large.
+pub fn read_metadata(r: impl Read, what: &str) -> Result<Vec<u8>> {
+    let limit = crate::spec::metadata_limit();
+    let mut out = Vec::new();
+    r.take(limit + 1)
+        .read_to_end(&mut out)
+        .map_err(Error::io(format!("reading {what}")))?;
+    if out.len() as u64 > limit {
+        return Err(Error::io(format!("reading {what}"))(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than the {limit} bytes allowed for metadata"),
+        )));
+    }
+    Ok(out)
 }
 
 /// Which manifest of a layout to take.

@@ -35,7 +35,8 @@ impl OciDir {
 impl Source for OciDir {
     fn index(&mut self) -> Result<Vec<u8>> {
         let p = self.root.join("index.json");
-        std::fs::read(&p).map_err(Error::io(format!("reading {}", p.display())))
+        let f = File::open(&p).map_err(Error::io(format!("reading {}", p.display())))?;
+        super::read_metadata(f, &p.display().to_string())
     }
 
     fn open_blob(&mut self, digest: &Digest) -> Result<BlobReader> {

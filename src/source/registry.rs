@@ -18,7 +18,7 @@ use crate::registry::client::{Access, Client, Payload};
 use crate::registry::fetch::{self, Prefetch};
 use crate::registry::{ACCEPT_MANIFESTS, ImageReference, RegistryOptions};
 use crate::source::Source;
-use crate::spec::METADATA_LIMIT;
+use crate::spec::metadata_limit;
 use crate::spec::{ANNOTATION_REF_NAME, Index, MEDIA_TYPE_INDEX};
 
 /// A repository on a registry, read through the distribution API.
@@ -70,16 +70,16 @@ impl Registry {
         let mut bytes = Vec::new();
         resp.body_mut()
             .as_reader()
-            .take(METADATA_LIMIT + 1)
+            .take(metadata_limit() + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| Error::Registry {
                 url: url.clone(),
                 reason: format!("reading the manifest: {e}"),
             })?;
-        if bytes.len() as u64 > METADATA_LIMIT {
+        if bytes.len() as u64 > metadata_limit() {
             return Err(Error::Registry {
                 url,
-                reason: format!("manifest larger than {METADATA_LIMIT} bytes"),
+                reason: format!("manifest larger than {} bytes", metadata_limit()),
             });
         }
         let digest = match Digest::parse(reference) {

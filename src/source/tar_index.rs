@@ -112,10 +112,6 @@ impl TarIndex {
     /// # Errors
     /// As [`TarIndex::open_member`], or reading fails.
     pub fn read_member(&self, key: &str) -> Result<Vec<u8>> {
-        let mut out = Vec::new();
-        self.open_member(key)?
-            .read_to_end(&mut out)
-            .map_err(Error::io(format!("reading {key} in {}", self.name)))?;
-        Ok(out)
+        super::read_metadata(self.open_member(key)?, &format!("{key} in {}", self.name))
     }
 }

@@ -5,7 +5,7 @@ use std::process::Command;
 
 use crate::util::*;
 
-/// skopeo's docker-archive of make-images.sh's small image, tagged `example.com/small:v1`.
+/// skopeo's docker-archive of the umoci-built small image (util/wild.rs), tagged `example.com/small:v1`.
 fn small_archive(dir: &std::path::Path) -> std::path::PathBuf {
     tools::require("skopeo");
     let out = dir.join("small-docker.tar");

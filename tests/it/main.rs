@@ -3,7 +3,7 @@
 
 mod util;
 
-// make-images.sh images, dedup, re-import, archive repos, oci-archive and stdin.
+// umoci-built images (util/wild.rs), dedup, re-import, archive repos, oci-archive and stdin.
 mod import;
 // Whiteouts, opaque directories, type changes, symlinked parents, directory metadata.
 mod whiteouts;
@@ -43,3 +43,7 @@ mod verify;
 mod registry;
 // Faults: import, rm and prune killed at random points, full disk, concurrent imports.
 mod faults;
+// Hostile sizes: decompression bombs, huge PAX records and index.json, long names, many layers.
+mod hostile;
+// Whole-image mutation: every mutated image imports or fails cleanly, never panics or hangs.
+mod fuzz;

@@ -6,9 +6,13 @@
 pub mod faults;
 pub mod image;
 pub mod keys;
+/// Mutations for the fuzz tests: the same module the unit fuzz targets use.
+#[path = "../../../src/testing.rs"]
+pub mod mutate;
 pub mod registry;
 pub mod tools;
 pub mod tree;
+pub mod wild;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -195,19 +199,12 @@ impl Snapshot {
     }
 }
 
-/// make-images.sh's images (small, quirks), built once per test process.
+/// The umoci-built `small` and `quirks` layouts (see [`wild`]), built once per test process.
 pub fn wild_images() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        tools::require("umoci");
         let dir = tempdir().keep().join("images");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/scripts/make-images.sh");
-        assert!(
-            script.exists(),
-            "{} is missing (CI clones shared/ beside the repo)",
-            script.display()
-        );
-        tools::run(Command::new("bash").arg(&script).arg(&dir));
+        wild::build(&dir);
         dir
     })
 }

@@ -1,0 +1,281 @@
+//! Hostile sizes: decompression bombs stream with flat memory, oversized metadata is refused
+//! with a clear error, and many layers import. Peak RSS is measured with GNU time; the larger
+//! runs (GiB bombs, a million files) are in `bench/hostile.sh`.
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::json;
+use sha2::{Digest as _, Sha256};
+
+use crate::util::*;
+
+/// Peak RSS bound for the small imports below, in KiB. A debug build importing a tiny layer
+/// peaks near 35 MiB; anything holding a bomb's output would pass 100 MiB.
+const FLAT_KIB: u64 = 80 << 10;
+
+/// MiB of zeros the bombs inflate to: more than FLAT_KIB, so a buffered bomb fails the bound.
+const BOMB_MIB: usize = 96;
+
+/// Runs `ocitree --repo REPO ARGS` under GNU time: the run and its peak RSS in KiB.
+fn measured(repo: &Repo, args: &[&str]) -> (Run, u64) {
+    tools::require("time");
+    let rss = repo.tmp.path().join("rss");
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "%M", "-o"])
+        .arg(&rss)
+        .arg(bin())
+        .arg("--repo")
+        .arg(&repo.path)
+        .args(args)
+        .env_remove("OCITREE_REPO")
+        .output()
+        .unwrap();
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    let text = std::fs::read_to_string(&rss).unwrap();
+    let kib = text.lines().last().unwrap().trim().parse().unwrap();
+    (run, kib)
+}
+
+/// A layer blob: `tar` (a small tar with its end blocks) followed by BOMB_MIB MiB of zeros,
+/// each MiB its own gzip member or zstd frame (a few KiB in all). Returns (blob, diff_id).
+fn bomb(tar: &[u8], comp: Comp) -> (Vec<u8>, String) {
+    let mib = vec![0u8; 1 << 20];
+    let one = match comp {
+        Comp::Gzip => compress(&mib, Comp::Gzip),
+        _ => zstd::encode_all(&mib[..], 3).unwrap(),
+    };
+    let mut blob = match comp {
+        Comp::Gzip => compress(tar, Comp::Gzip),
+        _ => zstd::encode_all(tar, 3).unwrap(),
+    };
+    let mut h = Sha256::new();
+    h.update(tar);
+    for _ in 0..BOMB_MIB {
+        blob.extend_from_slice(&one);
+        h.update(&mib);
+    }
+    (blob, format!("sha256:{}", hex::encode(h.finalize())))
+}
+
+/// A layout with one layer blob and the given diff_id, tagged `latest`.
+fn layout_of(dir: &Path, blob: Vec<u8>, media_type: &str, diff_id: &str) {
+    let mut l = Layout::new(dir);
+    let layer = Layer {
+        tar: vec![],
+        blob,
+        media_type: media_type.into(),
+    };
+    let config = json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+    });
+    let m = l.image_with_config(&[layer], false, config);
+    l.add(m, Some("latest"), None);
+}
+
+/// A gzip bomb (96 MiB of zeros after the tar's end) imports, with its diff_id checked over
+/// every inflated byte, in flat memory. Before tar-split flushed as it went, the trailing
+/// bytes were all held: peak RSS grew with the bomb.
+#[test]
+fn gzip_bomb_imports_in_flat_memory() {
+    let tmp = tempdir();
+    let (blob, diff_id) = bomb(&tar_of(&[file("hello", b"hi\n")]), Comp::Gzip);
+    assert!(blob.len() < 1 << 20, "{}", blob.len());
+    layout_of(
+        &tmp.path().join("img"),
+        blob,
+        "application/vnd.oci.image.layer.v1.tar+gzip",
+        &diff_id,
+    );
+    let repo = Repo::new();
+    let (r, kib) = measured(
+        &repo,
+        &["import", &Repo::oci(&tmp.path().join("img"), "latest"), "b"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        kib < FLAT_KIB,
+        "peak RSS {kib} KiB for a {BOMB_MIB} MiB bomb"
+    );
+    let ls = tools::ostree(&repo.path, &["ls", "-R", "ocitree/image/b"]);
+    assert!(ls.contains("/hello"), "{ls}");
+    tools::fsck(&repo.path);
+}
+
+/// A zstd bomb whose diff_id is wrong: inflated in flat memory to the end, then refused with
+/// the diff_id error, the repo unchanged.
+#[test]
+fn zstd_bomb_with_wrong_diff_id_fails_in_flat_memory() {
+    let tmp = tempdir();
+    let (blob, _) = bomb(&tar_of(&[file("hello", b"hi\n")]), Comp::ZstdMulti);
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    layout_of(
+        &tmp.path().join("img"),
+        blob,
+        "application/vnd.oci.image.layer.v1.tar+zstd",
+        &wrong,
+    );
+    let repo = Repo::new();
+    let snap = repo.snapshot();
+    let (r, kib) = measured(
+        &repo,
+        &["import", &Repo::oci(&tmp.path().join("img"), "latest"), "b"],
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.starts_with("error: "), "{r:?}");
+    assert!(r.stderr.contains("diff_id mismatch"), "{}", r.stderr);
+    assert!(
+        kib < FLAT_KIB,
+        "peak RSS {kib} KiB for a {BOMB_MIB} MiB bomb"
+    );
+    snap.assert_unchanged(&repo.path);
+}
+
+/// A PAX record over 1 MiB (an 8 MiB xattr value) is refused, naming the layer, before it is
+/// read into memory.
+#[test]
+fn huge_pax_record_is_refused() {
+    let tmp = tempdir();
+    let big = vec![b'a'; 8 << 20];
+    let layer = Layer::new(&[
+        file("ok", b"1"),
+        file_xattrs("f", b"x", &[("user.big", &big)]),
+    ]);
+    let img = tmp.path().join("img");
+    Layout::single(&img, std::slice::from_ref(&layer));
+    let repo = Repo::new();
+    let snap = repo.snapshot();
+    let err = repo.fails(&["import", &Repo::oci(&img, "latest"), "p"]);
+    assert!(
+        err.contains(&sha256(&layer.blob)) && err.contains("more than 1048576 bytes of headers"),
+        "{err}"
+    );
+    snap.assert_unchanged(&repo.path);
+}
+
+/// A file name over 255 bytes cannot be checked out anywhere: an error naming layer and path.
+/// 255 bytes is fine.
+#[test]
+fn file_name_over_255_bytes_is_refused() {
+    let tmp = tempdir();
+    let ok = format!("d/{}", "n".repeat(255));
+    let long = format!("d/{}/f", "l".repeat(256));
+    let good = Layer::new(&[file(&ok, b"1")]);
+    Layout::single(&tmp.path().join("good"), &[good]);
+    let repo = Repo::new();
+    let r = repo.import(&Repo::oci(&tmp.path().join("good"), "latest"), "good");
+    let out = tmp.path().join("co");
+    tools::ostree_checkout(&repo.path, &r.commit(), &out);
+    assert_eq!(std::fs::read(out.join(&ok)).unwrap(), b"1");
+
+    let bad = Layer::new(&[file("a", b"1"), file(&long, b"2")]);
+    Layout::single(&tmp.path().join("bad"), std::slice::from_ref(&bad));
+    let snap = repo.snapshot();
+    let err = repo.fails(&[
+        "import",
+        &Repo::oci(&tmp.path().join("bad"), "latest"),
+        "bad",
+    ]);
+    assert!(
+        err.contains(&sha256(&bad.blob))
+            && err.contains(&long)
+            && err.contains("file name of 256 bytes"),
+        "{err}"
+    );
+    snap.assert_unchanged(&repo.path);
+}
+
+/// An index.json over the metadata limit (8 MiB) is refused without being read whole.
+#[test]
+fn oversized_index_json_is_refused() {
+    let tmp = tempdir();
+    let img = tmp.path().join("img");
+    Layout::single(&img, &[Layer::new(&[file("a", b"1")])]);
+    let mut f = std::fs::File::create(img.join("index.json")).unwrap();
+    f.write_all(b"{\"schemaVersion\": 2, \"manifests\": []")
+        .unwrap();
+    // 1 GiB of trailing spaces, sparse: the read must stop at the limit
+    f.set_len(1 << 30).unwrap();
+    let repo = Repo::new();
+    let snap = repo.snapshot();
+    let (r, kib) = measured(&repo, &["import", &Repo::oci(&img, "latest"), "i"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains("index.json") && r.stderr.contains("larger than the 8388608 bytes"),
+        "{}",
+        r.stderr
+    );
+    assert!(kib < FLAT_KIB, "peak RSS {kib} KiB");
+    snap.assert_unchanged(&repo.path);
+}
+
+/// A thousand one-file layers: no limit is needed, each is its own commit, and the merged tree
+/// holds every file.
+#[test]
+fn a_thousand_layers_import() {
+    let tmp = tempdir();
+    let layers: Vec<Layer> = (0..1000)
+        .map(|i| Layer::new(&[file(&format!("f{i}"), i.to_string().as_bytes())]))
+        .collect();
+    Layout::single(&tmp.path().join("img"), &layers);
+    let repo = Repo::new();
+    let (r, kib) = measured(
+        &repo,
+        &["import", &Repo::oci(&tmp.path().join("img"), "latest"), "m"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.layers(), (1000, 0));
+    assert!(kib < FLAT_KIB, "peak RSS {kib} KiB");
+    let ls = tools::ostree(&repo.path, &["ls", "ocitree/image/m"]);
+    let files: Vec<&str> = ls.lines().filter(|l| l.contains("/f")).collect();
+    assert_eq!(files.len(), 1000, "{ls}");
+    assert!(ls.contains(" /f999\n"), "{ls}");
+}
+
+/// Indexes nested deeper than the resolver follows: a clean error, not a stack overflow.
+#[test]
+fn deeply_nested_indexes_are_refused() {
+    let tmp = tempdir();
+    let mut l = Layout::new(&tmp.path().join("img"));
+    let mut desc = l.image(&[Layer::new(&[file("a", b"1")])], false);
+    for _ in 0..200 {
+        desc = l.nested_index(vec![desc]);
+    }
+    l.add(desc, Some("latest"), None);
+    let repo = Repo::new();
+    let snap = repo.snapshot();
+    let err = repo.fails(&["import", &Repo::oci(&tmp.path().join("img"), "latest"), "n"]);
+    assert!(err.contains("nest"), "{err}");
+    snap.assert_unchanged(&repo.path);
+}
+
+/// A 9 MiB config (one huge label) is over the default metadata limit: refused, naming the
+/// limit; `--max-metadata-size` raises it and the same image imports.
+#[test]
+fn metadata_limit_is_a_flag() {
+    let tmp = tempdir();
+    let img = tmp.path().join("img");
+    let mut l = Layout::new(&img);
+    let layer = Layer::new(&[file("a", b"1")]);
+    let config = json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Labels": {"big": "x".repeat(9 << 20)}},
+        "rootfs": {"type": "layers", "diff_ids": [sha256(&layer.tar)]},
+    });
+    let m = l.image_with_config(&[layer], false, config);
+    l.add(m, Some("latest"), None);
+    let repo = Repo::new();
+    let snap = repo.snapshot();
+    let src = Repo::oci(&img, "latest");
+    let err = repo.fails(&["import", &src, "big"]);
+    assert!(err.contains("more than the 8388608 bytes allowed"), "{err}");
+    snap.assert_unchanged(&repo.path);
+    let r = repo.ok(&["--max-metadata-size", "16777216", "import", &src, "big"]);
+    assert_eq!(r.layers(), (1, 0));
+}
