@@ -16,6 +16,7 @@ use ostree::{Repo, gio};
 
 use crate::blob::BlobReader;
 use crate::error::{Error, Result};
+use crate::image::ostree_native::{NativeCommit, NativeLayer};
 use crate::image::{self, ImageFormat, ImageMeta, Reading, refs};
 use crate::layer::file::import_file_layer;
 use crate::layer::stream::{ExactGzipStatus, LayerBlob, import_layer};
@@ -104,6 +105,24 @@ pub struct ImportReport {
     pub exact_gzip: Vec<(String, ExactGzipStatus)>,
 }
 
+/// An ostree native container is read whole: every layer, one tree, no derived layers.
+fn native_preconditions(
+    n: &NativeCommit,
+    image: &str,
+    opts: &ImportOptions,
+    diff_ids: &[String],
+) -> Result<()> {
+    if !opts.layers.is_all() || opts.layers_mode != LayersMode::Merge {
+        return Err(Error::InvalidImage {
+            image: image.to_string(),
+            reason: "an ostree native container is read whole (its commit needs every layer); \
+                     use --format plain to select layers or read them one per directory"
+                .into(),
+        });
+    }
+    n.check_layers(image, diff_ids)
+}
+
 /// The name an image gets when the user gives none: the tag annotation when it is a full
 /// reference (has `/` or `:`), else `BASENAME:TAG`, `BASENAME@DIGEST` or `BASENAME`.
 pub fn default_name(source: &SourceRef, resolved: &Resolved) -> String {
@@ -145,10 +164,15 @@ pub fn import(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<I
     };
 
     // How to read it (plain, encapsulated commit, ...): decided now, before any layer is read.
-    let encapsulated = match image::format::reading(&image, &config.labels(), opts.format)? {
-        Reading::Plain => None,
-        Reading::Encapsulated(commit) => Some(commit),
-    };
+    let (encapsulated, native) =
+        match image::format::reading(&image, &config.labels(), opts.format)? {
+            Reading::Plain => (None, None),
+            Reading::Encapsulated(commit) => (Some(commit), None),
+            Reading::OstreeNative(commit) => (None, Some(commit)),
+        };
+    if let Some(n) = &native {
+        native_preconditions(n, &image, opts, &config.rootfs.diff_ids)?;
+    }
 
     // Same manifest under the same name already: nothing to read, nothing to write. (With a
     // layer selection or per-dir layers, the tree is rebuilt: cheap, every layer is reused.)
@@ -254,22 +278,35 @@ pub fn import(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<I
         diff_ids.push(tree.diff_id.clone());
         trees.push(tree);
     }
-    let merged = match opts.layers_mode {
-        LayersMode::Merge => merge_layers(repo, &trees),
-        LayersMode::PerDir => {
-            let named: Vec<(String, LayerTree)> = layers
-                .iter()
-                .map(|l| select::dir_name(&l.digest))
-                .zip(trees)
-                .collect();
-            merge::per_dir(repo, &named)
+    let merged = if let Some(n) = &native {
+        // The commit the layers carry, not a merge of their trees.
+        let carried: Vec<NativeLayer> = layers
+            .iter()
+            .map(|l| NativeLayer {
+                digest: l.digest.to_string(),
+                commit: commits[l.digest.as_str()].clone(),
+            })
+            .collect();
+        n.rebuild(repo, &image, &carried)?;
+        n.tree(repo)?
+    } else {
+        match opts.layers_mode {
+            LayersMode::Merge => merge_layers(repo, &trees),
+            LayersMode::PerDir => {
+                let named: Vec<(String, LayerTree)> = layers
+                    .iter()
+                    .map(|l| select::dir_name(&l.digest))
+                    .zip(trees)
+                    .collect();
+                merge::per_dir(repo, &named)
+            }
         }
-    }
-    .map_err(|(i, cause)| Error::Layer {
-        image: image.clone(),
-        layer: layers[i].digest.to_string(),
-        cause,
-    })?;
+        .map_err(|(i, cause)| Error::Layer {
+            image: image.clone(),
+            layer: layers[i].digest.to_string(),
+            cause,
+        })?
+    };
     let meta = ImageMeta {
         name: &name,
         source: &image,
@@ -283,7 +320,10 @@ pub fn import(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<I
             .as_deref()
             .and_then(parse_rfc3339)
             .unwrap_or(0),
-        encapsulated: encapsulated.as_ref().map(|e| e.checksum.as_str()),
+        encapsulated: encapsulated
+            .as_ref()
+            .map(|e| e.checksum.as_str())
+            .or(native.as_ref().map(|n| n.checksum.as_str())),
     };
     // The image ref points at the encapsulated commit, identical to the one encapsulated, and
     // ocitree's record of the image goes beside it; or at the image commit, which is the record.
@@ -293,6 +333,10 @@ pub fn import(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<I
         let record = image::write_image_commit(repo, &merged, &meta)?;
         repo.transaction_set_ref(None, &record_ref, Some(&record));
         report.commit = e.checksum.clone();
+    } else if let Some(n) = &native {
+        let record = image::write_image_commit(repo, &merged, &meta)?;
+        repo.transaction_set_ref(None, &record_ref, Some(&record));
+        report.commit = n.checksum.clone();
     } else {
         report.commit = image::write_image_commit(repo, &merged, &meta)?;
         if refs::resolve(repo, &record_ref)?.is_some() {
