@@ -33,8 +33,8 @@ make_tree() {
   printf 'owned\n' >"$t/usr/share/owned"
   chown 1000:1000 "$t/usr/share/owned"
   # Larger than ostree-ext's small-file limit (127 KiB).
-  yes 'a line of the big file' | head -c 300000 >"$t/usr/share/big"
-  printf 'ID=ocitree-test\nVERSION_ID=%s\n' "$1" >"$t/usr/etc/os-release"
+  head -c 300000 <(yes 'a line of the big file') >"$t/usr/share/big"
+  printf 'ID=ocitree-test\n' >"$t/usr/etc/os-release"
   printf 'motd\n' >"$t/usr/etc/motd"
   setfattr -n user.etc -v motd "$t/usr/etc/motd"
   find "$t" -exec touch -h -d @0 {} +
@@ -79,6 +79,8 @@ for v in 1 2; do
   ostree --repo="$WORK/repo" rev-parse "os/$v" >"$OUT/commit-v$v.txt"
 done
 "$OE" container encapsulate --repo="$WORK/repo" os/1 "oci:$OUT:single-v1" >/dev/null
-"$OE" --version >"$OUT/ostree-ext-version.txt" 2>/dev/null || true
-ostree --version | sed -n 2p >>"$OUT/ostree-ext-version.txt"
+{
+  echo "ostree-ext $(grep -A1 '^name = "ostree-ext"$' "$HERE/../bench/ostree-ext-cli/Cargo.lock" | sed -n 's/^version = "\(.*\)"/\1/p')"
+  echo "libostree $(ostree --version | sed -n "s/^ *Version: '\(.*\)'/\1/p")"
+} >"$OUT/ostree-ext-version.txt"
 du -sh "$OUT"

@@ -85,7 +85,7 @@ fn import_identical(repo: &Repo, dir: &Path, tag: &str, name: &str, v: u32) -> R
 fn check_images(dir: &Path) {
     // One layer (ostree-ext's default chunking of a small commit).
     let repo = Repo::new();
-    import_identical(&repo, dir, "single-v1", "os:single", 1);
+    import_identical(&repo, dir, "single-v1", "single", 1);
 
     // Chunked with --contentmeta: the commit layer, then one layer per component.
     let repo = Repo::new();
@@ -97,7 +97,17 @@ fn check_images(dir: &Path) {
     let v2 = layer_digests(dir, "chunked-v2");
     let shared = v2.iter().filter(|d| v1.contains(d)).count();
     assert_eq!(shared, v2.len() - 2, "v1 {v1:?} v2 {v2:?}");
+    let check = repo
+        .ok(&["check", &Repo::oci(dir, "chunked-v2"), "os"])
+        .stdout;
+    assert!(check.contains("Status:   update available"), "{check}");
+    let fetch = format!("Layers:   {} ({shared} present, 2 to fetch,", v2.len());
+    assert!(check.contains(&fetch), "{check}");
     let r = import_identical(&repo, dir, "chunked-v2", "os", 2);
+    let check = repo
+        .ok(&["check", &Repo::oci(dir, "chunked-v2"), "os"])
+        .stdout;
+    assert!(check.contains("Status:   up to date"), "{check}");
     assert_eq!(r.layers(), (2, shared), "only the changed chunks are read");
     // The old commit's objects go with its image; the new one's stay.
     let rm = repo.ok(&["prune"]);
