@@ -178,6 +178,21 @@ fn forced_plain_reads_the_layers_as_they_are() {
     assert!(ls.contains("objects"), "{ls}");
 }
 
+/// `export` gives the image back (same config and diff_ids): it imports again to the
+/// identical commit.
+#[test]
+fn an_exported_os_image_imports_to_the_identical_commit() {
+    let dir = fixtures();
+    let repo = Repo::new();
+    import_identical(&repo, &dir, "chunked-v1", "os", 1);
+    let out = repo.tmp.path().join("exported");
+    repo.ok(&["export", "os", &Repo::oci(&out, "os")]);
+    let fresh = Repo::new();
+    let r = fresh.import(&Repo::oci(&out, "os"), "os");
+    assert_eq!(r.commit(), read(&dir, "commit-v1.txt").trim());
+    tools::fsck(&fresh.path);
+}
+
 /// A checksum-named object path.
 fn object(checksum: &str, kind: &str) -> String {
     format!(
@@ -366,6 +381,26 @@ fn ostree_ext_itself_encapsulates_what_ocitree_imports_identically() {
             .env("TMPDIR", tmp.path()),
     );
     check_images(&out);
+    // ostree-ext reads what ocitree exports of the image: the identical commit.
+    let repo = Repo::new();
+    import_identical(&repo, &out, "chunked-v2", "os", 2);
+    let exported = tmp.path().join("exported");
+    repo.ok(&["export", "os", &Repo::oci(&exported, "os")]);
+    let theirs = tmp.path().join("theirs");
+    tools::ostree(&theirs, &["init", "--mode=bare-user"]);
+    let imported = tools::run(
+        Command::new(&cli)
+            .args(["container", "unencapsulate", "--quiet"])
+            .arg(format!("--repo={}", theirs.display()))
+            .arg(format!(
+                "ostree-unverified-image:oci:{}:os",
+                exported.display()
+            )),
+    );
+    let said = String::from_utf8(imported.stdout).unwrap();
+    let expected = read(&out, "commit-v2.txt").trim().to_string();
+    assert!(said.contains(&expected), "ostree-ext imported {said}");
+    tools::fsck(&theirs);
     // The same commits as the fixtures were made from (ostree commit is deterministic).
     for v in ["commit-v1.txt", "commit-v2.txt"] {
         assert_eq!(read(&out, v), read(&fixtures(), v));
