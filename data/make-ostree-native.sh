@@ -26,6 +26,8 @@ make_tree() {
   chmod 04755 "$t/usr/bin/su"
   printf 'lib\n' >"$t/usr/lib/libx.so.1"
   ln -s libx.so.1 "$t/usr/lib/libx.so"
+  # A symlink with an xattr, as SELinux labels every symlink (user.* cannot be set on one).
+  setfattr -h -n trusted.test -v link "$t/usr/lib/libx.so"
   ln -s ../..//usr/lib/libx.so.1 "$t/usr/lib/denormal-link"
   printf 'data\n' >"$t/usr/share/data"
   setfattr -n user.test -v value "$t/usr/share/data"
@@ -34,6 +36,7 @@ make_tree() {
   chown 1000:1000 "$t/usr/share/owned"
   # Larger than ostree-ext's small-file limit (127 KiB).
   head -c 300000 <(yes 'a line of the big file') >"$t/usr/share/big"
+  setfattr -n user.big -v 1 "$t/usr/share/big"
   printf 'ID=ocitree-test\n' >"$t/usr/etc/os-release"
   printf 'motd\n' >"$t/usr/etc/motd"
   setfattr -n user.etc -v motd "$t/usr/etc/motd"
