@@ -12,10 +12,10 @@
 //! The layers are imported like any other: one commit per layer, found again by blob digest
 //! or diff_id, so a new version of an OS image only reads the chunks that changed. Then
 //! [`NativeCommit::rebuild`] walks each layer commit's object directory and writes the real
-//! objects ([`objects`]): metadata objects from their bytes, file objects from the layer's
+//! objects (`objects.rs`): metadata objects from their bytes, file objects from the layer's
 //! file (content, owner, mode) plus the xattrs of its `.file-xattrs-link`, each checked
 //! against the checksum its name gives; the commit object and its detached metadata last,
-//! after checking that every object the commit reaches is there ([`complete`]).
+//! after checking that every object the commit reaches is there (`complete.rs`).
 //!
 //! Layers after `ostree.final-diffid` ("derived" layers, a Containerfile's `RUN` or `COPY`)
 //! are refused: ocitree does not yet apply them the way ostree-ext does.
