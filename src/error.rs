@@ -215,6 +215,15 @@ pub enum LayerError {
         /// Why it cannot be linked.
         reason: &'static str,
     },
+    /// An OSTree object an ostree native container carries in this layer
+    /// (`sysroot/ostree/repo/objects/...`) is malformed or does not match its checksum.
+    #[error("ostree object {object}: {reason}")]
+    OstreeObject {
+        /// The object's path in the layer.
+        object: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A libostree operation failed while writing the layer.
     #[error("entry {path:?}: {op}: {cause}")]
     Ostree {

@@ -10,7 +10,7 @@
 //! | `ocitree.config` | `s` | image | the config, byte for byte |
 //! | `ocitree.layers` | `as` | image | layer blob digests, in order |
 //! | `ocitree.diff-ids` | `as` | image | layer diff_ids, in order |
-//! | `ocitree.encapsulated` | `s` | image record | the encapsulated commit the image ref points at (see [`crate::image::encapsulated`]) |
+//! | `ocitree.encapsulated` | `s` | image record | the encapsulated commit, or the commit of an ostree native container, the image ref points at (see [`crate::image::encapsulated`], [`crate::image::ostree_native`]) |
 //! | `ocitree.layer.digest` | `s` | layer | blob digest the layer was first imported from |
 //! | `ocitree.layer.diff-id` | `s` | layer | digest of the uncompressed tar |
 //! | `ocitree.layer.media-type` | `s` | layer | media type of that blob |
@@ -42,7 +42,8 @@ pub const CONFIG: &str = "ocitree.config";
 pub const LAYERS: &str = "ocitree.layers";
 /// Image commit: diff_ids in order.
 pub const DIFF_IDS: &str = "ocitree.diff-ids";
-/// Image record of an encapsulated commit: that commit's checksum.
+/// Image record of an encapsulated commit or of an ostree native container's commit: that
+/// commit's checksum.
 pub const ENCAPSULATED: &str = "ocitree.encapsulated";
 /// Layer commit: blob digest.
 pub const LAYER_DIGEST: &str = "ocitree.layer.digest";

@@ -39,9 +39,9 @@ pub struct ImportArgs {
     no_exact_gzip: bool,
     /// Read the image in this format instead of the one its config labels name: plain (apply
     /// the layers; works for every image), ocitree-encapsulated (an `ocitree encapsulate`
-    /// image, giving back the identical commit) or ostree-native (bootc / rpm-ostree images,
-    /// not supported yet). Without it, an ostree native image is refused rather than read as
-    /// a plain tree that only looks right.
+    /// image, giving back the identical commit) or ostree-native (an ostree-ext image, as bootc
+    /// and rpm-ostree images are, giving back the identical commit; images with derived layers
+    /// are refused for now).
     #[arg(long, value_name = "FORMAT", value_parser = ["plain", "ocitree-encapsulated", "ostree-native"])]
     format: Option<String>,
     /// Verify the signatures of the OSTree commit the image carries (an `ocitree encapsulate`

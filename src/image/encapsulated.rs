@@ -10,7 +10,8 @@
 //! commit. ocitree's own record of the image (manifest, config, digests, source) cannot live
 //! on that commit, so it goes on a second commit of the same tree under
 //! `ocitree/encapsulated/<name>` ([`crate::refname::encapsulated_ref`]), whose metadata key
-//! [`crate::meta::ENCAPSULATED`] names the commit it describes.
+//! [`crate::meta::ENCAPSULATED`] names the commit it describes. The commit of an ostree
+//! native container ([`crate::image::ostree_native`]) gets its record the same way.
 
 use std::collections::BTreeMap;
 

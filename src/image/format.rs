@@ -6,10 +6,11 @@
 //! |---|---|---|
 //! | `plain` | none of the labels below | layers applied in order onto one tree ([`crate::merge`]), committed as the image commit |
 //! | `ocitree-encapsulated` | `ocitree.commit` ([`crate::meta::labels`]), written by `ocitree encapsulate` | the layers merged as for `plain`, the tree checked against the commit the labels carry, and that commit written: the identical checksum ([`super::encapsulated`]) |
-//! | `ostree-native` | `ostree.commit`, written by ostree-ext (bootc, rpm-ostree, CoreOS) | **refused**: its layers hold an OSTree object store (`sysroot/ostree/repo/objects`) and `/etc` where OSTree wants `/usr/etc`; applied as a plain image they give a tree that only looks right. `--format plain` reads it as plain anyway |
+//! | `ostree-native` | `ostree.commit` and `ostree.final-diffid`, written by ostree-ext (bootc, rpm-ostree, CoreOS) | each layer imported as usual (chunks reused by digest), then the OSTree objects the layers carry written and checked, and the image ref set to **the commit itself**, the one the label names ([`super::ostree_native`]). Layers after `ostree.final-diffid` (derived layers) are refused for now |
 //!
-//! A forced `plain` reads any image as its layers say. A forced format whose labels are not
-//! there is an error, and so is `ostree-native` until ocitree rebuilds such commits.
+//! A forced `plain` reads any image as its layers say (an ostree native container then gives
+//! a tree with the object store under `sysroot/` and `/etc` where OSTree wants `/usr/etc`).
+//! A forced format whose labels are not there is an error.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -17,11 +18,12 @@ use std::str::FromStr;
 
 use crate::error::{Error, Result};
 use crate::image::EncapsulatedCommit;
+use crate::image::ostree_native::{self, NativeCommit};
 use crate::meta::labels;
 
 /// The config label ostree-ext writes on an "ostree native container" image: the checksum
 /// of the OSTree commit its layers carry.
-pub const OSTREE_NATIVE_COMMIT_LABEL: &str = "ostree.commit";
+pub const OSTREE_NATIVE_COMMIT_LABEL: &str = ostree_native::COMMIT_LABEL;
 
 /// How an image's layers are to be read (see the module documentation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -100,6 +102,8 @@ pub enum Reading {
     Plain,
     /// Apply the layers, check the tree against this commit and write it.
     Encapsulated(Box<EncapsulatedCommit>),
+    /// Write the commit whose objects the layers carry.
+    OstreeNative(Box<NativeCommit>),
 }
 
 impl Reading {
@@ -108,6 +112,7 @@ impl Reading {
         match self {
             Reading::Plain => ImageFormat::Plain,
             Reading::Encapsulated(_) => ImageFormat::Encapsulated,
+            Reading::OstreeNative(_) => ImageFormat::OstreeNative,
         }
     }
 }
@@ -116,9 +121,8 @@ impl Reading {
 /// `forced` says.
 ///
 /// # Errors
-/// [`Error::InvalidImage`] when the image is an ostree native container and `plain` was not
-/// forced, when a forced format's labels are missing, or when the encapsulation labels are
-/// malformed.
+/// [`Error::InvalidImage`] when a forced format's labels are missing, or when the
+/// encapsulation or ostree native labels are malformed.
 pub fn reading(
     image: &str,
     labels: &BTreeMap<String, String>,
@@ -145,20 +149,9 @@ pub fn reading(
             })?;
             Ok(Reading::Encapsulated(Box::new(commit)))
         }
-        ImageFormat::OstreeNative => Err(Error::InvalidImage {
-            image: image.to_string(),
-            reason: format!(
-                "an ostree native container (label {OSTREE_NATIVE_COMMIT_LABEL}={}, as bootc and \
-                 rpm-ostree images are): ocitree cannot rebuild its commit yet, and its layers \
-                 applied as a plain image give a tree with the object store under sysroot/ and \
-                 /etc where OSTree wants /usr/etc; use --format plain to import the layers as \
-                 they are anyway",
-                labels
-                    .get(OSTREE_NATIVE_COMMIT_LABEL)
-                    .map(String::as_str)
-                    .unwrap_or_default()
-            ),
-        }),
+        ImageFormat::OstreeNative => Ok(Reading::OstreeNative(Box::new(
+            NativeCommit::from_labels(image, labels)?,
+        ))),
     }
 }
 
@@ -182,16 +175,24 @@ mod tests {
     }
 
     #[test]
-    fn ostree_native_is_refused_unless_plain_is_forced() {
-        let l = labels(&[("ostree.commit", "abc"), ("ostree.bootable", "true")]);
-        let err = reading("img", &l, None).unwrap_err().to_string();
-        assert!(err.contains("ostree native container"), "{err}");
-        assert!(err.contains("--format plain"), "{err}");
+    fn ostree_native_is_read_natively_unless_plain_is_forced() {
+        let c = "ab".repeat(32);
+        let l = labels(&[
+            ("ostree.commit", &c),
+            ("ostree.final-diffid", "sha256:1"),
+            ("ostree.bootable", "true"),
+        ]);
+        match reading("img", &l, None) {
+            Ok(Reading::OstreeNative(n)) => assert_eq!(n.checksum, c),
+            other => panic!("{other:?}"),
+        }
         assert!(matches!(
             reading("img", &l, Some(ImageFormat::Plain)),
             Ok(Reading::Plain)
         ));
-        assert!(reading("img", &l, Some(ImageFormat::OstreeNative)).is_err());
+        let old = labels(&[("ostree.commit", &c)]);
+        let err = reading("img", &old, None).unwrap_err().to_string();
+        assert!(err.contains("--format plain"), "{err}");
     }
 
     #[test]

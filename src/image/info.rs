@@ -3,7 +3,7 @@
 use ostree::{ObjectType, Repo, glib};
 
 use crate::error::{Error, Result};
-use crate::image::refs;
+use crate::image::{ImageFormat, refs};
 use crate::meta;
 use crate::refname;
 use crate::spec::{Config, Manifest};
@@ -29,17 +29,25 @@ pub struct ImageInfo {
     pub diff_ids: Vec<String>,
     /// Commit timestamp (the config's `created`).
     pub timestamp: u64,
-    /// For an encapsulated commit (whose own metadata is not ocitree's): the commit holding
-    /// this record, under [`refname::encapsulated_ref`].
+    /// For an encapsulated commit or the commit of an ostree native container (whose own
+    /// metadata is not ocitree's): the commit holding this record, under
+    /// [`refname::encapsulated_ref`].
     pub record: Option<String>,
 }
 
 impl ImageInfo {
-    /// The format the image was read in (see [`crate::image::format`]).
-    pub fn format(&self) -> crate::image::ImageFormat {
+    /// The format the image was read in (see [`crate::image::format`]). Only a plain
+    /// reading leaves no record; any other was the one the config labels name.
+    pub fn format(&self) -> ImageFormat {
         match self.record {
-            Some(_) => crate::image::ImageFormat::Encapsulated,
-            None => crate::image::ImageFormat::Plain,
+            None => ImageFormat::Plain,
+            Some(_) => match self
+                .parsed_config()
+                .map(|c| ImageFormat::detect(&c.labels()))
+            {
+                Ok(ImageFormat::OstreeNative) => ImageFormat::OstreeNative,
+                _ => ImageFormat::Encapsulated,
+            },
         }
     }
 

@@ -1,12 +1,13 @@
 //! The image commit and what hangs off it: the ways an image is read ([`mod@format`]), writing
 //! the commit, reading it back, finding layers and images by ref, the record of encapsulated
-//! commits, and garbage collection.
+//! commits, the rebuild of ostree native containers' commits, and garbage collection.
 
 pub mod commit;
 pub mod encapsulated;
 pub mod format;
 pub mod gc;
 pub mod info;
+pub mod ostree_native;
 pub mod refs;
 pub mod remove;
 

@@ -25,6 +25,7 @@ use ostree::{Repo, gio};
 
 use crate::blob::BlobReader;
 use crate::error::{Error, Result};
+use crate::image::ostree_native::{NativeCommit, NativeLayer};
 use crate::image::{self, ImageFormat, ImageMeta, Reading, refs};
 use crate::layer::file::import_file_layer;
 use crate::layer::stream::{ExactGzipStatus, LayerBlob, import_layer};
@@ -126,6 +127,37 @@ pub struct ImportReport {
     pub exact_gzip: Vec<(String, ExactGzipStatus)>,
 }
 
+/// Clients pull a bound commit only by a ref it is bound to: sets those refs (in the
+/// transaction) to the carried commit; returns them.
+fn set_bound_refs(repo: &Repo, carried: &image::EncapsulatedCommit) -> Vec<String> {
+    let mut set = Vec::new();
+    for bound in carried.ref_bindings() {
+        if ostree::validate_rev(&bound).is_ok() && !bound.starts_with(refname::REF_PREFIX) {
+            repo.transaction_set_ref(None, &bound, Some(&carried.checksum));
+            set.push(bound);
+        }
+    }
+    set
+}
+
+/// An ostree native container is read whole: every layer, one tree, no derived layers.
+fn native_preconditions(
+    n: &NativeCommit,
+    image: &str,
+    opts: &ImportOptions,
+    diff_ids: &[String],
+) -> Result<()> {
+    if !opts.layers.is_all() || opts.layers_mode != LayersMode::Merge {
+        return Err(Error::InvalidImage {
+            image: image.to_string(),
+            reason: "an ostree native container is read whole (its commit needs every layer); \
+                     use --format plain to select layers or read them one per directory"
+                .into(),
+        });
+    }
+    n.check_layers(image, diff_ids)
+}
+
 /// The name an image gets when the user gives none: the tag annotation when it is a full
 /// reference (has `/` or `:`), else `BASENAME:TAG`, `BASENAME@DIGEST` or `BASENAME`.
 pub fn default_name(source: &SourceRef, resolved: &Resolved) -> String {
@@ -183,19 +215,25 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
     };
 
     // How to read it (plain, encapsulated commit, ...): decided now, before any layer is read.
-    let encapsulated = match image::format::reading(&image, &config.labels(), opts.format)? {
-        Reading::Plain if !opts.verify.is_empty() => {
-            return Err(Error::Signature {
-                what: format!("image {image}"),
-                reason: "a plain image carries no OSTree commit whose signatures could be \
-                         verified"
-                    .into(),
-            });
-        }
-        Reading::Plain => None,
-        Reading::Encapsulated(commit) => Some(commit),
-    };
-    // Signatures: checked now, before any layer is read.
+    let (encapsulated, native) =
+        match image::format::reading(&image, &config.labels(), opts.format)? {
+            Reading::Plain if !opts.verify.is_empty() => {
+                return Err(Error::Signature {
+                    what: format!("image {image}"),
+                    reason: "a plain image carries no OSTree commit whose signatures could be \
+                             verified"
+                        .into(),
+                });
+            }
+            Reading::Plain => (None, None),
+            Reading::Encapsulated(commit) => (Some(commit), None),
+            Reading::OstreeNative(commit) => (None, Some(commit)),
+        };
+    if let Some(n) = &native {
+        native_preconditions(n, &image, opts, &config.rootfs.diff_ids)?;
+    }
+    // Signatures of a carried commit: checked now, before any layer is read. (An ostree
+    // native commit is in its layers: checked once they are read, before anything lands.)
     if let Some(e) = &encapsulated {
         report.signers = crate::sign::verify::verify_commit(
             repo,
@@ -321,22 +359,35 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
         diff_ids.push(tree.diff_id.clone());
         trees.push(tree);
     }
-    let merged = match opts.layers_mode {
-        LayersMode::Merge => merge_layers(repo, &trees),
-        LayersMode::PerDir => {
-            let named: Vec<(String, LayerTree)> = layers
-                .iter()
-                .map(|l| select::dir_name(&l.digest))
-                .zip(trees)
-                .collect();
-            merge::per_dir(repo, &named)
+    let merged = if let Some(n) = &native {
+        // The commit the layers carry, not a merge of their trees.
+        let carried: Vec<NativeLayer> = layers
+            .iter()
+            .map(|l| NativeLayer {
+                digest: l.digest.to_string(),
+                commit: commits[l.digest.as_str()].clone(),
+            })
+            .collect();
+        n.rebuild(repo, &image, &carried)?;
+        n.tree(repo)?
+    } else {
+        match opts.layers_mode {
+            LayersMode::Merge => merge_layers(repo, &trees),
+            LayersMode::PerDir => {
+                let named: Vec<(String, LayerTree)> = layers
+                    .iter()
+                    .map(|l| select::dir_name(&l.digest))
+                    .zip(trees)
+                    .collect();
+                merge::per_dir(repo, &named)
+            }
         }
-    }
-    .map_err(|(i, cause)| Error::Layer {
-        image: image.clone(),
-        layer: layers[i].digest.to_string(),
-        cause,
-    })?;
+        .map_err(|(i, cause)| Error::Layer {
+            image: image.clone(),
+            layer: layers[i].digest.to_string(),
+            cause,
+        })?
+    };
     let meta = ImageMeta {
         name: &name,
         source: &image,
@@ -350,7 +401,10 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
             .as_deref()
             .and_then(parse_rfc3339)
             .unwrap_or(0),
-        encapsulated: encapsulated.as_ref().map(|e| e.checksum.as_str()),
+        encapsulated: encapsulated
+            .as_ref()
+            .map(|e| e.checksum.as_str())
+            .or(native.as_ref().map(|n| n.checksum.as_str())),
     };
     // The image ref points at the encapsulated commit, identical to the one encapsulated, and
     // ocitree's record of the image goes beside it; or at the image commit, which is the record.
@@ -359,17 +413,26 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
     // The commit holding ocitree's metadata of the image: the image commit, or its record.
     let holder = if let Some(e) = &encapsulated {
         e.write(repo, &image, &merged)?;
-        // Clients pull a bound commit only by a ref it is bound to: make those refs too.
-        for bound in e.ref_bindings() {
-            if ostree::validate_rev(&bound).is_ok() && !bound.starts_with(refname::REF_PREFIX) {
-                repo.transaction_set_ref(None, &bound, Some(&e.checksum));
-                report.bound_refs.push(bound);
-            }
-        }
+        report.bound_refs = set_bound_refs(repo, e);
         let record = image::write_image_commit(repo, &merged, &meta)?;
         repo.transaction_set_ref(None, &record_ref, Some(&record));
         report.commit = e.checksum.clone();
         written.extend([record.clone(), e.checksum.clone()]);
+        record
+    } else if let Some(n) = &native {
+        let carried = image::EncapsulatedCommit::load(repo, &n.checksum)?;
+        report.signers = crate::sign::verify::verify_commit(
+            repo,
+            &format!("image {image}: commit {}", n.checksum),
+            &carried.commit,
+            carried.detached.as_ref(),
+            &opts.verify,
+        )?;
+        report.bound_refs = set_bound_refs(repo, &carried);
+        let record = image::write_image_commit(repo, &merged, &meta)?;
+        repo.transaction_set_ref(None, &record_ref, Some(&record));
+        report.commit = n.checksum.clone();
+        written.extend([record.clone(), n.checksum.clone()]);
         record
     } else {
         report.commit = image::write_image_commit(repo, &merged, &meta)?;

@@ -30,6 +30,8 @@ mod export_faults;
 mod encapsulate;
 // Image formats: plain, ocitree-encapsulated, ostree-native; detection and --format.
 mod formats;
+// Ostree native containers (ostree-ext, bootc): the identical commit, chunks reused, bad objects.
+mod ostree_native;
 // Exact gzip export (feature exact-gzip): original blob and manifest digests kept.
 #[cfg(feature = "exact-gzip")]
 mod exact_gzip;

@@ -1,0 +1,285 @@
+//! Reading an "ostree native container", the image format ostree-ext writes for bootc,
+//! rpm-ostree and CoreOS: the image ref gets **the commit itself**, with the checksum the
+//! `ostree.commit` label names.
+//!
+//! Such an image (ostree-ext 0.15, tar format v1) is one commit layer then component
+//! ("chunk") layers; the config label `ostree.final-diffid` names the diff_id of the last
+//! layer that belongs to the commit. Each of these layers holds OSTree objects under
+//! `sysroot/ostree/repo/objects/XX/REST.{commit,commitmeta,dirtree,dirmeta,file}`, the xattrs
+//! of each file object in a `.file-xattrs` object that a `.file-xattrs-link` next to it links
+//! to, and hardlinks from the checkout paths to the `.file` objects (which are not read here).
+//!
+//! The layers are imported like any other: one commit per layer, found again by blob digest
+//! or diff_id, so a new version of an OS image only reads the chunks that changed. Then
+//! [`NativeCommit::rebuild`] walks each layer commit's object directory and writes the real
+//! objects (`objects.rs`): metadata objects from their bytes, file objects from the layer's
+//! file (content, owner, mode) plus the xattrs of its `.file-xattrs-link`, each checked
+//! against the checksum its name gives; the commit object and its detached metadata last,
+//! after checking that every object the commit reaches is there (`complete.rs`).
+//!
+//! Layers after `ostree.final-diffid` ("derived" layers, a Containerfile's `RUN` or `COPY`)
+//! are refused: ocitree does not yet apply them the way ostree-ext does.
+
+mod complete;
+mod objects;
+
+use std::collections::BTreeMap;
+
+use ostree::{ObjectType, Repo, gio};
+
+use crate::error::{Error, LayerError, Result};
+
+/// Config label: the checksum of the commit the image carries.
+pub const COMMIT_LABEL: &str = "ostree.commit";
+/// Config label: the diff_id of the last layer that belongs to the commit.
+pub const FINAL_DIFFID_LABEL: &str = "ostree.final-diffid";
+/// Layer annotation of a component layer: the comma-separated components it holds.
+pub const COMPONENTS_ANNOTATION: &str = "ostree.components";
+
+/// The commit an ostree native container carries, as its config labels name it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NativeCommit {
+    /// The commit checksum (`ostree.commit`).
+    pub checksum: String,
+    /// The diff_id of the last layer of the commit (`ostree.final-diffid`).
+    pub final_diffid: String,
+}
+
+/// One layer of the image, as the rebuild needs it.
+#[derive(Clone, Debug)]
+pub struct NativeLayer {
+    /// Blob digest (names the layer in errors).
+    pub digest: String,
+    /// The layer commit ocitree stored it as.
+    pub commit: String,
+}
+
+fn bad(image: &str, reason: String) -> Error {
+    Error::InvalidImage {
+        image: image.to_string(),
+        reason,
+    }
+}
+
+/// True for a lowercase hex SHA-256 (the only checksums OSTree uses).
+pub(crate) fn is_checksum(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+impl NativeCommit {
+    /// Reads the labels of image `image` (named in errors).
+    ///
+    /// # Errors
+    /// [`Error::InvalidImage`] when `ostree.commit` is missing or not a checksum, or
+    /// `ostree.final-diffid` is missing (as ostree-ext, which refuses such images too).
+    pub fn from_labels(image: &str, labels: &BTreeMap<String, String>) -> Result<NativeCommit> {
+        let checksum = labels
+            .get(COMMIT_LABEL)
+            .ok_or_else(|| bad(image, format!("label {COMMIT_LABEL} is missing")))?;
+        if !is_checksum(checksum) {
+            return Err(bad(
+                image,
+                format!("label {COMMIT_LABEL}={checksum:?} is not an OSTree checksum"),
+            ));
+        }
+        let final_diffid = labels.get(FINAL_DIFFID_LABEL).ok_or_else(|| {
+            bad(
+                image,
+                format!(
+                    "ostree native container {checksum} has no {FINAL_DIFFID_LABEL} label: \
+                     written by an ostree-ext older than the chunked format (tar format v0), \
+                     which ocitree does not read; use --format plain to import its layers as \
+                     they are"
+                ),
+            )
+        })?;
+        Ok(NativeCommit {
+            checksum: checksum.clone(),
+            final_diffid: final_diffid.clone(),
+        })
+    }
+
+    /// Checks the layer list (`diff_ids`, the config's, base first) against the labels.
+    ///
+    /// # Errors
+    /// [`Error::InvalidImage`] when no layer has the final diff_id, or layers follow it
+    /// (derived layers, which ocitree does not apply yet).
+    pub fn check_layers(&self, image: &str, diff_ids: &[String]) -> Result<()> {
+        let Some(last) = diff_ids.iter().position(|d| *d == self.final_diffid) else {
+            return Err(bad(
+                image,
+                format!(
+                    "label {FINAL_DIFFID_LABEL}={} names no layer of the image",
+                    self.final_diffid
+                ),
+            ));
+        };
+        let derived = diff_ids.len() - last - 1;
+        if derived > 0 {
+            return Err(bad(
+                image,
+                format!(
+                    "ostree native container {} with {derived} derived layer(s) after {} \
+                     ({FINAL_DIFFID_LABEL}): ocitree cannot apply derived layers on the \
+                     commit yet; use --format plain to import the layers as they are",
+                    self.checksum, self.final_diffid
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes the commit and every object it reaches from the layer commits `layers` (the
+    /// image's, base first), inside the caller's transaction. Detached metadata the
+    /// repository already has for this commit is kept (it has no checksum to check the
+    /// image's against); otherwise the image's is written.
+    ///
+    /// # Errors
+    /// [`Error::Layer`] naming the layer and object when an object is malformed or does not
+    /// match its checksum; [`Error::InvalidImage`] when the commit object is missing, another
+    /// commit is there, or an object the commit reaches is in no layer; libostree failures.
+    pub fn rebuild(&self, repo: &Repo, image: &str, layers: &[NativeLayer]) -> Result<()> {
+        let mut commit = None;
+        let mut detached = None;
+        for layer in layers {
+            let layer_err = |cause| Error::Layer {
+                image: image.to_string(),
+                layer: layer.digest.clone(),
+                cause,
+            };
+            let found = objects::write_layer(repo, &layer.commit).map_err(layer_err)?;
+            for (checksum, v) in found.commits {
+                if checksum != self.checksum || commit.is_some() {
+                    return Err(layer_err(LayerError::OstreeObject {
+                        object: objects::object_path(&checksum, "commit"),
+                        reason: format!(
+                            "a second commit object; the image is commit {} \
+                             ({COMMIT_LABEL})",
+                            self.checksum
+                        ),
+                    }));
+                }
+                commit = Some(v);
+            }
+            for (checksum, v) in found.commitmeta {
+                if checksum != self.checksum {
+                    return Err(layer_err(LayerError::OstreeObject {
+                        object: objects::object_path(&checksum, "commitmeta"),
+                        reason: format!(
+                            "detached metadata of another commit than {}",
+                            self.checksum
+                        ),
+                    }));
+                }
+                detached = Some(v);
+            }
+        }
+        let commit = commit.ok_or_else(|| {
+            bad(
+                image,
+                format!(
+                    "commit object {} ({COMMIT_LABEL}) is in none of its layers",
+                    self.checksum
+                ),
+            )
+        })?;
+        complete::check(repo, image, &self.checksum, &commit)?;
+        let written = repo
+            .write_metadata(
+                ObjectType::Commit,
+                Some(&self.checksum),
+                &commit,
+                gio::Cancellable::NONE,
+            )
+            .map_err(Error::ostree(format!("writing commit {}", self.checksum)))?
+            .to_hex();
+        if written != self.checksum {
+            return Err(bad(
+                image,
+                format!("commit object {} was stored as {written}", self.checksum),
+            ));
+        }
+        let existing = repo
+            .read_commit_detached_metadata(&self.checksum, gio::Cancellable::NONE)
+            .map_err(Error::ostree(format!(
+                "reading detached metadata of {}",
+                self.checksum
+            )))?;
+        if let (Some(d), None) = (&detached, existing) {
+            repo.write_commit_detached_metadata(&self.checksum, Some(d), gio::Cancellable::NONE)
+                .map_err(Error::ostree(format!(
+                    "writing detached metadata of {}",
+                    self.checksum
+                )))?;
+        }
+        Ok(())
+    }
+
+    /// The commit's root as a tree to commit again (ocitree's record of the image is a
+    /// commit of the same tree, as for encapsulated commits); nothing is copied.
+    ///
+    /// # Errors
+    /// The commit is not in `repo`.
+    pub fn tree(&self, repo: &Repo) -> Result<ostree::MutableTree> {
+        let v = repo
+            .load_variant(ObjectType::Commit, &self.checksum)
+            .map_err(Error::ostree(format!("loading commit {}", self.checksum)))?;
+        let (contents, meta) = crate::repo::commit_root(&v);
+        Ok(ostree::MutableTree::from_checksum(repo, &contents, &meta))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn labels_are_checked() {
+        let c = "ab".repeat(32);
+        let ok = NativeCommit::from_labels(
+            "img",
+            &labels(&[(COMMIT_LABEL, &c), (FINAL_DIFFID_LABEL, "sha256:1")]),
+        )
+        .unwrap();
+        assert_eq!(ok.checksum, c);
+        let err = NativeCommit::from_labels("img", &labels(&[(COMMIT_LABEL, &c)]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(FINAL_DIFFID_LABEL), "{err}");
+        let err = NativeCommit::from_labels(
+            "img",
+            &labels(&[(COMMIT_LABEL, "AB"), (FINAL_DIFFID_LABEL, "sha256:1")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("not an OSTree checksum"), "{err}");
+    }
+
+    #[test]
+    fn derived_layers_are_refused() {
+        let n = NativeCommit {
+            checksum: "ab".repeat(32),
+            final_diffid: "sha256:2".into(),
+        };
+        let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        n.check_layers("img", &ids(&["sha256:1", "sha256:2"]))
+            .unwrap();
+        let err = n
+            .check_layers("img", &ids(&["sha256:1", "sha256:2", "sha256:3"]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("1 derived layer(s)"), "{err}");
+        let err = n
+            .check_layers("img", &ids(&["sha256:1"]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("names no layer"), "{err}");
+    }
+}
