@@ -59,6 +59,11 @@ pub struct ImportArgs {
     verify_remote: Option<String>,
     #[command(flatten)]
     sign: crate::cli::serve::SignArgs,
+    /// When NAME pointed at another commit before, also make the static delta from that commit
+    /// to the new one (as `ocitree delta NAME --from-previous`), so ostree clients update
+    /// through it.
+    #[arg(long)]
+    delta_from_previous: bool,
 }
 
 /// The image to read and the name to give it: shared by import and check.
@@ -122,6 +127,7 @@ pub fn run(repo_path: &Path, a: ImportArgs) -> Result<()> {
     opts.verify.ed25519_keys = a.verify_ed25519;
     opts.verify.remote = a.verify_remote;
     opts.sign = a.sign.options();
+    opts.delta_from_previous = a.delta_from_previous;
     let repo = ocitree::repo::open_or_create(repo_path, ocitree::ostree::RepoMode::BareUser)?;
     let report =
         ocitree::import(&repo, &source, &opts).with_context(|| format!("importing {source}"))?;
@@ -192,6 +198,9 @@ pub fn run(repo_path: &Path, a: ImportArgs) -> Result<()> {
     }
     for b in &report.bound_refs {
         out!("Ref:      {b} (the commit is bound to it)");
+    }
+    if let Some(d) = &report.delta {
+        out!("Delta:    {d}");
     }
     out!("Commit:   {}", report.commit);
     Ok(())

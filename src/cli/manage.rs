@@ -74,7 +74,8 @@ pub fn images(repo_path: &Path, _a: ImagesArgs) -> Result<()> {
     ]];
     for (name, commit) in refs::images(&repo)? {
         let info = ImageInfo::load_commit(&repo, &name, &commit)?;
-        let size: u64 = info.parsed_manifest()?.layers.iter().map(|l| l.size).sum();
+        let size =
+            (info.parsed_manifest()?.layers.iter()).fold(0u64, |n, l| n.saturating_add(l.size));
         rows.push([name, info.manifest_digest, commit, size.to_string()]);
     }
     let width = |i: usize| rows.iter().map(|r| r[i].len()).max().unwrap_or(0);

@@ -41,8 +41,7 @@ impl CheckReport {
         self.layers
             .iter()
             .filter(|l| !l.present)
-            .map(|l| l.size)
-            .sum()
+            .fold(0u64, |n, l| n.saturating_add(l.size))
     }
 }
 

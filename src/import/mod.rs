@@ -53,6 +53,9 @@ pub struct ImportOptions {
     pub format: Option<ImageFormat>,
     /// Sign the image commit with these keys (before its ref is set).
     pub sign: crate::sign::SignOptions,
+    /// When the name pointed at another commit before, make the static delta from it to the
+    /// new commit ([`crate::serve::delta`]), so clients update through it.
+    pub delta_from_previous: bool,
     /// Verify the signatures of the OSTree commit the image carries against these keys; an
     /// image without a valid signature for them (or without a commit) is refused.
     pub verify: crate::sign::verify::VerifyOptions,
@@ -82,6 +85,7 @@ impl Default for ImportOptions {
             on_special: OnSpecial::default(),
             format: None,
             sign: Default::default(),
+            delta_from_previous: false,
             verify: Default::default(),
             artifact_type: None,
             layers: LayerSelection::default(),
@@ -118,6 +122,8 @@ pub struct ImportReport {
     pub skipped: Vec<Skipped>,
     /// Refs the image's commit is bound to, created beside the image ref.
     pub bound_refs: Vec<String>,
+    /// The static delta made with [`ImportOptions::delta_from_previous`].
+    pub delta: Option<String>,
     /// What became of the repository's summary.
     pub summary: crate::serve::summary::SummaryStatus,
     /// The valid signatures found when [`ImportOptions::verify`] asked for a check.
@@ -210,6 +216,7 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
         skipped: Vec::new(),
         signers: Vec::new(),
         bound_refs: Vec::new(),
+        delta: None,
         summary: crate::serve::summary::SummaryStatus::NotServed,
         exact_gzip: Vec::new(),
     };
@@ -286,7 +293,7 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
         manifest: report.manifest_digest.clone(),
         layers: layers.len(),
         to_read: to_read.len(),
-        bytes: to_read.iter().map(|l| l.size).sum(),
+        bytes: to_read.iter().fold(0u64, |n, l| n.saturating_add(l.size)),
     });
     // Let a remote source download the layers we lack while earlier ones are imported.
     let blobs: Vec<_> = to_read.iter().map(|l| (l.digest.clone(), l.size)).collect();
@@ -441,10 +448,10 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
         report.commit.clone()
     };
     // What the name pointed at before: the start of `ocitree delta --from-previous`.
-    if let Some(old) = refs::resolve(repo, &refname::image_ref(&name))?
-        && old != report.commit
-    {
-        image::commit::record_previous(repo, &holder, &name, &old)?;
+    let previous =
+        refs::resolve(repo, &refname::image_ref(&name))?.filter(|old| *old != report.commit);
+    if let Some(old) = &previous {
+        image::commit::record_previous(repo, &holder, &name, old)?;
     }
     // Signed before anything refers to it: no client ever sees the image unsigned.
     if !opts.sign.is_empty() {
@@ -468,6 +475,13 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
             .map_err(Error::ostree(format!("deleting ref {record_ref}")))?;
     }
     crate::repo::partial::unmark(repo, &written)?;
+    if opts.delta_from_previous && previous.is_some() {
+        report.delta = Some(crate::serve::delta::generate(
+            repo,
+            &name,
+            &crate::serve::delta::DeltaFrom::Previous,
+        )?);
+    }
     report.summary = crate::serve::summary::update(repo)?;
     opts.progress.emit(Event::Done {
         commit: report.commit.clone(),

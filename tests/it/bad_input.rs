@@ -99,6 +99,35 @@ fn wrong_size() {
     rejects(&dir, &layer, &["size mismatch"]);
 }
 
+/// The largest size a descriptor can say, after another layer: once overflowed the count of
+/// bytes to read and panicked (found by fuzz::mutated_registry_responses_fail_cleanly); now a
+/// size mismatch like any other.
+#[test]
+fn huge_layer_sizes_are_a_size_mismatch() {
+    let tmp = tempdir();
+    let dir = tmp.path().join("img");
+    let mut l = Layout::new(&dir);
+    let tar = tar_entries();
+    let blob = compress(&tar, Comp::Gzip);
+    let (ld, ls) = l.put(&blob);
+    let (ld2, _) = l.put(&tar);
+    let config = json!({"architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [sha256(&tar), sha256(&tar)]}});
+    let (cd, cs) = l.put(&serde_json::to_vec(&config).unwrap());
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs},
+        "layers": [
+            {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": ld, "size": ls},
+            {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": ld2, "size": u64::MAX},
+        ],
+    });
+    let (md, ms) = l.put(&serde_json::to_vec(&manifest).unwrap());
+    l.add(json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": ms}), Some("latest"), None);
+    rejects(&dir, &ld2, &["size mismatch"]);
+}
+
 #[test]
 fn wrong_diff_id() {
     let blob = compress(&tar_entries(), Comp::Gzip);

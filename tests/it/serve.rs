@@ -320,9 +320,24 @@ fn an_update_travels_as_a_static_delta_and_prune_drops_deltas_with_their_target(
     // no previous version yet
     let err = repo.fails(&["delta", "app", "--from-previous"]);
     assert!(err.contains("previous commit"), "{err}");
+    // import makes the delta itself when asked (and only when there is a previous version)
+    let first = repo.ok(&[
+        "import",
+        "--delta-from-previous",
+        &Repo::oci(&v1, "latest"),
+        "other",
+    ]);
+    assert!(!first.stdout.contains("Delta:"), "{first:?}");
     let b = repo.import(&Repo::oci(&v2, "latest"), "app").commit();
     let d = repo.ok(&["delta", "app", "--from-previous"]);
     assert_eq!(d.field("Delta"), format!("{a}-{b}"));
+    let o = repo.ok(&[
+        "import",
+        "--delta-from-previous",
+        &Repo::oci(&v2, "latest"),
+        "other",
+    ]);
+    assert_eq!(o.field("Delta"), format!("{a}-{b}"));
     let listed = tools::ostree(&repo.path, &["summary", "--view"]);
     assert!(
         listed.contains(&format!("{a}-{b}")),
@@ -347,6 +362,7 @@ fn an_update_travels_as_a_static_delta_and_prune_drops_deltas_with_their_target(
     assert!(tools::ostree(&repo.path, &["static-delta", "list"]).contains(&format!("{a}-{b}")));
     // ... its target gone: prune drops it, and the summary no longer lists it
     repo.ok(&["rm", "app"]);
+    repo.ok(&["rm", "other"]);
     repo.ok(&["prune"]);
     assert!(!tools::ostree(&repo.path, &["static-delta", "list"]).contains(&b));
     assert!(!tools::ostree(&repo.path, &["summary", "--view"]).contains(&b));
