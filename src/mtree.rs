@@ -1,6 +1,7 @@
-//! Small helpers over libostree's in-memory [`MutableTree`], shared by the layer and merge stages.
+//! Small helpers over libostree's in-memory [`MutableTree`] and the dirtree objects it is
+//! written to, shared by the layer, merge and image stages.
 
-use ostree::{MutableTree, gio, glib};
+use ostree::{MutableTree, ObjectType, Repo, gio, glib};
 
 /// What a name in a directory refers to.
 #[derive(Debug)]
@@ -129,6 +130,29 @@ pub fn resolve_in_root<E>(
         }
     }
     Ok(Some(out))
+}
+
+/// A dirtree object's entries, checksums in hex: files (name, content object) and directories
+/// (name, dirtree, dirmeta).
+pub type DirtreeEntries = (Vec<(String, String)>, Vec<(String, String, String)>);
+
+/// Loads dirtree object `csum`; `Ok(None)` when the object is not a dirtree.
+///
+/// # Errors
+/// libostree cannot load it.
+pub fn load_dirtree(repo: &Repo, csum: &str) -> Result<Option<DirtreeEntries>, glib::Error> {
+    let v = repo.load_variant(ObjectType::DirTree, csum)?;
+    Ok(v.get::<ostree::TreeVariantType>().map(|(files, dirs)| {
+        (
+            files
+                .into_iter()
+                .map(|(n, c)| (n, hex::encode(c)))
+                .collect(),
+            dirs.into_iter()
+                .map(|(n, c, m)| (n, hex::encode(c), hex::encode(m)))
+                .collect(),
+        )
+    }))
 }
 
 #[cfg(test)]

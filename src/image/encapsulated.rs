@@ -42,6 +42,27 @@ pub fn bound_refs(commit: &glib::Variant) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Writes `detached` as the detached metadata of commit `checksum` unless it has some already.
+/// Detached metadata carries no checksum of its own: an image must not replace the
+/// signatures a commit already has here, so it is written only where there are none.
+///
+/// # Errors
+/// libostree cannot read or write the detached metadata.
+pub fn keep_detached(repo: &Repo, checksum: &str, detached: Option<&glib::Variant>) -> Result<()> {
+    let existing = repo
+        .read_commit_detached_metadata(checksum, gio::Cancellable::NONE)
+        .map_err(Error::ostree(format!(
+            "reading detached metadata of {checksum}"
+        )))?;
+    if let (Some(d), None) = (detached, existing) {
+        repo.write_commit_detached_metadata(checksum, Some(d), gio::Cancellable::NONE)
+            .map_err(Error::ostree(format!(
+                "writing detached metadata of {checksum}"
+            )))?;
+    }
+    Ok(())
+}
+
 /// libostree's commit metadata key of ref bindings.
 pub const REF_BINDING: &str = "ostree.ref-binding";
 
@@ -218,22 +239,7 @@ impl EncapsulatedCommit {
         if written != self.checksum {
             return Err(mismatch("commit checksum", self.checksum.clone(), written));
         }
-        // Detached metadata carries no checksum of its own: an image must not replace the
-        // signatures a commit already has here, so it is written only where there are none.
-        let existing = repo
-            .read_commit_detached_metadata(&self.checksum, gio::Cancellable::NONE)
-            .map_err(Error::ostree(format!(
-                "reading detached metadata of {}",
-                self.checksum
-            )))?;
-        if let (Some(d), None) = (&self.detached, existing) {
-            repo.write_commit_detached_metadata(&self.checksum, Some(d), gio::Cancellable::NONE)
-                .map_err(Error::ostree(format!(
-                    "writing detached metadata of {}",
-                    self.checksum
-                )))?;
-        }
-        Ok(())
+        keep_detached(repo, &self.checksum, self.detached.as_ref())
     }
 }
 

@@ -26,7 +26,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use ostree::{MutableTree, ObjectType, Repo, TreeVariantType, gio, glib};
+use ostree::{MutableTree, Repo, gio, glib};
 
 use crate::entries::whiteout::{self, Whiteout};
 use crate::error::LayerError;
@@ -74,24 +74,13 @@ impl<'r> Merger<'r> {
     }
 
     fn dirtree(&self, csum: &str, path: &str) -> Result<Dirtree, LayerError> {
-        let v = self
-            .repo
-            .load_variant(ObjectType::DirTree, csum)
-            .map_err(err(path, "loading dirtree"))?;
-        let (files, dirs): TreeVariantType = v.get().ok_or_else(|| LayerError::Ostree {
-            path: path.to_string(),
-            op: "parsing dirtree",
-            cause: glib::Error::new(gio::IOErrorEnum::InvalidData, "not a dirtree"),
-        })?;
-        Ok((
-            files
-                .into_iter()
-                .map(|(n, c)| (n, hex::encode(c)))
-                .collect(),
-            dirs.into_iter()
-                .map(|(n, c, m)| (n, hex::encode(c), hex::encode(m)))
-                .collect(),
-        ))
+        mtree::load_dirtree(self.repo, csum)
+            .map_err(err(path, "loading dirtree"))?
+            .ok_or_else(|| LayerError::Ostree {
+                path: path.to_string(),
+                op: "parsing dirtree",
+                cause: glib::Error::new(gio::IOErrorEnum::InvalidData, "not a dirtree"),
+            })
     }
 
     /// The target of a content object if it is a symlink.

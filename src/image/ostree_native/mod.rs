@@ -199,20 +199,7 @@ impl NativeCommit {
                 format!("commit object {} was stored as {written}", self.checksum),
             ));
         }
-        let existing = repo
-            .read_commit_detached_metadata(&self.checksum, gio::Cancellable::NONE)
-            .map_err(Error::ostree(format!(
-                "reading detached metadata of {}",
-                self.checksum
-            )))?;
-        if let (Some(d), None) = (&detached, existing) {
-            repo.write_commit_detached_metadata(&self.checksum, Some(d), gio::Cancellable::NONE)
-                .map_err(Error::ostree(format!(
-                    "writing detached metadata of {}",
-                    self.checksum
-                )))?;
-        }
-        Ok(())
+        crate::image::encapsulated::keep_detached(repo, &self.checksum, detached.as_ref())
     }
 
     /// The commit's root as a tree to commit again (ocitree's record of the image is a

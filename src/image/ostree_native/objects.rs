@@ -21,6 +21,7 @@ use ostree::{ObjectType, Repo, gio, glib};
 
 use crate::digest::Digest;
 use crate::error::LayerError;
+use crate::mtree::{DirtreeEntries, load_dirtree};
 
 /// Where ostree-ext puts the objects in a layer.
 const OBJECTS: [&str; 4] = ["sysroot", "ostree", "repo", "objects"];
@@ -53,27 +54,13 @@ fn ostree_err<'a>(
     }
 }
 
-type Files = Vec<(String, String)>;
-type Dirs = Vec<(String, String, String)>;
-
-fn dirtree(repo: &Repo, csum: &str, path: &str) -> Result<(Files, Dirs), LayerError> {
-    let v = repo
-        .load_variant(ObjectType::DirTree, csum)
-        .map_err(ostree_err(path, "loading dirtree"))?;
-    let (files, dirs): ostree::TreeVariantType =
-        v.get().ok_or_else(|| LayerError::OstreeObject {
+fn dirtree(repo: &Repo, csum: &str, path: &str) -> Result<DirtreeEntries, LayerError> {
+    load_dirtree(repo, csum)
+        .map_err(ostree_err(path, "loading dirtree"))?
+        .ok_or_else(|| LayerError::OstreeObject {
             object: path.to_string(),
             reason: "layer dirtree is not a dirtree".into(),
-        })?;
-    Ok((
-        files
-            .into_iter()
-            .map(|(n, c)| (n, hex::encode(c)))
-            .collect(),
-        dirs.into_iter()
-            .map(|(n, c, m)| (n, hex::encode(c), hex::encode(m)))
-            .collect(),
-    ))
+        })
 }
 
 /// The dirtree of `sysroot/ostree/repo/objects` in layer commit `commit`.
