@@ -418,28 +418,31 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
     let record_ref = refname::encapsulated_ref(&name);
     let mut drop_record = false;
     // The commit holding ocitree's metadata of the image: the image commit, or its record.
-    let holder = if let Some(e) = &encapsulated {
+    // The commit the image carries (encapsulated, or rebuilt from ostree native layers).
+    let carried = if let Some(e) = &encapsulated {
         e.write(repo, &image, &merged)?;
-        report.bound_refs = set_bound_refs(repo, e);
-        let record = image::write_image_commit(repo, &merged, &meta)?;
-        repo.transaction_set_ref(None, &record_ref, Some(&record));
-        report.commit = e.checksum.clone();
-        written.extend([record.clone(), e.checksum.clone()]);
-        record
+        Some(e.as_ref().clone())
     } else if let Some(n) = &native {
-        let carried = image::EncapsulatedCommit::load(repo, &n.checksum)?;
+        let c = image::EncapsulatedCommit::load(repo, &n.checksum)?;
         report.signers = crate::sign::verify::verify_commit(
             repo,
             &format!("image {image}: commit {}", n.checksum),
-            &carried.commit,
-            carried.detached.as_ref(),
+            &c.commit,
+            c.detached.as_ref(),
             &opts.verify,
         )?;
-        report.bound_refs = set_bound_refs(repo, &carried);
+        Some(c)
+    } else {
+        None
+    };
+    // The commit holding ocitree's metadata of the image: its record beside a carried commit,
+    // else the image commit itself.
+    let holder = if let Some(c) = &carried {
+        report.bound_refs = set_bound_refs(repo, c);
         let record = image::write_image_commit(repo, &merged, &meta)?;
         repo.transaction_set_ref(None, &record_ref, Some(&record));
-        report.commit = n.checksum.clone();
-        written.extend([record.clone(), n.checksum.clone()]);
+        report.commit = c.checksum.clone();
+        written.extend([record.clone(), c.checksum.clone()]);
         record
     } else {
         report.commit = image::write_image_commit(repo, &merged, &meta)?;
