@@ -1,8 +1,8 @@
 //! Staging: an export destination is complete and valid, or as it was before.
 //!
-//! Everything an export writes goes first into a staging directory that names the process
-//! writing it (its id and start time, so that a later process with the same id is not taken
-//! for it):
+//! Everything an export writes goes first into a staging directory whose `owner` file the
+//! exporting process holds locked (`flock`, released however the process ends, as the
+//! repository lock, [`crate::repo::RepoLock`]):
 //! - a new `oci:` directory is built in a sibling `.NAME.ocitree-tmp-XXXXXX` and renamed into
 //!   place at the end;
 //! - an existing layout gets its staging directory inside (`DIR/.ocitree-tmp-XXXXXX`): new
@@ -12,11 +12,13 @@
 //! - standard output is staged in the temporary directory (`ocitree-export-XXXXXX`).
 //!
 //! A staging directory left by a killed export is removed by the next export to the same
-//! destination ([`clean_stale`]): its process is gone, while a running export's is there.
+//! destination ([`clean_stale`]): nobody holds its lock any more, while a running export does.
 
-use std::fs;
+use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
+
+use rustix::fs::{FlockOperation, flock};
 
 use crate::error::{Error, Result};
 
@@ -24,7 +26,7 @@ use crate::error::{Error, Result};
 pub const MARK: &str = ".ocitree-tmp-";
 /// The prefix of staging directories for standard output, in the temporary directory.
 pub const STDOUT_PREFIX: &str = "ocitree-export-";
-/// The file in a staging directory that names its process (`PID STARTTIME`).
+/// The file in a staging directory that its export holds locked.
 const OWNER: &str = "owner";
 /// A staging directory without an owner file is only removed when older than this (it may be
 /// one being created right now).
@@ -37,10 +39,12 @@ fn io(what: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     }
 }
 
-/// A staging directory, removed when dropped; it names the process that owns it.
+/// A staging directory, removed when dropped; its `owner` file is locked while it lives.
 #[derive(Debug)]
 pub struct Stage {
+    // Declared first: dropped (the directory removed) before the lock is let go.
     dir: tempfile::TempDir,
+    _owner: File,
 }
 
 impl Stage {
@@ -54,10 +58,10 @@ impl Stage {
             .tempdir_in(parent)
             .map_err(io(parent))?;
         let owner = dir.path().join(OWNER);
-        let me = process_id("self")
-            .ok_or_else(|| io(&owner)(std::io::Error::other("cannot read /proc/self/stat")))?;
-        fs::write(&owner, me).map_err(io(&owner))?;
-        Ok(Stage { dir })
+        let file = File::create(&owner).map_err(io(&owner))?;
+        flock(&file, FlockOperation::NonBlockingLockExclusive)
+            .map_err(|e| io(&owner)(e.into()))?;
+        Ok(Stage { dir, _owner: file })
     }
 
     /// Its path.
@@ -115,26 +119,12 @@ pub fn clean_stale(dir: &Path, prefix: &str) -> Result<()> {
     Ok(())
 }
 
-/// `PID STARTTIME` of process `pid` (`self` for this one): the start time (in clock ticks
-/// since boot, from `/proc/PID/stat`) tells a live process from a later one with the same id.
-fn process_id(pid: &str) -> Option<String> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // the command name (2nd field) is in parentheses and may hold spaces: count after it
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let start = rest.split_whitespace().nth(19)?;
-    let pid = stat.split_whitespace().next()?;
-    Some(format!("{pid} {start}"))
-}
-
-/// Whether no export holds the staging directory `dir`: the process it names is gone.
+/// Whether no export holds the staging directory `dir`: nobody holds its `owner` lock (one
+/// without an owner file is stale once older than [`UNLOCKED_GRACE`]: it may be being made).
 fn is_stale(dir: &Path) -> bool {
-    match fs::read_to_string(dir.join(OWNER)) {
-        Ok(owner) => {
-            let pid = owner.split_whitespace().next().unwrap_or_default();
-            !pid.bytes().all(|b| b.is_ascii_digit())
-                || pid.is_empty()
-                || process_id(pid).as_deref() != Some(owner.trim())
-        }
+    match File::open(dir.join(OWNER)) {
+        // A lock taken here is released with the file, at once.
+        Ok(f) => flock(&f, FlockOperation::NonBlockingLockExclusive).is_ok(),
         Err(_) => fs::metadata(dir).and_then(|m| m.modified()).is_ok_and(|t| {
             SystemTime::now()
                 .duration_since(t)
@@ -157,13 +147,10 @@ mod tests {
         assert_eq!(prefix, ".out.ocitree-tmp-");
         let live = Stage::new_in(&parent, &prefix).unwrap();
         let dead = Stage::new_in(&parent, &prefix).unwrap();
-        // what a killed export leaves: the directory, naming a process that is gone (this
-        // process's id with another start time)
-        let Stage { dir } = dead;
+        // what a killed export leaves: the directory, its lock gone with the process
+        let Stage { dir, _owner } = dead;
+        drop(_owner);
         let dead_path = dir.keep();
-        let me = process_id("self").unwrap();
-        let pid = me.split(' ').next().unwrap();
-        fs::write(dead_path.join(OWNER), format!("{pid} 1")).unwrap();
         fs::create_dir_all(t.path().join("blobs/sha256")).unwrap();
         fs::write(t.path().join("blobs/sha256/.tmpAb12Cd"), b"partial").unwrap();
         fs::write(t.path().join("blobs/sha256/0123"), b"blob").unwrap();
