@@ -156,8 +156,10 @@ pub enum Error {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LayerError {
-    /// Reading, verifying or decompressing the blob, or parsing the tar stream, failed.
-    #[error("{0}")]
+    /// Reading, verifying or decompressing the blob, or parsing the tar stream, failed. (The
+    /// tar reader quotes the bytes it could not parse: shown escaped and cut, see
+    /// [`printable`].)
+    #[error("{}", printable(&.0.to_string()))]
     Read(std::io::Error),
     /// The uncompressed stream does not hash to the config's diff_id.
     #[error("diff_id mismatch: config says {expected}, layer content is {found}")]
@@ -248,4 +250,30 @@ impl Error {
         let context = context.into();
         move |cause| Error::Io { context, cause }
     }
+}
+
+/// Most characters of a message quoted from input (a tar reader's error quotes header bytes).
+pub const QUOTE_MAX: usize = 300;
+
+/// `text` fit for a terminal: control characters escaped (`\u{1b}`, `\n`), cut after
+/// [`QUOTE_MAX`] characters. Input bytes never reach a terminal as they are.
+///
+/// # Examples
+/// ```
+/// assert_eq!(ocitree::error::printable("a\x1b[31mb"), "a\\u{1b}[31mb");
+/// ```
+pub fn printable(text: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == QUOTE_MAX {
+            out.push_str("…");
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

@@ -22,7 +22,17 @@ fn main() -> ExitCode {
             }) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("error: {e:#}");
+            // Messages quote input (names, references, tar headers): no control character of
+            // it reaches the terminal as it is.
+            let text: String = format!("{e:#}")
+                .chars()
+                .flat_map(|c| match c {
+                    '\n' | '\t' => vec![c],
+                    c if c.is_control() => c.escape_default().collect(),
+                    c => vec![c],
+                })
+                .collect();
+            eprintln!("error: {text}");
             ExitCode::from(2)
         }
     }

@@ -59,8 +59,7 @@ impl Stage {
             .map_err(io(parent))?;
         let owner = dir.path().join(OWNER);
         let file = File::create(&owner).map_err(io(&owner))?;
-        flock(&file, FlockOperation::NonBlockingLockExclusive)
-            .map_err(|e| io(&owner)(e.into()))?;
+        flock(&file, FlockOperation::NonBlockingLockExclusive).map_err(|e| io(&owner)(e.into()))?;
         Ok(Stage { dir, _owner: file })
     }
 

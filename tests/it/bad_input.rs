@@ -429,3 +429,17 @@ fn config_rootfs_is_validated() {
     repo.ok(&["import", &Repo::oci(&dir, "latest"), "x"]);
     assert_eq!(repo.ok(&["cat", "x", "/a"]).stdout, "a");
 }
+
+/// A layer that claims to be a tar but holds other bytes (what `oras push FILE` writes, here
+/// with terminal escape codes in it): a clean error naming image and layer, the bytes the tar
+/// reader quotes escaped and cut, never written to the terminal as they are.
+#[test]
+fn bytes_quoted_from_a_bad_layer_are_escaped_and_cut() {
+    let raw = b"not a tar \x01\x02\x1b[31mRED\n".repeat(100);
+    let tmp = tempdir();
+    let (dir, layer) = raw_image(&tmp, &raw, None, &sha256(&raw));
+    let err = rejects(&dir, &layer, &["when getting cksum"]);
+    assert!(!err.contains('\x1b') && !err.contains('\x01'), "{err:?}");
+    assert!(err.contains("\\u{1b}"), "escaped: {err}");
+    assert!(err.len() < 1000, "cut: {} bytes", err.len());
+}
