@@ -266,7 +266,7 @@ pub fn printable(text: &str) -> String {
     let mut out = String::new();
     for (i, c) in text.chars().enumerate() {
         if i == QUOTE_MAX {
-            out.push_str("…");
+            out.push('…');
             break;
         }
         if c.is_control() {
