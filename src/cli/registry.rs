@@ -10,10 +10,10 @@ use ocitree::registry::{Credentials, RegistryOptions, Tls};
 /// How to reach a registry (used by docker:// sources and destinations only).
 #[derive(Debug, Args)]
 pub struct RegistryArgs {
-    /// Registry credentials, overriding every auth file.
+    /// Registry credentials, overriding every auth file and credential helper.
     #[arg(long, value_name = "USER:PASS")]
     creds: Option<String>,
-    /// Read credentials from this auth file only (default: $REGISTRY_AUTH_FILE, then $XDG_RUNTIME_DIR/containers/auth.json, then ~/.docker/config.json).
+    /// Read credentials from this auth file only (default: $REGISTRY_AUTH_FILE, then $XDG_RUNTIME_DIR/containers/auth.json, then ~/.docker/config.json); its credHelpers and credsStore run docker-credential-NAME.
     #[arg(long, value_name = "PATH")]
     authfile: Option<PathBuf>,
     /// Verify the registry's HTTPS certificate; false skips verification, and talks plain HTTP to a registry that does not speak TLS.

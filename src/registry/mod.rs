@@ -18,6 +18,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod cred_helper;
 pub mod fetch;
 pub mod push;
 pub mod reference;

@@ -6,6 +6,8 @@
 use crate::util::registry::{Fault, Proxy, Registry, TokenGateway};
 use crate::util::*;
 
+// Credential helpers: credHelpers, credsStore, precedence (issue 12).
+mod creds;
 // TLS: private CAs, client certificates, --tls-verify=false (issue 12).
 mod tls;
 
