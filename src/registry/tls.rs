@@ -213,3 +213,55 @@ pub(crate) fn hint(opts: &RegistryOptions, registry: &str, message: &str) -> Str
         String::new()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(dir: &Path) -> RegistryOptions {
+        let mut o = RegistryOptions::new();
+        o.cert_dir = Some(dir.to_path_buf());
+        o
+    }
+
+    #[test]
+    fn malformed_cert_dirs_are_errors_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        assert!(config(&opts(d), "r.example").is_ok());
+        std::fs::write(d.join("client.key"), "x").unwrap();
+        let e = config(&opts(d), "r.example").unwrap_err().to_string();
+        assert!(
+            e.contains("client.key") && e.contains("without its client certificate"),
+            "{e}"
+        );
+        std::fs::remove_file(d.join("client.key")).unwrap();
+        std::fs::write(d.join("ca.crt"), "not a certificate").unwrap();
+        let e = config(&opts(d), "r.example").unwrap_err().to_string();
+        assert!(
+            e.contains("ca.crt") && e.contains("no PEM certificate"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn hints_name_the_place_for_certificates() {
+        let o = opts(Path::new("/certs"));
+        let h = hint(
+            &o,
+            "r.example",
+            "io: invalid peer certificate: UnknownIssuer",
+        );
+        assert!(h.contains("ca.crt in --cert-dir /certs"), "{h}");
+        let h = hint(
+            &o,
+            "r.example",
+            "io: received fatal alert: CertificateRequired",
+        );
+        assert!(
+            h.contains("NAME.cert and NAME.key in --cert-dir /certs"),
+            "{h}"
+        );
+        assert_eq!(hint(&o, "r.example", "timeout: connect"), "");
+    }
+}
