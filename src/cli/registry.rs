@@ -10,15 +10,18 @@ use ocitree::registry::{Credentials, RegistryOptions, Tls};
 /// How to reach a registry (used by docker:// sources and destinations only).
 #[derive(Debug, Args)]
 pub struct RegistryArgs {
-    /// Registry credentials, overriding every auth file.
+    /// Registry credentials, overriding every auth file and credential helper.
     #[arg(long, value_name = "USER:PASS")]
     creds: Option<String>,
-    /// Read credentials from this auth file only (default: $REGISTRY_AUTH_FILE, then $XDG_RUNTIME_DIR/containers/auth.json, then ~/.docker/config.json).
+    /// Read credentials from this auth file only (default: $REGISTRY_AUTH_FILE, then $XDG_RUNTIME_DIR/containers/auth.json, then ~/.docker/config.json); its credHelpers and credsStore run docker-credential-NAME.
     #[arg(long, value_name = "PATH")]
     authfile: Option<PathBuf>,
-    /// Use HTTPS and verify the registry's certificate; false talks plain HTTP (loopback test registries).
+    /// Verify the registry's HTTPS certificate; false skips verification, and talks plain HTTP to a registry that does not speak TLS.
     #[arg(long, value_name = "BOOL", default_value_t = true, action = ArgAction::Set)]
     tls_verify: bool,
+    /// Certificate directory for the registry: *.crt are extra trusted CAs, NAME.cert + NAME.key a client certificate (default: the first existing of ~/.config/containers/certs.d/HOST[:PORT], /etc/containers/certs.d/HOST[:PORT], /etc/docker/certs.d/HOST[:PORT]; $OCITREE_CERTS_D replaces the base directory).
+    #[arg(long, value_name = "DIR")]
+    cert_dir: Option<PathBuf>,
     /// Connect timeout, and the longest a registry may stay silent during a request, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     timeout: u64,
@@ -32,8 +35,9 @@ impl RegistryArgs {
         o.tls = if self.tls_verify {
             Tls::Verify
         } else {
-            Tls::PlainHttp
+            Tls::NoVerify
         };
+        o.cert_dir = self.cert_dir.clone();
         o.timeout = Duration::from_secs(self.timeout.max(1));
         Ok(o)
     }

@@ -1,10 +1,18 @@
 //! Registry credentials and challenges.
 //!
-//! Credentials come from, in this order: `--creds USER:PASS`; `--authfile PATH`;
-//! `$REGISTRY_AUTH_FILE`; `${XDG_RUNTIME_DIR}/containers/auth.json`; `~/.docker/config.json`.
-//! The first file that exists and has an entry for the registry (or for a namespace of it,
-//! `host/ns`, the longest match winning as in containers-auth.json(5)) is used; credential
-//! helpers (`credsStore`, `credHelpers`) are not run.
+//! Auth files: `--authfile PATH`, else `$REGISTRY_AUTH_FILE`,
+//! `${XDG_RUNTIME_DIR}/containers/auth.json` and `~/.docker/config.json`, in this order.
+//! Credentials come from, in this precedence:
+//!
+//! 1. `--creds USER:PASS`;
+//! 2. a `credHelpers` entry for the registry host, in the first file having one: its
+//!    `docker-credential-NAME get` is run ([`cred_helper`]);
+//! 3. an `auths` entry for the registry (or for a namespace of it, `host/ns`, the longest
+//!    match winning as in containers-auth.json(5)), in the first file having one;
+//! 4. the `credsStore` helper of the first file naming one.
+//!
+//! A helper that has no credentials for the registry passes on to the next step; a helper
+//! that fails is an error naming it.
 //!
 //! A registry tells how to authenticate in the `WWW-Authenticate` header of a 401 answer:
 //! `Basic` (send the credentials with every request) or `Bearer` (fetch a token from the
@@ -18,6 +26,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::registry::cred_helper;
 use crate::registry::reference::{DOCKER_HUB, ImageReference};
 
 /// A user name and password (or identity token).
@@ -66,6 +75,10 @@ impl Credentials {
 struct AuthFile {
     #[serde(default)]
     auths: BTreeMap<String, AuthEntry>,
+    #[serde(default, rename = "credHelpers")]
+    cred_helpers: BTreeMap<String, String>,
+    #[serde(default, rename = "credsStore")]
+    creds_store: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -109,12 +122,8 @@ fn normalise_key(key: &str) -> String {
     }
 }
 
-/// Looks `reference` up in the auth file at `path`; `Ok(None)` when the file does not exist or
-/// has no entry for it.
-///
-/// # Errors
-/// The file exists but cannot be read or parsed, or its entry is not base64 `user:pass`.
-pub fn from_auth_file(path: &Path, reference: &ImageReference) -> Result<Option<Credentials>> {
+/// Reads the auth file at `path`; `Ok(None)` when it does not exist.
+fn read_auth_file(path: &Path) -> Result<Option<AuthFile>> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -124,12 +133,35 @@ pub fn from_auth_file(path: &Path, reference: &ImageReference) -> Result<Option<
             ));
         }
     };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| Error::InvalidReference {
+            reference: path.display().to_string(),
+            reason: format!("not an auth file: {e}"),
+        })
+}
+
+/// Looks `reference` up in the `auths` of the auth file at `path`; `Ok(None)` when the file
+/// does not exist or has no entry for it.
+///
+/// # Errors
+/// The file exists but cannot be read or parsed, or its entry is not base64 `user:pass`.
+pub fn from_auth_file(path: &Path, reference: &ImageReference) -> Result<Option<Credentials>> {
+    match read_auth_file(path)? {
+        Some(file) => from_auths(&file, path, reference),
+        None => Ok(None),
+    }
+}
+
+fn from_auths(
+    file: &AuthFile,
+    path: &Path,
+    reference: &ImageReference,
+) -> Result<Option<Credentials>> {
     let bad = |reason: String| Error::InvalidReference {
         reference: path.display().to_string(),
         reason,
     };
-    let file: AuthFile =
-        serde_json::from_slice(&bytes).map_err(|e| bad(format!("not an auth file: {e}")))?;
     let full = format!("{}/{}", reference.registry, reference.repository);
     let best = file
         .auths
@@ -164,11 +196,11 @@ pub fn from_auth_file(path: &Path, reference: &ImageReference) -> Result<Option<
     })
 }
 
-/// Finds credentials for `reference`: `creds` if given, else the first of `files` with an
-/// entry for it.
+/// Finds credentials for `reference` in the precedence the module describes: `creds` if
+/// given, else from `files`.
 ///
 /// # Errors
-/// An auth file exists but is unreadable or malformed.
+/// An auth file exists but is unreadable or malformed; a credential helper fails.
 pub fn lookup(
     creds: Option<&Credentials>,
     files: &[PathBuf],
@@ -177,12 +209,32 @@ pub fn lookup(
     if let Some(c) = creds {
         return Ok(Some(c.clone()));
     }
+    let mut parsed = Vec::new();
     for f in files {
-        if let Some(c) = from_auth_file(f, reference)? {
+        if let Some(file) = read_auth_file(f)? {
+            parsed.push((f, file));
+        }
+    }
+    let helper = parsed.iter().find_map(|(_, file)| {
+        file.cred_helpers
+            .iter()
+            .find(|(k, _)| normalise_key(k) == reference.registry)
+            .map(|(_, name)| name)
+    });
+    if let Some(name) = helper
+        && let Some(c) = cred_helper::get(name, &reference.registry)?
+    {
+        return Ok(Some(c));
+    }
+    for (path, file) in &parsed {
+        if let Some(c) = from_auths(file, path, reference)? {
             return Ok(Some(c));
         }
     }
-    Ok(None)
+    match parsed.iter().find_map(|(_, f)| f.creds_store.as_deref()) {
+        Some(store) if !store.is_empty() => cred_helper::get(store, &reference.registry),
+        _ => Ok(None),
+    }
 }
 
 /// A parsed `WWW-Authenticate` challenge.

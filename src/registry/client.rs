@@ -12,7 +12,7 @@ use ureq::{Agent, Body, SendBody};
 use crate::error::{Error, Result};
 use crate::registry::auth::{self, Challenge, Credentials};
 use crate::registry::reference::ImageReference;
-use crate::registry::{RegistryOptions, Tls};
+use crate::registry::{RegistryOptions, Tls, tls};
 
 /// How often a request is tried when it fails transiently (connection reset, timeout, 5xx, 429).
 pub(crate) const ATTEMPTS: u32 = 5;
@@ -40,11 +40,24 @@ pub(crate) enum Payload<'a> {
     File(&'a std::path::Path),
 }
 
+/// The scheme the registry is reached with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scheme {
+    Https,
+    Http,
+    /// `--tls-verify=false` before the registry answered: HTTPS, unless it does not speak TLS.
+    Unknown,
+}
+
 /// A client for one repository of one registry.
 #[derive(Debug)]
 pub struct Client {
     agent: Agent,
-    base: String,
+    /// `https://HOST[:PORT]` and `http://HOST[:PORT]`.
+    https_base: String,
+    http_base: String,
+    scheme: Mutex<Scheme>,
+    opts: RegistryOptions,
     reference: ImageReference,
     creds: Option<Credentials>,
     access: Access,
@@ -105,15 +118,18 @@ impl Client {
             .timeout_per_write(t)
             .user_agent(format!("ocitree/{}", env!("CARGO_PKG_VERSION")))
             .max_redirects(10)
+            .tls_config(tls::config(opts, &reference.registry)?)
             .build()
             .into();
-        let scheme = match opts.tls {
-            Tls::Verify => "https",
-            Tls::PlainHttp => "http",
-        };
         Ok(Client {
             agent,
-            base: format!("{scheme}://{}", reference.api_host()),
+            https_base: format!("https://{}", reference.api_host()),
+            http_base: format!("http://{}", reference.api_host()),
+            scheme: Mutex::new(match opts.tls {
+                Tls::Verify => Scheme::Https,
+                Tls::NoVerify => Scheme::Unknown,
+            }),
+            opts: opts.clone(),
             reference: reference.clone(),
             creds,
             access,
@@ -127,9 +143,34 @@ impl Client {
         &self.reference
     }
 
+    fn scheme(&self) -> Scheme {
+        *self.scheme.lock().expect("lock poisoned only by a panic")
+    }
+
+    fn set_scheme(&self, s: Scheme) {
+        *self.scheme.lock().expect("lock poisoned only by a panic") = s;
+    }
+
+    /// `https://HOST[:PORT]`, or `http://…` once the registry turned out not to speak TLS.
+    fn base(&self) -> &str {
+        match self.scheme() {
+            Scheme::Http => &self.http_base,
+            Scheme::Https | Scheme::Unknown => &self.https_base,
+        }
+    }
+
+    /// `url` on the registry with the scheme in force (URLs made before the registry turned
+    /// out to speak plain HTTP start with `https://`).
+    fn rebase(&self, url: &str) -> String {
+        match url.strip_prefix(&self.https_base) {
+            Some(rest) if self.scheme() == Scheme::Http => format!("{}{rest}", self.http_base),
+            _ => url.to_string(),
+        }
+    }
+
     /// `BASE/v2/REPO/SUFFIX` (`suffix` starts with `/`).
     pub(crate) fn url(&self, suffix: &str) -> String {
-        format!("{}/v2/{}{suffix}", self.base, self.reference.repository)
+        format!("{}/v2/{}{suffix}", self.base(), self.reference.repository)
     }
 
     /// Resolves a `Location` header (absolute, or a path on the registry).
@@ -137,7 +178,7 @@ impl Client {
         if location.starts_with("http://") || location.starts_with("https://") {
             location.to_string()
         } else {
-            format!("{}{location}", self.base)
+            format!("{}{location}", self.base())
         }
     }
 
@@ -219,7 +260,12 @@ impl Client {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.send_once(&method, url, headers, payload) {
+            let url = &self.rebase(url);
+            let mut result = self.send_once(&method, url, headers, payload);
+            if self.scheme() == Scheme::Unknown {
+                result = self.settle_scheme(&method, url, headers, payload, result);
+            }
+            match result {
                 Ok(resp) if resp.status() == 401 && !authenticated => {
                     authenticated = true;
                     attempt -= 1;
@@ -236,12 +282,53 @@ impl Client {
                     std::thread::sleep(backoff(attempt));
                 }
                 Err(e) => {
+                    let hint = tls::hint(&self.opts, &self.reference.registry, &e.to_string());
                     return Err(Error::Registry {
                         url: url.to_string(),
-                        reason: format!("{method} failed after {attempt} attempt(s): {e}"),
+                        reason: format!("{method} failed after {attempt} attempt(s): {e}{hint}"),
                     });
                 }
             }
+        }
+    }
+
+    /// With `--tls-verify=false`, decides the scheme from the first HTTPS attempt's `result`,
+    /// as containers/image does: an HTTP answer means HTTPS; a failure after connecting (the
+    /// handshake got something else than TLS, or nothing) is followed by a plain-HTTP ping of
+    /// `/v2/`, and an answer 200 or 401 to it means HTTP (the request is then sent over HTTP).
+    /// Refused connections decide nothing (they are retried).
+    fn settle_scheme(
+        &self,
+        method: &http::Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        payload: Payload<'_>,
+        result: std::result::Result<Response<Body>, ureq::Error>,
+    ) -> std::result::Result<Response<Body>, ureq::Error> {
+        let undecided = match &result {
+            Ok(_) => {
+                self.set_scheme(Scheme::Https);
+                return result;
+            }
+            Err(ureq::Error::ConnectionFailed | ureq::Error::HostNotFound) => true,
+            Err(ureq::Error::Io(io)) => io.kind() == std::io::ErrorKind::ConnectionRefused,
+            Err(_) => false,
+        };
+        let Some(rest) = url.strip_prefix(&self.https_base).filter(|_| !undecided) else {
+            return result;
+        };
+        let ping = format!("{}/v2/", self.http_base);
+        match self.send_once(&http::Method::GET, &ping, &[], Payload::Empty) {
+            Ok(resp) if resp.status() == 200 || resp.status() == 401 => {
+                self.set_scheme(Scheme::Http);
+                self.send_once(
+                    method,
+                    &format!("{}{rest}", self.http_base),
+                    headers,
+                    payload,
+                )
+            }
+            _ => result,
         }
     }
 

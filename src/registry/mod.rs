@@ -18,9 +18,11 @@
 
 pub mod auth;
 pub mod client;
+pub mod cred_helper;
 pub mod fetch;
 pub mod push;
 pub mod reference;
+pub mod tls;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -36,8 +38,10 @@ pub enum Tls {
     /// HTTPS with certificate verification (the default).
     #[default]
     Verify,
-    /// Plain HTTP, for loopback test registries (`--tls-verify=false`).
-    PlainHttp,
+    /// `--tls-verify=false`, as containers/image means it: HTTPS without verifying the
+    /// registry's certificate, and plain HTTP when the registry does not speak TLS (its answer
+    /// to the TLS handshake is not TLS, and the same request over HTTP gets an HTTP answer).
+    NoVerify,
 }
 
 /// Transport options of the registry source and destination.
@@ -48,8 +52,10 @@ pub struct RegistryOptions {
     pub creds: Option<Credentials>,
     /// The one auth file to read (`--authfile`); default: the search list of [`auth`].
     pub auth_file: Option<PathBuf>,
-    /// HTTPS or plain HTTP.
+    /// Whether the registry's certificate is verified.
     pub tls: Tls,
+    /// The certificate directory (`--cert-dir`), replacing the certs.d search of [`tls`].
+    pub cert_dir: Option<PathBuf>,
     /// Connect timeout and the longest wait for any read or write of a request.
     pub timeout: Duration,
     /// Blob downloads running at once.
@@ -62,6 +68,7 @@ impl Default for RegistryOptions {
             creds: None,
             auth_file: None,
             tls: Tls::Verify,
+            cert_dir: None,
             timeout: Duration::from_secs(60),
             parallel: 3,
         }

@@ -6,6 +6,11 @@
 use crate::util::registry::{Fault, Proxy, Registry, TokenGateway};
 use crate::util::*;
 
+// Credential helpers: credHelpers, credsStore, precedence (issue 12).
+mod creds;
+// TLS: private CAs, client certificates, --tls-verify=false (issue 12).
+mod tls;
+
 /// The small image's layer blobs (digest, size), base first, from its OCI layout.
 fn small_layers() -> Vec<(String, u64)> {
     let layout = wild_images().join("small");

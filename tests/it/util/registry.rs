@@ -4,7 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,6 +16,105 @@ pub struct Registry {
     child: Child,
     pub tmp: tempfile::TempDir,
     pub port: u16,
+    /// For a registry behind a private CA: the CA certificate and a client pair it signed.
+    pub pki: Option<Pki>,
+}
+
+/// How a test registry serves HTTPS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Plain HTTP.
+    Off,
+    /// A self-signed certificate for 127.0.0.1.
+    SelfSigned,
+    /// A certificate signed by a private CA ([`Pki`]); with `clients`, a client certificate
+    /// signed by that CA is required (`http.tls.clientcas`).
+    PrivateCa { clients: bool },
+}
+
+/// The files of a private CA made by `openssl` (EC P-256 keys, valid two days).
+pub struct Pki {
+    /// The CA certificate (PEM).
+    pub ca: PathBuf,
+    /// The registry's certificate for IP 127.0.0.1 and its key.
+    pub server: (PathBuf, PathBuf),
+    /// A client certificate (extendedKeyUsage clientAuth) and its key.
+    pub client: (PathBuf, PathBuf),
+}
+
+impl Pki {
+    fn make(dir: &Path) -> Pki {
+        tools::require("openssl");
+        let p = |n: &str| dir.join(n);
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        tools::run(
+            Command::new("openssl")
+                .args(["req", "-x509", "-days", "2"])
+                .args(ec)
+                .args(["-subj", "/CN=ocitree test CA"])
+                .args(["-addext", "basicConstraints=critical,CA:TRUE"])
+                .args(["-addext", "keyUsage=critical,keyCertSign,cRLSign"])
+                .arg("-keyout")
+                .arg(p("ca.key"))
+                .arg("-out")
+                .arg(p("ca.pem")),
+        );
+        let leaf = |name: &str, cn: &str, ext: &str| {
+            let (key, csr, cert, extfile) = (
+                p(&format!("{name}.key")),
+                p(&format!("{name}.csr")),
+                p(&format!("{name}.pem")),
+                p(&format!("{name}.ext")),
+            );
+            std::fs::write(&extfile, ext).unwrap();
+            tools::run(
+                Command::new("openssl")
+                    .arg("req")
+                    .args(ec)
+                    .args(["-subj", &format!("/CN={cn}")])
+                    .arg("-keyout")
+                    .arg(&key)
+                    .arg("-out")
+                    .arg(&csr),
+            );
+            tools::run(
+                Command::new("openssl")
+                    .args(["x509", "-req", "-days", "2", "-CAcreateserial"])
+                    .arg("-in")
+                    .arg(&csr)
+                    .arg("-CA")
+                    .arg(p("ca.pem"))
+                    .arg("-CAkey")
+                    .arg(p("ca.key"))
+                    .arg("-extfile")
+                    .arg(&extfile)
+                    .arg("-out")
+                    .arg(&cert),
+            );
+            (cert, key)
+        };
+        let server = leaf(
+            "server",
+            "127.0.0.1",
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        );
+        let client = leaf(
+            "client",
+            "ocitree test client",
+            "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+        );
+        Pki {
+            ca: p("ca.pem"),
+            server,
+            client,
+        }
+    }
 }
 
 /// A port nobody listens on right now.
@@ -40,24 +139,42 @@ fn probe(port: u16) -> Option<u16> {
 impl Registry {
     /// An open registry.
     pub fn start() -> Registry {
-        Registry::start_with(None, false)
+        Registry::start_with(None, TlsMode::Off)
     }
 
     /// A registry requiring basic auth for `user` / `password` (bcrypt htpasswd).
     pub fn with_htpasswd(user: &str, password: &str) -> Registry {
-        Registry::start_with(Some((user, password)), false)
+        Registry::start_with(Some((user, password)), TlsMode::Off)
     }
 
     /// A registry serving HTTPS with a self-signed certificate for 127.0.0.1.
     pub fn with_self_signed_tls() -> Registry {
-        Registry::start_with(None, true)
+        Registry::start_with(None, TlsMode::SelfSigned)
     }
 
-    fn start_with(auth: Option<(&str, &str)>, tls: bool) -> Registry {
+    /// A registry serving HTTPS as `tls` says.
+    pub fn with_tls(tls: TlsMode) -> Registry {
+        Registry::start_with(None, tls)
+    }
+
+    fn start_with(auth: Option<(&str, &str)>, tls: TlsMode) -> Registry {
         tools::require("docker-registry");
         let tmp = super::tempdir();
         let mut extra_cfg = String::new();
-        if tls {
+        let mut pki = None;
+        if let TlsMode::PrivateCa { clients } = tls {
+            let made = Pki::make(tmp.path());
+            extra_cfg = format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                made.server.0.display(),
+                made.server.1.display()
+            );
+            if clients {
+                extra_cfg += &format!("    clientcas:\n      - {}\n", made.ca.display());
+            }
+            pki = Some(made);
+        }
+        if tls == TlsMode::SelfSigned {
             tools::require("openssl");
             let (cert, key) = (tmp.path().join("cert.pem"), tmp.path().join("key.pem"));
             tools::run(
@@ -87,7 +204,7 @@ impl Registry {
             let out = tools::run(Command::new("htpasswd").args(["-Bbn", u, p]));
             let file = tmp.path().join("htpasswd");
             std::fs::write(&file, out.stdout).unwrap();
-            extra_cfg = format!(
+            extra_cfg += &format!(
                 "auth:\n  htpasswd:\n    realm: test-realm\n    path: {}\n",
                 file.display()
             );
@@ -115,7 +232,12 @@ impl Registry {
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
                 if probe(port).is_some() {
-                    return Registry { child, tmp, port };
+                    return Registry {
+                        child,
+                        tmp,
+                        port,
+                        pki,
+                    };
                 }
                 if child.try_wait().unwrap().is_some() {
                     break; // port taken meanwhile: try another
@@ -140,11 +262,31 @@ impl Registry {
         format!("docker://{}/{repo}", self.host())
     }
 
+    /// A certs.d-style directory `TMP/NAME` holding the private CA as `ca.crt` (with `ca`)
+    /// and the client pair as `client.cert` + `client.key` (with `client`).
+    pub fn cert_dir(&self, name: &str, ca: bool, client: bool) -> PathBuf {
+        let pki = self.pki.as_ref().expect("a registry behind a private CA");
+        let dir = self.tmp.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        if ca {
+            std::fs::copy(&pki.ca, dir.join("ca.crt")).unwrap();
+        }
+        if client {
+            std::fs::copy(&pki.client.0, dir.join("client.cert")).unwrap();
+            std::fs::copy(&pki.client.1, dir.join("client.key")).unwrap();
+        }
+        dir
+    }
+
     /// Pushes an OCI layout image with skopeo.
     pub fn skopeo_push(&self, layout: &Path, tag: &str, repo: &str, creds: Option<&str>) {
         tools::require("skopeo");
         let mut c = Command::new("skopeo");
         c.args(["copy", "-q", "--dest-tls-verify=false"]);
+        if self.pki.is_some() {
+            c.arg("--dest-cert-dir")
+                .arg(self.cert_dir("skopeo", true, true));
+        }
         if let Some(cr) = creds {
             c.arg(format!("--dest-creds={cr}"));
         }
@@ -285,6 +427,10 @@ impl Proxy {
                         }
                         sent += n;
                     }
+                    if let Fault::Stall = fault {
+                        // the registry closed (it does on a TLS handshake): stay silent
+                        std::thread::sleep(Duration::from_secs(120));
+                    }
                     let _ = to.shutdown(Shutdown::Both);
                 });
             }
@@ -369,6 +515,8 @@ fn serve(mut client: TcpStream, upstream: u16, port: u16, basic: &str, log: &Mut
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
         match client.read(&mut byte) {
+            // not HTTP (a TLS handshake): close, as HTTP servers do
+            Ok(1) if head.is_empty() && !byte[0].is_ascii_uppercase() => return,
             Ok(1) => head.push(byte[0]),
             _ => return,
         }
