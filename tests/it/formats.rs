@@ -79,17 +79,7 @@ fn inspect_names_an_encapsulated_image_as_such() {
     std::fs::create_dir_all(tree.join("usr")).unwrap();
     std::fs::write(tree.join("usr/file"), b"data").unwrap();
     tools::ostree(&src_repo, &["init", "--mode=bare-user"]);
-    let commit = tools::ostree(
-        &src_repo,
-        &[
-            "commit",
-            "-b",
-            "main",
-            &format!("--tree=dir={}", tree.display()),
-        ],
-    )
-    .trim()
-    .to_string();
+    let commit = tools::ostree_commit(&src_repo, "main", &tree);
     let out = tmp.path().join("oci");
     let src = Repo {
         tmp: tempdir(),

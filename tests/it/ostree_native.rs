@@ -232,17 +232,7 @@ fn real_commit(tmp: &Path) -> (String, Vec<u8>) {
     std::fs::create_dir_all(tree.join("usr")).unwrap();
     std::fs::write(tree.join("usr/file"), b"data").unwrap();
     tools::ostree(&src, &["init", "--mode=archive"]);
-    let c = tools::ostree(
-        &src,
-        &[
-            "commit",
-            "-b",
-            "os",
-            &format!("--tree=dir={}", tree.display()),
-        ],
-    )
-    .trim()
-    .to_string();
+    let c = tools::ostree_commit(&src, "os", &tree);
     let bytes = std::fs::read(
         src.join("objects")
             .join(&c[..2])

@@ -392,17 +392,7 @@ fn bound_commits_get_their_refs_for_clients() {
     };
     tools::ostree(&src.path, &["init", "--mode=bare-user"]);
     let branch = "exampleos/x86_64/stable";
-    let commit = tools::ostree(
-        &src.path,
-        &[
-            "commit",
-            "-b",
-            branch,
-            &format!("--tree=dir={}", tree.display()),
-        ],
-    )
-    .trim()
-    .to_string();
+    let commit = tools::ostree_commit(&src.path, branch, &tree);
     let oci = tmp.path().join("oci");
     src.ok(&["encapsulate", branch, &format!("oci:{}:v1", oci.display())]);
 

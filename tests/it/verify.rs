@@ -17,17 +17,7 @@ fn source_commit(tmp: &Path) -> (Repo, String) {
         path: tmp.join("src-repo"),
     };
     tools::ostree(&repo.path, &["init", "--mode=bare-user"]);
-    let commit = tools::ostree(
-        &repo.path,
-        &[
-            "commit",
-            "-b",
-            "os",
-            &format!("--tree=dir={}", tree.display()),
-        ],
-    )
-    .trim()
-    .to_string();
+    let commit = tools::ostree_commit(&repo.path, "os", &tree);
     (repo, commit)
 }
 

@@ -39,6 +39,14 @@ pub fn ostree(repo: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// `ostree commit -b BRANCH` of the directory `tree` into `repo`; returns the checksum.
+pub fn ostree_commit(repo: &Path, branch: &str, tree: &Path) -> String {
+    let tree = format!("--tree=dir={}", tree.display());
+    ostree(repo, &["commit", "-b", branch, &tree])
+        .trim()
+        .to_string()
+}
+
 /// `ostree fsck` must report no errors.
 pub fn fsck(repo: &Path) {
     let out = ostree(repo, &["fsck"]);
