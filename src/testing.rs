@@ -4,6 +4,14 @@
 
 use proptest::prelude::*;
 
+/// A label map from `(key, value)` pairs.
+pub fn labels(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 /// The number of cases for a fuzz target: `PROPTEST_CASES` if set, else `default`.
 pub fn fuzz_cases(default: u32) -> u32 {
     std::env::var("PROPTEST_CASES")

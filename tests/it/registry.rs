@@ -184,13 +184,7 @@ fn missing_image_and_bad_references_fail_cleanly() {
 
 #[test]
 fn basic_auth_with_creds_and_auth_files() {
-    let reg = Registry::with_htpasswd("alice", "s3cret");
-    reg.skopeo_push(
-        &wild_images().join("small"),
-        "latest",
-        "test/small",
-        Some("alice:s3cret"),
-    );
+    let reg = Registry::small_behind_htpasswd();
     let repo = Repo::new();
     let src = format!("{}:latest", reg.url("test/small"));
     let snap = repo.snapshot();

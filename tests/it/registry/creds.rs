@@ -31,13 +31,7 @@ struct Setup {
 
 impl Setup {
     fn new() -> Setup {
-        let reg = Registry::with_htpasswd("alice", "s3cret");
-        reg.skopeo_push(
-            &wild_images().join("small"),
-            "latest",
-            "test/small",
-            Some("alice:s3cret"),
-        );
+        let reg = Registry::small_behind_htpasswd();
         let repo = Repo::new();
         let bin = repo.tmp.path().join("bin");
         std::fs::create_dir_all(&bin).unwrap();

@@ -147,6 +147,19 @@ impl Registry {
         Registry::start_with(Some((user, password)), TlsMode::Off)
     }
 
+    /// A registry behind htpasswd `alice:s3cret` holding the `small` test image as
+    /// `test/small:latest`.
+    pub fn small_behind_htpasswd() -> Registry {
+        let reg = Registry::with_htpasswd("alice", "s3cret");
+        reg.skopeo_push(
+            &super::wild_images().join("small"),
+            "latest",
+            "test/small",
+            Some("alice:s3cret"),
+        );
+        reg
+    }
+
     /// A registry serving HTTPS with a self-signed certificate for 127.0.0.1.
     pub fn with_self_signed_tls() -> Registry {
         Registry::start_with(None, TlsMode::SelfSigned)
