@@ -10,7 +10,8 @@ use ureq::http::{self, Response};
 use ureq::{Agent, Body, SendBody};
 
 use crate::error::{Error, Result};
-use crate::registry::auth::{self, Challenge, Credentials};
+use crate::registry::auth::{self, Challenge};
+use crate::registry::credentials::Credentials;
 use crate::registry::reference::ImageReference;
 use crate::registry::{RegistryOptions, Tls, tls};
 

@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::registry::auth::Credentials;
+use crate::registry::credentials::Credentials;
 use crate::registry::reference::DOCKER_HUB;
 
 /// Longest helper answer read.

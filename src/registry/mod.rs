@@ -19,6 +19,7 @@
 pub mod auth;
 pub mod client;
 pub mod cred_helper;
+pub mod credentials;
 pub mod fetch;
 pub mod push;
 pub mod reference;
@@ -27,8 +28,8 @@ pub mod tls;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use auth::Credentials;
 pub use client::Client;
+pub use credentials::Credentials;
 pub use push::{PushReport, push_layout};
 pub use reference::ImageReference;
 
