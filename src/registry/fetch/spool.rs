@@ -2,7 +2,7 @@
 //! who owns those names (`ALG-HEX.lock`) while a download and its import run.
 
 use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
@@ -15,43 +15,50 @@ pub fn spool_paths(spool: &Path, digest: &Digest) -> (PathBuf, PathBuf) {
     (spool.join(&base), spool.join(format!("{base}.partial")))
 }
 
-/// Ownership of a blob's shared spool files: `ALG-HEX.lock`, created exclusively, holding
-/// the owner's process id, removed on drop. A lock whose process is gone is taken over.
+/// Ownership of a blob's shared spool files: `ALG-HEX.lock`, held with `flock(2)` and removed
+/// on drop. The kernel drops a `flock` with its process, so a killed download never leaves a
+/// lock behind, and a second open of the file (this process included) is refused while it is
+/// held.
 #[derive(Debug)]
-pub(super) struct SpoolLock(PathBuf);
+pub(super) struct SpoolLock {
+    path: PathBuf,
+    _file: fs::File,
+}
 
 impl SpoolLock {
-    /// Takes the lock, or `None` while a live process (this one included) holds it.
+    /// Takes the lock, or `None` while another download (of any process) holds it.
     pub(super) fn acquire(spool: &Path, digest: &Digest) -> io::Result<Option<SpoolLock>> {
+        use rustix::fs::{FlockOperation, flock, fstat, stat};
         let path = spool.join(format!("{}-{}.lock", digest.algorithm(), digest.encoded()));
-        for _ in 0..2 {
-            match OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(mut f) => {
-                    write!(f, "{}", std::process::id())?;
-                    return Ok(Some(SpoolLock(path)));
+        loop {
+            let file = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)?;
+            match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => {}
+                Err(rustix::io::Errno::WOULDBLOCK) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            }
+            // The previous holder unlinks the file before letting go: a lock taken on an
+            // unlinked file guards nothing, so open the name again.
+            let held = fstat(&file)?;
+            match stat(&path) {
+                Ok(now) if (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino) => {
+                    return Ok(Some(SpoolLock { path, _file: file }));
                 }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    let owner = fs::read_to_string(&path).unwrap_or_default();
-                    let live = owner.trim().parse::<u32>().is_ok_and(|pid| {
-                        pid == std::process::id()
-                            || Path::new("/proc").join(pid.to_string()).exists()
-                    });
-                    if live {
-                        return Ok(None);
-                    }
-                    // left by a process that died: take it over
-                    let _ = fs::remove_file(&path);
-                }
-                Err(e) => return Err(e),
+                Ok(_) | Err(rustix::io::Errno::NOENT) => continue,
+                Err(e) => return Err(e.into()),
             }
         }
-        Ok(None)
     }
 }
 
 impl Drop for SpoolLock {
     fn drop(&mut self) {
-        let _ = fs::remove_file(&self.0);
+        // unlink while still holding the lock; the file closes (and unlocks) after
+        let _ = fs::remove_file(&self.path);
     }
 }
 
@@ -89,13 +96,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn spool_lock_is_exclusive_and_stale_locks_are_taken_over() {
+    fn spool_lock_is_exclusive_and_a_leftover_file_is_no_lock() {
         let dir = tempfile::tempdir().unwrap();
         let d = Digest::sha256_of(b"x");
         let held = SpoolLock::acquire(dir.path(), &d).unwrap().unwrap();
         assert!(SpoolLock::acquire(dir.path(), &d).unwrap().is_none());
         drop(held);
-        // a lock left by a process that no longer exists
+        // a lock file left by a process that was killed: nobody holds a flock on it
         let path = dir.path().join(format!("sha256-{}.lock", d.encoded()));
         std::fs::write(&path, "4294967295").unwrap();
         let again = SpoolLock::acquire(dir.path(), &d).unwrap();
