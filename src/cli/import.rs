@@ -37,6 +37,10 @@ pub struct ImportArgs {
     /// Do not analyse gzip layers for an exact export (faster import). Builds with the exact-gzip feature analyse every gzip layer so that `export` can rebuild its original bytes and keep its digest; other builds never do.
     #[arg(long)]
     no_exact_gzip: bool,
+    /// Read at most N layers at once, each on its own threads (default: one per core). Memory
+    /// grows with N, never with layer size; 1 reads the layers one after another.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: Option<u16>,
     /// Read the image in this format instead of the one its config labels name: plain (apply
     /// the layers; works for every image), ocitree-encapsulated (an `ocitree encapsulate`
     /// image, giving back the identical commit) or ostree-native (an ostree-ext image, as bootc
@@ -122,6 +126,7 @@ pub fn run(repo_path: &Path, a: ImportArgs) -> Result<()> {
     };
     opts.progress = progress::reporter(a.json, a.quiet);
     opts.exact_gzip &= !a.no_exact_gzip;
+    opts.jobs = a.jobs.map_or(0, usize::from);
     opts.format = a.format.as_deref().map(str::parse).transpose()?;
     opts.verify.gpg_keyrings = a.verify_gpg_keyring;
     opts.verify.ed25519_keys = a.verify_ed25519;

@@ -15,9 +15,11 @@
 
 mod check;
 mod prepare;
+mod read_layers;
 
 pub use check::{CheckReport, LayerStatus, check};
 pub use prepare::{Prepared, prepare, up_to_date};
+pub use read_layers::default_jobs;
 
 use std::collections::HashMap;
 
@@ -73,6 +75,9 @@ pub struct ImportOptions {
     /// [`crate::layer::stream::ExactGzipStatus`]). Default: on in builds with the `exact-gzip`
     /// feature, which is the only place it has an effect.
     pub exact_gzip: bool,
+    /// How many layers to read at once (each on its own threads); 0 means one per core
+    /// ([`default_jobs`]).
+    pub jobs: usize,
 }
 
 // Derivable only in builds without the exact-gzip feature.
@@ -93,6 +98,7 @@ impl Default for ImportOptions {
             progress: Reporter::default(),
             registry: crate::registry::RegistryOptions::default(),
             exact_gzip: cfg!(feature = "exact-gzip"),
+            jobs: 0,
         }
     }
 }
@@ -162,6 +168,38 @@ fn native_preconditions(
         });
     }
     n.check_layers(image, diff_ids)
+}
+
+/// Reads one layer's blob into its layer commit (on a worker of [`read_layers`]).
+fn read_layer(
+    repo: &Repo,
+    image: &str,
+    index: usize,
+    layer: &LayerBlob,
+    blob: BlobReader,
+    opts: &ImportOptions,
+) -> Result<crate::layer::stream::ImportedLayer> {
+    opts.progress.emit(Event::LayerStart {
+        index,
+        digest: layer.digest.to_string(),
+        size: layer.size,
+    });
+    let blob: BlobReader = Box::new(opts.progress.counting(index, blob));
+    let imported = match layer.file_name {
+        Some(_) => import_file_layer(repo, blob, layer),
+        None => import_layer(repo, blob, layer, opts.on_special, opts.exact_gzip),
+    }
+    .map_err(|cause| Error::Layer {
+        image: image.to_string(),
+        layer: layer.digest.to_string(),
+        cause,
+    })?;
+    opts.progress.emit(Event::LayerDone {
+        index,
+        digest: layer.digest.to_string(),
+        commit: imported.commit.clone(),
+    });
+    Ok(imported)
 }
 
 /// The name an image gets when the user gives none: the tag annotation when it is a full
@@ -302,6 +340,26 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
     let txn = repo
         .auto_transaction(gio::Cancellable::NONE)
         .map_err(Error::ostree("starting a transaction"))?;
+    let to_read: Vec<(usize, &LayerBlob)> = {
+        let wanted: std::collections::HashSet<_> = to_read.iter().map(|l| &l.digest).collect();
+        let mut once = std::collections::HashSet::new();
+        layers
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| wanted.contains(&l.digest) && once.insert(&l.digest))
+            .collect()
+    };
+    let jobs = match opts.jobs {
+        0 => default_jobs(),
+        n => n,
+    };
+    let mut imported = read_layers::read_layers(
+        repo,
+        src.as_mut(),
+        &to_read,
+        jobs,
+        |repo, index, layer, blob| read_layer(repo, &image, index, layer, blob, opts),
+    )?;
     let mut commits: HashMap<String, String> = HashMap::new();
     // Commits this transaction writes (marked partial while it commits).
     let mut written: Vec<String> = Vec::new();
@@ -323,18 +381,12 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
             });
             c
         } else {
-            opts.progress.emit(Event::LayerStart {
-                index,
-                digest: layer.digest.to_string(),
-                size: layer.size,
-            });
-            let blob: BlobReader =
-                Box::new(opts.progress.counting(index, src.open_blob(&layer.digest)?));
-            let imported = match layer.file_name {
-                Some(_) => import_file_layer(repo, blob, layer),
-                None => import_layer(repo, blob, layer, opts.on_special, opts.exact_gzip),
-            }
-            .map_err(layer_err)?;
+            let Some(imported) = imported.remove(&index) else {
+                return Err(Error::Io {
+                    context: format!("image {image}: layer {}", layer.digest),
+                    cause: std::io::Error::other("the layer was not read"),
+                });
+            };
             report.layers_imported += 1;
             report.skipped.extend(imported.skipped);
             if imported.exact_gzip != ExactGzipStatus::NotAttempted {
@@ -342,11 +394,6 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
                     .exact_gzip
                     .push((layer.digest.to_string(), imported.exact_gzip));
             }
-            opts.progress.emit(Event::LayerDone {
-                index,
-                digest: layer.digest.to_string(),
-                commit: imported.commit.clone(),
-            });
             written.push(imported.commit.clone());
             imported.commit
         };

@@ -5,6 +5,8 @@ mod util;
 
 // umoci-built images (util/wild.rs), dedup, re-import, archive repos, oci-archive and stdin.
 mod import;
+// Layers read at once: same commits, deterministic errors
+mod jobs;
 // Whiteouts, opaque directories, type changes, symlinked parents, directory metadata.
 mod whiteouts;
 // Layer edges (issue 9): truncated tars, invalid whiteouts, markers that create nothing,

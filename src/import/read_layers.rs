@@ -1,0 +1,116 @@
+//! The layers an import lacks, read from their blobs into layer commits, several at a time.
+//!
+//! An image is a list of independent layers until the merge: each becomes its own layer
+//! commit, so they can be read concurrently (an OS image has dozens). The source opens the
+//! blobs one after another, in layer order, on the calling thread (a registry source hands
+//! them over as its downloads complete); up to `jobs` worker threads each run one layer's
+//! pipeline (decompress → tar entries → objects → layer commit), all in the caller's
+//! transaction. Memory grows with `jobs`, never with layer size.
+//!
+//! The first failure stops the hand-out of further layers; those already running finish, and
+//! the error of the earliest failed layer (in layer order) is returned, so the error a user
+//! sees does not depend on thread timing.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::mpsc::sync_channel;
+
+use ostree::Repo;
+
+use crate::blob::BlobReader;
+use crate::error::{Error, Result};
+use crate::layer::stream::{ImportedLayer, LayerBlob};
+use crate::source::Source;
+
+/// The number of layers read at once when the user did not say: one per core.
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Reads `layers` (each with its index in the image) with `read`, up to `jobs` at a time.
+/// Returns the imported layers by index.
+///
+/// # Errors
+/// Opening a blob fails, or `read` fails for a layer: the error of the earliest such layer.
+pub(super) fn read_layers<F>(
+    repo: &Repo,
+    src: &mut dyn Source,
+    layers: &[(usize, &LayerBlob)],
+    jobs: usize,
+    read: F,
+) -> Result<BTreeMap<usize, ImportedLayer>>
+where
+    F: Fn(&Repo, usize, &LayerBlob, BlobReader) -> Result<ImportedLayer> + Sync,
+{
+    let jobs = jobs.clamp(1, layers.len().max(1));
+    let done: Mutex<BTreeMap<usize, Result<ImportedLayer>>> = Mutex::default();
+    let failed = || done.lock().map_or(true, |d| d.values().any(|r| r.is_err()));
+    // A worker takes the next opened blob; the channel holds none in reserve, so at most one
+    // opened blob waits for a free worker.
+    let (tx, rx) = sync_channel::<(usize, &LayerBlob, BlobReader)>(0);
+    let rx = Mutex::new(rx);
+    let open_err = std::thread::scope(|s| {
+        for _ in 0..jobs {
+            let repo = repo.clone();
+            let (rx, done, read) = (&rx, &done, &read);
+            s.spawn(move || {
+                loop {
+                    let next = rx
+                        .lock()
+                        .map_err(|_| ())
+                        .and_then(|r| r.recv().map_err(|_| ()));
+                    let Ok((index, layer, blob)) = next else {
+                        break;
+                    };
+                    let result = read(&repo, index, layer, blob);
+                    if let Ok(mut d) = done.lock() {
+                        d.insert(index, result);
+                    }
+                }
+            });
+        }
+        let mut open_err: Option<Error> = None;
+        for &(index, layer) in layers {
+            if failed() {
+                break;
+            }
+            match src.open_blob(&layer.digest) {
+                Ok(blob) => {
+                    if tx.send((index, layer, blob)).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    open_err = Some(e);
+                    break;
+                }
+            }
+        }
+        drop(tx);
+        open_err
+    });
+    let done = done.into_inner().unwrap_or_default();
+    // The earliest failure in layer order: a layer that failed to read, or one whose blob
+    // could not be opened (every layer before it was handed out).
+    let first_failed = done.iter().find(|(_, r)| r.is_err()).map(|(i, _)| *i);
+    let mut out = BTreeMap::new();
+    let mut first_err = None;
+    for (index, r) in done {
+        match r {
+            Ok(l) => {
+                out.insert(index, l);
+            }
+            Err(e) if Some(index) == first_failed => first_err = Some((index, e)),
+            Err(_) => {}
+        }
+    }
+    match (first_err, open_err) {
+        // every read failure is of a layer handed out before the one that failed to open
+        (Some((_, e)), _) | (None, Some(e)) => Err(e),
+        (None, None) if out.len() == layers.len() => Ok(out),
+        (None, None) => Err(Error::Io {
+            context: "reading layers".into(),
+            cause: std::io::Error::other("a layer worker stopped early"),
+        }),
+    }
+}
