@@ -97,6 +97,8 @@ pub fn export_image(
     dest: &SourceRef,
     opts: &ExportOptions,
 ) -> Result<ExportReport> {
+    // What it reads stays until it is done: a `prune` waits.
+    let _lock = crate::repo::RepoLock::reading(&crate::repo::dir(repo))?;
     if let SourceRef::Registry(r) = dest {
         let (mut report, pushed) = super::push_image(repo, name, r, opts)?;
         report.manifest_digest = pushed.manifest_digest;

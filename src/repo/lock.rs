@@ -41,6 +41,28 @@ impl RepoLock {
         Self::take(repo, false, || {})
     }
 
+    /// Takes the lock shared for a command that only reads the repository (`export`,
+    /// `encapsulate`), so that a `prune` does not delete what it is reading. `None` when the
+    /// lock file cannot be created because the repository is not writable by this user (a
+    /// server's repository read by another account): such a reader goes on unlocked.
+    ///
+    /// # Errors
+    /// The lock file cannot be opened or locked for another reason.
+    pub fn reading(repo: &Path) -> Result<Option<RepoLock>> {
+        match Self::take(repo, false, || {}) {
+            Ok(l) => Ok(Some(l)),
+            Err(Error::Io { cause, .. })
+                if matches!(
+                    cause.kind(),
+                    std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Takes the lock exclusive. When another command holds it, calls `on_wait` once and waits.
     ///
     /// # Errors

@@ -386,3 +386,69 @@ fn closed_stdout_under_an_archive_is_an_error() {
         assert!(r.stderr.is_empty(), "{r:?}");
     }
 }
+
+/// `export` and `encapsulate` read commits a `prune` could delete: they take the repository
+/// lock shared, so they wait while a prune (here `flock -x` standing in for it) holds it.
+#[test]
+fn export_and_encapsulate_wait_while_a_prune_holds_the_lock() {
+    tools::require("flock");
+    let tmp = tempdir();
+    let img = tmp.path().join("img");
+    Layout::single(&img, &[Layer::new(&[file("a", b"a")])]);
+    let repo = Repo::new();
+    repo.import(&Repo::oci(&img, "latest"), "x");
+    let lock = repo.path.join("ocitree.lock");
+    let mut holder = Command::new("flock")
+        .arg("-x")
+        .arg(&lock)
+        .args(["sleep", "3"])
+        .spawn()
+        .unwrap();
+    // wait until it holds the lock
+    while Command::new("flock")
+        .args(["-n", "-s"])
+        .arg(&lock)
+        .arg("true")
+        .status()
+        .unwrap()
+        .success()
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = tmp.path().join("out");
+    let dests = [
+        (
+            vec!["export", "x"],
+            format!("oci:{}:e", out.join("e").display()),
+        ),
+        (
+            vec!["encapsulate", "ocitree/image/x"],
+            format!("oci:{}:c", out.join("c").display()),
+        ),
+    ];
+    let mut children: Vec<_> = dests
+        .iter()
+        .map(|(args, dest)| {
+            repo.cmd()
+                .args(args)
+                .arg(dest)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    for c in &mut children {
+        assert!(
+            c.try_wait().unwrap().is_none(),
+            "finished while the lock was held"
+        );
+    }
+    assert!(holder.wait().unwrap().success());
+    for (c, name) in children.into_iter().zip(["e", "c"]) {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        check_layout(&out.join(name));
+    }
+}

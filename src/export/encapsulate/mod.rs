@@ -237,6 +237,8 @@ pub fn encapsulate(
     dest: &SourceRef,
     opts: &EncapsulateOptions,
 ) -> Result<EncapsulateReport> {
+    // What it reads stays until it is done: a `prune` waits.
+    let _lock = crate::repo::RepoLock::reading(&crate::repo::dir(repo))?;
     let checksum = resolve_rev(repo, rev)?;
     let commit = EncapsulatedCommit::load(repo, &checksum)?;
     let (contents, meta) = commit.root();
