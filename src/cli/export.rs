@@ -81,6 +81,13 @@ pub fn run(repo_path: &Path, a: ExportArgs) -> Result<()> {
             export.layers,
             export.recompressed
         );
+        if pushed.resumed + pushed.restarted > 0 {
+            out!(
+                "Uploads:  {} resumed, {} restarted after a failure",
+                pushed.resumed,
+                pushed.restarted
+            );
+        }
         if pushed.converted {
             out!("Note:     docker v2 schema 2 manifest pushed as an OCI manifest");
         }

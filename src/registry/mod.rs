@@ -23,6 +23,7 @@ pub mod fetch;
 pub mod push;
 pub mod reference;
 pub mod tls;
+pub mod upload;
 
 use std::path::PathBuf;
 use std::time::Duration;

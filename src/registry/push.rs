@@ -1,11 +1,10 @@
 //! Pushing an OCI layout (export writes one in the repository's tmp directory, see
 //! `export::push`) to a registry repository: for each blob: HEAD (skip what the registry has), cross-repository mount when the image
 //! came from another repository of the same registry, else upload (POST, then one streamed
-//! PUT, or PATCH chunks of [`CHUNK`] bytes for larger blobs); last, PUT the manifest — always
+//! PUT, or PATCH chunks of [`CHUNK`] bytes for larger blobs, resumed or restarted after a
+//! failure: [`crate::registry::upload`]); last, PUT the manifest — always
 //! an OCI manifest: a docker v2 schema 2 one is converted ([`to_oci`]), blobs unchanged.
 
-use std::fs::File;
-use std::io::Read;
 use std::path::Path;
 
 use serde_json::{Value, json};
@@ -14,13 +13,12 @@ use ureq::http::Method;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::registry::client::{Access, Client, Payload};
+use crate::registry::upload;
 use crate::registry::{ImageReference, RegistryOptions};
 use crate::spec::METADATA_LIMIT;
 use crate::spec::{Index, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_MANIFEST, Manifest};
 
-/// Blobs up to this size go in one PUT; larger ones in PATCH chunks of this size (the chunk
-/// is the only part held in memory).
-pub const CHUNK: u64 = 16 << 20;
+pub use crate::registry::upload::CHUNK;
 
 /// What a push did.
 #[derive(Clone, Debug, Default)]
@@ -38,13 +36,17 @@ pub struct PushReport {
     pub bytes: u64,
     /// The manifest was docker v2 schema 2 and was pushed converted to OCI.
     pub converted: bool,
+    /// Uploads that failed part-way and continued from where the registry said it stood.
+    pub resumed: usize,
+    /// Uploads that failed part-way and started over (the registry had dropped them).
+    pub restarted: usize,
 }
 
 /// How one blob got to the registry.
 enum Sent {
     Existing,
     Mounted,
-    Uploaded(u64),
+    Uploaded(upload::Uploaded),
 }
 
 /// Pushes the single image of the OCI layout at `layout` to `dest`. `mount_from` names a
@@ -111,9 +113,11 @@ pub fn push_layout(
         match push_blob(&client, &digest, &blob_path(&digest), mount_from)? {
             Sent::Existing => report.existing += 1,
             Sent::Mounted => report.mounted += 1,
-            Sent::Uploaded(n) => {
+            Sent::Uploaded(u) => {
                 report.uploaded += 1;
-                report.bytes += n;
+                report.bytes += u.bytes;
+                report.resumed += u.resumed;
+                report.restarted += u.restarted;
             }
         }
     }
@@ -207,71 +211,10 @@ fn push_blob(
     if resp.status() != 202 {
         return Err(client.status_error(&start, &format!("starting upload of {digest}"), resp));
     }
-    let mut location = location(client, &start, &resp)?;
-    let size = std::fs::metadata(path)
-        .map_err(Error::io(format!("reading {}", path.display())))?
-        .len();
-    let octet = ("Content-Type", "application/octet-stream");
-    if size > CHUNK {
-        let mut file =
-            File::open(path).map_err(Error::io(format!("reading {}", path.display())))?;
-        let mut buf = Vec::with_capacity(CHUNK as usize);
-        let mut offset = 0u64;
-        while offset < size {
-            buf.clear();
-            (&mut file)
-                .take(CHUNK)
-                .read_to_end(&mut buf)
-                .map_err(Error::io(format!("reading {}", path.display())))?;
-            if buf.is_empty() {
-                return Err(Error::InvalidImage {
-                    image: path.display().to_string(),
-                    reason: "blob file shrank while uploading".into(),
-                });
-            }
-            let range = format!("{offset}-{}", offset + buf.len() as u64 - 1);
-            let resp = client.send(
-                Method::PATCH,
-                &location,
-                &[octet, ("Content-Range", &range)],
-                Payload::Bytes(&buf),
-            )?;
-            if resp.status() != 202 {
-                return Err(client.status_error(&location, &format!("uploading {digest}"), resp));
-            }
-            location = self::location(client, &location, &resp)?;
-            offset += buf.len() as u64;
-        }
-        let put = with_digest(&location, digest);
-        let resp = client.send(Method::PUT, &put, &[], Payload::Empty)?;
-        if resp.status() != 201 {
-            return Err(client.status_error(&put, &format!("finishing {digest}"), resp));
-        }
-    } else {
-        let put = with_digest(&location, digest);
-        let resp = client.send(Method::PUT, &put, &[octet], Payload::File(path))?;
-        if resp.status() != 201 {
-            return Err(client.status_error(&put, &format!("uploading {digest}"), resp));
-        }
-    }
-    Ok(Sent::Uploaded(size))
-}
-
-/// The absolute upload URL of a 202 answer's `Location`.
-fn location(client: &Client, url: &str, resp: &ureq::http::Response<ureq::Body>) -> Result<String> {
-    resp.headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .map(|l| client.absolute(l))
-        .ok_or_else(|| Error::Registry {
-            url: url.to_string(),
-            reason: "upload answer without a Location".into(),
-        })
-}
-
-fn with_digest(location: &str, digest: &Digest) -> String {
-    let sep = if location.contains('?') { '&' } else { '?' };
-    format!("{location}{sep}digest={digest}")
+    let location = upload::location(client, &start, &resp)?;
+    Ok(Sent::Uploaded(upload::upload(
+        client, digest, path, &start, location,
+    )?))
 }
 
 #[cfg(test)]
@@ -304,18 +247,5 @@ mod tests {
         assert_eq!(oci["layers"][1]["mediaType"], "application/x-unknown");
         let already = serde_json::json!({"schemaVersion": 2, "mediaType": MEDIA_TYPE_MANIFEST});
         assert!(to_oci(already.to_string().as_bytes()).is_none());
-    }
-
-    #[test]
-    fn upload_urls_get_the_digest() {
-        let d = Digest::sha256_of(b"");
-        assert_eq!(
-            with_digest("http://r/u/1", &d),
-            format!("http://r/u/1?digest={d}")
-        );
-        assert_eq!(
-            with_digest("http://r/u/1?_state=x", &d),
-            format!("http://r/u/1?_state=x&digest={d}")
-        );
     }
 }

@@ -10,6 +10,8 @@ use crate::util::*;
 mod creds;
 // TLS: private CAs, client certificates, --tls-verify=false (issue 12).
 mod tls;
+// Upload resumption (issue 12).
+mod resume;
 
 /// The small image's layer blobs (digest, size), base first, from its OCI layout.
 fn small_layers() -> Vec<(String, u64)> {
