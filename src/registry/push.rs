@@ -13,6 +13,7 @@ use ureq::http::Method;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::registry::client::{Access, Client, Payload};
+use crate::registry::registries_conf::RegistriesConf;
 use crate::registry::upload;
 use crate::registry::{ImageReference, RegistryOptions};
 use crate::spec::METADATA_LIMIT;
@@ -101,7 +102,8 @@ pub fn push_layout(
             reason: format!("the exported manifest's digest is {manifest_digest}, not {d}"),
         });
     }
-    let client = Client::new(dest, opts, Access::Push)?;
+    let endpoint = RegistriesConf::load(opts.registries_conf.as_deref())?.push_endpoint(dest)?;
+    let client = Client::new(dest, &endpoint.options(opts), Access::Push)?;
     let mount_from = mount_from.filter(|r| *r != dest.repository);
     if let Some(from) = mount_from {
         client.add_pull_scope(from);

@@ -12,6 +12,8 @@ mod creds;
 mod tls;
 // Upload resumption (issue 12).
 mod resume;
+// registries.conf: mirrors, insecure and blocked registries (issue 12).
+mod mirrors;
 
 /// The small image's layer blobs (digest, size), base first, from its OCI layout.
 fn small_layers() -> Vec<(String, u64)> {
