@@ -14,9 +14,11 @@
 //! is aborted and its staging directory deleted ([`crate::repo::staging`]).
 
 mod check;
+mod platforms;
 mod prepare;
 
 pub use check::{CheckReport, LayerStatus, check};
+pub use platforms::{import_all_platforms, platform_name};
 pub use prepare::{Prepared, prepare, up_to_date};
 
 use std::collections::HashMap;

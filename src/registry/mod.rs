@@ -32,7 +32,7 @@ use std::time::Duration;
 
 pub use auth::Credentials;
 pub use client::Client;
-pub use push::{PushReport, push_layout};
+pub use push::{PushReport, push_index, push_layout};
 pub use reference::ImageReference;
 
 /// How to talk to the registry's HTTP endpoint.

@@ -17,7 +17,9 @@ use crate::registry::registries_conf::RegistriesConf;
 use crate::registry::upload;
 use crate::registry::{ImageReference, RegistryOptions};
 use crate::spec::METADATA_LIMIT;
-use crate::spec::{Index, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_MANIFEST, Manifest};
+use crate::spec::{
+    Index, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST, Manifest, Platform,
+};
 
 pub use crate::registry::upload::CHUNK;
 
@@ -50,6 +52,111 @@ enum Sent {
     Uploaded(upload::Uploaded),
 }
 
+/// A manifest of a layout, ready to push: its bytes (converted to OCI when they were docker
+/// v2 schema 2), digest and media type.
+struct Ready {
+    bytes: Vec<u8>,
+    digest: Digest,
+    media_type: String,
+    manifest: Manifest,
+    converted: bool,
+}
+
+/// Reads the manifest `digest` of the layout at `layout` and converts it to OCI if needed.
+fn ready(layout: &Path, digest: &Digest) -> Result<Ready> {
+    let invalid = |reason: String| Error::InvalidImage {
+        image: format!("oci:{}", layout.display()),
+        reason,
+    };
+    let p = blob_path(layout, digest);
+    let bytes = std::fs::read(&p).map_err(Error::io(format!("reading {}", p.display())))?;
+    if bytes.len() as u64 > METADATA_LIMIT {
+        return Err(invalid("manifest too large".into()));
+    }
+    let manifest: Manifest =
+        serde_json::from_slice(&bytes).map_err(|e| invalid(format!("manifest: {e}")))?;
+    Ok(match to_oci(&bytes) {
+        Some(b) => Ready {
+            digest: Digest::sha256_of(&b),
+            bytes: b,
+            media_type: MEDIA_TYPE_MANIFEST.to_string(),
+            manifest,
+            converted: true,
+        },
+        // The layout's manifest is sha256 (export_image writes it), and so is a converted one.
+        None => Ready {
+            media_type: manifest
+                .media_type
+                .clone()
+                .unwrap_or_else(|| MEDIA_TYPE_MANIFEST.to_string()),
+            bytes,
+            digest: digest.clone(),
+            manifest,
+            converted: false,
+        },
+    })
+}
+
+fn blob_path(layout: &Path, d: &Digest) -> std::path::PathBuf {
+    layout.join("blobs").join(d.algorithm()).join(d.encoded())
+}
+
+/// Refuses a push to `dest@DIGEST` of something else than `digest`.
+fn check_digest(dest: &ImageReference, digest: &Digest, what: &str) -> Result<()> {
+    match &dest.digest {
+        Some(d) if d != digest => Err(Error::InvalidReference {
+            reference: format!("docker://{dest}"),
+            reason: format!("the exported {what}'s digest is {digest}, not {d}"),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// A push client for `dest`, as registries.conf has it (blocked, insecure).
+fn push_client(dest: &ImageReference, opts: &RegistryOptions) -> Result<Client> {
+    let endpoint = RegistriesConf::load(opts.registries_conf.as_deref())?.push_endpoint(dest)?;
+    Client::new(dest, &endpoint.options(opts), Access::Push)
+}
+
+/// PUTs a manifest (or index) document under `reference` (a tag or its digest).
+fn put_manifest(client: &Client, reference: &str, media_type: &str, bytes: &[u8]) -> Result<()> {
+    let url = client.url(&format!("/manifests/{reference}"));
+    let resp = client.send(
+        Method::PUT,
+        &url,
+        &[("Content-Type", media_type)],
+        Payload::Bytes(bytes),
+    )?;
+    if !resp.status().is_success() {
+        return Err(client.status_error(&url, "pushing the manifest", resp));
+    }
+    Ok(())
+}
+
+/// Pushes the config and layers of `m` (blobs of the layout at `layout`), counting in `report`.
+fn push_blobs(
+    client: &Client,
+    layout: &Path,
+    m: &Manifest,
+    mount_from: Option<&str>,
+    report: &mut PushReport,
+) -> Result<()> {
+    for b in std::iter::once(&m.config).chain(&m.layers) {
+        let digest = b.digest()?;
+        match push_blob(client, &digest, &blob_path(layout, &digest), mount_from)? {
+            Sent::Existing => report.existing += 1,
+            Sent::Mounted => report.mounted += 1,
+            Sent::Uploaded(u) => {
+                report.uploaded += 1;
+                report.bytes += u.bytes;
+                report.resumed += u.resumed;
+                report.restarted += u.restarted;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Pushes the single image of the OCI layout at `layout` to `dest`. `mount_from` names a
 /// repository of the same registry that may hold the blobs already.
 ///
@@ -62,88 +169,94 @@ pub fn push_layout(
     opts: &RegistryOptions,
     mount_from: Option<&str>,
 ) -> Result<PushReport> {
-    let image = format!("oci:{}", layout.display());
+    let index_path = layout.join("index.json");
     let invalid = |reason: String| Error::InvalidImage {
-        image: image.clone(),
+        image: format!("oci:{}", layout.display()),
         reason,
     };
-    let blob_path = |d: &Digest| layout.join("blobs").join(d.algorithm()).join(d.encoded());
-    let read = |p: &Path| std::fs::read(p).map_err(Error::io(format!("reading {}", p.display())));
-    let index: Index = serde_json::from_slice(&read(&layout.join("index.json"))?)
-        .map_err(|e| invalid(format!("index.json: {e}")))?;
+    let index: Index = serde_json::from_slice(
+        &std::fs::read(&index_path)
+            .map_err(Error::io(format!("reading {}", index_path.display())))?,
+    )
+    .map_err(|e| invalid(format!("index.json: {e}")))?;
     let [desc] = index.manifests.as_slice() else {
         return Err(invalid(format!(
             "{} manifests in the layout, expected one",
             index.manifests.len()
         )));
     };
-    let layout_digest = desc.digest()?;
-    let manifest_bytes = read(&blob_path(&layout_digest))?;
-    if manifest_bytes.len() as u64 > METADATA_LIMIT {
-        return Err(invalid("manifest too large".into()));
-    }
-    let manifest: Manifest =
-        serde_json::from_slice(&manifest_bytes).map_err(|e| invalid(format!("manifest: {e}")))?;
-    let (manifest_bytes, converted) = match to_oci(&manifest_bytes) {
-        Some(b) => (b, true),
-        None => (manifest_bytes, false),
-    };
-    // The layout's manifest is sha256 (export_image writes it), and so is a converted one.
-    let manifest_digest = if converted {
-        Digest::sha256_of(&manifest_bytes)
-    } else {
-        layout_digest
-    };
-    if let Some(d) = &dest.digest
-        && *d != manifest_digest
-    {
-        return Err(Error::InvalidReference {
-            reference: format!("docker://{dest}"),
-            reason: format!("the exported manifest's digest is {manifest_digest}, not {d}"),
-        });
-    }
-    let endpoint = RegistriesConf::load(opts.registries_conf.as_deref())?.push_endpoint(dest)?;
-    let client = Client::new(dest, &endpoint.options(opts), Access::Push)?;
+    let m = ready(layout, &desc.digest()?)?;
+    check_digest(dest, &m.digest, "manifest")?;
+    let client = push_client(dest, opts)?;
     let mount_from = mount_from.filter(|r| *r != dest.repository);
     if let Some(from) = mount_from {
         client.add_pull_scope(from);
     }
     let mut report = PushReport::default();
-    let blobs = std::iter::once(&manifest.config).chain(&manifest.layers);
-    for b in blobs {
-        let digest = b.digest()?;
-        match push_blob(&client, &digest, &blob_path(&digest), mount_from)? {
-            Sent::Existing => report.existing += 1,
-            Sent::Mounted => report.mounted += 1,
-            Sent::Uploaded(u) => {
-                report.uploaded += 1;
-                report.bytes += u.bytes;
-                report.resumed += u.resumed;
-                report.restarted += u.restarted;
-            }
-        }
-    }
-    let media_type = if converted {
-        MEDIA_TYPE_MANIFEST.to_string()
-    } else {
-        manifest
-            .media_type
-            .clone()
-            .unwrap_or_else(|| MEDIA_TYPE_MANIFEST.to_string())
-    };
-    let url = client.url(&format!("/manifests/{}", dest.manifest_reference()));
-    let resp = client.send(
-        Method::PUT,
-        &url,
-        &[("Content-Type", &media_type)],
-        Payload::Bytes(&manifest_bytes),
-    )?;
-    if !resp.status().is_success() {
-        return Err(client.status_error(&url, "pushing the manifest", resp));
-    }
-    report.manifest_digest = manifest_digest.to_string();
-    report.converted = converted;
+    push_blobs(&client, layout, &m.manifest, mount_from, &mut report)?;
+    put_manifest(&client, &dest.manifest_reference(), &m.media_type, &m.bytes)?;
+    report.manifest_digest = m.digest.to_string();
+    report.converted = m.converted;
     Ok(report)
+}
+
+/// Pushes the images `manifests` of the OCI layout at `layout` (each by digest, with its
+/// platform), then an OCI index listing them, under `dest`'s tag (or digest, which must be
+/// the index's). Docker v2 schema 2 manifests are pushed converted to OCI, and the index
+/// names them by their new digests. The report's `manifest_digest` is the index's.
+///
+/// # Errors
+/// As [`push_layout`].
+pub fn push_index(
+    layout: &Path,
+    manifests: &[(Digest, Platform)],
+    dest: &ImageReference,
+    opts: &RegistryOptions,
+) -> Result<PushReport> {
+    let client = push_client(dest, opts)?;
+    let mut report = PushReport::default();
+    let mut entries = Vec::new();
+    let mut ready_all = Vec::new();
+    for (digest, platform) in manifests {
+        let m = ready(layout, digest)?;
+        entries.push(json!({
+            "mediaType": m.media_type,
+            "digest": m.digest.as_str(),
+            "size": m.bytes.len(),
+            "platform": platform_json(platform),
+        }));
+        ready_all.push(m);
+    }
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": MEDIA_TYPE_INDEX,
+        "manifests": entries,
+    }))
+    .expect("JSON values serialize");
+    let index_digest = Digest::sha256_of(&index);
+    check_digest(dest, &index_digest, "index")?;
+    for m in &ready_all {
+        push_blobs(&client, layout, &m.manifest, None, &mut report)?;
+        put_manifest(&client, m.digest.as_str(), &m.media_type, &m.bytes)?;
+        report.converted |= m.converted;
+    }
+    put_manifest(
+        &client,
+        &dest.manifest_reference(),
+        MEDIA_TYPE_INDEX,
+        &index,
+    )?;
+    report.manifest_digest = index_digest.to_string();
+    Ok(report)
+}
+
+/// An index entry's `platform` object.
+fn platform_json(p: &Platform) -> Value {
+    let mut v = json!({"architecture": p.architecture, "os": p.os});
+    if let Some(variant) = &p.variant {
+        v["variant"] = json!(variant);
+    }
+    v
 }
 
 /// The OCI media type for a docker one, as containers/image converts them.

@@ -14,6 +14,8 @@ mod tls;
 mod resume;
 // registries.conf: mirrors, insecure and blocked registries (issue 12).
 mod mirrors;
+// Multi-platform: import --all-platforms, export --index-of (issue 12).
+mod platforms;
 
 /// The small image's layer blobs (digest, size), base first, from its OCI layout.
 fn small_layers() -> Vec<(String, u64)> {
