@@ -9,7 +9,7 @@
 //! `LAST + 1` ("0-0" counts as nothing received). When the registry no longer knows the
 //! upload (distribution cancels an upload whose stored size differs from the offset its
 //! upload URL carries, as after a partly received chunk), the upload **restarts** with a new
-//! `POST`. At most [`ATTEMPTS`] failures per blob.
+//! `POST`. At most 5 failures per blob (the client's attempt count).
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -43,7 +43,7 @@ struct Failed(Error);
 /// starts a new upload.
 ///
 /// # Errors
-/// The file cannot be read, or the upload failed [`ATTEMPTS`] times.
+/// The file cannot be read, or the upload failed 5 times.
 pub(crate) fn upload(
     client: &Client,
     digest: &Digest,
