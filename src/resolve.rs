@@ -141,20 +141,13 @@ fn artifact_type_of(src: &mut dyn Source, image: &str, c: &Candidate) -> Result<
     Ok(m.artifact_type().map(String::from))
 }
 
-/// Picks the manifest `selector` names from the source's index, for `platform`, and of
-/// `artifact_type` when given (artifacts usually have no platform: then the platform does not
-/// filter them).
-///
-/// # Errors
-/// [`Error::NotFound`] when nothing matches, [`Error::AmbiguousIndex`] when several do and
-/// none has a platform; [`Error::InvalidImage`] for indexes nested deeper than [`MAX_DEPTH`].
-pub fn resolve(
+/// The manifests `selector` names in the source's index (before nested indexes are
+/// followed).
+fn top_candidates(
     src: &mut dyn Source,
     image: &str,
     selector: &Selector,
-    platform: Option<&Platform>,
-    artifact_type: Option<&str>,
-) -> Result<Resolved> {
+) -> Result<Vec<Candidate>> {
     let index_bytes = src.index()?;
     let index: Index = parse_json(image, "index.json", &index_bytes)?;
     let top: Vec<Candidate> = match selector {
@@ -196,6 +189,40 @@ pub fn resolve(
             Selector::Digest(d) => format!("{image}: manifest {d}"),
         }));
     }
+    Ok(top)
+}
+
+/// Every image manifest `selector` names, through nested indexes, as its descriptor in the
+/// index (with its platform, if the index gives one): what `import --all-platforms` imports.
+///
+/// # Errors
+/// As [`resolve`] before it picks one.
+pub fn all_manifests(
+    src: &mut dyn Source,
+    image: &str,
+    selector: &Selector,
+) -> Result<Vec<Descriptor>> {
+    let top = top_candidates(src, image, selector)?;
+    let mut all = Vec::new();
+    flatten(src, image, top, 0, &mut all)?;
+    Ok(all.into_iter().map(|c| c.desc).collect())
+}
+
+/// Picks the manifest `selector` names from the source's index, for `platform`, and of
+/// `artifact_type` when given (artifacts usually have no platform: then the platform does not
+/// filter them).
+///
+/// # Errors
+/// [`Error::NotFound`] when nothing matches, [`Error::AmbiguousIndex`] when several do and
+/// none has a platform; [`Error::InvalidImage`] for indexes nested deeper than [`MAX_DEPTH`].
+pub fn resolve(
+    src: &mut dyn Source,
+    image: &str,
+    selector: &Selector,
+    platform: Option<&Platform>,
+    artifact_type: Option<&str>,
+) -> Result<Resolved> {
+    let top = top_candidates(src, image, selector)?;
     let mut all = Vec::new();
     let single_top = top.len() == 1;
     flatten(src, image, top, 0, &mut all)?;

@@ -17,12 +17,18 @@ use ocitree::source::SourceRef;
 /// digests. Prints each layer's outcome and whether the manifest digest is unchanged.
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// Image name.
-    #[arg(value_name = "NAME")]
-    name: String,
+    /// Image name (none with --index-of).
+    #[arg(value_name = "NAME", required_unless_present = "index_of")]
+    name: Option<String>,
     /// Destination: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REFERENCE], docker://HOST[:PORT]/REPO[:TAG|@DIGEST] (push to a registry); FILE - writes to standard output.
     #[arg(value_name = "DEST")]
-    dest: String,
+    dest: Option<String>,
+    /// Export these images (repeatable, in this order) as one multi-platform index instead,
+    /// each entry with the platform of its config: `export --index-of app@linux/amd64
+    /// --index-of app@linux/arm64 DEST`. DEST is docker://… (each manifest pushed by digest,
+    /// the index under the tag) or a new oci:DIR[:TAG].
+    #[arg(long, value_name = "NAME")]
+    index_of: Vec<String>,
     #[command(flatten)]
     compression: CompressionArgs,
     #[command(flatten)]
@@ -59,15 +65,40 @@ impl CompressionArgs {
 }
 
 pub fn run(repo_path: &Path, a: ExportArgs) -> Result<()> {
-    let dest = SourceRef::parse(&a.dest)?;
+    let (name, dest) = match (a.name, a.dest) {
+        (Some(n), Some(d)) if a.index_of.is_empty() => (n, d),
+        (Some(d), None) if !a.index_of.is_empty() => (String::new(), d),
+        _ if a.index_of.is_empty() => bail!("export NAME DEST: the destination is missing"),
+        _ => bail!("export --index-of NAME... DEST: one destination, and no other NAME"),
+    };
+    let dest = SourceRef::parse(&dest)?;
     let mut opts = ocitree::export::ExportOptions::new();
     opts.compression = a.compression.parse(&dest)?;
     opts.registry = a.registry.options()?;
     let repo = ocitree::repo::open(repo_path)?;
+    if !a.index_of.is_empty() {
+        let r =
+            ocitree::export::export_index(&repo, &a.index_of, &dest, &opts).with_context(|| {
+                format!("exporting an index of {} to {dest}", a.index_of.join(", "))
+            })?;
+        for (n, p, d) in &r.images {
+            out!("Image:    {n} {p} {d}");
+        }
+        out!("Index:    {}", r.index_digest);
+        if let Some(p) = &r.pushed {
+            out!(
+                "Blobs:    {} uploaded ({} bytes), {} already there",
+                p.uploaded,
+                p.bytes,
+                p.existing
+            );
+        }
+        return Ok(());
+    }
     if let SourceRef::Registry(r) = &dest {
-        let (export, pushed) = ocitree::export::push_image(&repo, &a.name, r, &opts)
-            .with_context(|| format!("pushing {} to {dest}", a.name))?;
-        out!("Image:    {}", a.name);
+        let (export, pushed) = ocitree::export::push_image(&repo, &name, r, &opts)
+            .with_context(|| format!("pushing {} to {dest}", name))?;
+        out!("Image:    {}", name);
         out!("Pushed:   {}", pushed.manifest_digest);
         out!(
             "Blobs:    {} uploaded ({} bytes), {} already there, {} mounted",
@@ -81,13 +112,20 @@ pub fn run(repo_path: &Path, a: ExportArgs) -> Result<()> {
             export.layers,
             export.recompressed
         );
+        if pushed.resumed + pushed.restarted > 0 {
+            out!(
+                "Uploads:  {} resumed, {} restarted after a failure",
+                pushed.resumed,
+                pushed.restarted
+            );
+        }
         if pushed.converted {
             out!("Note:     docker v2 schema 2 manifest pushed as an OCI manifest");
         }
         return Ok(());
     }
-    let report = ocitree::export::export_image(&repo, &a.name, &dest, &opts)
-        .with_context(|| format!("exporting {} to {dest}", a.name))?;
+    let report = ocitree::export::export_image(&repo, &name, &dest, &opts)
+        .with_context(|| format!("exporting {} to {dest}", name))?;
     // Standard output may be the archive itself: the summary goes to stderr then.
     let to_stdout = matches!(
         dest,
@@ -95,7 +133,7 @@ pub fn run(repo_path: &Path, a: ExportArgs) -> Result<()> {
     );
     let docker = matches!(dest, SourceRef::DockerArchive { .. });
     let mut lines = vec![
-        format!("Image:    {}", a.name),
+        format!("Image:    {}", name),
         format!("Manifest: {}", report.manifest_digest),
     ];
     if docker {

@@ -68,6 +68,11 @@ pub struct ImportArgs {
     /// through it.
     #[arg(long)]
     delta_from_previous: bool,
+    /// Import every platform's image of a multi-platform index, each under its own name
+    /// NAME@OS/ARCH[/VARIANT] (app@linux/amd64, app@linux/arm/v7); NAME is required. Docker
+    /// attestation manifests are left out. Prints one line per image: name, manifest, commit.
+    #[arg(long, conflicts_with = "platform")]
+    all_platforms: bool,
 }
 
 /// The image to read and the name to give it: shared by import and check.
@@ -134,6 +139,23 @@ pub fn run(repo_path: &Path, a: ImportArgs) -> Result<()> {
     opts.sign = a.sign.options();
     opts.delta_from_previous = a.delta_from_previous;
     let repo = ocitree::repo::open_or_create(repo_path, ocitree::ostree::RepoMode::BareUser)?;
+    if a.all_platforms {
+        let reports = ocitree::import::import_all_platforms(&repo, &source, &opts)
+            .with_context(|| format!("importing every platform of {source}"))?;
+        for r in &reports {
+            if a.json {
+                JsonLines::print(&json!({
+                    "event": "imported",
+                    "name": JsonLines::bounded(&r.name),
+                    "manifest": r.manifest_digest,
+                    "commit": r.commit,
+                }));
+            } else {
+                out!("Image:    {} {} {}", r.name, r.manifest_digest, r.commit);
+            }
+        }
+        return Ok(());
+    }
     let report =
         ocitree::import(&repo, &source, &opts).with_context(|| format!("importing {source}"))?;
     crate::cli::serve::warn_if_unsigned(report.summary);

@@ -22,6 +22,9 @@ pub struct RegistryArgs {
     /// Certificate directory for the registry: *.crt are extra trusted CAs, NAME.cert + NAME.key a client certificate (default: the first existing of ~/.config/containers/certs.d/HOST[:PORT], /etc/containers/certs.d/HOST[:PORT], /etc/docker/certs.d/HOST[:PORT]; $OCITREE_CERTS_D replaces the base directory).
     #[arg(long, value_name = "DIR")]
     cert_dir: Option<PathBuf>,
+    /// Read mirrors, insecure and blocked registries from this registries.conf (v2 TOML) only (default: $CONTAINERS_REGISTRIES_CONF, else ~/.config/containers/registries.conf or /etc/containers/registries.conf, plus the *.conf of /etc/containers/registries.conf.d and ~/.config/containers/registries.conf.d).
+    #[arg(long, value_name = "FILE")]
+    registries_conf: Option<PathBuf>,
     /// Connect timeout, and the longest a registry may stay silent during a request, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     timeout: u64,
@@ -38,6 +41,7 @@ impl RegistryArgs {
             Tls::NoVerify
         };
         o.cert_dir = self.cert_dir.clone();
+        o.registries_conf = self.registries_conf.clone();
         o.timeout = Duration::from_secs(self.timeout.max(1));
         Ok(o)
     }

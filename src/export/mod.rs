@@ -17,6 +17,7 @@
 pub mod compress;
 pub mod encapsulate;
 pub mod image;
+pub mod index_of;
 pub mod layer;
 pub mod push;
 pub mod sink;
@@ -25,4 +26,5 @@ pub mod staging;
 pub use compress::LayerCompression;
 pub use encapsulate::{EncapsulateOptions, EncapsulateReport, encapsulate};
 pub use image::{BlobMethod, ExportOptions, ExportReport, LayerExport, export_image};
+pub use index_of::{IndexReport, export_index};
 pub use push::push_image;

@@ -14,10 +14,12 @@
 //! is aborted and its staging directory deleted ([`crate::repo::staging`]).
 
 mod check;
+mod platforms;
 mod prepare;
 mod read_layers;
 
 pub use check::{CheckReport, LayerStatus, check};
+pub use platforms::{import_all_platforms, platform_name};
 pub use prepare::{Prepared, prepare, up_to_date};
 pub use read_layers::default_jobs;
 

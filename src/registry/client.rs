@@ -257,6 +257,30 @@ impl Client {
         headers: &[(&str, &str)],
         payload: Payload<'_>,
     ) -> Result<Response<Body>> {
+        self.send_tries(method, url, headers, payload, ATTEMPTS)
+    }
+
+    /// As [`Client::send`], trying at most once: for requests whose retry must be decided by
+    /// the caller (a chunk of an upload, after which the registry's state may have moved).
+    /// An authentication challenge is still answered.
+    pub(crate) fn send_no_retry(
+        &self,
+        method: http::Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        payload: Payload<'_>,
+    ) -> Result<Response<Body>> {
+        self.send_tries(method, url, headers, payload, 1)
+    }
+
+    fn send_tries(
+        &self,
+        method: http::Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        payload: Payload<'_>,
+        tries: u32,
+    ) -> Result<Response<Body>> {
         let mut authenticated = false;
         let mut attempt = 0;
         loop {
@@ -274,12 +298,12 @@ impl Client {
                 }
                 Ok(resp)
                     if (resp.status().is_server_error() || resp.status() == 429)
-                        && attempt < ATTEMPTS =>
+                        && attempt < tries =>
                 {
                     std::thread::sleep(backoff(attempt));
                 }
                 Ok(resp) => return Ok(resp),
-                Err(e) if transient(&e) && attempt < ATTEMPTS => {
+                Err(e) if transient(&e) && attempt < tries => {
                     std::thread::sleep(backoff(attempt));
                 }
                 Err(e) => {

@@ -2,7 +2,8 @@
 //! API over HTTP(S), natively (no skopeo).
 //!
 //! ```text
-//! pull:  reference -> client (auth: anonymous | basic | bearer token; retries; timeouts)
+//! pull:  reference -> registries_conf     mirrors tried in order, then the origin
+//!          -> client (auth: anonymous | basic | bearer token; retries; timeouts)
 //!          -> GET /v2/REPO/manifests/REF   manifest or index (OCI or docker v2 schema 2)
 //!          -> source::registry             the Source the import reads, with an index.json
 //!                                          synthesized around that one manifest
@@ -23,14 +24,16 @@ pub mod credentials;
 pub mod fetch;
 pub mod push;
 pub mod reference;
+pub mod registries_conf;
 pub mod tls;
+pub mod upload;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 pub use client::Client;
 pub use credentials::Credentials;
-pub use push::{PushReport, push_layout};
+pub use push::{PushReport, push_index, push_layout};
 pub use reference::ImageReference;
 
 /// How to talk to the registry's HTTP endpoint.
@@ -57,6 +60,9 @@ pub struct RegistryOptions {
     pub tls: Tls,
     /// The certificate directory (`--cert-dir`), replacing the certs.d search of [`tls`].
     pub cert_dir: Option<PathBuf>,
+    /// The one registries.conf to read (`--registries-conf`); default: the search list of
+    /// [`registries_conf`].
+    pub registries_conf: Option<PathBuf>,
     /// Connect timeout and the longest wait for any read or write of a request.
     pub timeout: Duration,
     /// Blob downloads running at once.
@@ -70,6 +76,7 @@ impl Default for RegistryOptions {
             auth_file: None,
             tls: Tls::Verify,
             cert_dir: None,
+            registries_conf: None,
             timeout: Duration::from_secs(60),
             parallel: 3,
         }

@@ -1,11 +1,10 @@
 //! Pushing an OCI layout (export writes one in the repository's tmp directory, see
 //! `export::push`) to a registry repository: for each blob: HEAD (skip what the registry has), cross-repository mount when the image
 //! came from another repository of the same registry, else upload (POST, then one streamed
-//! PUT, or PATCH chunks of [`CHUNK`] bytes for larger blobs); last, PUT the manifest — always
+//! PUT, or PATCH chunks of [`CHUNK`] bytes for larger blobs, resumed or restarted after a
+//! failure: [`crate::registry::upload`]); last, PUT the manifest — always
 //! an OCI manifest: a docker v2 schema 2 one is converted ([`to_oci`]), blobs unchanged.
 
-use std::fs::File;
-use std::io::Read;
 use std::path::Path;
 
 use serde_json::{Value, json};
@@ -14,13 +13,15 @@ use ureq::http::Method;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::registry::client::{Access, Client, Payload};
+use crate::registry::registries_conf::RegistriesConf;
+use crate::registry::upload;
 use crate::registry::{ImageReference, RegistryOptions};
 use crate::spec::METADATA_LIMIT;
-use crate::spec::{Index, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_MANIFEST, Manifest};
+use crate::spec::{
+    Index, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_INDEX, MEDIA_TYPE_MANIFEST, Manifest, Platform,
+};
 
-/// Blobs up to this size go in one PUT; larger ones in PATCH chunks of this size (the chunk
-/// is the only part held in memory).
-pub const CHUNK: u64 = 16 << 20;
+pub use crate::registry::upload::CHUNK;
 
 /// What a push did.
 #[derive(Clone, Debug, Default)]
@@ -38,13 +39,122 @@ pub struct PushReport {
     pub bytes: u64,
     /// The manifest was docker v2 schema 2 and was pushed converted to OCI.
     pub converted: bool,
+    /// Uploads that failed part-way and continued from where the registry said it stood.
+    pub resumed: usize,
+    /// Uploads that failed part-way and started over (the registry had dropped them).
+    pub restarted: usize,
 }
 
 /// How one blob got to the registry.
 enum Sent {
     Existing,
     Mounted,
-    Uploaded(u64),
+    Uploaded(upload::Uploaded),
+}
+
+/// A manifest of a layout, ready to push: its bytes (converted to OCI when they were docker
+/// v2 schema 2), digest and media type.
+struct Ready {
+    bytes: Vec<u8>,
+    digest: Digest,
+    media_type: String,
+    manifest: Manifest,
+    converted: bool,
+}
+
+/// Reads the manifest `digest` of the layout at `layout` and converts it to OCI if needed.
+fn ready(layout: &Path, digest: &Digest) -> Result<Ready> {
+    let invalid = |reason: String| Error::InvalidImage {
+        image: format!("oci:{}", layout.display()),
+        reason,
+    };
+    let p = blob_path(layout, digest);
+    let bytes = std::fs::read(&p).map_err(Error::io(format!("reading {}", p.display())))?;
+    if bytes.len() as u64 > METADATA_LIMIT {
+        return Err(invalid("manifest too large".into()));
+    }
+    let manifest: Manifest =
+        serde_json::from_slice(&bytes).map_err(|e| invalid(format!("manifest: {e}")))?;
+    Ok(match to_oci(&bytes) {
+        Some(b) => Ready {
+            digest: Digest::sha256_of(&b),
+            bytes: b,
+            media_type: MEDIA_TYPE_MANIFEST.to_string(),
+            manifest,
+            converted: true,
+        },
+        // The layout's manifest is sha256 (export_image writes it), and so is a converted one.
+        None => Ready {
+            media_type: manifest
+                .media_type
+                .clone()
+                .unwrap_or_else(|| MEDIA_TYPE_MANIFEST.to_string()),
+            bytes,
+            digest: digest.clone(),
+            manifest,
+            converted: false,
+        },
+    })
+}
+
+fn blob_path(layout: &Path, d: &Digest) -> std::path::PathBuf {
+    layout.join("blobs").join(d.algorithm()).join(d.encoded())
+}
+
+/// Refuses a push to `dest@DIGEST` of something else than `digest`.
+fn check_digest(dest: &ImageReference, digest: &Digest, what: &str) -> Result<()> {
+    match &dest.digest {
+        Some(d) if d != digest => Err(Error::InvalidReference {
+            reference: format!("docker://{dest}"),
+            reason: format!("the exported {what}'s digest is {digest}, not {d}"),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// A push client for `dest`, as registries.conf has it (blocked, insecure).
+fn push_client(dest: &ImageReference, opts: &RegistryOptions) -> Result<Client> {
+    let endpoint = RegistriesConf::load(opts.registries_conf.as_deref())?.push_endpoint(dest)?;
+    Client::new(dest, &endpoint.options(opts), Access::Push)
+}
+
+/// PUTs a manifest (or index) document under `reference` (a tag or its digest).
+fn put_manifest(client: &Client, reference: &str, media_type: &str, bytes: &[u8]) -> Result<()> {
+    let url = client.url(&format!("/manifests/{reference}"));
+    let resp = client.send(
+        Method::PUT,
+        &url,
+        &[("Content-Type", media_type)],
+        Payload::Bytes(bytes),
+    )?;
+    if !resp.status().is_success() {
+        return Err(client.status_error(&url, "pushing the manifest", resp));
+    }
+    Ok(())
+}
+
+/// Pushes the config and layers of `m` (blobs of the layout at `layout`), counting in `report`.
+fn push_blobs(
+    client: &Client,
+    layout: &Path,
+    m: &Manifest,
+    mount_from: Option<&str>,
+    report: &mut PushReport,
+) -> Result<()> {
+    for b in std::iter::once(&m.config).chain(&m.layers) {
+        let digest = b.digest()?;
+        match push_blob(client, &digest, &blob_path(layout, &digest), mount_from)? {
+            Sent::Existing => report.existing += 1,
+            Sent::Mounted => report.mounted += 1,
+            Sent::Uploaded(u) => {
+                report.uploaded += 1;
+                report.bytes += u.bytes;
+                report.resumed += u.resumed;
+                report.restarted += u.restarted;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Pushes the single image of the OCI layout at `layout` to `dest`. `mount_from` names a
@@ -59,85 +169,94 @@ pub fn push_layout(
     opts: &RegistryOptions,
     mount_from: Option<&str>,
 ) -> Result<PushReport> {
-    let image = format!("oci:{}", layout.display());
+    let index_path = layout.join("index.json");
     let invalid = |reason: String| Error::InvalidImage {
-        image: image.clone(),
+        image: format!("oci:{}", layout.display()),
         reason,
     };
-    let blob_path = |d: &Digest| layout.join("blobs").join(d.algorithm()).join(d.encoded());
-    let read = |p: &Path| std::fs::read(p).map_err(Error::io(format!("reading {}", p.display())));
-    let index: Index = serde_json::from_slice(&read(&layout.join("index.json"))?)
-        .map_err(|e| invalid(format!("index.json: {e}")))?;
+    let index: Index = serde_json::from_slice(
+        &std::fs::read(&index_path)
+            .map_err(Error::io(format!("reading {}", index_path.display())))?,
+    )
+    .map_err(|e| invalid(format!("index.json: {e}")))?;
     let [desc] = index.manifests.as_slice() else {
         return Err(invalid(format!(
             "{} manifests in the layout, expected one",
             index.manifests.len()
         )));
     };
-    let layout_digest = desc.digest()?;
-    let manifest_bytes = read(&blob_path(&layout_digest))?;
-    if manifest_bytes.len() as u64 > METADATA_LIMIT {
-        return Err(invalid("manifest too large".into()));
-    }
-    let manifest: Manifest =
-        serde_json::from_slice(&manifest_bytes).map_err(|e| invalid(format!("manifest: {e}")))?;
-    let (manifest_bytes, converted) = match to_oci(&manifest_bytes) {
-        Some(b) => (b, true),
-        None => (manifest_bytes, false),
-    };
-    // The layout's manifest is sha256 (export_image writes it), and so is a converted one.
-    let manifest_digest = if converted {
-        Digest::sha256_of(&manifest_bytes)
-    } else {
-        layout_digest
-    };
-    if let Some(d) = &dest.digest
-        && *d != manifest_digest
-    {
-        return Err(Error::InvalidReference {
-            reference: format!("docker://{dest}"),
-            reason: format!("the exported manifest's digest is {manifest_digest}, not {d}"),
-        });
-    }
-    let client = Client::new(dest, opts, Access::Push)?;
+    let m = ready(layout, &desc.digest()?)?;
+    check_digest(dest, &m.digest, "manifest")?;
+    let client = push_client(dest, opts)?;
     let mount_from = mount_from.filter(|r| *r != dest.repository);
     if let Some(from) = mount_from {
         client.add_pull_scope(from);
     }
     let mut report = PushReport::default();
-    let blobs = std::iter::once(&manifest.config).chain(&manifest.layers);
-    for b in blobs {
-        let digest = b.digest()?;
-        match push_blob(&client, &digest, &blob_path(&digest), mount_from)? {
-            Sent::Existing => report.existing += 1,
-            Sent::Mounted => report.mounted += 1,
-            Sent::Uploaded(n) => {
-                report.uploaded += 1;
-                report.bytes += n;
-            }
-        }
-    }
-    let media_type = if converted {
-        MEDIA_TYPE_MANIFEST.to_string()
-    } else {
-        manifest
-            .media_type
-            .clone()
-            .unwrap_or_else(|| MEDIA_TYPE_MANIFEST.to_string())
-    };
-    let url = client.url(&format!("/manifests/{}", dest.manifest_reference()));
-    let resp = client.send(
-        Method::PUT,
-        &url,
-        &[("Content-Type", &media_type)],
-        Payload::Bytes(&manifest_bytes),
-    )?;
-    if !resp.status().is_success() {
-        return Err(client.status_error(&url, "pushing the manifest", resp));
-    }
-    report.manifest_digest = manifest_digest.to_string();
-    report.converted = converted;
+    push_blobs(&client, layout, &m.manifest, mount_from, &mut report)?;
+    put_manifest(&client, &dest.manifest_reference(), &m.media_type, &m.bytes)?;
+    report.manifest_digest = m.digest.to_string();
+    report.converted = m.converted;
     Ok(report)
+}
+
+/// Pushes the images `manifests` of the OCI layout at `layout` (each by digest, with its
+/// platform), then an OCI index listing them, under `dest`'s tag (or digest, which must be
+/// the index's). Docker v2 schema 2 manifests are pushed converted to OCI, and the index
+/// names them by their new digests. The report's `manifest_digest` is the index's.
+///
+/// # Errors
+/// As [`push_layout`].
+pub fn push_index(
+    layout: &Path,
+    manifests: &[(Digest, Platform)],
+    dest: &ImageReference,
+    opts: &RegistryOptions,
+) -> Result<PushReport> {
+    let client = push_client(dest, opts)?;
+    let mut report = PushReport::default();
+    let mut entries = Vec::new();
+    let mut ready_all = Vec::new();
+    for (digest, platform) in manifests {
+        let m = ready(layout, digest)?;
+        entries.push(json!({
+            "mediaType": m.media_type,
+            "digest": m.digest.as_str(),
+            "size": m.bytes.len(),
+            "platform": platform_json(platform),
+        }));
+        ready_all.push(m);
+    }
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": MEDIA_TYPE_INDEX,
+        "manifests": entries,
+    }))
+    .expect("JSON values serialize");
+    let index_digest = Digest::sha256_of(&index);
+    check_digest(dest, &index_digest, "index")?;
+    for m in &ready_all {
+        push_blobs(&client, layout, &m.manifest, None, &mut report)?;
+        put_manifest(&client, m.digest.as_str(), &m.media_type, &m.bytes)?;
+        report.converted |= m.converted;
+    }
+    put_manifest(
+        &client,
+        &dest.manifest_reference(),
+        MEDIA_TYPE_INDEX,
+        &index,
+    )?;
+    report.manifest_digest = index_digest.to_string();
+    Ok(report)
+}
+
+/// An index entry's `platform` object.
+fn platform_json(p: &Platform) -> Value {
+    let mut v = json!({"architecture": p.architecture, "os": p.os});
+    if let Some(variant) = &p.variant {
+        v["variant"] = json!(variant);
+    }
+    v
 }
 
 /// The OCI media type for a docker one, as containers/image converts them.
@@ -207,71 +326,10 @@ fn push_blob(
     if resp.status() != 202 {
         return Err(client.status_error(&start, &format!("starting upload of {digest}"), resp));
     }
-    let mut location = location(client, &start, &resp)?;
-    let size = std::fs::metadata(path)
-        .map_err(Error::io(format!("reading {}", path.display())))?
-        .len();
-    let octet = ("Content-Type", "application/octet-stream");
-    if size > CHUNK {
-        let mut file =
-            File::open(path).map_err(Error::io(format!("reading {}", path.display())))?;
-        let mut buf = Vec::with_capacity(CHUNK as usize);
-        let mut offset = 0u64;
-        while offset < size {
-            buf.clear();
-            (&mut file)
-                .take(CHUNK)
-                .read_to_end(&mut buf)
-                .map_err(Error::io(format!("reading {}", path.display())))?;
-            if buf.is_empty() {
-                return Err(Error::InvalidImage {
-                    image: path.display().to_string(),
-                    reason: "blob file shrank while uploading".into(),
-                });
-            }
-            let range = format!("{offset}-{}", offset + buf.len() as u64 - 1);
-            let resp = client.send(
-                Method::PATCH,
-                &location,
-                &[octet, ("Content-Range", &range)],
-                Payload::Bytes(&buf),
-            )?;
-            if resp.status() != 202 {
-                return Err(client.status_error(&location, &format!("uploading {digest}"), resp));
-            }
-            location = self::location(client, &location, &resp)?;
-            offset += buf.len() as u64;
-        }
-        let put = with_digest(&location, digest);
-        let resp = client.send(Method::PUT, &put, &[], Payload::Empty)?;
-        if resp.status() != 201 {
-            return Err(client.status_error(&put, &format!("finishing {digest}"), resp));
-        }
-    } else {
-        let put = with_digest(&location, digest);
-        let resp = client.send(Method::PUT, &put, &[octet], Payload::File(path))?;
-        if resp.status() != 201 {
-            return Err(client.status_error(&put, &format!("uploading {digest}"), resp));
-        }
-    }
-    Ok(Sent::Uploaded(size))
-}
-
-/// The absolute upload URL of a 202 answer's `Location`.
-fn location(client: &Client, url: &str, resp: &ureq::http::Response<ureq::Body>) -> Result<String> {
-    resp.headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .map(|l| client.absolute(l))
-        .ok_or_else(|| Error::Registry {
-            url: url.to_string(),
-            reason: "upload answer without a Location".into(),
-        })
-}
-
-fn with_digest(location: &str, digest: &Digest) -> String {
-    let sep = if location.contains('?') { '&' } else { '?' };
-    format!("{location}{sep}digest={digest}")
+    let location = upload::location(client, &start, &resp)?;
+    Ok(Sent::Uploaded(upload::upload(
+        client, digest, path, &start, location,
+    )?))
 }
 
 #[cfg(test)]
@@ -304,18 +362,5 @@ mod tests {
         assert_eq!(oci["layers"][1]["mediaType"], "application/x-unknown");
         let already = serde_json::json!({"schemaVersion": 2, "mediaType": MEDIA_TYPE_MANIFEST});
         assert!(to_oci(already.to_string().as_bytes()).is_none());
-    }
-
-    #[test]
-    fn upload_urls_get_the_digest() {
-        let d = Digest::sha256_of(b"");
-        assert_eq!(
-            with_digest("http://r/u/1", &d),
-            format!("http://r/u/1?digest={d}")
-        );
-        assert_eq!(
-            with_digest("http://r/u/1?_state=x", &d),
-            format!("http://r/u/1?_state=x&digest={d}")
-        );
     }
 }

@@ -1,7 +1,9 @@
 //! A registry repository as a [`Source`]: the manifest the reference names (fetched from
 //! `/v2/REPO/manifests/`) wrapped in a synthesized `index.json`, manifests of a manifest list
 //! fetched by digest, and blobs from `/v2/REPO/blobs/` — layer blobs through a
-//! [`Prefetch`] pool when the import asks for them ahead.
+//! [`Prefetch`] pool when the import asks for them ahead. With mirrors in registries.conf
+//! ([`RegistriesConf`]), the first place (mirror, then the origin) that serves the manifest
+//! serves everything else.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
@@ -16,6 +18,7 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::registry::client::{Access, Client, Payload};
 use crate::registry::fetch::{self, Prefetch};
+use crate::registry::registries_conf::RegistriesConf;
 use crate::registry::{ACCEPT_MANIFESTS, ImageReference, RegistryOptions};
 use crate::source::Source;
 use crate::spec::metadata_limit;
@@ -24,7 +27,12 @@ use crate::spec::{ANNOTATION_REF_NAME, Index, MEDIA_TYPE_INDEX};
 /// A repository on a registry, read through the distribution API.
 #[derive(Debug)]
 pub struct Registry {
+    /// The reference asked for (named in the synthesized index whichever place serves it).
+    requested: ImageReference,
+    /// The place serving the image (the first candidate until the manifest is fetched).
     client: Arc<Client>,
+    /// The places still to try, in order (mirrors, then the origin).
+    candidates: Vec<Arc<Client>>,
     /// Manifests and indexes fetched so far, by digest.
     manifests: HashMap<Digest, Vec<u8>>,
     /// Digests known to name manifests (listed in an index served), fetched on demand.
@@ -37,10 +45,24 @@ impl Registry {
     /// Prepares a pull from `reference` (no request is made yet).
     ///
     /// # Errors
-    /// An auth file is malformed.
+    /// An auth file or registries.conf is malformed, or the registry is blocked.
     pub fn open(reference: &ImageReference, opts: &RegistryOptions) -> Result<Registry> {
+        let conf = RegistriesConf::load(opts.registries_conf.as_deref())?;
+        let mut candidates = conf
+            .pull_endpoints(reference)?
+            .iter()
+            .map(|e| {
+                Ok(Arc::new(Client::new(
+                    &e.reference,
+                    &e.options(opts),
+                    Access::Pull,
+                )?))
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(Registry {
-            client: Arc::new(Client::new(reference, opts, Access::Pull)?),
+            requested: reference.clone(),
+            client: candidates.remove(0),
+            candidates,
             manifests: HashMap::new(),
             manifest_digests: HashSet::new(),
             prefetch: None,
@@ -123,10 +145,42 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// The manifest from the first place that serves it, which then serves the rest.
+    fn first_serving(&mut self) -> Result<(Vec<u8>, String, Digest)> {
+        let mut failed = Vec::new();
+        let mut rest = std::mem::take(&mut self.candidates).into_iter();
+        loop {
+            let at = self.client.reference().manifest_reference();
+            let err = match self.fetch_manifest(&at) {
+                Ok(found) => return Ok(found),
+                Err(e) => e,
+            };
+            match rest.next() {
+                Some(next) => {
+                    failed.push(format!("{}: {err}", self.client.reference()));
+                    self.client = next;
+                }
+                None if failed.is_empty() => return Err(err),
+                None => {
+                    let tried = format!("{}; mirrors tried first: {}", err, failed.join("; "));
+                    return Err(match err {
+                        Error::NotFound(_) => Error::NotFound(tried),
+                        _ => Error::Registry {
+                            url: format!("docker://{}", self.client.reference()),
+                            reason: tried,
+                        },
+                    });
+                }
+            }
+        }
+    }
+}
+
 impl Source for Registry {
     fn index(&mut self) -> Result<Vec<u8>> {
-        let reference = self.client.reference().clone();
-        let (bytes, media_type, digest) = self.fetch_manifest(&reference.manifest_reference())?;
+        let reference = self.requested.clone();
+        let (bytes, media_type, digest) = self.first_serving()?;
         let index = json!({
             "schemaVersion": 2,
             "mediaType": MEDIA_TYPE_INDEX,

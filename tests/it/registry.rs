@@ -1,7 +1,7 @@
 //! The registry transport against a real `docker-registry` on 127.0.0.1: pulls of images
-//! pushed by skopeo (trees equal to umoci's unpack), layer reuse, auth (htpasswd with --creds
-//! and auth files), resume of cut transfers with Range, corrupted blobs rejected, and pushes
-//! read back by skopeo.
+//! pushed by skopeo (trees equal to umoci's unpack), layer reuse, manifest lists, timeouts,
+//! progress; the other topics in `registry/` (auth, faulty pulls, pushes, TLS, credential
+//! helpers, mirrors, multi-platform, upload resumption).
 
 use crate::util::registry::{Fault, Proxy, Registry, TokenGateway};
 use crate::util::*;
@@ -10,6 +10,18 @@ use crate::util::*;
 mod creds;
 // TLS: private CAs, client certificates, --tls-verify=false (issue 12).
 mod tls;
+// Upload resumption (issue 12).
+mod resume;
+// Authentication: basic and bearer.
+mod auth;
+// Pulls over faulty links.
+mod pull_faults;
+// Pushes read back by skopeo; chunked uploads.
+mod push;
+// registries.conf: mirrors, insecure and blocked registries (issue 12).
+mod mirrors;
+// Multi-platform: import --all-platforms, export --index-of (issue 12).
+mod platforms;
 
 /// The small image's layer blobs (digest, size), base first, from its OCI layout.
 fn small_layers() -> Vec<(String, u64)> {
@@ -183,146 +195,6 @@ fn missing_image_and_bad_references_fail_cleanly() {
 }
 
 #[test]
-fn basic_auth_with_creds_and_auth_files() {
-    let reg = Registry::small_behind_htpasswd();
-    let repo = Repo::new();
-    let src = format!("{}:latest", reg.url("test/small"));
-    let snap = repo.snapshot();
-    let env_free = |args: &[&str]| {
-        let out = repo
-            .cmd()
-            .args(args)
-            .env_remove("REGISTRY_AUTH_FILE")
-            .env("XDG_RUNTIME_DIR", repo.tmp.path().join("no-runtime"))
-            .env("HOME", repo.tmp.path().join("no-home"))
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
-    // no credentials, and a wrong password: exit 2, a clear message, repo unchanged
-    let (code, _, err) = env_free(&["import", "--tls-verify=false", &src]);
-    assert_eq!(code, Some(2), "{err}");
-    assert!(
-        err.contains("authentication failed") && err.contains("--creds"),
-        "{err}"
-    );
-    let (code, _, err) = env_free(&[
-        "import",
-        "--tls-verify=false",
-        "--creds",
-        "alice:wrong",
-        &src,
-    ]);
-    assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("authentication failed"), "{err}");
-    assert!(!err.contains("wrong"), "the password leaked: {err}");
-    snap.assert_unchanged(&repo.path);
-
-    let (code, out, err) = env_free(&[
-        "import",
-        "--tls-verify=false",
-        "--creds",
-        "alice:s3cret",
-        &src,
-        "a",
-    ]);
-    assert_eq!(code, Some(0), "{err}");
-    assert!(out.contains("3 imported"), "{out}");
-
-    // an auth file, by --authfile, by $REGISTRY_AUTH_FILE and as ~/.docker/config.json
-    let auth = serde_json::json!({"auths": {reg.host(): {"auth": base64("alice:s3cret")}}});
-    let file = repo.tmp.path().join("auth.json");
-    std::fs::write(&file, auth.to_string()).unwrap();
-    let (code, _, err) = env_free(&[
-        "check",
-        "--tls-verify=false",
-        "--authfile",
-        file.to_str().unwrap(),
-        &src,
-        "b",
-    ]);
-    assert_eq!(code, Some(0), "{err}");
-    let out = repo
-        .cmd()
-        .args(["check", "--tls-verify=false", &src, "b"])
-        .env("REGISTRY_AUTH_FILE", &file)
-        .env("HOME", repo.tmp.path().join("no-home"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let home = repo.tmp.path().join("home");
-    std::fs::create_dir_all(home.join(".docker")).unwrap();
-    std::fs::copy(&file, home.join(".docker/config.json")).unwrap();
-    let out = repo
-        .cmd()
-        .args(["import", "--tls-verify=false", &src, "c"])
-        .env_remove("REGISTRY_AUTH_FILE")
-        .env("XDG_RUNTIME_DIR", repo.tmp.path().join("no-runtime"))
-        .env("HOME", &home)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    tools::fsck(&repo.path);
-}
-
-fn base64(s: &str) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(s)
-}
-
-#[test]
-fn cut_transfer_resumes_with_range() {
-    let reg = registry_with_small();
-    let (big, size, _) = big_layer();
-    let proxy = Proxy::start(reg.port, Fault::CutOnce(1 << 20));
-    let repo = Repo::new();
-    let r = pull_small(&repo, &proxy, "small");
-    assert_eq!(r.layers(), (3, 0));
-    let reqs = proxy.blob_requests(&big);
-    assert!(reqs.len() >= 2, "{reqs:?}");
-    let resumed = reqs
-        .iter()
-        .find(|r| r.to_ascii_lowercase().contains("range: bytes="))
-        .unwrap_or_else(|| panic!("no Range request: {reqs:?}"));
-    let from: u64 = resumed
-        .to_ascii_lowercase()
-        .split("range: bytes=")
-        .nth(1)
-        .unwrap()
-        .split('-')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(from > 0 && from < size, "{resumed}");
-    repo.assert_matches_umoci(&r.commit(), &wild_images().join("small"), "latest");
-    assert!(spool_files(&repo).is_empty());
-}
-
-#[test]
-fn a_link_cut_every_256_kib_still_completes_by_resuming() {
-    let reg = registry_with_small();
-    let (big, size, _) = big_layer();
-    let proxy = Proxy::start(reg.port, Fault::CutEvery(256 << 10));
-    let repo = Repo::new();
-    let r = pull_small(&repo, &proxy, "small");
-    let reqs = proxy.blob_requests(&big);
-    let ranged = reqs
-        .iter()
-        .filter(|r| r.to_ascii_lowercase().contains("range: bytes="))
-        .count();
-    assert!(
-        ranged as u64 >= size / (256 << 10),
-        "{ranged} resumes of {size} bytes"
-    );
-    repo.assert_matches_umoci(&r.commit(), &wild_images().join("small"), "latest");
-}
-
-#[test]
 fn a_layer_is_imported_while_it_downloads() {
     use std::io::BufRead;
     let reg = registry_with_small();
@@ -392,245 +264,6 @@ fn two_pulls_of_the_same_blob_into_one_repo_at_once() {
 }
 
 #[test]
-fn cut_transfer_completes_when_the_registry_ignores_range() {
-    let reg = registry_with_small();
-    let (big, _, _) = big_layer();
-    let proxy = Proxy::start(reg.port, Fault::CutOnceNoRange(1 << 20));
-    let repo = Repo::new();
-    let r = pull_small(&repo, &proxy, "small");
-    // asked for a range, got the whole blob again, skipped what it had
-    assert!(proxy.blob_requests(&big).len() >= 2);
-    repo.assert_matches_umoci(&r.commit(), &wild_images().join("small"), "latest");
-    assert!(spool_files(&repo).is_empty());
-}
-
-#[test]
-fn partial_blob_from_an_earlier_run_is_resumed_or_refetched() {
-    let reg = registry_with_small();
-    let (big, size, bytes) = big_layer();
-    let repo = Repo::new();
-    std::fs::create_dir_all(spool(&repo)).unwrap();
-    let half = (size / 2) as usize;
-    std::fs::write(partial_in(&repo, &big), &bytes[..half]).unwrap();
-    let proxy = Proxy::start(reg.port, Fault::None);
-    let src = format!("{}:latest", proxy.url("test/small"));
-    repo.ok(&["import", "--tls-verify=false", &src, "a"]);
-    let reqs = proxy.blob_requests(&big);
-    assert_eq!(reqs.len(), 1, "{reqs:?}");
-    assert!(
-        reqs[0]
-            .to_ascii_lowercase()
-            .contains(&format!("range: bytes={half}-")),
-        "{reqs:?}"
-    );
-    assert!(spool_files(&repo).is_empty());
-
-    // a kept part that is wrong: the resumed blob does not match, and is fetched again whole
-    let repo = Repo::new();
-    std::fs::create_dir_all(spool(&repo)).unwrap();
-    std::fs::write(partial_in(&repo, &big), vec![0u8; half]).unwrap();
-    let proxy = Proxy::start(reg.port, Fault::None);
-    let r = pull_small(&repo, &proxy, "b");
-    let reqs = proxy.blob_requests(&big);
-    assert_eq!(reqs.len(), 2, "{reqs:?}");
-    assert!(!reqs[1].to_ascii_lowercase().contains("range:"), "{reqs:?}");
-    repo.assert_matches_umoci(&r.commit(), &wild_images().join("small"), "latest");
-}
-
-fn partial_in(repo: &Repo, digest: &str) -> std::path::PathBuf {
-    spool(repo).join(format!("{}.partial", digest.replace(':', "-")))
-}
-
-#[test]
-fn corrupted_blob_is_rejected_and_nothing_is_committed() {
-    let reg = registry_with_small();
-    let (big, _, _) = big_layer();
-    let proxy = Proxy::start(reg.port, Fault::Flip(1 << 20));
-    let repo = Repo::new();
-    let snap = repo.snapshot();
-    let src = format!("{}:latest", proxy.url("test/small"));
-    let err = repo.fails(&["import", "--tls-verify=false", &src, "small"]);
-    assert!(
-        err.contains(&big) && err.contains("digest mismatch"),
-        "{err}"
-    );
-    assert!(err.contains("test/small"), "{err}");
-    snap.assert_unchanged(&repo.path);
-    // the bad bytes are not kept to be resumed from (verified blobs of other layers may be)
-    let name = big.replace(':', "-");
-    assert!(
-        !spool_files(&repo).iter().any(|f| f.starts_with(&name)),
-        "{:?}",
-        spool_files(&repo)
-    );
-}
-
-#[test]
-fn prune_removes_leftover_partial_blobs() {
-    let repo = Repo::new();
-    std::fs::create_dir_all(spool(&repo)).unwrap();
-    std::fs::write(
-        partial_in(&repo, &format!("sha256:{}", "a".repeat(64))),
-        b"junk",
-    )
-    .unwrap();
-    repo.ok(&["prune"]);
-    assert!(spool_files(&repo).is_empty());
-}
-
-/// Config digest and diff_ids of a layout's (single) image, read with skopeo's help.
-fn config_and_diff_ids(layout: &std::path::Path, tag: &str) -> (String, Vec<String>) {
-    let out = tools::run(
-        std::process::Command::new("skopeo")
-            .args(["inspect", "--raw"])
-            .arg(format!("oci:{}:{tag}", layout.display())),
-    );
-    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let out = tools::run(
-        std::process::Command::new("skopeo")
-            .args(["inspect", "--config", "--raw"])
-            .arg(format!("oci:{}:{tag}", layout.display())),
-    );
-    let c: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    (
-        m["config"]["digest"].as_str().unwrap().to_string(),
-        c["rootfs"]["diff_ids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d.as_str().unwrap().to_string())
-            .collect(),
-    )
-}
-
-#[test]
-fn pushed_image_reads_back_with_skopeo_with_same_config_and_diff_ids() {
-    let reg = registry_with_small();
-    let repo = Repo::new();
-    let small = wild_images().join("small");
-    let commit = repo.import(&Repo::oci(&small, "latest"), "small").commit();
-    let r = repo.ok(&[
-        "export",
-        "--tls-verify=false",
-        "small",
-        &format!("{}:v1", reg.url("pushed/small")),
-    ]);
-    let pushed = r.field("Pushed");
-    assert!(pushed.starts_with("sha256:"), "{r:?}");
-    // skopeo pulls it; the same config and diff_ids, and the same tree through umoci
-    let tmp = tempdir();
-    let back = tmp.path().join("back");
-    tools::run(
-        std::process::Command::new("skopeo")
-            .args(["copy", "-q", "--src-tls-verify=false"])
-            .arg(format!("{}:v1", reg.url("pushed/small")))
-            .arg(format!("oci:{}:v1", back.display())),
-    );
-    assert_eq!(
-        config_and_diff_ids(&back, "v1"),
-        config_and_diff_ids(&small, "latest")
-    );
-    let out = tools::run(
-        std::process::Command::new("skopeo")
-            .args(["inspect", "--tls-verify=false", "--format", "{{.Digest}}"])
-            .arg(format!("{}:v1", reg.url("pushed/small"))),
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), pushed);
-    let bundle = tmp.path().join("bundle");
-    let rootfs = tools::umoci_unpack(&back, "v1", &bundle);
-    let ours = tmp.path().join("ours");
-    tools::ostree_checkout(&repo.path, &commit, &ours);
-    tree::assert_same(&ours, &rootfs);
-
-    // again: every blob is there already; by digest too
-    let r = repo.ok(&[
-        "export",
-        "--tls-verify=false",
-        "small",
-        &format!("{}@{pushed}", reg.url("pushed/small")),
-    ]);
-    assert!(r.field("Blobs").starts_with("0 uploaded"), "{r:?}");
-    let err = repo.fails(&[
-        "export",
-        "--tls-verify=false",
-        "small",
-        &format!("{}@sha256:{}", reg.url("pushed/small"), "1".repeat(64)),
-    ]);
-    assert!(err.contains("digest is"), "{err}");
-
-    // pulled from the registry, pushed to another repository: unchanged blobs are mounted
-    let r = repo.ok(&[
-        "import",
-        "--tls-verify=false",
-        &format!("{}:v1", reg.url("pushed/small")),
-        "pulled",
-    ]);
-    assert_eq!(r.layers(), (0, 3));
-    let r = repo.ok(&[
-        "export",
-        "--tls-verify=false",
-        "pulled",
-        &format!("{}:v1", reg.url("mounted/small")),
-    ]);
-    assert!(r.field("Blobs").contains("4 mounted"), "{r:?}");
-    assert_eq!(r.field("Pushed"), pushed);
-}
-
-#[test]
-fn large_blob_is_pushed_in_chunks_and_auth_applies_to_push() {
-    let reg = Registry::with_htpasswd("bob", "pw");
-    let tmp = tempdir();
-    // 20 MiB of incompressible data, uncompressed layer: above the 16 MiB single-PUT limit
-    let mut data = vec![0u8; 20 << 20];
-    let mut x = 0x9e3779b97f4a7c15u64;
-    for b in data.iter_mut() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        *b = x as u8;
-    }
-    let layer = Layer::with(tar_of(&[file("big.bin", &data)]), Comp::None, false);
-    let layout = Layout::single(&tmp.path().join("img"), &[layer]);
-    let repo = Repo::new();
-    repo.import(&Repo::oci(&layout.dir, "latest"), "big");
-    let dest = format!("{}:1", reg.url("big/img"));
-    let err = repo.fails(&["export", "--tls-verify=false", "big", &dest]);
-    assert!(err.contains("authentication failed"), "{err}");
-    let proxy = Proxy::start(reg.port, Fault::None);
-    let via_proxy = format!("{}:1", proxy.url("big/img"));
-    let r = repo.ok(&[
-        "export",
-        "--tls-verify=false",
-        "--creds",
-        "bob:pw",
-        "big",
-        &via_proxy,
-    ]);
-    assert!(r.field("Blobs").starts_with("2 uploaded"), "{r:?}");
-    let patches = proxy
-        .requests()
-        .matches("PATCH /v2/big/img/blobs/uploads/")
-        .count();
-    assert_eq!(patches, 2, "20 MiB in 16 MiB chunks");
-    // an uncompressed layer keeps its digest: the manifest is the original
-    let original = std::fs::read_to_string(layout.dir.join("index.json")).unwrap();
-    assert!(original.contains(&r.field("Pushed")), "{r:?}");
-    // and it pulls back whole
-    let other = Repo::new();
-    let r = other.ok(&[
-        "import",
-        "--tls-verify=false",
-        "--creds",
-        "bob:pw",
-        &dest,
-        "x",
-    ]);
-    assert_eq!(r.layers(), (1, 0));
-    let out = other.cmd().args(["cat", "x", "/big.bin"]).output().unwrap();
-    assert!(out.stdout == data, "big.bin differs");
-}
-
-#[test]
 fn docker_v2s2_manifests_and_manifest_lists_pull() {
     let reg = Registry::start();
     let tmp = tempdir();
@@ -695,49 +328,6 @@ fn docker_v2s2_manifests_and_manifest_lists_pull() {
     assert_eq!(repo.ok(&["cat", "amd", "/arch"]).stdout, "amd64");
     assert_eq!(r.layers(), (1, 0));
     tools::fsck(&repo.path);
-}
-
-#[test]
-fn bearer_token_flow_with_creds() {
-    let reg = registry_with_small();
-    let gw = TokenGateway::start(reg.port, "carol", "tok-pw");
-    let repo = Repo::new();
-    let snap = repo.snapshot();
-    let src = format!("{}:latest", gw.url("test/small"));
-    let err = repo.fails(&[
-        "import",
-        "--tls-verify=false",
-        "--creds",
-        "carol:nope",
-        &src,
-    ]);
-    assert!(
-        err.contains("authentication failed") && err.contains("/token"),
-        "{err}"
-    );
-    snap.assert_unchanged(&repo.path);
-    let r = repo.ok(&[
-        "import",
-        "--tls-verify=false",
-        "--creds",
-        "carol:tok-pw",
-        &src,
-        "s",
-    ]);
-    assert_eq!(r.layers(), (3, 0));
-    let token_requests: Vec<String> = gw
-        .requests()
-        .into_iter()
-        .filter(|r| r.contains("/token?"))
-        .collect();
-    assert!(
-        token_requests
-            .iter()
-            .all(|r| r.contains("scope=repository%3Atest%2Fsmall%3Apull")
-                && r.contains("service=test-registry")),
-        "{token_requests:?}"
-    );
-    repo.assert_matches_umoci(&r.commit(), &wild_images().join("small"), "latest");
 }
 
 #[test]

@@ -9,6 +9,7 @@ pub mod keys;
 /// Mutations for the fuzz tests: the same module the unit fuzz targets use.
 #[path = "../../../src/testing.rs"]
 pub mod mutate;
+pub mod proxy;
 pub mod registry;
 pub mod tools;
 pub mod tree;

@@ -1,15 +1,15 @@
 //! A real registry for tests: Debian's `docker-registry` (distribution 2.8) on 127.0.0.1 at a
 //! free port, storage in a temporary directory, optionally behind htpasswd; killed on drop.
-//! And [`Proxy`], a loopback TCP proxy that can cut or corrupt what the registry sends.
+//! And [`TokenGateway`], a bearer-token front for it.
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub use super::proxy::{Fault, Proxy};
 use super::tools;
 
 pub struct Registry {
@@ -313,168 +313,6 @@ impl Drop for Registry {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// What a [`Proxy`] does to the bytes the registry sends back.
-#[derive(Clone, Copy, Debug)]
-pub enum Fault {
-    /// Nothing: a plain relay (its log shows what the client asked).
-    None,
-    /// Once in the proxy's life, close the connection after it carried this many response
-    /// bytes (the other connections are untouched).
-    CutOnce(usize),
-    /// On every connection, invert the response byte at this offset.
-    Flip(usize),
-    /// Never answer: responses are swallowed (the connection stays open).
-    Stall,
-    /// Close every connection after it carried this many response bytes.
-    CutEvery(usize),
-    /// Once in the proxy's life, hold a connection's responses for this many seconds after
-    /// it carried this many bytes.
-    PauseOnce(usize, u64),
-    /// As `CutOnce`, and hide `Range` headers from the registry (it then answers 200 with
-    /// the whole blob, as servers without range support do).
-    CutOnceNoRange(usize),
-}
-
-/// A loopback TCP proxy in front of a registry, with a log of every request byte sent.
-pub struct Proxy {
-    pub port: u16,
-    log: Arc<Mutex<Vec<u8>>>,
-    stop: Arc<AtomicBool>,
-}
-
-impl Proxy {
-    pub fn start(upstream: u16, fault: Fault) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let cut_done = Arc::new(AtomicBool::new(false));
-        let (log2, stop2) = (Arc::clone(&log), Arc::clone(&stop));
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if stop2.load(Ordering::Relaxed) {
-                    return;
-                }
-                let Ok(client) = conn else { continue };
-                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
-                    continue;
-                };
-                let (log, cut_done) = (Arc::clone(&log2), Arc::clone(&cut_done));
-                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-                // requests: relayed as they are, and logged
-                std::thread::spawn(move || {
-                    let (mut from, mut to) = (c2, s2);
-                    let mut buf = [0u8; 16384];
-                    while let Ok(n) = from.read(&mut buf) {
-                        if n == 0 {
-                            break;
-                        }
-                        log.lock().unwrap().extend_from_slice(&buf[..n]);
-                        if let Fault::CutOnceNoRange(_) = fault {
-                            // same length, so framing is unchanged
-                            for i in 0..n.saturating_sub(6) {
-                                if buf[i..i + 6].eq_ignore_ascii_case(b"range:") {
-                                    buf[i..i + 6].copy_from_slice(b"xange:");
-                                }
-                            }
-                        }
-                        if to.write_all(&buf[..n]).is_err() {
-                            break;
-                        }
-                    }
-                    let _ = to.shutdown(Shutdown::Write);
-                });
-                // responses: relayed with the fault
-                std::thread::spawn(move || {
-                    let (mut from, mut to) = (server, client);
-                    let mut buf = [0u8; 16384];
-                    let mut sent = 0usize;
-                    while let Ok(n) = from.read(&mut buf) {
-                        if n == 0 {
-                            break;
-                        }
-                        let chunk = &mut buf[..n];
-                        match fault {
-                            Fault::None => {}
-                            Fault::Stall => continue,
-                            Fault::PauseOnce(at, secs) => {
-                                if sent + n > at && !cut_done.swap(true, Ordering::SeqCst) {
-                                    if to.write_all(&chunk[..at - sent]).is_err() {
-                                        break;
-                                    }
-                                    std::thread::sleep(Duration::from_secs(secs));
-                                    if to.write_all(&chunk[at - sent..]).is_err() {
-                                        break;
-                                    }
-                                    sent += n;
-                                    continue;
-                                }
-                            }
-                            Fault::CutEvery(at) => {
-                                if sent + n > at {
-                                    let _ = to.write_all(&chunk[..at - sent]);
-                                    let _ = to.shutdown(Shutdown::Both);
-                                    let _ = from.shutdown(Shutdown::Both);
-                                    return;
-                                }
-                            }
-                            Fault::CutOnce(at) | Fault::CutOnceNoRange(at) => {
-                                if sent + n > at && !cut_done.swap(true, Ordering::SeqCst) {
-                                    let _ = to.write_all(&chunk[..at - sent]);
-                                    let _ = to.shutdown(Shutdown::Both);
-                                    let _ = from.shutdown(Shutdown::Both);
-                                    return;
-                                }
-                            }
-                            Fault::Flip(at) => {
-                                if (sent..sent + n).contains(&at) {
-                                    chunk[at - sent] ^= 0xff;
-                                }
-                            }
-                        }
-                        if to.write_all(chunk).is_err() {
-                            break;
-                        }
-                        sent += n;
-                    }
-                    if let Fault::Stall = fault {
-                        // the registry closed (it does on a TLS handshake): stay silent
-                        std::thread::sleep(Duration::from_secs(120));
-                    }
-                    let _ = to.shutdown(Shutdown::Both);
-                });
-            }
-        });
-        Proxy { port, log, stop }
-    }
-
-    pub fn url(&self, repo: &str) -> String {
-        format!("docker://127.0.0.1:{}/{repo}", self.port)
-    }
-
-    /// The request lines and headers the client sent, as text.
-    pub fn requests(&self) -> String {
-        String::from_utf8_lossy(&self.log.lock().unwrap()).into_owned()
-    }
-
-    /// Request lines (`GET /v2/... HTTP/1.1`) that fetched blob `digest`, with their headers.
-    pub fn blob_requests(&self, digest: &str) -> Vec<String> {
-        self.requests()
-            .split("\r\n\r\n")
-            .filter(|r| r.contains(&format!("/blobs/{digest}")))
-            .map(String::from)
-            .collect()
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        // wake the accept loop so it sees the flag
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
     }
 }
 
