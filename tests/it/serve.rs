@@ -13,13 +13,13 @@ use crate::util::keys::{ed25519_key, gpg_key};
 use crate::util::*;
 
 /// A static HTTP server (python's http.server) on 127.0.0.1, killed on drop.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Server {
-    fn serve(dir: &Path) -> Server {
+    pub(crate) fn serve(dir: &Path) -> Server {
         tools::require("python3");
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
