@@ -467,6 +467,11 @@ impl<'r> LayerBuilder<'r> {
             );
             dict.insert(meta::LAYER_EXACT_GZIP_FORMAT, format);
         }
+        let refs = [
+            crate::refname::blob_ref(source.digest.as_str()),
+            crate::refname::diffid_ref(source.diff_id.as_str()),
+        ];
+        crate::repo::collection::bind(self.repo, &dict, &refs);
         let subject = format!("layer {}", source.digest);
         let commit = crate::repo::write_tree_commit(self.repo, &self.root, &subject, &dict, 0)
             .map_err(err("writing layer commit"))?;
