@@ -9,6 +9,7 @@
 //! in the tar-split. The commit's timestamp is 0, so the same layer gives the same
 //! commit checksum in every repository.
 
+pub mod archive_object;
 #[cfg(feature = "exact-gzip")]
 pub mod exact_gzip;
 pub mod file;

@@ -87,7 +87,7 @@ fn pull(client: &Path, r: &str) -> (bool, String) {
     )
 }
 
-fn small_image(at: &Path, content: &[u8]) -> String {
+pub(crate) fn small_image(at: &Path, content: &[u8]) -> String {
     Layout::single(at, &[Layer::new(&[file("etc/data", content), dir("usr")])]);
     Repo::oci(at, "latest")
 }
