@@ -181,4 +181,66 @@ fn flatpak_installs_and_updates_from_an_ocitree_repo() {
     assert!(!listed.contains("org.test.Rt"), "{listed}");
     repo.ok(&["prune"]);
     tools::fsck(&repo.path);
+
+    // Without flatpak to run, the user is told exactly what to do.
+    let before = index();
+    let r = output(
+        repo.cmd()
+            .args(["import", &format!("oci:{}", v1.display()), "rt"])
+            .env("PATH", tmp.join("no-tools"))
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("is stale until you run `flatpak build-update-repo`"),
+        "{r:?}"
+    );
+    assert_eq!(index(), before);
+}
+
+#[test]
+fn a_gpg_signed_flatpak_remote_stays_signed_after_ocitree_imports() {
+    let repo = Repo::with_mode("archive");
+    let tmp = repo.tmp.path();
+    let fp = Flatpak::new(tmp);
+    let (home, key, public) = crate::util::keys::gpg_key(tmp);
+    let home_s = home.to_str().unwrap();
+    let (v1, v2) = (tmp.join("v1.oci"), tmp.join("v2.oci"));
+    fp.bundle(tmp, &[("hello.txt", "hello\n")], &v1);
+    fp.bundle(tmp, &[("hello.txt", "hello 2\n")], &v2);
+    let sign = ["--sign-by", &key, "--gpg-homedir", home_s];
+    let v1_src = format!("oci:{}", v1.display());
+    repo.ok(&[&["import", &v1_src, "rt"][..], &sign].concat());
+    repo.ok(&[&["summary"][..], &sign].concat());
+    fp.run(&[
+        "build-update-repo",
+        &format!("--gpg-sign={key}"),
+        &format!("--gpg-homedir={home_s}"),
+        repo.path.to_str().unwrap(),
+    ]);
+    let server = Server::serve(&repo.path);
+    let import = format!("--gpg-import={}", public.display());
+    fp.run(&["--user", "remote-add", &import, "oci", &server.url]);
+    fp.run(&[
+        "--user",
+        "install",
+        "-y",
+        "--noninteractive",
+        "oci",
+        "org.test.Rt",
+    ]);
+    assert_eq!(read(fp.installed().join("hello.txt")), "hello\n");
+
+    // ocitree runs build-update-repo with the remembered key: summary and index signed again.
+    let v2_src = format!("oci:{}", v2.display());
+    let v2_commit = repo
+        .ok(&[&["import", &v2_src, "rt"][..], &sign].concat())
+        .commit();
+    assert!(repo.path.join("summary.idx.sig").exists());
+    fp.run(&["--user", "update", "-y", "--noninteractive"]);
+    assert_eq!(read(fp.installed().join("hello.txt")), "hello 2\n");
+    let deployed = fp.run(&["--user", "info", "--show-commit", "org.test.Rt"]);
+    assert_eq!(deployed.trim(), v2_commit);
 }
