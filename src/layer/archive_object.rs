@@ -16,6 +16,8 @@
 //! The staging directory is the one whose lock file this process holds open (libostree keeps
 //! that descriptor for the whole transaction). When it cannot be told (no transaction, or two
 //! in this process), [`ArchiveStore::find`] gives `None` and libostree writes the objects.
+//! libostree's `min-free-space` reserve is not checked for these objects (a full disk still
+//! fails the write, and the import with it, leaving the repository as it was).
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -65,12 +67,18 @@ impl ArchiveStore {
         })
     }
 
-    /// Writes `job` as a compressed archive object, unless the repository or the transaction
-    /// has it already.
+    /// A compressor at the repository's level, for one writer thread (its state is reused
+    /// from object to object).
+    pub fn compressor(&self) -> flate2::Compress {
+        flate2::Compress::new(flate2::Compression::new(self.level), false)
+    }
+
+    /// Writes `job` as a compressed archive object with `z` (from [`ArchiveStore::compressor`]),
+    /// unless the repository or the transaction has it already.
     ///
     /// # Errors
     /// Writing the staging directory fails.
-    pub fn write(&self, job: &FileObject) -> Result<(), LayerError> {
+    pub fn write(&self, z: &mut flate2::Compress, job: &FileObject) -> Result<(), LayerError> {
         let (sub, rest) = job.csum.split_at(2);
         let name = format!("{rest}.filez");
         let dest_dir = self.staging.join(sub);
@@ -94,18 +102,33 @@ impl ArchiveStore {
             .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
             .tempfile_in(&self.staging)
             .map_err(err)?;
-        let mut out = io::BufWriter::with_capacity(64 << 10, tmp);
-        out.write_all(&header(job)).map_err(err)?;
-        let mut z = flate2::write::DeflateEncoder::new(out, flate2::Compression::new(self.level));
-        z.write_all(&job.data).map_err(err)?;
-        let out = z.finish().map_err(err)?;
-        let tmp = out.into_inner().map_err(|e| err(e.into_error()))?;
+        let mut tmp = tmp;
+        let object = compress(z, header(job), &job.data).map_err(err)?;
+        tmp.write_all(&object).map_err(err)?;
         match tmp.persist_noclobber(&dest) {
             Ok(_) => Ok(()),
             // Another writer thread stored the same object meanwhile.
             Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => Ok(()),
             Err(e) => Err(err(e.error)),
         }
+    }
+}
+
+/// `header` followed by the raw deflate stream of `data` (a file object is at most
+/// [`super::writer::INLINE_MAX`] bytes: memory stays bounded).
+fn compress(z: &mut flate2::Compress, header: Vec<u8>, data: &[u8]) -> io::Result<Vec<u8>> {
+    z.reset();
+    let mut out = header;
+    out.reserve(data.len() / 2 + 64);
+    loop {
+        let consumed = z.total_in() as usize;
+        let status = z
+            .compress_vec(&data[consumed..], &mut out, flate2::FlushCompress::Finish)
+            .map_err(io::Error::other)?;
+        if status == flate2::Status::StreamEnd {
+            return Ok(out);
+        }
+        out.reserve(64 << 10);
     }
 }
 
@@ -201,8 +224,9 @@ mod tests {
                 xattrs: xv,
                 data: data.clone(),
             };
-            store.write(&job).unwrap();
-            store.write(&job).unwrap();
+            let mut z = store.compressor();
+            store.write(&mut z, &job).unwrap();
+            store.write(&mut z, &job).unwrap();
             sums.push((csum, data));
         }
         repo.commit_transaction(gio::Cancellable::NONE).unwrap();

@@ -151,6 +151,7 @@ fn run(
     shared: &Shared,
 ) -> Result<(), LayerError> {
     let mut result = Ok(());
+    let mut z = archive.map(ArchiveStore::compressor);
     loop {
         // Hold the receiver only to take a job, not while writing it.
         let next = rx
@@ -160,9 +161,9 @@ fn run(
         let Ok(job) = next else { break };
         let size = job.data.len();
         if result.is_ok() {
-            result = match archive {
-                Some(store) => store.write(&job),
-                None => write_trusted(repo, job),
+            result = match (archive, &mut z) {
+                (Some(store), Some(z)) => store.write(z, &job),
+                _ => write_trusted(repo, job),
             };
         }
         let mut st = shared.lock();
