@@ -95,6 +95,12 @@ fn flatpak_installs_and_updates_from_an_ocitree_repo() {
         tools::ostree(&repo.path, &["rev-parse", REF]).trim(),
         commit
     );
+    let info: serde_json::Value =
+        serde_json::from_str(&repo.ok(&["inspect", "rt"]).stdout).unwrap();
+    assert_eq!(info["format"], "flatpak");
+    // The same image gives the same commit again (a function of the image).
+    let again = repo.import(&format!("oci:{}", v1.display()), "rt");
+    assert_eq!(again.commit(), commit);
     let meta = tools::ostree(
         &repo.path,
         &["show", "--print-metadata-key=xa.metadata", REF],
