@@ -43,10 +43,11 @@ pub struct ImportArgs {
     jobs: Option<u16>,
     /// Read the image in this format instead of the one its config labels name: plain (apply
     /// the layers; works for every image), ocitree-encapsulated (an `ocitree encapsulate`
-    /// image, giving back the identical commit) or ostree-native (an ostree-ext image, as bootc
-    /// and rpm-ostree images are, giving back the identical commit; images with derived layers
-    /// are refused for now).
-    #[arg(long, value_name = "FORMAT", value_parser = ["plain", "ocitree-encapsulated", "ostree-native"])]
+    /// image, giving back the identical commit), flatpak (a `flatpak build-bundle --oci` image,
+    /// committed as flatpak installs it, with its app/ or runtime/ ref) or ostree-native (an
+    /// ostree-ext image, as bootc and rpm-ostree images are, giving back the identical commit;
+    /// images with derived layers are refused for now).
+    #[arg(long, value_name = "FORMAT", value_parser = ["plain", "ocitree-encapsulated", "flatpak", "ostree-native"])]
     format: Option<String>,
     /// Verify the signatures of the OSTree commit the image carries (an `ocitree encapsulate`
     /// image) against the public keys in this GPG keyring file (repeatable); no valid

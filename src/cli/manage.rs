@@ -13,6 +13,11 @@ pub struct InitArgs {
     /// Repository mode.
     #[arg(long, default_value = "bare-user", value_parser = ["bare-user", "bare", "bare-user-only", "archive"])]
     mode: String,
+    /// Collection ID (`core.collection-id`, reverse-DNS, e.g. `org.example.Os`): every commit
+    /// ocitree writes is then bound to it and to its refs, so that clients whose remote has
+    /// `collection-id=` pull them.
+    #[arg(long, value_name = "ID")]
+    collection_id: Option<String>,
 }
 
 /// List images: name, manifest digest, commit, size (sum of layer blob sizes, bytes).
@@ -60,7 +65,17 @@ pub fn init(repo_path: &Path, a: InitArgs) -> Result<()> {
             repo.mode()
         );
     }
-    out!("Repository {} ({})", repo_path.display(), a.mode);
+    if let Some(id) = &a.collection_id {
+        ocitree::repo::collection::set_collection_id(&repo, id)?;
+    }
+    match repo.collection_id() {
+        Some(id) => out!(
+            "Repository {} ({}, collection {id})",
+            repo_path.display(),
+            a.mode
+        ),
+        None => out!("Repository {} ({})", repo_path.display(), a.mode),
+    }
     Ok(())
 }
 

@@ -103,12 +103,20 @@ pub fn report_summary(status: SummaryStatus) -> Result<()> {
         SummaryStatus::Signed => out!("Summary:  regenerated, signed"),
         SummaryStatus::Unsigned => out!("Summary:  regenerated, unsigned"),
         SummaryStatus::NowUnsigned => warn_if_unsigned(status),
+        SummaryStatus::FlatpakIndexStale => warn_if_unsigned(status),
     }
     Ok(())
 }
 
-/// Warns (on standard error) when the summary lost its signature.
+/// Warns (on standard error) when the summary lost its signature, or flatpak's summary
+/// index could not be brought up to date.
 pub fn warn_if_unsigned(status: SummaryStatus) {
+    if status == SummaryStatus::FlatpakIndexStale {
+        eprintln!(
+            "warning: this is a flatpak remote and `flatpak` is not on PATH: its summary index \
+             (summary.idx) is stale until you run `flatpak build-update-repo` on the repository"
+        );
+    }
     if status == SummaryStatus::NowUnsigned {
         eprintln!(
             "warning: the summary was signed and is now unsigned: no signing key is configured \

@@ -53,6 +53,13 @@ pub fn write_image_commit(repo: &Repo, tree: &MutableTree, m: &ImageMeta<'_>) ->
     if let Some(c) = m.encapsulated {
         dict.insert(meta::ENCAPSULATED, c);
     }
+    // Clients of a collection pull the image commit by the image ref, its record by the
+    // record's ref.
+    let bound = match m.encapsulated {
+        Some(_) => crate::refname::encapsulated_ref(m.name),
+        None => crate::refname::image_ref(m.name),
+    };
+    crate::repo::collection::bind(repo, &dict, &[bound]);
     let subject = format!("image {}", m.manifest_digest);
     let commit = crate::repo::write_tree_commit(repo, tree, &subject, &dict, m.timestamp)
         .map_err(Error::ostree("writing the image commit"))?;

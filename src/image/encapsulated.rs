@@ -245,7 +245,7 @@ impl EncapsulatedCommit {
 
 /// Strict base64 (standard alphabet, padded): `None` for anything else, so that a label that
 /// is not what we wrote is reported rather than half-decoded.
-fn decode_base64(s: &str) -> Option<Vec<u8>> {
+pub(crate) fn decode_base64(s: &str) -> Option<Vec<u8>> {
     let ok = s.len() % 4 == 0
         && s.trim_end_matches('=').len() + 2 >= s.len()
         && s.trim_end_matches('=')

@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | `plain` | none of the labels below | layers applied in order onto one tree ([`crate::merge`]), committed as the image commit |
 //! | `ocitree-encapsulated` | `ocitree.commit` ([`crate::meta::labels`]), written by `ocitree encapsulate` | the layers merged as for `plain`, the tree checked against the commit the labels carry, and that commit written: the identical checksum ([`super::encapsulated`]) |
+//! | `flatpak` | `org.flatpak.ref`, written by `flatpak build-bundle --oci` | the layers merged as for `plain`, committed with the flatpak commit metadata the labels carry, and the flatpak ref (`app/…`, `runtime/…`) set beside the image ref ([`super::flatpak`]) |
 //! | `ostree-native` | `ostree.commit` and `ostree.final-diffid`, written by ostree-ext (bootc, rpm-ostree, CoreOS) | each layer imported as usual (chunks reused by digest), then the OSTree objects the layers carry written and checked, and the image ref set to **the commit itself**, the one the label names ([`super::ostree_native`]). Layers after `ostree.final-diffid` (derived layers) are refused for now |
 //!
 //! A forced `plain` reads any image as its layers say (an ostree native container then gives
@@ -18,6 +19,7 @@ use std::str::FromStr;
 
 use crate::error::{Error, Result};
 use crate::image::EncapsulatedCommit;
+use crate::image::flatpak::{self, FlatpakCommit};
 use crate::image::ostree_native::{self, NativeCommit};
 use crate::meta::labels;
 
@@ -34,13 +36,16 @@ pub enum ImageFormat {
     Encapsulated,
     /// An ostree-ext "ostree native container" (bootc, rpm-ostree).
     OstreeNative,
+    /// A flatpak app or runtime (`flatpak build-bundle --oci`).
+    Flatpak,
 }
 
 impl ImageFormat {
     /// Every format, in the order of the table above.
-    pub const ALL: [ImageFormat; 3] = [
+    pub const ALL: [ImageFormat; 4] = [
         ImageFormat::Plain,
         ImageFormat::Encapsulated,
+        ImageFormat::Flatpak,
         ImageFormat::OstreeNative,
     ];
 
@@ -50,6 +55,7 @@ impl ImageFormat {
             ImageFormat::Plain => "plain",
             ImageFormat::Encapsulated => "ocitree-encapsulated",
             ImageFormat::OstreeNative => "ostree-native",
+            ImageFormat::Flatpak => "flatpak",
         }
     }
 
@@ -69,6 +75,8 @@ impl ImageFormat {
             ImageFormat::Encapsulated
         } else if labels.contains_key(OSTREE_NATIVE_COMMIT_LABEL) {
             ImageFormat::OstreeNative
+        } else if labels.contains_key(flatpak::REF_LABEL) {
+            ImageFormat::Flatpak
         } else {
             ImageFormat::Plain
         }
@@ -90,7 +98,9 @@ impl FromStr for ImageFormat {
             .find(|f| f.as_str() == s)
             .ok_or_else(|| Error::InvalidReference {
                 reference: s.to_string(),
-                reason: "image format must be plain, ocitree-encapsulated or ostree-native".into(),
+                reason:
+                    "image format must be plain, ocitree-encapsulated, flatpak or ostree-native"
+                        .into(),
             })
     }
 }
@@ -104,6 +114,8 @@ pub enum Reading {
     Encapsulated(Box<EncapsulatedCommit>),
     /// Write the commit whose objects the layers carry.
     OstreeNative(Box<NativeCommit>),
+    /// Apply the layers and commit the merged tree as this flatpak commit.
+    Flatpak(Box<FlatpakCommit>),
 }
 
 impl Reading {
@@ -113,6 +125,7 @@ impl Reading {
             Reading::Plain => ImageFormat::Plain,
             Reading::Encapsulated(_) => ImageFormat::Encapsulated,
             Reading::OstreeNative(_) => ImageFormat::OstreeNative,
+            Reading::Flatpak(_) => ImageFormat::Flatpak,
         }
     }
 }
@@ -148,6 +161,14 @@ pub fn reading(
                 }
             })?;
             Ok(Reading::Encapsulated(Box::new(commit)))
+        }
+        ImageFormat::Flatpak => {
+            let commit =
+                FlatpakCommit::from_labels(image, labels)?.ok_or_else(|| Error::InvalidImage {
+                    image: image.to_string(),
+                    reason: format!("label {} is missing", flatpak::REF_LABEL),
+                })?;
+            Ok(Reading::Flatpak(Box::new(commit)))
         }
         ImageFormat::OstreeNative => Ok(Reading::OstreeNative(Box::new(
             NativeCommit::from_labels(image, labels)?,
@@ -193,7 +214,11 @@ mod tests {
     fn a_forced_format_needs_its_labels() {
         let plain = labels(&[("version", "1")]);
         assert!(matches!(reading("img", &plain, None), Ok(Reading::Plain)));
-        for f in [ImageFormat::Encapsulated, ImageFormat::OstreeNative] {
+        for f in [
+            ImageFormat::Encapsulated,
+            ImageFormat::OstreeNative,
+            ImageFormat::Flatpak,
+        ] {
             let err = reading("img", &plain, Some(f)).unwrap_err().to_string();
             assert!(err.contains("labels say plain"), "{err}");
         }

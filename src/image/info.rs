@@ -45,7 +45,7 @@ impl ImageInfo {
                 .parsed_config()
                 .map(|c| ImageFormat::detect(&c.labels()))
             {
-                Ok(ImageFormat::OstreeNative) => ImageFormat::OstreeNative,
+                Ok(f @ (ImageFormat::OstreeNative | ImageFormat::Flatpak)) => f,
                 _ => ImageFormat::Encapsulated,
             },
         }

@@ -4,6 +4,7 @@
 
 pub mod commit;
 pub mod encapsulated;
+pub mod flatpak;
 pub mod format;
 pub mod gc;
 pub mod info;

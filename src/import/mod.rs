@@ -262,6 +262,7 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
     };
 
     // How to read it (plain, encapsulated commit, ...): decided now, before any layer is read.
+    let mut flatpak = None;
     let (encapsulated, native) =
         match image::format::reading(&image, &config.labels(), opts.format)? {
             Reading::Plain if !opts.verify.is_empty() => {
@@ -273,6 +274,16 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
                 });
             }
             Reading::Plain => (None, None),
+            Reading::Flatpak(commit) if opts.verify.is_empty() => {
+                flatpak = Some(commit);
+                (None, None)
+            }
+            Reading::Flatpak(_) => {
+                return Err(Error::Signature {
+                    what: format!("image {image}"),
+                    reason: "a flatpak image carries no signed OSTree commit".into(),
+                });
+            }
             Reading::Encapsulated(commit) => (Some(commit), None),
             Reading::OstreeNative(commit) => (None, Some(commit)),
         };
@@ -471,6 +482,8 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
     let carried = if let Some(e) = &encapsulated {
         e.write(repo, &image, &merged)?;
         Some(e.as_ref().clone())
+    } else if let Some(f) = &flatpak {
+        Some(f.write(repo, &merged, &report.manifest_digest)?)
     } else if let Some(n) = &native {
         let c = image::EncapsulatedCommit::load(repo, &n.checksum)?;
         report.signers = crate::sign::verify::verify_commit(
@@ -488,7 +501,11 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
     // else the image commit itself.
     let holder = if let Some(c) = &carried {
         report.bound_refs = set_bound_refs(repo, c);
-        let record = image::write_image_commit(repo, &merged, &meta)?;
+        let described = ImageMeta {
+            encapsulated: Some(&c.checksum),
+            ..meta.clone()
+        };
+        let record = image::write_image_commit(repo, &merged, &described)?;
         repo.transaction_set_ref(None, &record_ref, Some(&record));
         report.commit = c.checksum.clone();
         written.extend([record.clone(), c.checksum.clone()]);

@@ -83,6 +83,12 @@ pub fn import_file_layer(
     dict.insert(meta::LAYER_DIFF_ID, layer.digest.as_str());
     dict.insert(meta::LAYER_MEDIA_TYPE, layer.media_type.as_str());
     dict.insert(meta::LAYER_KIND, KIND);
+    let digest = layer.digest.as_str();
+    let refs = [
+        crate::refname::blob_ref(digest),
+        crate::refname::diffid_ref(digest),
+    ];
+    crate::repo::collection::bind(repo, &dict, &refs);
     let subject = format!("artifact layer {}", layer.digest);
     let commit = crate::repo::write_tree_commit(repo, &root, &subject, &dict, 0)
         .map_err(ostree_err("writing layer commit"))?;

@@ -9,6 +9,7 @@
 //! in the tar-split. The commit's timestamp is 0, so the same layer gives the same
 //! commit checksum in every repository.
 
+pub mod archive_object;
 #[cfg(feature = "exact-gzip")]
 pub mod exact_gzip;
 pub mod file;
@@ -467,6 +468,11 @@ impl<'r> LayerBuilder<'r> {
             );
             dict.insert(meta::LAYER_EXACT_GZIP_FORMAT, format);
         }
+        let refs = [
+            crate::refname::blob_ref(source.digest.as_str()),
+            crate::refname::diffid_ref(source.diff_id.as_str()),
+        ];
+        crate::repo::collection::bind(self.repo, &dict, &refs);
         let subject = format!("layer {}", source.digest);
         let commit = crate::repo::write_tree_commit(self.repo, &self.root, &subject, &dict, 0)
             .map_err(err("writing layer commit"))?;

@@ -5,9 +5,9 @@
 //! the rest — building libostree's content stream and the syscalls that store the object
 //! (open, fallocate, write, xattr, link), which took about half of the parsing thread's time.
 //! With decompression on a third thread, the import keeps both cores busy. An `archive`
-//! repository gets two writers: there libostree also compresses every object, which is then
-//! most of the work (measured on the Debian image: 5.0 s → 3.05 s; a second writer made no
-//! difference for `bare-user`).
+//! repository gets one writer per core: there every object is also compressed, which is then
+//! most of the work, and the writers compress it themselves ([`ArchiveStore`]) rather than
+//! through libostree (a second writer made no difference for `bare-user`).
 //!
 //! Queued bytes are bounded by [`BUDGET`], so memory does not grow with the layer. The first
 //! write error stops the queue: later pushes fail fast and [`WriteQueue::finish`] returns that
@@ -20,6 +20,7 @@ use std::thread::{Scope, ScopedJoinHandle};
 use ostree::Repo;
 
 use crate::error::LayerError;
+use crate::layer::archive_object::ArchiveStore;
 use crate::layer::object::{FileObject, write_trusted};
 
 /// Most bytes of file data queued and not yet written.
@@ -58,12 +59,12 @@ pub struct WriteQueue {
 /// The writer threads' handles: join them with [`WriteQueue::finish`].
 pub type Handle<'scope> = Vec<ScopedJoinHandle<'scope, Result<(), LayerError>>>;
 
-/// Writer threads for `repo`: two for an `archive` repository, where libostree compresses
-/// every object (most of the import's work, so both cores share it), one otherwise (there a
-/// second one only adds contention to the syscalls).
+/// Writer threads for `repo`: one per core (at least two) for an `archive` repository, where
+/// every object is compressed (most of the import's work, so all cores share it), one
+/// otherwise (there a second one only adds contention to the syscalls).
 pub fn writers_for(repo: &Repo) -> usize {
     if repo.mode() == ostree::RepoMode::Archive {
-        2
+        std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
     } else {
         1
     }
@@ -87,10 +88,12 @@ impl WriteQueue {
         let (tx, rx) = sync_channel(JOBS_IN_FLIGHT);
         let rx = Arc::new(Mutex::new(rx));
         let shared = Arc::new(Shared::default());
+        let archive = ArchiveStore::find(repo);
         let handles = (0..writers_for(repo))
             .map(|_| {
                 let (rx, theirs, repo) = (Arc::clone(&rx), Arc::clone(&shared), repo.clone());
-                scope.spawn(move || run(&repo, &rx, &theirs))
+                let archive = archive.clone();
+                scope.spawn(move || run(&repo, archive.as_ref(), &rx, &theirs))
             })
             .collect();
         (WriteQueue { tx, shared }, handles)
@@ -141,8 +144,14 @@ impl WriteQueue {
 }
 
 /// A writer thread: writes jobs until the queue closes; after an error only drains it.
-fn run(repo: &Repo, rx: &Mutex<Receiver<FileObject>>, shared: &Shared) -> Result<(), LayerError> {
+fn run(
+    repo: &Repo,
+    archive: Option<&ArchiveStore>,
+    rx: &Mutex<Receiver<FileObject>>,
+    shared: &Shared,
+) -> Result<(), LayerError> {
     let mut result = Ok(());
+    let mut z = archive.map(ArchiveStore::compressor);
     loop {
         // Hold the receiver only to take a job, not while writing it.
         let next = rx
@@ -152,7 +161,10 @@ fn run(repo: &Repo, rx: &Mutex<Receiver<FileObject>>, shared: &Shared) -> Result
         let Ok(job) = next else { break };
         let size = job.data.len();
         if result.is_ok() {
-            result = write_trusted(repo, job);
+            result = match (archive, &mut z) {
+                (Some(store), Some(z)) => store.write(z, &job),
+                _ => write_trusted(repo, job),
+            };
         }
         let mut st = shared.lock();
         st.queued -= size;

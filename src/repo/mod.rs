@@ -1,6 +1,7 @@
 //! Opening and creating repositories, and keeping them whole: ocitree's repository lock
 //! ([`lock`]) and the cleanup of libostree's transaction staging directories ([`staging`]).
 
+pub mod collection;
 pub mod lock;
 pub mod partial;
 pub mod prune;

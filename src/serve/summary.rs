@@ -33,6 +33,9 @@ pub enum SummaryStatus {
     Signed,
     /// Regenerated; it was signed, but no key is configured to sign it again.
     NowUnsigned,
+    /// A flatpak remote ([`super::flatpak`]): `flatpak build-update-repo` could not be run
+    /// (not on `PATH`), so flatpak's summary index is stale until the user runs it.
+    FlatpakIndexStale,
 }
 
 fn repo_dir(repo: &Repo) -> PathBuf {
@@ -110,7 +113,29 @@ pub fn update(repo: &Repo) -> Result<SummaryStatus> {
     if !served(repo) {
         return Ok(SummaryStatus::NotServed);
     }
-    let was_signed = repo_dir(repo).join("summary.sig").exists();
+    let dir = repo_dir(repo);
+    let was_signed = dir.join("summary.sig").exists();
+    if super::flatpak::is_flatpak_repo(&dir) {
+        let keys = configured_keys(repo);
+        // Signatures of the summary about to be replaced would be stale beside the new one.
+        remove_if_exists(&dir.join("summary.sig"))?;
+        if !super::flatpak::update_repo(&dir, &keys)? {
+            return Ok(SummaryStatus::FlatpakIndexStale);
+        }
+        // flatpak signs with GPG only: ed25519 signatures are added beside.
+        let ed25519 = SignOptions {
+            ed25519_key_files: keys.ed25519_key_files.clone(),
+            ..SignOptions::default()
+        };
+        sign(repo, &ed25519)?;
+        return Ok(if !keys.is_empty() {
+            SummaryStatus::Signed
+        } else if was_signed {
+            SummaryStatus::NowUnsigned
+        } else {
+            SummaryStatus::Unsigned
+        });
+    }
     repo.regenerate_summary(None, gio::Cancellable::NONE)
         .map_err(Error::ostree("updating the summary"))?;
     let keys = configured_keys(repo);
@@ -119,15 +144,21 @@ pub fn update(repo: &Repo) -> Result<SummaryStatus> {
         return Ok(SummaryStatus::Signed);
     }
     // libostree 2022.7 removes summary.sig when it regenerates; make sure of it.
-    let sig = repo_dir(repo).join("summary.sig");
-    if sig.exists() {
-        std::fs::remove_file(&sig).map_err(Error::io(format!("removing {}", sig.display())))?;
-    }
+    remove_if_exists(&dir.join("summary.sig"))?;
     Ok(if was_signed {
         SummaryStatus::NowUnsigned
     } else {
         SummaryStatus::Unsigned
     })
+}
+
+fn remove_if_exists(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(Error::io(format!("removing {}", path.display()))(e))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Signs the current summary with `keys`, keeping signatures already in `summary.sig`.

@@ -39,6 +39,10 @@ mod ostree_native;
 mod exact_gzip;
 // images, inspect, ls, cat, checkout, rm, prune, --repo / OCITREE_REPO, man pages.
 mod cli;
+// Archive repos: objects compressed on all cores, same commits, configured zlib level.
+mod archive_repo;
+// flatpak remotes: a runtime bundled by flatpak, imported, installed and updated by flatpak.
+mod flatpak_remote;
 // Serving archive repos: GPG and ed25519 signatures, summaries, checked by ostree pull and OpenSSL.
 mod serve;
 // Signing on import, verifying the signatures of encapsulated commits (GPG, ed25519, remotes).

@@ -13,13 +13,13 @@ use crate::util::keys::{ed25519_key, gpg_key};
 use crate::util::*;
 
 /// A static HTTP server (python's http.server) on 127.0.0.1, killed on drop.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Server {
-    fn serve(dir: &Path) -> Server {
+    pub(crate) fn serve(dir: &Path) -> Server {
         tools::require("python3");
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -87,7 +87,7 @@ fn pull(client: &Path, r: &str) -> (bool, String) {
     )
 }
 
-fn small_image(at: &Path, content: &[u8]) -> String {
+pub(crate) fn small_image(at: &Path, content: &[u8]) -> String {
     Layout::single(at, &[Layer::new(&[file("etc/data", content), dir("usr")])]);
     Repo::oci(at, "latest")
 }
@@ -214,6 +214,7 @@ fn ed25519_sigs(file: &Path) -> Vec<Vec<u8>> {
 }
 
 fn openssl_verifies(public: &Path, data: &Path, sig: &[u8], tmp: &Path) -> bool {
+    tools::require("openssl");
     let sig_file = tmp.join("sig.bin");
     std::fs::write(&sig_file, sig).unwrap();
     Command::new("openssl")
@@ -421,4 +422,86 @@ fn bound_commits_get_their_refs_for_clients() {
     repo.ok(&["prune"]);
     tools::fsck(&repo.path);
     assert!(!tools::ostree(&repo.path, &["summary", "--view"]).contains(branch));
+}
+
+/// A client whose remote `origin` names collection `id` (libostree then requires commits
+/// bound to it and to the ref pulled).
+fn collection_client(dir: &Path, url: &str, id: &str) -> PathBuf {
+    let repo = dir.join("collection-client");
+    tools::ostree(&repo, &["init", "--mode=archive"]);
+    let id = format!("--collection-id={id}");
+    tools::ostree(
+        &repo,
+        &["remote", "add", "--no-gpg-verify", &id, "origin", url],
+    );
+    repo
+}
+
+#[test]
+fn commits_of_a_repository_with_a_collection_id_pull_into_collection_remotes() {
+    let tmp = tempdir();
+    let id = "org.example.Os";
+    // Without bindings (a collection ID set behind ocitree's back), libostree refuses.
+    let unbound = Repo::with_mode("archive");
+    unbound.import(&small_image(&tmp.path().join("u"), b"u\n"), "small");
+    tools::ostree(&unbound.path, &["config", "set", "core.collection-id", id]);
+    unbound.ok(&["summary"]);
+    let server = Server::serve(&unbound.path);
+    let dir = tmp.path().join("c1");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (ok, err) = pull(
+        &collection_client(&dir, &server.url, id),
+        "ocitree/image/small",
+    );
+    assert!(!ok && err.contains("binding"), "{err}");
+    drop(server);
+
+    let tmp2 = tempdir();
+    let path = tmp2.path().join("repo");
+    let r = output(
+        Command::new(bin())
+            .arg("--repo")
+            .arg(&path)
+            .args(["init", "--mode", "archive", "--collection-id", id])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        tools::ostree(&path, &["config", "get", "core.collection-id"]).trim(),
+        id
+    );
+    let repo = Repo { tmp: tmp2, path };
+    let commit = repo
+        .import(&small_image(&tmp.path().join("s"), b"s\n"), "small")
+        .commit();
+    let binding = tools::ostree(
+        &repo.path,
+        &[
+            "show",
+            "--print-metadata-key=ostree.collection-binding",
+            &commit,
+        ],
+    );
+    assert_eq!(binding.trim(), format!("'{id}'"));
+    let server = Server::serve(&repo.path);
+    let dir = tmp.path().join("c2");
+    std::fs::create_dir_all(&dir).unwrap();
+    let client = collection_client(&dir, &server.url, id);
+    let (ok, err) = pull(&client, "ocitree/image/small");
+    assert!(ok, "{err}");
+    let pulled = tools::ostree(&client, &["rev-parse", "origin:ocitree/image/small"]);
+    assert_eq!(pulled.trim(), commit);
+    tools::fsck(&client);
+    // Another ID for the same repository is refused: its commits are bound to this one.
+    let err = repo.fails(&[
+        "init",
+        "--mode",
+        "archive",
+        "--collection-id",
+        "org.other.Os",
+    ]);
+    assert!(err.contains(id), "{err}");
+    let err = repo.fails(&["init", "--mode", "archive", "--collection-id", "not valid"]);
+    assert!(err.contains("collection ID"), "{err}");
 }

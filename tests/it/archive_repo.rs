@@ -1,0 +1,91 @@
+//! Archive repositories (what remotes serve): objects compressed by ocitree on every core at
+//! the repository's `core.zlib-level` give the same commits as bare-user imports, pass
+//! `ostree fsck`, and a failed import leaves none of them behind.
+
+use std::path::Path;
+
+use crate::serve::small_image;
+use crate::util::*;
+
+/// Total bytes of the `.filez` objects of an archive repository.
+fn filez_bytes(repo: &Path) -> u64 {
+    let mut total = 0;
+    for d in std::fs::read_dir(repo.join("objects")).unwrap() {
+        for f in std::fs::read_dir(d.unwrap().path()).unwrap() {
+            let f = f.unwrap();
+            if f.file_name().to_string_lossy().ends_with(".filez") {
+                total += f.metadata().unwrap().len();
+            }
+        }
+    }
+    total
+}
+
+#[test]
+fn archive_objects_compressed_on_all_cores_give_the_same_commit_at_the_configured_level() {
+    let tmp = tempdir();
+    let text: Vec<u8> = (0..40_000)
+        .flat_map(|i| format!("line {i} of a compressible file\n").into_bytes())
+        .collect();
+    let mut entries = vec![dir("usr"), file("usr/empty", b"")];
+    let names: Vec<String> = (0..64).map(|i| format!("usr/f{i}")).collect();
+    for (i, n) in names.iter().enumerate() {
+        entries.push(file(n, &text[i * 1000..i * 1000 + 20_000]));
+    }
+    entries.push(file("usr/big", &text));
+    entries.push(file_xattrs("usr/x", b"x", &[("user.k", b"v")]));
+    let src_dir = tmp.path().join("img");
+    Layout::single(&src_dir, &[Layer::new(&entries)]);
+    let src = Repo::oci(&src_dir, "latest");
+
+    let bare = Repo::new();
+    let commit = bare.import(&src, "img").commit();
+    let mut sizes = Vec::new();
+    for level in ["1", "9"] {
+        let archive = Repo::with_mode("archive");
+        tools::ostree(&archive.path, &["config", "set", "core.zlib-level", level]);
+        assert_eq!(
+            archive.import(&src, "img").commit(),
+            commit,
+            "level {level}"
+        );
+        tools::fsck(&archive.path);
+        let out = tmp.path().join(format!("co{level}"));
+        tools::ostree_checkout(&archive.path, &commit, &out);
+        assert_eq!(std::fs::read(out.join("usr/big")).unwrap(), text);
+        sizes.push(filez_bytes(&archive.path));
+    }
+    // The level the repository is configured with is the one used.
+    assert!(
+        sizes[1] < sizes[0],
+        "level 9 {} vs level 1 {}",
+        sizes[1],
+        sizes[0]
+    );
+}
+
+#[test]
+fn a_failed_import_into_an_archive_repository_leaves_none_of_its_objects() {
+    let tmp = tempdir();
+    let repo = Repo::with_mode("archive");
+    repo.import(&small_image(&tmp.path().join("good"), b"good\n"), "good");
+    let snap = repo.snapshot();
+    // Every file is compressed and stored before the diff_id is found wrong at the end.
+    let files: Vec<String> = (0..50).map(|i| format!("f{i}")).collect();
+    let entries: Vec<_> = files
+        .iter()
+        .map(|f| file(f, format!("{f}\n").repeat(100).as_bytes()))
+        .collect();
+    let layer = Layer::new(&entries);
+    let mut layout = Layout::new(&tmp.path().join("bad"));
+    let config = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [sha256(b"not the tar")]},
+    });
+    let desc = layout.image_with_config(&[layer], false, config);
+    layout.add(desc, Some("latest"), None);
+    let err = repo.fails(&["import", &Repo::oci(&layout.dir, "latest"), "bad"]);
+    assert!(err.contains("diff_id"), "{err}");
+    snap.assert_unchanged(&repo.path);
+}
