@@ -23,6 +23,6 @@ pub mod sink;
 pub mod staging;
 
 pub use compress::LayerCompression;
-pub use encapsulate::{EncapsulateOptions, EncapsulateReport, encapsulate};
+pub use encapsulate::{EncapsulateFormat, EncapsulateOptions, EncapsulateReport, encapsulate};
 pub use image::{BlobMethod, ExportOptions, ExportReport, LayerExport, export_image};
 pub use push::push_image;
