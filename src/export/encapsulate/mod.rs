@@ -374,7 +374,7 @@ pub fn encapsulate(
     let config_bytes = serde_json::to_vec(&config).expect("JSON values serialize");
     let layers: Vec<_> = outs.iter().map(|o| (o, None)).collect();
     let media_type = compression.media_type(MEDIA_TYPE_LAYER_GZIP);
-    let manifest_bytes = config::manifest(&config_bytes, &layers, &media_type, &opts.annotations);
+    let manifest_bytes = config::manifest(&config_bytes, &layers, media_type, &opts.annotations);
     let digest = sink.finish(&config_bytes, &manifest_bytes, MEDIA_TYPE_MANIFEST)?;
     Ok(EncapsulateReport {
         commit: checksum,

@@ -8,7 +8,7 @@
 //!
 //! | part | what |
 //! |---|---|
-//! | layer 1 | the commit layer: commit, detached metadata, every dirtree and dirmeta, the directories ([`layer`]); with one layer, all content objects too |
+//! | layer 1 | the commit layer: commit, detached metadata, every dirtree and dirmeta, the directories (module `layer`); with one layer, all content objects too |
 //! | layers 2… | chunks of content objects, each with an `ostree.components` annotation naming the directories (up to three levels deep) its files are in |
 //! | config labels | `ostree.commit`, `ostree.final-diffid` (the diff_id of the last layer), from the commit metadata `ostree.bootable` (+ `containers.bootc=1`), `ostree.linux`, `version` (as `org.opencontainers.image.version` and, as rpm-ostree writes it, `version`) |
 //! | manifest annotations | the same labels |
@@ -273,7 +273,7 @@ pub(super) fn encapsulate(
         })
         .collect();
     let media_type = compression.media_type(MEDIA_TYPE_LAYER_GZIP);
-    let manifest = config::manifest(&config_bytes, &layer_list, &media_type, &annotations);
+    let manifest = config::manifest(&config_bytes, &layer_list, media_type, &annotations);
     let digest = sink.finish(&config_bytes, &manifest, MEDIA_TYPE_MANIFEST)?;
     Ok(EncapsulateReport {
         commit: checksum.clone(),
