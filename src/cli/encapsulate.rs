@@ -82,7 +82,7 @@ pub struct EncapsulateArgs {
     /// Platform of the image, as os/arch[/variant] (default: this host's).
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     platform: Option<String>,
-    /// mtime of every tar entry, in seconds since the epoch (default: the commit timestamp for one layer; 0 with --max-layers or --prior, so unchanged layers keep their digests across versions).
+    /// mtime of every tar entry, in seconds since the epoch (default: the commit timestamp for one layer; 0 with --max-layers or --prior, so unchanged layers keep their digests across versions; 0 for ostree-native, as ostree-ext writes).
     #[arg(long, value_name = "SECONDS")]
     mtime: Option<u64>,
     #[command(flatten)]

@@ -131,7 +131,8 @@ pub struct EncapsulateOptions {
     /// Platform of the image (default: this host's).
     pub platform: Option<Platform>,
     /// mtime of every tar entry (default: the commit timestamp for one layer; 0 when the
-    /// tree is split, so that unchanged layers keep their digests across versions).
+    /// tree is split, so that unchanged layers keep their digests across versions; 0 for
+    /// [`EncapsulateFormat::OstreeNative`], as ostree-ext writes).
     pub mtime: Option<u64>,
     /// Layer compression (default gzip, level 6).
     pub compression: Option<LayerCompression>,
