@@ -64,9 +64,9 @@ mapping = {}
 for i, (_, objs) in enumerate(comps):
     for o in objs:
         mapping.setdefault(o, "c%02d" % i)
-json.dump({"version": 1,
-           "layers": {"c%02d" % i: "c%02d" % i for i in range(n)},
-           "mapping": mapping}, sys.stdout)
+# Only components that own an object: ostree-ext panics on one that owns none.
+used = sorted(set(mapping.values()))
+json.dump({"version": 1, "layers": {c: c for c in used}, "mapping": mapping}, sys.stdout)
 ' "$COMPONENTS" > "$T/contentmeta.json"
 
 layer_count() { local m; m=$(jq -r '.manifests[-1].digest' "$1/index.json" | cut -d: -f2); jq '.layers | length' "$1/blobs/sha256/$m"; }
