@@ -15,7 +15,15 @@ use crate::cli::export::CompressionArgs;
 
 /// Turn any OSTree commit into an OCI image that `ocitree import` gives back as the identical commit.
 ///
-/// The commit's tree becomes deterministic layer tars (every directory with its metadata,
+/// Two formats (--format). A bootable commit (commit metadata `ostree.bootable` true) is
+/// written by default as an ostree native container, the format of bootc, rpm-ostree and
+/// CoreOS images (ostree-ext tar format v1): `bootc switch`, `rpm-ostree rebase` and
+/// ostree-ext read it back as the identical commit, signatures included. Its labels are
+/// ostree-ext's (`ostree.commit`, `ostree.final-diffid`, `ostree.bootable`, `containers.bootc`,
+/// `ostree.linux`, `version`); --max-layers N gives the commit layer and at most N-1 chunks
+/// of content, each annotated `ostree.components` with the directories it holds.
+///
+/// Any other commit is written in ocitree's own format: the commit's tree becomes deterministic layer tars (every directory with its metadata,
 /// numeric owners, full modes, xattrs, symlinks, hardlinks for files sharing a content
 /// object); the commit object and its detached metadata (signatures) travel as config labels
 /// (`ocitree.commit`, `ocitree.commit.object`, `ocitree.commit.detached-metadata`). `created`
@@ -34,6 +42,9 @@ pub struct EncapsulateArgs {
     /// Destination: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REFERENCE]; FILE - writes to standard output.
     #[arg(value_name = "DEST")]
     dest: String,
+    /// Image format: ostree-native (default for a bootable commit) or ocitree-encapsulated (default otherwise).
+    #[arg(long, value_name = "FORMAT", value_parser = ["ostree-native", "ocitree-encapsulated"])]
+    format: Option<String>,
     /// Sign the commit first (its signatures travel in the image and are checked by
     /// `import --verify-*`).
     #[command(flatten)]
@@ -71,7 +82,7 @@ pub struct EncapsulateArgs {
     /// Platform of the image, as os/arch[/variant] (default: this host's).
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     platform: Option<String>,
-    /// mtime of every tar entry, in seconds since the epoch (default: the commit timestamp for one layer; 0 with --max-layers or --prior, so unchanged layers keep their digests across versions).
+    /// mtime of every tar entry, in seconds since the epoch (default: the commit timestamp for one layer; 0 with --max-layers or --prior, so unchanged layers keep their digests across versions; 0 for ostree-native, as ostree-ext writes).
     #[arg(long, value_name = "SECONDS")]
     mtime: Option<u64>,
     #[command(flatten)]
@@ -99,6 +110,7 @@ fn command(what: &str, s: &str) -> Result<Vec<String>> {
 pub fn run(repo_path: &Path, a: EncapsulateArgs) -> Result<()> {
     let dest = SourceRef::parse(&a.dest)?;
     let mut opts = EncapsulateOptions::new();
+    opts.format = a.format.as_deref().map(str::parse).transpose()?;
     opts.max_layers = a.max_layers.map(|n| n as usize);
     opts.prior = a.prior.as_deref().map(Prior::parse);
     opts.labels = key_values("label", &a.label)?;
@@ -145,6 +157,7 @@ pub fn run(repo_path: &Path, a: EncapsulateArgs) -> Result<()> {
     );
     let mut lines = vec![
         format!("Commit:   {}", r.commit),
+        format!("Format:   {}", r.format),
         format!("Manifest: {}", r.manifest_digest),
         format!("Layers:   {} ({} paths)", r.layers.len(), r.paths),
     ];

@@ -12,7 +12,9 @@
 //!   too; the others get new digests unless the compressor reproduces them, and the report
 //!   says which ([`LayerExport`]). Artifact layers are copied back unchanged.
 //! - [`encapsulate()`]: any commit. Its tree is written as deterministic tars and the commit
-//!   object rides along, so that `import` gives back the identical commit.
+//!   object rides along, so that `import` gives back the identical commit: in ocitree's own
+//!   format, or (the default for bootable commits) as an ostree native container that bootc
+//!   and ostree-ext read ([`encapsulate::native`]).
 
 pub mod compress;
 pub mod encapsulate;
@@ -24,7 +26,7 @@ pub mod sink;
 pub mod staging;
 
 pub use compress::LayerCompression;
-pub use encapsulate::{EncapsulateOptions, EncapsulateReport, encapsulate};
+pub use encapsulate::{EncapsulateFormat, EncapsulateOptions, EncapsulateReport, encapsulate};
 pub use image::{BlobMethod, ExportOptions, ExportReport, LayerExport, export_image};
 pub use index_of::{IndexReport, export_index};
 pub use push::push_image;

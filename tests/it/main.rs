@@ -34,6 +34,8 @@ mod encapsulate;
 mod formats;
 // Ostree native containers (ostree-ext, bootc): the identical commit, chunks reused, bad objects.
 mod ostree_native;
+// Ostree native export: ocitree's output read by the real ostree-ext as the identical commit.
+mod ostree_native_export;
 // Exact gzip export (feature exact-gzip): original blob and manifest digests kept.
 #[cfg(feature = "exact-gzip")]
 mod exact_gzip;

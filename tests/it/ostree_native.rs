@@ -346,7 +346,7 @@ fn derived_layers_are_refused_not_applied_wrongly() {
 }
 
 /// The path of ostree-ext's CLI, built by the repository's own script (cached).
-fn ostree_ext_cli() -> PathBuf {
+pub(crate) fn ostree_ext_cli() -> PathBuf {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/ostree-ext-cli/build.sh");
     let out = tools::run(Command::new("bash").arg(&script));
     let path = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());

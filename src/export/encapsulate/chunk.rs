@@ -144,7 +144,10 @@ mod tests {
     fn tree(files: &[(&str, &str)]) -> Vec<Node> {
         let mut v = vec![Node {
             path: String::new(),
-            kind: Kind::Dir { meta: "m".into() },
+            kind: Kind::Dir {
+                meta: "m".into(),
+                tree: "t".into(),
+            },
         }];
         for (p, c) in files {
             v.push(Node {

@@ -19,36 +19,94 @@
 //! whiteout, so no image can carry it.
 
 pub mod chunk;
+mod config;
 pub mod flatpak;
+pub mod native;
 pub mod tar;
 pub mod walk;
 
 use std::collections::{BTreeMap, HashSet};
 
 use ostree::{Repo, gio};
-use serde_json::{Value, json};
 
 use crate::decompress::Compression;
 use crate::digest::{Digest, Hasher};
 use crate::error::{Error, Result};
 use crate::export::compress::LayerCompression;
 use crate::export::sink::Sink;
+use crate::image::format::ImageFormat;
 use crate::image::{EncapsulatedCommit, ImageInfo, refs};
 use crate::refname;
 use crate::source::SourceRef;
-use crate::spec::{MEDIA_TYPE_MANIFEST, Platform, format_rfc3339};
+use crate::spec::{MEDIA_TYPE_MANIFEST, Platform};
 use chunk::PriorLayers;
+use config::ConfigParts;
 use walk::{Kind, Node};
 
-/// OCI image config media type.
-const MEDIA_TYPE_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 /// OCI gzip layer media type.
-const MEDIA_TYPE_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+pub(super) const MEDIA_TYPE_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+
+/// The layout of the image [`encapsulate`] writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EncapsulateFormat {
+    /// ocitree's own: the tree as plain layer tars, the commit object and its detached
+    /// metadata as config labels (`ocitree.commit`, …). Carries any commit; read back by
+    /// `ocitree import`.
+    Ocitree,
+    /// ostree-ext's "ostree native container" ([`native`]): what bootc, rpm-ostree and
+    /// `ostree-ext-cli container unencapsulate` read, and `ocitree import` too.
+    OstreeNative,
+}
+
+impl EncapsulateFormat {
+    /// The format `import` will see in the image.
+    pub fn image_format(self) -> ImageFormat {
+        match self {
+            EncapsulateFormat::Ocitree => ImageFormat::Encapsulated,
+            EncapsulateFormat::OstreeNative => ImageFormat::OstreeNative,
+        }
+    }
+
+    /// The default for `commit`: [`EncapsulateFormat::OstreeNative`] for a bootable commit
+    /// (commit metadata `ostree.bootable` true, as `ostree commit` of an OS tree, rpm-ostree
+    /// and bootc builds write it: such a commit is meant for bootc), else
+    /// [`EncapsulateFormat::Ocitree`].
+    pub fn default_for(commit: &EncapsulatedCommit) -> EncapsulateFormat {
+        if native::is_bootable(commit) {
+            EncapsulateFormat::OstreeNative
+        } else {
+            EncapsulateFormat::Ocitree
+        }
+    }
+}
+
+impl std::fmt::Display for EncapsulateFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.image_format().as_str())
+    }
+}
+
+impl std::str::FromStr for EncapsulateFormat {
+    type Err = Error;
+
+    /// The names of [`ImageFormat`]: `ocitree-encapsulated` or `ostree-native`.
+    fn from_str(s: &str) -> Result<EncapsulateFormat> {
+        [EncapsulateFormat::Ocitree, EncapsulateFormat::OstreeNative]
+            .into_iter()
+            .find(|f| f.image_format().as_str() == s)
+            .ok_or_else(|| Error::InvalidReference {
+                reference: s.to_string(),
+                reason: "encapsulation format must be ocitree-encapsulated or ostree-native".into(),
+            })
+    }
+}
 
 /// Options of [`encapsulate`].
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct EncapsulateOptions {
+    /// The image layout (default: [`EncapsulateFormat::default_for`] the commit).
+    pub format: Option<EncapsulateFormat>,
     /// Split the tree into at most this many layers (default 1, or the prior image's count).
     pub max_layers: Option<usize>,
     /// An earlier encapsulation whose layer boundaries to keep.
@@ -59,7 +117,7 @@ pub struct EncapsulateOptions {
     pub annotations: BTreeMap<String, String>,
     /// A base for the config's `config` object (`ExposedPorts`, `Volumes`, `StopSignal`, …):
     /// the fields above and the labels are set over it.
-    pub exec_base: Option<serde_json::Map<String, Value>>,
+    pub exec_base: Option<serde_json::Map<String, serde_json::Value>>,
     /// Config `Cmd`.
     pub cmd: Option<Vec<String>>,
     /// Config `Entrypoint`.
@@ -73,7 +131,8 @@ pub struct EncapsulateOptions {
     /// Platform of the image (default: this host's).
     pub platform: Option<Platform>,
     /// mtime of every tar entry (default: the commit timestamp for one layer; 0 when the
-    /// tree is split, so that unchanged layers keep their digests across versions).
+    /// tree is split, so that unchanged layers keep their digests across versions; 0 for
+    /// [`EncapsulateFormat::OstreeNative`], as ostree-ext writes).
     pub mtime: Option<u64>,
     /// Layer compression (default gzip, level 6).
     pub compression: Option<LayerCompression>,
@@ -112,6 +171,8 @@ impl EncapsulateOptions {
 pub struct EncapsulateReport {
     /// The commit encapsulated.
     pub commit: String,
+    /// The layout written.
+    pub format: EncapsulateFormat,
     /// The manifest digest (of `manifest.json` for a docker archive).
     pub manifest_digest: String,
     /// Layer blob digests, in order.
@@ -209,6 +270,13 @@ fn prior_from_source(source: &SourceRef, platform: Option<&Platform>) -> Result<
     Ok(prior)
 }
 
+/// The size of content object `c` (0 when it cannot be read: the write reports that).
+fn object_size(repo: &Repo, c: &str) -> u64 {
+    repo.query_file(c, gio::Cancellable::NONE)
+        .map(|(info, _)| u64::try_from(info.size()).unwrap_or(0))
+        .unwrap_or(0)
+}
+
 /// Refuses trees that an OCI image cannot carry.
 fn check_tree(rev: &str, nodes: &[Node]) -> Result<()> {
     if let Some(n) = nodes.iter().find(|n| n.name().starts_with(".wh.")) {
@@ -244,16 +312,18 @@ pub fn encapsulate(
     let (contents, meta) = commit.root();
     let nodes = walk::walk(repo, &contents, &meta)?;
     check_tree(rev, &nodes)?;
+    let format = opts
+        .format
+        .unwrap_or_else(|| EncapsulateFormat::default_for(&commit));
+    if format == EncapsulateFormat::OstreeNative {
+        return native::encapsulate(repo, rev, &commit, &nodes, dest, opts);
+    }
     let prior = opts
         .prior
         .as_ref()
         .map(|p| prior_layers(repo, p, opts.platform.as_ref()))
         .transpose()?;
-    let mut size = |c: &str| {
-        repo.query_file(c, gio::Cancellable::NONE)
-            .map(|(info, _)| u64::try_from(info.size()).unwrap_or(0))
-            .unwrap_or(0)
-    };
+    let mut size = |c: &str| object_size(repo, c);
     let plan = chunk::plan(&nodes, opts.max_layers, prior.as_ref(), &mut size);
     let split = opts.max_layers.unwrap_or(1) > 1 || prior.is_some();
     let mtime = opts
@@ -291,103 +361,32 @@ pub fn encapsulate(
     }
 
     let download_size = outs.iter().map(|o| o.size).sum();
-    let flatpak = flatpak::labels(&commit, rev, download_size);
-    let config = image_config(
-        &commit,
-        opts,
-        &flatpak,
-        &outs.iter().map(|o| &o.diff_id).collect::<Vec<_>>(),
-    );
+    let parts = ConfigParts {
+        base_labels: flatpak::labels(&commit, rev, download_size),
+        commit_labels: commit.labels().into_iter().collect(),
+        default_cmd: None,
+        history: (0..outs.len())
+            .map(|i| {
+                let comment = format!("commit {checksum} layer {}/{}", i + 1, outs.len());
+                ("ocitree encapsulate".to_string(), Some(comment))
+            })
+            .collect(),
+    };
+    let diff_ids: Vec<&Digest> = outs.iter().map(|o| &o.diff_id).collect();
+    let config = config::image_config(commit.timestamp(), opts, &parts, &diff_ids);
     let config_bytes = serde_json::to_vec(&config).expect("JSON values serialize");
-    let mut manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": MEDIA_TYPE_MANIFEST,
-        "config": {
-            "mediaType": MEDIA_TYPE_CONFIG,
-            "digest": Digest::sha256_of(&config_bytes).as_str(),
-            "size": config_bytes.len(),
-        },
-        "layers": outs.iter().map(|o| json!({
-            "mediaType": compression.media_type(MEDIA_TYPE_LAYER_GZIP),
-            "digest": o.digest.as_str(),
-            "size": o.size,
-        })).collect::<Vec<_>>(),
-    });
-    if !opts.annotations.is_empty() {
-        manifest["annotations"] = json!(opts.annotations);
-    }
-    let manifest_bytes = serde_json::to_vec(&manifest).expect("JSON values serialize");
+    let layers: Vec<_> = outs.iter().map(|o| (o, None)).collect();
+    let media_type = compression.media_type(MEDIA_TYPE_LAYER_GZIP);
+    let manifest_bytes = config::manifest(&config_bytes, &layers, media_type, &opts.annotations);
     let digest = sink.finish(&config_bytes, &manifest_bytes, MEDIA_TYPE_MANIFEST)?;
     Ok(EncapsulateReport {
         commit: checksum,
+        format: EncapsulateFormat::Ocitree,
         manifest_digest: digest.to_string(),
         layers: outs.iter().map(|o| o.digest.clone()).collect(),
         diff_ids: outs.into_iter().map(|o| o.diff_id).collect(),
         paths: nodes.len(),
     })
-}
-
-/// The image config: platform, `created` = the commit timestamp, the execution parameters
-/// and labels asked for (over flatpak's), the labels carrying the commit, and one history
-/// entry per layer.
-fn image_config(
-    commit: &EncapsulatedCommit,
-    opts: &EncapsulateOptions,
-    flatpak_labels: &BTreeMap<String, String>,
-    diff_ids: &[&Digest],
-) -> Value {
-    let created = format_rfc3339(commit.timestamp());
-    let platform = opts.platform.clone().unwrap_or_else(Platform::host);
-    let mut labels = flatpak_labels.clone();
-    let mut exec = Value::Object(opts.exec_base.clone().unwrap_or_default());
-    if let Some(base) = exec.get("Labels").and_then(Value::as_object) {
-        labels.extend(
-            base.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))),
-        );
-    }
-    labels.extend(opts.labels.clone());
-    labels.extend(commit.labels());
-    exec["Labels"] = json!(labels);
-    if let Some(c) = &opts.cmd {
-        exec["Cmd"] = json!(c);
-    }
-    if let Some(e) = &opts.entrypoint {
-        exec["Entrypoint"] = json!(e);
-    }
-    if !opts.env.is_empty() {
-        exec["Env"] = json!(opts.env);
-    }
-    if let Some(w) = &opts.working_dir {
-        exec["WorkingDir"] = json!(w);
-    }
-    if let Some(u) = &opts.user {
-        exec["User"] = json!(u);
-    }
-    let history: Vec<Value> = (0..diff_ids.len())
-        .map(|i| {
-            json!({
-                "created": created,
-                "created_by": "ocitree encapsulate",
-                "comment": format!("commit {} layer {}/{}", commit.checksum, i + 1, diff_ids.len()),
-            })
-        })
-        .collect();
-    let mut config = json!({
-        "created": created,
-        "architecture": platform.architecture,
-        "os": platform.os,
-        "config": exec,
-        "rootfs": {
-            "type": "layers",
-            "diff_ids": diff_ids.iter().map(|d| d.as_str()).collect::<Vec<_>>(),
-        },
-        "history": history,
-    });
-    if let Some(v) = &platform.variant {
-        config["variant"] = json!(v);
-    }
-    config
 }
 
 #[cfg(test)]

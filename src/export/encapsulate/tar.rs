@@ -21,12 +21,12 @@ const OCTAL_7: u64 = 0o7777777;
 const OCTAL_11: u64 = 0o77777777777;
 
 /// Owner, mode and xattrs of one entry.
-#[derive(Clone, Debug)]
-struct Meta {
-    uid: u32,
-    gid: u32,
-    mode: u32,
-    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+#[derive(Clone, Debug, Default)]
+pub(super) struct Meta {
+    pub uid: u32,
+    pub gid: u32,
+    pub mode: u32,
+    pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// Writes layers of one commit, caching dirmeta objects across layers.
@@ -96,7 +96,7 @@ fn copy_field(field: &mut [u8], value: &[u8]) {
 }
 
 /// What one tar entry is.
-enum Entry<'a> {
+pub(super) enum Entry<'a> {
     Dir,
     File { size: u64, data: &'a mut dyn Read },
     Symlink(&'a [u8]),
@@ -151,7 +151,7 @@ impl<'r> TarWriter<'r> {
         let mut first_path: HashMap<&str, (&str, Meta)> = HashMap::new();
         for node in nodes.iter().filter(|n| wanted(n)) {
             match &node.kind {
-                Kind::Dir { meta } => {
+                Kind::Dir { meta, .. } => {
                     let m = self.dir_meta(meta).map_err(self.io(&node.path))?;
                     self.check(&node.path, &m)?;
                     let name = if node.path.is_empty() {
@@ -230,7 +230,6 @@ impl<'r> TarWriter<'r> {
         }
     }
 
-    /// Writes one entry: PAX header if needed, ustar header, data and padding.
     fn entry(
         &self,
         out: &mut dyn Write,
@@ -238,72 +237,84 @@ impl<'r> TarWriter<'r> {
         m: &Meta,
         entry: Entry<'_>,
     ) -> io::Result<()> {
-        let (etype, size, link) = match &entry {
-            Entry::Dir => (tar::EntryType::Directory, 0, None),
-            Entry::File { size, .. } => (tar::EntryType::Regular, *size, None),
-            Entry::Symlink(t) => (tar::EntryType::Symlink, 0, Some(*t)),
-            Entry::Hardlink(t) => (tar::EntryType::Link, 0, Some(*t)),
-        };
-        let mut pax = Vec::new();
-        if path.len() > 100 {
-            pax_record(&mut pax, b"path", path);
-        }
-        if let Some(l) = link.filter(|l| l.len() > 100) {
-            pax_record(&mut pax, b"linkpath", l);
-        }
-        if size > OCTAL_11 {
-            pax_record(&mut pax, b"size", size.to_string().as_bytes());
-        }
-        if u64::from(m.uid) > OCTAL_7 {
-            pax_record(&mut pax, b"uid", m.uid.to_string().as_bytes());
-        }
-        if u64::from(m.gid) > OCTAL_7 {
-            pax_record(&mut pax, b"gid", m.gid.to_string().as_bytes());
-        }
-        for (name, value) in &m.xattrs {
-            let mut key = b"SCHILY.xattr.".to_vec();
-            key.extend_from_slice(name);
-            pax_record(&mut pax, &key, value);
-        }
-        if !pax.is_empty() {
-            let mut h = tar::Header::new_ustar();
-            copy_field(&mut h.as_old_mut().name, b"././@PaxHeader");
-            h.set_mode(0o644);
-            h.set_uid(0);
-            h.set_gid(0);
-            h.set_mtime(self.mtime);
-            h.set_size(pax.len() as u64);
-            h.set_entry_type(tar::EntryType::XHeader);
-            h.set_cksum();
-            out.write_all(h.as_bytes())?;
-            out.write_all(&pax)?;
-            pad(out, pax.len() as u64)?;
-        }
+        write_entry(out, path, m, entry, self.mtime)
+    }
+}
+
+/// Writes one entry with every header field set and `mtime`: PAX header if needed, ustar
+/// header, data and padding.
+pub(super) fn write_entry(
+    out: &mut dyn Write,
+    path: &[u8],
+    m: &Meta,
+    entry: Entry<'_>,
+    mtime: u64,
+) -> io::Result<()> {
+    let (etype, size, link) = match &entry {
+        Entry::Dir => (tar::EntryType::Directory, 0, None),
+        Entry::File { size, .. } => (tar::EntryType::Regular, *size, None),
+        Entry::Symlink(t) => (tar::EntryType::Symlink, 0, Some(*t)),
+        Entry::Hardlink(t) => (tar::EntryType::Link, 0, Some(*t)),
+    };
+    let mut pax = Vec::new();
+    if path.len() > 100 {
+        pax_record(&mut pax, b"path", path);
+    }
+    if let Some(l) = link.filter(|l| l.len() > 100) {
+        pax_record(&mut pax, b"linkpath", l);
+    }
+    if size > OCTAL_11 {
+        pax_record(&mut pax, b"size", size.to_string().as_bytes());
+    }
+    if u64::from(m.uid) > OCTAL_7 {
+        pax_record(&mut pax, b"uid", m.uid.to_string().as_bytes());
+    }
+    if u64::from(m.gid) > OCTAL_7 {
+        pax_record(&mut pax, b"gid", m.gid.to_string().as_bytes());
+    }
+    for (name, value) in &m.xattrs {
+        let mut key = b"SCHILY.xattr.".to_vec();
+        key.extend_from_slice(name);
+        pax_record(&mut pax, &key, value);
+    }
+    if !pax.is_empty() {
         let mut h = tar::Header::new_ustar();
-        copy_field(&mut h.as_old_mut().name, path);
-        if let Some(l) = link {
-            copy_field(&mut h.as_old_mut().linkname, l);
-        }
-        h.set_mode(m.mode);
-        h.set_uid(u64::from(m.uid).min(OCTAL_7));
-        h.set_gid(u64::from(m.gid).min(OCTAL_7));
-        h.set_mtime(self.mtime);
-        h.set_size(size.min(OCTAL_11));
-        h.set_entry_type(etype);
+        copy_field(&mut h.as_old_mut().name, b"././@PaxHeader");
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(mtime);
+        h.set_size(pax.len() as u64);
+        h.set_entry_type(tar::EntryType::XHeader);
         h.set_cksum();
         out.write_all(h.as_bytes())?;
-        if let Entry::File { size, data } = entry {
-            let copied = io::copy(&mut data.take(size), out)?;
-            if copied != size {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("object has {copied} of its {size} bytes"),
-                ));
-            }
-            pad(out, size)?;
-        }
-        Ok(())
+        out.write_all(&pax)?;
+        pad(out, pax.len() as u64)?;
     }
+    let mut h = tar::Header::new_ustar();
+    copy_field(&mut h.as_old_mut().name, path);
+    if let Some(l) = link {
+        copy_field(&mut h.as_old_mut().linkname, l);
+    }
+    h.set_mode(m.mode);
+    h.set_uid(u64::from(m.uid).min(OCTAL_7));
+    h.set_gid(u64::from(m.gid).min(OCTAL_7));
+    h.set_mtime(mtime);
+    h.set_size(size.min(OCTAL_11));
+    h.set_entry_type(etype);
+    h.set_cksum();
+    out.write_all(h.as_bytes())?;
+    if let Entry::File { size, data } = entry {
+        let copied = io::copy(&mut data.take(size), out)?;
+        if copied != size {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("object has {copied} of its {size} bytes"),
+            ));
+        }
+        pad(out, size)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

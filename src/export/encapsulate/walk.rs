@@ -9,10 +9,12 @@ use crate::error::{Error, Result};
 /// What a path of the tree is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Kind {
-    /// A directory, with its dirmeta checksum.
+    /// A directory, with its dirmeta and dirtree checksums.
     Dir {
         /// dirmeta checksum.
         meta: String,
+        /// dirtree checksum (its entries).
+        tree: String,
     },
     /// A regular file or symlink, with its content object checksum.
     Content {
@@ -58,6 +60,7 @@ pub fn walk(repo: &Repo, contents: &str, meta: &str) -> Result<Vec<Node>> {
         path: String::new(),
         kind: Kind::Dir {
             meta: meta.to_string(),
+            tree: contents.to_string(),
         },
     }];
     walk_into(repo, contents, "", &mut out)?;
@@ -94,13 +97,15 @@ fn walk_into(repo: &Repo, contents: &str, path: &str, out: &mut Vec<Node>) -> Re
         } else {
             let (name, sub, meta) = dirs.next().expect("peeked");
             let child = join(&name);
+            let tree = hex::encode(sub);
             out.push(Node {
                 path: child.clone(),
                 kind: Kind::Dir {
                     meta: hex::encode(meta),
+                    tree: tree.clone(),
                 },
             });
-            walk_into(repo, &hex::encode(sub), &child, out)?;
+            walk_into(repo, &tree, &child, out)?;
         }
     }
 }

@@ -23,6 +23,8 @@
 mod complete;
 mod objects;
 
+pub(crate) use objects::object_path;
+
 use std::collections::BTreeMap;
 
 use ostree::{ObjectType, Repo, gio};

@@ -37,8 +37,9 @@ pub(super) struct Found {
     pub commitmeta: Vec<(String, glib::Variant)>,
 }
 
-/// The path of object `checksum` of `kind` in a layer, for messages.
-pub(super) fn object_path(checksum: &str, kind: &str) -> String {
+/// The path of object `checksum` of `kind` in a layer (where ostree-ext tar format v1 puts
+/// it; `ocitree encapsulate --format ostree-native` writes the same).
+pub(crate) fn object_path(checksum: &str, kind: &str) -> String {
     let (first, rest) = checksum.split_at(2.min(checksum.len()));
     format!("{}/{first}/{rest}.{kind}", OBJECTS.join("/"))
 }
