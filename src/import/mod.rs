@@ -152,7 +152,7 @@ fn native_preconditions(
     image: &str,
     opts: &ImportOptions,
     diff_ids: &[String],
-) -> Result<()> {
+) -> Result<usize> {
     if !opts.layers.is_all() || opts.layers_mode != LayersMode::Merge {
         return Err(Error::InvalidImage {
             image: image.to_string(),
@@ -236,9 +236,12 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
             Reading::Encapsulated(commit) => (Some(commit), None),
             Reading::OstreeNative(commit) => (None, Some(commit)),
         };
-    if let Some(n) = &native {
-        native_preconditions(n, &image, opts, &config.rootfs.diff_ids)?;
-    }
+    // How many layers carry the commit; those after it are derived layers.
+    let native_layers = match &native {
+        Some(n) => native_preconditions(n, &image, opts, &config.rootfs.diff_ids)?,
+        None => 0,
+    };
+    let derived = native.is_some() && native_layers < layers.len();
     // Signatures of a carried commit: checked now, before any layer is read. (An ostree
     // native commit is in its layers: checked once they are read, before anything lands.)
     if let Some(e) = &encapsulated {
@@ -368,7 +371,7 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
     }
     let merged = if let Some(n) = &native {
         // The commit the layers carry, not a merge of their trees.
-        let carried: Vec<NativeLayer> = layers
+        let carried: Vec<NativeLayer> = layers[..native_layers]
             .iter()
             .map(|l| NativeLayer {
                 digest: l.digest.to_string(),
@@ -376,7 +379,16 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
             })
             .collect();
         n.rebuild(repo, &image, &carried)?;
-        n.tree(repo)?
+        if derived {
+            let on_top: Vec<(String, LayerTree)> = layers[native_layers..]
+                .iter()
+                .map(|l| l.digest.to_string())
+                .zip(trees.drain(native_layers..))
+                .collect();
+            n.derived_tree(repo, &image, &on_top)?
+        } else {
+            n.tree(repo)?
+        }
     } else {
         match opts.layers_mode {
             LayersMode::Merge => merge_layers(repo, &trees),
@@ -408,10 +420,14 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
             .as_deref()
             .and_then(parse_rfc3339)
             .unwrap_or(0),
-        encapsulated: encapsulated
+        encapsulated: encapsulated.as_ref().map(|e| e.checksum.as_str()).or(native
             .as_ref()
-            .map(|e| e.checksum.as_str())
-            .or(native.as_ref().map(|n| n.checksum.as_str())),
+            .filter(|_| !derived)
+            .map(|n| n.checksum.as_str())),
+        ostree_base: native
+            .as_ref()
+            .filter(|_| derived)
+            .map(|n| n.checksum.as_str()),
     };
     // The image ref points at the encapsulated commit, identical to the one encapsulated, and
     // ocitree's record of the image goes beside it; or at the image commit, which is the record.
@@ -431,7 +447,8 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
             c.detached.as_ref(),
             &opts.verify,
         )?;
-        Some(c)
+        // With derived layers the image is the merged tree, not the commit (its base).
+        (!derived).then_some(c)
     } else {
         None
     };
