@@ -32,6 +32,8 @@ mod encapsulate;
 mod formats;
 // Ostree native containers (ostree-ext, bootc): the identical commit, chunks reused, bad objects.
 mod ostree_native;
+// Derived images on ostree native containers: the tree ostree-ext's `image pull` gives.
+mod ostree_derived;
 // Exact gzip export (feature exact-gzip): original blob and manifest digests kept.
 #[cfg(feature = "exact-gzip")]
 mod exact_gzip;
