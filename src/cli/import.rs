@@ -40,8 +40,8 @@ pub struct ImportArgs {
     /// Read the image in this format instead of the one its config labels name: plain (apply
     /// the layers; works for every image), ocitree-encapsulated (an `ocitree encapsulate`
     /// image, giving back the identical commit) or ostree-native (an ostree-ext image, as bootc
-    /// and rpm-ostree images are, giving back the identical commit; images with derived layers
-    /// are refused for now).
+    /// and rpm-ostree images are, giving back the identical commit, with any derived layers
+    /// applied on it as ostree-ext applies them).
     #[arg(long, value_name = "FORMAT", value_parser = ["plain", "ocitree-encapsulated", "ostree-native"])]
     format: Option<String>,
     /// Verify the signatures of the OSTree commit the image carries (an `ocitree encapsulate`

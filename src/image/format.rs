@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | `plain` | none of the labels below | layers applied in order onto one tree ([`crate::merge`]), committed as the image commit |
 //! | `ocitree-encapsulated` | `ocitree.commit` ([`crate::meta::labels`]), written by `ocitree encapsulate` | the layers merged as for `plain`, the tree checked against the commit the labels carry, and that commit written: the identical checksum ([`super::encapsulated`]) |
-//! | `ostree-native` | `ostree.commit` and `ostree.final-diffid`, written by ostree-ext (bootc, rpm-ostree, CoreOS) | each layer imported as usual (chunks reused by digest), then the OSTree objects the layers carry written and checked, and the image ref set to **the commit itself**, the one the label names ([`super::ostree_native`]). Layers after `ostree.final-diffid` (derived layers) are refused for now |
+//! | `ostree-native` | `ostree.commit` and `ostree.final-diffid`, written by ostree-ext (bootc, rpm-ostree, CoreOS) | each layer imported as usual (chunks reused by digest), then the OSTree objects the layers carry written and checked, and the image ref set to **the commit itself**, the one the label names ([`super::ostree_native`]). Layers after `ostree.final-diffid` (derived layers) are applied on that commit's tree as ostree-ext applies them ([`super::ostree_native::derived`]), and the image ref points at the image commit of the result |
 //!
 //! A forced `plain` reads any image as its layers say (an ostree native container then gives
 //! a tree with the object store under `sysroot/` and `/etc` where OSTree wants `/usr/etc`).

@@ -214,6 +214,23 @@ fn derived_images_give_the_tree_ostree_ext_pulls() {
         assert_eq!(base.trim(), format!("'{}'", carried.trim()), "{tag}");
     }
     tools::fsck(&repo.path);
+    // `images` says which format each image was read in.
+    let images = repo.ok(&["images"]).stdout;
+    let formats: Vec<(&str, &str)> = images
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .map(|f| (f[0], f[4]))
+        .collect();
+    assert_eq!(
+        formats,
+        [
+            ("NAME", "FORMAT"),
+            ("base", "ostree-native"),
+            ("derived-a", "ostree-native"),
+            ("derived-b", "ostree-native"),
+            ("derived-c", "ostree-native"),
+        ]
+    );
     // The cases the layers hold, seen in the tree (so that a change of the fixtures that
     // drops one cannot go unnoticed).
     let tree = tools::ostree(&repo.path, &["ls", "-R", "ocitree/image/derived-c"]);
