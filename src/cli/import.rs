@@ -44,6 +44,13 @@ pub struct ImportArgs {
     /// applied on it as ostree-ext applies them).
     #[arg(long, value_name = "FORMAT", value_parser = ["plain", "ocitree-encapsulated", "ostree-native"])]
     format: Option<String>,
+    /// How the derived layers of an ostree native container (those after
+    /// `ostree.final-diffid`) are applied: ostree-ext (the tree `ostree-ext-cli container image
+    /// pull` gives) or oci (ostree-ext's path rules, but the OCI layer rules where ostree-ext
+    /// departs from them: a directory the layer names takes its metadata, whiteouts never hide
+    /// files of their own layer, files linked into `sysroot/` keep their xattrs).
+    #[arg(long, value_name = "RULES", default_value = "ostree-ext", value_parser = ["ostree-ext", "oci"])]
+    derived_layers: String,
     /// Verify the signatures of the OSTree commit the image carries (an `ocitree encapsulate`
     /// image) against the public keys in this GPG keyring file (repeatable); no valid
     /// signature is an error and the repository is left as it was.
@@ -123,6 +130,7 @@ pub fn run(repo_path: &Path, a: ImportArgs) -> Result<()> {
     opts.progress = progress::reporter(a.json, a.quiet);
     opts.exact_gzip &= !a.no_exact_gzip;
     opts.format = a.format.as_deref().map(str::parse).transpose()?;
+    opts.derived_rules = a.derived_layers.parse().map_err(anyhow::Error::msg)?;
     opts.verify.gpg_keyrings = a.verify_gpg_keyring;
     opts.verify.ed25519_keys = a.verify_ed25519;
     opts.verify.remote = a.verify_remote;

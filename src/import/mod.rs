@@ -73,6 +73,9 @@ pub struct ImportOptions {
     /// [`crate::layer::stream::ExactGzipStatus`]). Default: on in builds with the `exact-gzip`
     /// feature, which is the only place it has an effect.
     pub exact_gzip: bool,
+    /// How layers after `ostree.final-diffid` of an ostree native container are applied
+    /// (default: as ostree-ext applies them).
+    pub derived_rules: crate::image::ostree_native::derived::DerivedRules,
 }
 
 // Derivable only in builds without the exact-gzip feature.
@@ -93,6 +96,7 @@ impl Default for ImportOptions {
             progress: Reporter::default(),
             registry: crate::registry::RegistryOptions::default(),
             exact_gzip: cfg!(feature = "exact-gzip"),
+            derived_rules: Default::default(),
         }
     }
 }
@@ -385,7 +389,7 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
                 .map(|l| l.digest.to_string())
                 .zip(trees.drain(native_layers..))
                 .collect();
-            n.derived_tree(repo, &image, &on_top)?
+            n.derived_tree(repo, &image, &on_top, opts.derived_rules)?
         } else {
             n.tree(repo)?
         }

@@ -214,6 +214,9 @@ fn derived_images_give_the_tree_ostree_ext_pulls() {
         assert_eq!(base.trim(), format!("'{}'", carried.trim()), "{tag}");
     }
     tools::fsck(&repo.path);
+    // The same image again: nothing to read.
+    let again = repo.import(&Repo::oci(&layout, "derived-c"), "derived-c");
+    assert_eq!(again.layers(), (0, base_layers + 3));
     // `images` says which format each image was read in.
     let images = repo.ok(&["images"]).stdout;
     let formats: Vec<(&str, &str)> = images
@@ -316,4 +319,43 @@ fn a_hardlink_into_the_image_below_is_refused_as_ostree_ext_does() {
     assert!(err.contains("usr/bin/tool2"), "{err}");
     assert!(err.contains("derived layer"), "{err}");
     snap.assert_unchanged(&repo.path);
+}
+
+/// `--derived-layers oci` departs from ostree-ext exactly where ostree-ext departs from the
+/// OCI layer rules: the mode of a directory the layer names, a file of the same layer whose
+/// name sorts before its whiteout, and the xattr of a base file changed in place.
+#[test]
+fn oci_rules_differ_from_ostree_ext_only_where_it_departs_from_the_spec() {
+    let tmp = tempdir();
+    let layout = build(tmp.path());
+    let src = Repo::oci(&layout, "derived-c");
+    let listing = |rules: &str| {
+        let repo = Repo::new();
+        repo.ok(&["import", "--derived-layers", rules, &src, "os"]);
+        tools::fsck(&repo.path);
+        tools::ostree(&repo.path, &["ls", "-R", "-X", "ocitree/image/os"])
+    };
+    let (ext, oci) = (listing("ostree-ext"), listing("oci"));
+    let only = |a: &str, b: &str| -> Vec<String> {
+        let b: Vec<&str> = b.lines().collect();
+        a.lines()
+            .filter(|l| !b.contains(l))
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(
+        only(&oci, &ext),
+        [
+            "d00700 0 0      0 { @a(ayay) [] } /usr/share",
+            "-00644 0 0      6 { @a(ayay) [] } /usr/share/.early",
+            "-00644 0 0     10 { [(b'user.x', [byte 0x31])] } /usr/share/data",
+        ]
+    );
+    assert_eq!(
+        only(&ext, &oci),
+        [
+            "d00755 0 0      0 { @a(ayay) [] } /usr/share",
+            "-00644 0 0     10 { @a(ayay) [] } /usr/share/data",
+        ]
+    );
 }

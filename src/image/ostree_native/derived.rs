@@ -30,6 +30,11 @@
 //! - a hardlink into `sysroot/ostree/repo/objects` of the same layer (how a build tool writes
 //!   a changed base file) gives the file its content; the object store itself is dropped.
 //!
+//! [`DerivedRules::Oci`] (`import --derived-layers oci`) follows the OCI layer rules where
+//! ostree-ext departs from them: a directory the layer names takes the layer's metadata,
+//! whiteouts act only on what the layers below left, and a file linked into `sysroot/` keeps
+//! its xattrs. The path rules above stay (they are the format's, not a departure).
+//!
 //! Refused (exit 2, image and layer named), where ostree-ext fails or would write outside the
 //! tree: a layer directory over a non-directory or a symlink (ostree-ext follows symlinks
 //! on the host), a hardlink to a file of the image below (ostree-ext's `ostree commit` finds
@@ -54,6 +59,30 @@ const OPAQUE: &str = ".wh..wh..opq";
 const WHITEOUT_PREFIX: &str = ".wh.";
 /// Where ostree-ext's tar format keeps the object store.
 const SYSROOT_REPO: [&str; 3] = ["sysroot", "ostree", "repo"];
+
+/// How derived layers are applied.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DerivedRules {
+    /// As ostree-ext 0.15 applies them (`container image pull`): the default.
+    #[default]
+    OstreeExt,
+    /// ostree-ext's path rules, but the OCI layer rules where ostree-ext departs from them.
+    Oci,
+}
+
+impl std::str::FromStr for DerivedRules {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "ostree-ext" => Ok(DerivedRules::OstreeExt),
+            "oci" => Ok(DerivedRules::Oci),
+            _ => Err(format!(
+                "derived layer rules must be ostree-ext or oci, not {s:?}"
+            )),
+        }
+    }
+}
 
 /// Where a derived layer's `var` lands: ostree-ext moves it to `usr/share/factory/var`
 /// unless the libostree it runs on is 2024.3 or newer. ocitree runs on a libostree too and
@@ -142,6 +171,7 @@ pub struct DerivedApplier<'r> {
     repo: &'r Repo,
     root: MutableTree,
     default_meta: String,
+    rules: DerivedRules,
     /// Regular files of the layer's `sysroot/ostree/repo` (by content object).
     sysroot_files: HashSet<String>,
     /// Content object → the same without xattrs.
@@ -151,11 +181,17 @@ pub struct DerivedApplier<'r> {
 impl<'r> DerivedApplier<'r> {
     /// An applier writing into `root` (the base commit's tree); `default_meta` is the dirmeta
     /// of parents it must create (`0755 root:root`, as `--tar-autocreate-parents` does).
-    pub fn new(repo: &'r Repo, root: &MutableTree, default_meta: String) -> Self {
+    pub fn new(
+        repo: &'r Repo,
+        root: &MutableTree,
+        default_meta: String,
+        rules: DerivedRules,
+    ) -> Self {
         DerivedApplier {
             repo,
             root: root.clone(),
             default_meta,
+            rules,
             sysroot_files: HashSet::new(),
             stripped: HashMap::new(),
         }
@@ -229,7 +265,10 @@ impl<'r> DerivedApplier<'r> {
             .split('/')
             .next()
             .is_some_and(|top| top > SYSROOT_REPO[0]);
-        if after_sysroot && self.sysroot_files.contains(csum) {
+        if self.rules == DerivedRules::OstreeExt
+            && after_sysroot
+            && self.sysroot_files.contains(csum)
+        {
             self.without_xattrs(csum, path)
         } else {
             Ok(csum.to_string())
@@ -354,7 +393,13 @@ impl<'r> DerivedApplier<'r> {
             }
         }
         let dir = match mtree::get(parent, name).map_err(err(path, "reading tree"))? {
-            Some(Node::Dir(d)) => d, // keeps its metadata
+            Some(Node::Dir(d)) => {
+                // ostree-ext: it keeps its metadata; OCI: the layer's entry wins.
+                if self.rules == DerivedRules::Oci && !layer.implicit.contains(path) {
+                    d.set_metadata_checksum(meta);
+                }
+                d
+            }
             Some(Node::File(_)) => return Err(not_a_dir(path)),
             None => {
                 let d = parent
@@ -369,7 +414,13 @@ impl<'r> DerivedApplier<'r> {
                 d
             }
         };
-        for (fname, csum) in &files {
+        // ostree-ext: files in name order, a whiteout removing what is there at that moment
+        // (a file of this layer too); OCI: whiteouts first, acting on the layers below only.
+        let mut files: Vec<&(String, String)> = files.iter().collect();
+        if self.rules == DerivedRules::Oci {
+            files.sort_by_key(|(n, _)| !n.starts_with(WHITEOUT_PREFIX));
+        }
+        for (fname, csum) in files {
             let child = join(path, fname);
             match fname.strip_prefix(WHITEOUT_PREFIX) {
                 Some(target) if !self.is_symlink(csum, &child)? => {
@@ -429,5 +480,36 @@ mod tests {
         assert!(!kept("run/x"));
         assert!(!kept("sysroot/ostree/repo/objects/00/x.file"));
         assert!(!kept("opt/x"));
+    }
+
+    fn tree_with(path: &str) -> MutableTree {
+        let root = MutableTree::new();
+        let mut cur = root.clone();
+        for c in path.split('/') {
+            cur = cur.ensure_dir(c).unwrap();
+        }
+        root
+    }
+
+    #[test]
+    fn bases_ostree_ext_treats_otherwise_are_refused() {
+        assert!(check_base(&tree_with("usr/etc/motd.d")).is_ok());
+        for (path, says) in [
+            ("usr/etc/selinux", "SELinux"),
+            ("usr/lib/ostree/prepare-root.conf", "transient root"),
+        ] {
+            let err = check_base(&tree_with(path)).unwrap_err().to_string();
+            assert!(err.contains(path) && err.contains(says), "{err}");
+        }
+    }
+
+    #[test]
+    fn rules_parse() {
+        assert_eq!("oci".parse::<DerivedRules>(), Ok(DerivedRules::Oci));
+        assert_eq!(
+            "ostree-ext".parse::<DerivedRules>(),
+            Ok(DerivedRules::OstreeExt)
+        );
+        assert!("spec".parse::<DerivedRules>().is_err());
     }
 }

@@ -196,7 +196,7 @@ impl NativeCommit {
     }
 
     /// The commit's tree with the derived layers `derived` (digest, layer tree; base first)
-    /// applied the way ostree-ext applies them ([`derived`]).
+    /// applied the way ostree-ext applies them, or as `rules` says ([`derived`]).
     ///
     /// # Errors
     /// [`Error::Layer`] naming image, layer and path for what is refused or fails.
@@ -205,6 +205,7 @@ impl NativeCommit {
         repo: &Repo,
         image: &str,
         derived: &[(String, crate::merge::LayerTree)],
+        rules: derived::DerivedRules,
     ) -> Result<ostree::MutableTree> {
         let tree = self.tree(repo)?;
         let layer_err = |digest: &str| {
@@ -219,7 +220,7 @@ impl NativeCommit {
         derived::check_base(&tree).map_err(layer_err(first))?;
         let default_meta = crate::layer::object::default_dirmeta(repo)
             .map_err(Error::ostree("writing dirmeta"))?;
-        let mut applier = derived::DerivedApplier::new(repo, &tree, default_meta);
+        let mut applier = derived::DerivedApplier::new(repo, &tree, default_meta, rules);
         for (digest, layer) in derived {
             applier.apply_layer(layer).map_err(layer_err(digest))?;
         }
