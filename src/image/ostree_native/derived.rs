@@ -29,6 +29,17 @@
 //!   `.wh..bashrc`) is removed too; the spec says a whiteout only hides lower layers;
 //! - a hardlink into `sysroot/ostree/repo/objects` of the same layer (how a build tool writes
 //!   a changed base file) gives the file its content; the object store itself is dropped.
+//!   ostree-ext writes such a file from the object's tar header without its PAX records, so
+//!   a file written after the object (below `usr` or `var`) loses its xattrs; one written
+//!   before it (below `etc`) keeps them. Tars are taken to list entries in path order, as
+//!   umoci, buildah and docker write them.
+//!
+//! Known differences, where ostree-ext fails but ocitree applies the files the tar holds: a
+//! hardlink whose target ostree-ext dropped or moved (into `opt/`, within `var/`), and a
+//! hardlink into `sysroot/` whose entries have a zero mtime (ostree-ext treats links into
+//! `sysroot/` specially only for changed files, by mtime, which a layer commit does not keep).
+//! A directory the tar never named gets `0755 root:root` where ostree-ext's `ostree commit`
+//! takes the owner of the entry below it.
 //!
 //! [`DerivedRules::Oci`] (`import --derived-layers oci`) follows the OCI layer rules where
 //! ostree-ext departs from them: a directory the layer names takes the layer's metadata,
