@@ -266,6 +266,15 @@ fn derived_images_give_the_tree_ostree_ext_pulls() {
             "{absent}:\n{tree}"
         );
     }
+    // Exported, it is the same derived image again: ocitree and ostree-ext give the same tree.
+    let exported = tmp.path().join("exported");
+    repo.ok(&["export", "derived-c", &Repo::oci(&exported, "d")]);
+    let fresh = Repo::new();
+    let again = fresh.import(&Repo::oci(&exported, "d"), "d").commit();
+    let theirs = ostree_ext_pull(&cli, &oracle, &exported, "d");
+    let ours = root_checksums(&repo.path, "ocitree/image/derived-c");
+    assert_eq!(root_checksums(&fresh.path, &again), ours);
+    assert_eq!(root_checksums(&oracle, &theirs), ours);
     let data = tools::ostree(
         &repo.path,
         &["cat", "ocitree/image/derived-c", "/usr/share/data"],
