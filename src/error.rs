@@ -236,6 +236,16 @@ pub enum LayerError {
         /// The libostree error.
         cause: glib::Error,
     },
+    /// A derived layer of an ostree native container (after `ostree.final-diffid`) holds
+    /// what ocitree does not apply the way ostree-ext would (see
+    /// `image::ostree_native::derived`).
+    #[error("entry {path:?}: derived layer: {reason}")]
+    Derived {
+        /// The entry's path in the layer (or in the base tree).
+        path: String,
+        /// Why it is refused.
+        reason: String,
+    },
 }
 
 impl Error {

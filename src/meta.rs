@@ -11,6 +11,7 @@
 //! | `ocitree.layers` | `as` | image | layer blob digests, in order |
 //! | `ocitree.diff-ids` | `as` | image | layer diff_ids, in order |
 //! | `ocitree.encapsulated` | `s` | image record | the encapsulated commit, or the commit of an ostree native container, the image ref points at (see [`crate::image::encapsulated`], [`crate::image::ostree_native`]) |
+//! | `ocitree.ostree-base` | `s` | image | for an ostree native container with derived layers: the commit it carries, which they were applied on (see [`crate::image::ostree_native::derived`]) |
 //! | `ocitree.layer.digest` | `s` | layer | blob digest the layer was first imported from |
 //! | `ocitree.layer.diff-id` | `s` | layer | digest of the uncompressed tar |
 //! | `ocitree.layer.media-type` | `s` | layer | media type of that blob |
@@ -45,6 +46,9 @@ pub const DIFF_IDS: &str = "ocitree.diff-ids";
 /// Image record of an encapsulated commit or of an ostree native container's commit: that
 /// commit's checksum.
 pub const ENCAPSULATED: &str = "ocitree.encapsulated";
+/// Image commit of an ostree native container with derived layers: the checksum of the
+/// commit the image carries (`ostree.commit`), which the derived layers were applied on.
+pub const OSTREE_BASE: &str = "ocitree.ostree-base";
 /// Layer commit: blob digest.
 pub const LAYER_DIGEST: &str = "ocitree.layer.digest";
 /// Layer commit: diff_id.

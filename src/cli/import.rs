@@ -45,10 +45,17 @@ pub struct ImportArgs {
     /// the layers; works for every image), ocitree-encapsulated (an `ocitree encapsulate`
     /// image, giving back the identical commit), flatpak (a `flatpak build-bundle --oci` image,
     /// committed as flatpak installs it, with its app/ or runtime/ ref) or ostree-native (an
-    /// ostree-ext image, as bootc and rpm-ostree images are, giving back the identical commit;
-    /// images with derived layers are refused for now).
+    /// ostree-ext image, as bootc and rpm-ostree images are, giving back the identical commit,
+    /// with any derived layers applied on it as ostree-ext applies them).
     #[arg(long, value_name = "FORMAT", value_parser = ["plain", "ocitree-encapsulated", "flatpak", "ostree-native"])]
     format: Option<String>,
+    /// How the derived layers of an ostree native container (those after
+    /// `ostree.final-diffid`) are applied: ostree-ext (the tree `ostree-ext-cli container image
+    /// pull` gives) or oci (ostree-ext's path rules, but the OCI layer rules where ostree-ext
+    /// departs from them: a directory the layer names takes its metadata, whiteouts never hide
+    /// files of their own layer, files linked into `sysroot/` keep their xattrs).
+    #[arg(long, value_name = "RULES", default_value = "ostree-ext", value_parser = ["ostree-ext", "oci"])]
+    derived_layers: String,
     /// Verify the signatures of the OSTree commit the image carries (an `ocitree encapsulate`
     /// image) against the public keys in this GPG keyring file (repeatable); no valid
     /// signature is an error and the repository is left as it was.
@@ -134,6 +141,7 @@ pub fn run(repo_path: &Path, a: ImportArgs) -> Result<()> {
     opts.exact_gzip &= !a.no_exact_gzip;
     opts.jobs = a.jobs.map_or(0, usize::from);
     opts.format = a.format.as_deref().map(str::parse).transpose()?;
+    opts.derived_rules = a.derived_layers.parse().map_err(anyhow::Error::msg)?;
     opts.verify.gpg_keyrings = a.verify_gpg_keyring;
     opts.verify.ed25519_keys = a.verify_ed25519;
     opts.verify.remote = a.verify_remote;

@@ -20,7 +20,8 @@ pub struct InitArgs {
     collection_id: Option<String>,
 }
 
-/// List images: name, manifest digest, commit, size (sum of layer blob sizes, bytes).
+/// List images: name, manifest digest, commit, size (sum of layer blob sizes, bytes), format
+/// (plain, ocitree-encapsulated or ostree-native: how it was read).
 #[derive(Debug, Args)]
 pub struct ImagesArgs {}
 
@@ -86,17 +87,26 @@ pub fn images(repo_path: &Path, _a: ImagesArgs) -> Result<()> {
         "MANIFEST".into(),
         "COMMIT".into(),
         "SIZE".into(),
+        "FORMAT".into(),
     ]];
     for (name, commit) in refs::images(&repo)? {
         let info = ImageInfo::load_commit(&repo, &name, &commit)?;
         let size =
             (info.parsed_manifest()?.layers.iter()).fold(0u64, |n, l| n.saturating_add(l.size));
-        rows.push([name, info.manifest_digest, commit, size.to_string()]);
+        let format = info.format().to_string();
+        rows.push([name, info.manifest_digest, commit, size.to_string(), format]);
     }
     let width = |i: usize| rows.iter().map(|r| r[i].len()).max().unwrap_or(0);
-    let (w0, w1, w2) = (width(0), width(1), width(2));
+    let (w0, w1, w2, w3) = (width(0), width(1), width(2), width(3));
     for r in rows {
-        out!("{:w0$}  {:w1$}  {:w2$}  {}", r[0], r[1], r[2], r[3]);
+        out!(
+            "{:w0$}  {:w1$}  {:w2$}  {:w3$}  {}",
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            r[4]
+        );
     }
     Ok(())
 }

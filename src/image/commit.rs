@@ -36,6 +36,8 @@ pub struct ImageMeta<'a> {
     pub timestamp: u64,
     /// For the record of an encapsulated commit: that commit's checksum.
     pub encapsulated: Option<&'a str>,
+    /// For an ostree native container with derived layers: the commit they were applied on.
+    pub ostree_base: Option<&'a str>,
 }
 
 /// Writes the merged tree and the image commit, and records name and source in its detached
@@ -52,6 +54,9 @@ pub fn write_image_commit(repo: &Repo, tree: &MutableTree, m: &ImageMeta<'_>) ->
     dict.insert(meta::DIFF_IDS, &m.diff_ids);
     if let Some(c) = m.encapsulated {
         dict.insert(meta::ENCAPSULATED, c);
+    }
+    if let Some(c) = m.ostree_base {
+        dict.insert(meta::OSTREE_BASE, c);
     }
     // Clients of a collection pull the image commit by the image ref, its record by the
     // record's ref.

@@ -33,13 +33,18 @@ pub struct ImageInfo {
     /// metadata is not ocitree's): the commit holding this record, under
     /// [`refname::encapsulated_ref`].
     pub record: Option<String>,
+    /// For an ostree native container with derived layers: the commit it carries, on which
+    /// they were applied ([`meta::OSTREE_BASE`]).
+    pub ostree_base: Option<String>,
 }
 
 impl ImageInfo {
     /// The format the image was read in (see [`crate::image::format`]). Only a plain
-    /// reading leaves no record; any other was the one the config labels name.
+    /// reading, or an ostree native container with derived layers (which records its base),
+    /// leaves no record; any other was the one the config labels name.
     pub fn format(&self) -> ImageFormat {
         match self.record {
+            None if self.ostree_base.is_some() => ImageFormat::OstreeNative,
             None => ImageFormat::Plain,
             Some(_) => match self
                 .parsed_config()
@@ -126,6 +131,7 @@ impl ImageInfo {
             diff_ids: list(meta::DIFF_IDS)?,
             timestamp: 0,
             record,
+            ostree_base: dict.lookup::<String>(meta::OSTREE_BASE).ok().flatten(),
         })
     }
 

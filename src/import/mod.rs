@@ -80,6 +80,9 @@ pub struct ImportOptions {
     /// How many layers to read at once (each on its own threads); 0 means one per core
     /// ([`default_jobs`]).
     pub jobs: usize,
+    /// How layers after `ostree.final-diffid` of an ostree native container are applied
+    /// (default: as ostree-ext applies them).
+    pub derived_rules: crate::image::ostree_native::derived::DerivedRules,
 }
 
 // Derivable only in builds without the exact-gzip feature.
@@ -101,6 +104,7 @@ impl Default for ImportOptions {
             registry: crate::registry::RegistryOptions::default(),
             exact_gzip: cfg!(feature = "exact-gzip"),
             jobs: 0,
+            derived_rules: Default::default(),
         }
     }
 }
@@ -160,7 +164,7 @@ fn native_preconditions(
     image: &str,
     opts: &ImportOptions,
     diff_ids: &[String],
-) -> Result<()> {
+) -> Result<usize> {
     if !opts.layers.is_all() || opts.layers_mode != LayersMode::Merge {
         return Err(Error::InvalidImage {
             image: image.to_string(),
@@ -287,9 +291,12 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
             Reading::Encapsulated(commit) => (Some(commit), None),
             Reading::OstreeNative(commit) => (None, Some(commit)),
         };
-    if let Some(n) = &native {
-        native_preconditions(n, &image, opts, &config.rootfs.diff_ids)?;
-    }
+    // How many layers carry the commit; those after it are derived layers.
+    let native_layers = match &native {
+        Some(n) => native_preconditions(n, &image, opts, &config.rootfs.diff_ids)?,
+        None => 0,
+    };
+    let derived = native.is_some() && native_layers < layers.len();
     // Signatures of a carried commit: checked now, before any layer is read. (An ostree
     // native commit is in its layers: checked once they are read, before anything lands.)
     if let Some(e) = &encapsulated {
@@ -428,7 +435,7 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
     }
     let merged = if let Some(n) = &native {
         // The commit the layers carry, not a merge of their trees.
-        let carried: Vec<NativeLayer> = layers
+        let carried: Vec<NativeLayer> = layers[..native_layers]
             .iter()
             .map(|l| NativeLayer {
                 digest: l.digest.to_string(),
@@ -436,7 +443,16 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
             })
             .collect();
         n.rebuild(repo, &image, &carried)?;
-        n.tree(repo)?
+        if derived {
+            let on_top: Vec<(String, LayerTree)> = layers[native_layers..]
+                .iter()
+                .map(|l| l.digest.to_string())
+                .zip(trees.drain(native_layers..))
+                .collect();
+            n.derived_tree(repo, &image, &on_top, opts.derived_rules)?
+        } else {
+            n.tree(repo)?
+        }
     } else {
         match opts.layers_mode {
             LayersMode::Merge => merge_layers(repo, &trees),
@@ -468,10 +484,14 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
             .as_deref()
             .and_then(parse_rfc3339)
             .unwrap_or(0),
-        encapsulated: encapsulated
+        encapsulated: encapsulated.as_ref().map(|e| e.checksum.as_str()).or(native
             .as_ref()
-            .map(|e| e.checksum.as_str())
-            .or(native.as_ref().map(|n| n.checksum.as_str())),
+            .filter(|_| !derived)
+            .map(|n| n.checksum.as_str())),
+        ostree_base: native
+            .as_ref()
+            .filter(|_| derived)
+            .map(|n| n.checksum.as_str()),
     };
     // The image ref points at the encapsulated commit, identical to the one encapsulated, and
     // ocitree's record of the image goes beside it; or at the image commit, which is the record.
@@ -493,7 +513,8 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
             c.detached.as_ref(),
             &opts.verify,
         )?;
-        Some(c)
+        // With derived layers the image is the merged tree, not the commit (its base).
+        (!derived).then_some(c)
     } else {
         None
     };

@@ -38,7 +38,8 @@ fn images_and_inspect() {
         .lines()
         .map(|l| l.split_whitespace().collect())
         .collect();
-    assert_eq!(rows[0], ["NAME", "MANIFEST", "COMMIT", "SIZE"]);
+    assert_eq!(rows[0], ["NAME", "MANIFEST", "COMMIT", "SIZE", "FORMAT"]);
+    assert_eq!((rows[1][4], rows[2][4]), ("plain", "plain"));
     assert_eq!(rows.len(), 3, "{out}");
     assert_eq!((rows[1][0], rows[1][2]), ("app:a", ca.as_str()));
     assert_eq!((rows[2][0], rows[2][2]), ("app:b", cb.as_str()));

@@ -36,6 +36,8 @@ mod formats;
 mod ostree_native;
 // Ostree native export: ocitree's output read by the real ostree-ext as the identical commit.
 mod ostree_native_export;
+// Derived images on ostree native containers: the tree ostree-ext's `image pull` gives.
+mod ostree_derived;
 // Exact gzip export (feature exact-gzip): original blob and manifest digests kept.
 #[cfg(feature = "exact-gzip")]
 mod exact_gzip;

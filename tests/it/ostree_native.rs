@@ -324,25 +324,51 @@ fn dir_entry(path: &str) -> E {
     dir(path)
 }
 
+/// A derived layer (after `ostree.final-diffid`) lands where ostree-ext puts it (`etc` in
+/// `usr/etc`) on the commit the image carries; the image ref is then the image commit of the
+/// merged tree, which records that commit (tests/it/ostree_derived.rs compares such trees
+/// with ostree-ext's own). A layer selection still cannot give the commit.
 #[test]
-fn derived_layers_are_refused_not_applied_wrongly() {
+fn a_derived_layer_is_applied_on_the_commit() {
+    tools::require("umoci");
     let tmp = tempdir();
-    let (commit, commit_bytes) = real_commit(tmp.path());
-    let base = Layer::new(&[file(&object(&commit, "commit"), &commit_bytes)]);
-    let derived = Layer::new(&[file("etc/added", b"x")]);
     let dir = tmp.path().join("img");
-    native_image(&dir, &[base, derived], &commit, 0);
+    tools::run(Command::new("cp").arg("-a").arg(fixtures()).arg(&dir));
+    let tar = tmp.path().join("derived.tar");
+    std::fs::write(&tar, Layer::new(&[file("etc/added", b"x")]).tar).unwrap();
+    tools::run(
+        Command::new("umoci")
+            .args(["raw", "add-layer", "--image"])
+            .arg(format!("{}:single-v1", dir.display()))
+            .args(["--tag", "derived"])
+            .arg(&tar),
+    );
+    let commit = read(&dir, "commit-v1.txt").trim().to_string();
     let repo = Repo::new();
+    let src = Repo::oci(&dir, "derived");
     let snap = repo.snapshot();
-    let src = Repo::oci(&dir, "latest");
-    let err = repo.fails(&["import", &src, "os"]);
-    assert!(err.contains("1 derived layer(s)"), "{err}");
-    assert!(err.contains("--format plain"), "{err}");
-    snap.assert_unchanged(&repo.path);
-    // A layer selection cannot give the commit either.
+    // A layer selection cannot give the commit.
     let err = repo.fails(&["import", "--layer-index", "0", &src, "os"]);
     assert!(err.contains("read whole"), "{err}");
     snap.assert_unchanged(&repo.path);
+    let image = repo.import(&src, "os").commit();
+    assert_ne!(image, commit);
+    let ls = |rev: &str| tools::ostree(&repo.path, &["ls", "-R", "-X", rev]);
+    let (base, derived) = (ls(&commit), ls("ocitree/image/os"));
+    let mut expected: Vec<&str> = base.lines().collect();
+    let added = "-00644 0 0      1 { @a(ayay) [] } /usr/etc/added";
+    let at = expected
+        .iter()
+        .position(|l| l.ends_with("/usr/etc/motd"))
+        .unwrap();
+    expected.insert(at, added);
+    assert_eq!(derived.lines().collect::<Vec<_>>(), expected);
+    let recorded = tools::ostree(
+        &repo.path,
+        &["show", "--print-metadata-key=ocitree.ostree-base", &image],
+    );
+    assert_eq!(recorded.trim(), format!("'{commit}'"));
+    tools::fsck(&repo.path);
 }
 
 /// The path of ostree-ext's CLI, built by the repository's own script (cached).

@@ -18,9 +18,13 @@
 //! after checking that every object the commit reaches is there (`complete.rs`).
 //!
 //! Layers after `ostree.final-diffid` ("derived" layers, a Containerfile's `RUN` or `COPY`)
-//! are refused: ocitree does not yet apply them the way ostree-ext does.
+//! are each imported as their own layer commit too, and applied on the commit's tree the way
+//! ostree-ext applies them ([`derived`]); the image ref then points at the image commit of
+//! that tree, which records the commit it was derived from
+//! ([`crate::meta::OSTREE_BASE`]).
 
 mod complete;
+pub mod derived;
 mod objects;
 
 pub(crate) use objects::object_path;
@@ -101,12 +105,13 @@ impl NativeCommit {
         })
     }
 
-    /// Checks the layer list (`diff_ids`, the config's, base first) against the labels.
+    /// Checks the layer list (`diff_ids`, the config's, base first) against the labels and
+    /// returns how many layers belong to the commit; the rest are derived layers
+    /// ([`derived`]).
     ///
     /// # Errors
-    /// [`Error::InvalidImage`] when no layer has the final diff_id, or layers follow it
-    /// (derived layers, which ocitree does not apply yet).
-    pub fn check_layers(&self, image: &str, diff_ids: &[String]) -> Result<()> {
+    /// [`Error::InvalidImage`] when no layer has the final diff_id.
+    pub fn check_layers(&self, image: &str, diff_ids: &[String]) -> Result<usize> {
         let Some(last) = diff_ids.iter().position(|d| *d == self.final_diffid) else {
             return Err(bad(
                 image,
@@ -116,19 +121,7 @@ impl NativeCommit {
                 ),
             ));
         };
-        let derived = diff_ids.len() - last - 1;
-        if derived > 0 {
-            return Err(bad(
-                image,
-                format!(
-                    "ostree native container {} with {derived} derived layer(s) after {} \
-                     ({FINAL_DIFFID_LABEL}): ocitree cannot apply derived layers on the \
-                     commit yet; use --format plain to import the layers as they are",
-                    self.checksum, self.final_diffid
-                ),
-            ));
-        }
-        Ok(())
+        Ok(last + 1)
     }
 
     /// Writes the commit and every object it reaches from the layer commits `layers` (the
@@ -204,6 +197,38 @@ impl NativeCommit {
         crate::image::encapsulated::keep_detached(repo, &self.checksum, detached.as_ref())
     }
 
+    /// The commit's tree with the derived layers `derived` (digest, layer tree; base first)
+    /// applied the way ostree-ext applies them, or as `rules` says ([`derived`]).
+    ///
+    /// # Errors
+    /// [`Error::Layer`] naming image, layer and path for what is refused or fails.
+    pub fn derived_tree(
+        &self,
+        repo: &Repo,
+        image: &str,
+        derived: &[(String, crate::merge::LayerTree)],
+        rules: derived::DerivedRules,
+    ) -> Result<ostree::MutableTree> {
+        let tree = self.tree(repo)?;
+        let layer_err = |digest: &str| {
+            let (image, layer) = (image.to_string(), digest.to_string());
+            move |cause| Error::Layer {
+                image,
+                layer,
+                cause,
+            }
+        };
+        let first = derived.first().map_or("", |(d, _)| d.as_str());
+        derived::check_base(&tree).map_err(layer_err(first))?;
+        let default_meta = crate::layer::object::default_dirmeta(repo)
+            .map_err(Error::ostree("writing dirmeta"))?;
+        let mut applier = derived::DerivedApplier::new(repo, &tree, default_meta, rules);
+        for (digest, layer) in derived {
+            applier.apply_layer(layer).map_err(layer_err(digest))?;
+        }
+        Ok(tree)
+    }
+
     /// The commit's root as a tree to commit again (ocitree's record of the image is a
     /// commit of the same tree, as for encapsulated commits); nothing is copied.
     ///
@@ -246,19 +271,16 @@ mod tests {
     }
 
     #[test]
-    fn derived_layers_are_refused() {
+    fn layers_after_the_final_diffid_are_derived() {
         let n = NativeCommit {
             checksum: "ab".repeat(32),
             final_diffid: "sha256:2".into(),
         };
         let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        n.check_layers("img", &ids(&["sha256:1", "sha256:2"]))
-            .unwrap();
-        let err = n
-            .check_layers("img", &ids(&["sha256:1", "sha256:2", "sha256:3"]))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("1 derived layer(s)"), "{err}");
+        let base = n.check_layers("img", &ids(&["sha256:1", "sha256:2"]));
+        assert_eq!(base.unwrap(), 2);
+        let base = n.check_layers("img", &ids(&["sha256:1", "sha256:2", "sha256:3"]));
+        assert_eq!(base.unwrap(), 2);
         let err = n
             .check_layers("img", &ids(&["sha256:1"]))
             .unwrap_err()
