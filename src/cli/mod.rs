@@ -46,7 +46,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Init(manage::InitArgs),
-    Import(import::ImportArgs),
+    Import(Box<import::ImportArgs>),
     Check(import::CheckArgs),
     Export(export::ExportArgs),
     Encapsulate(Box<encapsulate::EncapsulateArgs>),
@@ -91,7 +91,7 @@ pub fn run(cli: Cli) -> Result<()> {
     ocitree::spec::set_metadata_limit(cli.max_metadata_size);
     match cli.command {
         Command::Init(a) => manage::init(&repo, a),
-        Command::Import(a) => import::run(&repo, a),
+        Command::Import(a) => import::run(&repo, *a),
         Command::Check(a) => import::check(&repo, a),
         Command::Export(a) => export::run(&repo, a),
         Command::Encapsulate(a) => encapsulate::run(&repo, *a),
