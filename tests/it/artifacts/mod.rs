@@ -6,6 +6,7 @@
 mod conventions;
 mod hostile;
 mod oras;
+mod roundtrip;
 
 use std::path::{Path, PathBuf};
 
