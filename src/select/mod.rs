@@ -66,13 +66,22 @@ impl LayerSelection {
     /// The positions of the layers of `layers` it keeps, in order.
     ///
     /// # Errors
-    /// An index past the end, or no layer kept: the error lists the layers there are.
+    /// An index past the end, or no layer kept: the error lists the layers there are (with
+    /// their titles).
     pub fn apply(&self, image: &str, layers: &[Descriptor]) -> Result<Vec<usize>> {
         let listing = || {
             layers
                 .iter()
                 .enumerate()
-                .map(|(i, d)| format!("  {i}: {} {}", d.media_type, d.digest_str))
+                .map(|(i, d)| match d.annotations.get(ANNOTATION_TITLE) {
+                    Some(t) => format!(
+                        "  {i}: {} {} {:?}",
+                        d.media_type,
+                        d.digest_str,
+                        crate::error::printable(t)
+                    ),
+                    None => format!("  {i}: {} {}", d.media_type, d.digest_str),
+                })
                 .collect::<Vec<_>>()
                 .join("\n")
         };
@@ -93,12 +102,15 @@ impl LayerSelection {
             })
             .collect();
         if kept.is_empty() && !layers.is_empty() {
-            return Err(Error::NotFound(format!(
-                "{image}: no layer matches the selection (media types {:?}, indexes {:?}); layers:\n{}",
-                self.media_types,
-                self.indexes,
-                listing()
-            )));
+            return Err(Error::InvalidImage {
+                image: image.into(),
+                reason: format!(
+                    "no layer matches the selection (media types {:?}, indexes {:?}); layers:\n{}",
+                    self.media_types,
+                    self.indexes,
+                    listing()
+                ),
+            });
         }
         Ok(kept)
     }

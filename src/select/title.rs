@@ -71,8 +71,9 @@ pub fn check_unique<'a>(
             return Err(Error::InvalidImage {
                 image: image.into(),
                 reason: format!(
-                    "layers {other} and {layer} both have title {:?}: one would silently \
-                     replace the other (import with --layers per-dir to keep both)",
+                    "layers {other} and {layer} would both be the file {:?} (by title or --copy \
+                     name): one would silently replace the other (import with --layers \
+                     per-dir to keep both)",
                     crate::error::printable(path)
                 ),
             });
@@ -155,7 +156,7 @@ mod tests {
             "one blob twice"
         );
         let e = check_unique("i", [(&a, "x"), (&b, "x")]).unwrap_err();
-        assert!(e.to_string().contains("both have title \"x\""), "{e}");
+        assert!(e.to_string().contains("both be the file \"x\""), "{e}");
         let e = check_unique("i", [(&a, "x/y"), (&b, "x.txt"), (&b, "x")]).unwrap_err();
         assert!(e.to_string().contains("cannot also be a directory"), "{e}");
     }

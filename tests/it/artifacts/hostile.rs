@@ -39,7 +39,10 @@ fn hostile_titles_are_refused() {
         (&["/etc/passwd"], "absolute path"),
         (&[""], "is empty"),
         (&["a/.wh.b"], "whiteout"),
-        (&["same.json", "same.json"], "both have title \"same.json\""),
+        (
+            &["same.json", "same.json"],
+            "both be the file \"same.json\"",
+        ),
         (&["conf", "conf/x.json"], "cannot also be a directory"),
     ];
     for (i, (titles, why)) in cases.iter().enumerate() {

@@ -232,7 +232,10 @@ fn layers_are_selected_by_media_type_and_index() {
         "{e}"
     );
     let e = repo.fails(&["import", &src, "bad", "--layer-media-type", "text/plain"]);
-    assert!(e.contains("no layer matches"), "{e}");
+    assert!(
+        e.contains("no layer matches") && e.contains("\"b.json\"") && !e.contains("not found"),
+        "{e}"
+    );
     snap.assert_unchanged(&repo.path);
 }
 
