@@ -11,7 +11,7 @@
 //! | Flux or Timoni content (`…flux.content.v1.tar+gzip`, …)      | a tree if it is a tar, else a file        |
 //! | Helm chart (`…helm.chart.content.v1.tar+gzip`)               | the file `NAME-VERSION.tgz` (config)      |
 //! | Helm provenance (`…helm.chart.provenance.v1.prov`)           | the file `NAME-VERSION.tgz.prov`          |
-//! | titled `application/vnd.oci.image.layer.v1.tar+gzip`         | a tree if it is a tar (ORAS directory)    |
+//! | titled `application/vnd.oci.image.layer.v1.tar+gzip`, no `/` | a tree if it is a tar (ORAS directory)    |
 //! | other titled layer                                           | the file named by the title               |
 //! | untitled, tar media type                                     | a tree if it is a tar, else a file        |
 //! | anything else                                                | the file `ALG-HEX.EXT`                    |
