@@ -46,14 +46,16 @@ pub enum Error {
     },
     /// The index holds several manifests and nothing says which one to take.
     #[error(
-        "{image}: {count} manifests match; choose one with @DIGEST:\n{candidates}",
+        "{image}: {count} manifests match; choose one with @DIGEST{hint}:\n{candidates}",
         count = candidates.lines().count()
     )]
     AmbiguousIndex {
         /// The image source.
         image: String,
-        /// One line per candidate: digest, platform and tag.
+        /// One line per candidate: digest, platform, tag and artifact type.
         candidates: String,
+        /// Another way to choose (`, or by type with --artifact-type TYPE`), or "".
+        hint: String,
     },
     /// A signature check asked for did not pass.
     #[error("{what}: signature verification failed: {reason}")]
@@ -245,6 +247,32 @@ pub enum LayerError {
         path: String,
         /// Why it is refused.
         reason: String,
+    },
+    /// The layer is to be applied as a filesystem tar (its media type in a container image,
+    /// `--extract`, or ORAS's unpack annotation say so) but its bytes are no tar. The bytes
+    /// are never quoted.
+    #[error(
+        "media type {media_type:?}: the layer is to be applied as a filesystem tar, but its \
+         first 512 bytes (after decompression) are no tar header; to keep the blob as a file, \
+         import with --copy {media_type}"
+    )]
+    NotATar {
+        /// The layer's media type.
+        media_type: String,
+    },
+    /// A layer stored by an earlier import as one kind (a tree, or a file) is wanted here as
+    /// the other.
+    #[error(
+        "the repository holds this layer as {stored} (from an earlier import), and this import \
+         wants it as {wanted}: {hint}"
+    )]
+    KindConflict {
+        /// What the stored layer commit is.
+        stored: &'static str,
+        /// What the import wants.
+        wanted: &'static str,
+        /// How to get it.
+        hint: &'static str,
     },
 }
 

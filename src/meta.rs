@@ -57,6 +57,9 @@ pub const LAYER_DIFF_ID: &str = "ocitree.layer.diff-id";
 pub const LAYER_MEDIA_TYPE: &str = "ocitree.layer.media-type";
 /// Layer commit: `file` for an artifact layer ([`crate::layer::file`]).
 pub const LAYER_KIND: &str = "ocitree.layer.kind";
+/// Artifact layer commit holding a compressed tar's blob: the layer commit of its tree
+/// ([`crate::layer::treated`]).
+pub const LAYER_TREE_COMMIT: &str = "ocitree.layer.tree-commit";
 /// Layer commit: whiteout marker paths.
 pub const LAYER_WHITEOUTS: &str = "ocitree.layer.whiteouts";
 /// Layer commit: implicitly created directories.

@@ -183,11 +183,14 @@ fn top_candidates(
         }
     };
     if top.is_empty() {
-        return Err(Error::NotFound(match selector {
-            Selector::Default => format!("{image}: the index lists no manifest"),
-            Selector::Tag(t) => format!("{image}: tag {t:?}"),
-            Selector::Digest(d) => format!("{image}: manifest {d}"),
-        }));
+        return Err(match selector {
+            Selector::Default => Error::InvalidImage {
+                image: image.to_string(),
+                reason: "the index lists no manifest".into(),
+            },
+            Selector::Tag(t) => Error::NotFound(format!("{image}: tag {t:?}")),
+            Selector::Digest(d) => Error::NotFound(format!("{image}: manifest {d}")),
+        });
     }
     Ok(top)
 }
@@ -213,8 +216,10 @@ pub fn all_manifests(
 /// filter them).
 ///
 /// # Errors
-/// [`Error::NotFound`] when nothing matches, [`Error::AmbiguousIndex`] when several do and
-/// none has a platform; [`Error::InvalidImage`] for indexes nested deeper than [`MAX_DEPTH`].
+/// [`Error::NotFound`] when nothing matches the selector, [`Error::InvalidImage`] when no
+/// manifest has the artifact type (listing those there are), [`Error::AmbiguousIndex`] when
+/// several match and none has a platform (with their artifact types); [`Error::InvalidImage`]
+/// for indexes nested deeper than [`MAX_DEPTH`].
 pub fn resolve(
     src: &mut dyn Source,
     image: &str,
@@ -227,17 +232,29 @@ pub fn resolve(
     let single_top = top.len() == 1;
     flatten(src, image, top, 0, &mut all)?;
     if let Some(wanted) = artifact_type {
-        let before = all.len();
         let mut kept = Vec::new();
+        let mut present: Vec<(String, usize)> = Vec::new();
         for c in all {
-            if artifact_type_of(src, image, &c)?.as_deref() == Some(wanted) {
+            let t = artifact_type_of(src, image, &c)?;
+            if t.as_deref() == Some(wanted) {
                 kept.push(c);
+                continue;
+            }
+            let t = t.map_or("(container image)".to_string(), |t| format!("{t:?}"));
+            match present.iter_mut().find(|(p, _)| *p == t) {
+                Some((_, n)) => *n += 1,
+                None => present.push((t, 1)),
             }
         }
         if kept.is_empty() {
-            return Err(Error::NotFound(format!(
-                "{image}: no manifest of artifact type {wanted:?} among {before}"
-            )));
+            let listing: Vec<String> = present.iter().map(|(t, n)| format!("  {t} ×{n}")).collect();
+            return Err(Error::InvalidImage {
+                image: image.to_string(),
+                reason: format!(
+                    "no manifest of artifact type {wanted:?}; the index has:\n{}",
+                    listing.join("\n")
+                ),
+            });
         }
         all = kept;
     }
@@ -273,18 +290,45 @@ pub fn resolve(
             if all.len() == 1 {
                 all.remove(0)
             } else {
+                let mut lines = Vec::new();
+                let mut typed = false;
+                for c in &all {
+                    let t = artifact_type_of(src, image, c)?;
+                    typed |= t.is_some();
+                    lines.push(format!(
+                        "{}  artifactType {}",
+                        describe(c),
+                        t.as_deref().unwrap_or("-")
+                    ));
+                }
+                let hint = if typed && artifact_type.is_none() {
+                    ", or by type with --artifact-type TYPE".to_string()
+                } else {
+                    String::new()
+                };
                 return Err(Error::AmbiguousIndex {
                     image: image.to_string(),
-                    candidates: all.iter().map(describe).collect::<Vec<_>>().join("\n"),
+                    candidates: lines.join("\n"),
+                    hint,
                 });
             }
         } else {
             let mut matching = matching.into_iter();
             let Some(first) = matching.next() else {
-                return Err(Error::NotFound(format!(
-                    "{image}: no manifest for platform {wanted} (available: {})",
-                    all.iter().map(describe).collect::<Vec<_>>().join("; ")
-                )));
+                let hint = if artifact_type.is_none()
+                    && all.iter().any(|c| c.desc.platform.is_none())
+                {
+                    "; manifests without a platform (artifacts) are picked with --artifact-type TYPE or @DIGEST"
+                } else {
+                    ""
+                };
+                return Err(Error::InvalidImage {
+                    image: image.to_string(),
+                    reason: format!(
+                        "no manifest for platform {wanted} (available: {}){hint}",
+                        all.iter().map(describe).collect::<Vec<_>>().join("; ")
+                    ),
+                });
             };
             // The image-index spec: "the first matching entry SHOULD be used".
             for c in matching {

@@ -101,9 +101,18 @@ struct SourceArgs {
     artifact_type: Option<String>,
     /// Apply only layers of this media type (repeatable). Layers that are not filesystem tars
     /// (JSON, Helm charts, any blob) become files named by their
-    /// org.opencontainers.image.title annotation, else DIGEST.EXT.
+    /// org.opencontainers.image.title annotation (a relative path), else DIGEST.EXT.
     #[arg(long, value_name = "TYPE")]
     layer_media_type: Vec<String>,
+    /// Apply layers of this media type as filesystem tars (repeatable), as Flux's `operation:
+    /// extract`; one that is no tar is an error. Flux and Timoni content, ORAS directories and
+    /// image layers are extracted without it.
+    #[arg(long, value_name = "TYPE")]
+    extract: Vec<String>,
+    /// Keep layers of this media type as files (repeatable), as Flux's `operation: copy`:
+    /// named NAME (a relative path), else by title, else DIGEST.EXT.
+    #[arg(long, value_name = "TYPE[=NAME]")]
+    copy: Vec<String>,
     /// Apply only the layer at this 0-based position of the manifest (repeatable).
     #[arg(long, value_name = "N")]
     layer_index: Vec<usize>,
@@ -124,6 +133,12 @@ impl SourceArgs {
         opts.artifact_type = self.artifact_type;
         opts.layers.media_types = self.layer_media_type;
         opts.layers.indexes = self.layer_index;
+        opts.layer_rules.extract = self.extract;
+        opts.layer_rules.copy = self
+            .copy
+            .iter()
+            .map(|c| ocitree::select::LayerRules::parse_copy(c))
+            .collect();
         opts.layers_mode = ocitree::select::LayersMode::parse(&self.layers)?;
         opts.registry = self.registry.options()?;
         Ok((source, opts))

@@ -84,6 +84,17 @@ impl LayerExport {
     }
 }
 
+/// How an imported layer's blob was compressed: none when its digest is its diff_id, else
+/// what its media type says, and gzip when that says none (tools label gzip tarballs `.tar`:
+/// the blob goes back compressed, under its media type).
+fn blob_compression(media_type: &str, digest: &Digest, diff_id: &Digest) -> Compression {
+    match Compression::from_media_type(media_type) {
+        _ if digest == diff_id => Compression::None,
+        Compression::None => Compression::Gzip,
+        c => c,
+    }
+}
+
 /// Exports image `name` to `dest` (`oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]`,
 /// `docker-archive:FILE[:REFERENCE]`; `-` for standard output; `docker://REFERENCE` pushes,
 /// see [`super::push_image`]).
@@ -148,7 +159,7 @@ pub fn export_image(
             });
             continue;
         }
-        let own = Compression::from_media_type(&media_type);
+        let own = blob_compression(&media_type, &digest, &diff_id);
         // The original gzip bytes where the import recorded how to rebuild them.
         let mut why = match (&opts.compression, own) {
             (Some(_), _) => "--compression asked for it".to_string(),
@@ -202,7 +213,11 @@ pub fn export_image(
             recompressed += 1;
             desc["digest"] = json!(out.digest.as_str());
             desc["size"] = json!(out.size);
-            desc["mediaType"] = json!(compression.media_type(&media_type));
+            // The media type the layer had, unless the compression changed (--compression):
+            // a Flux layer stays a Flux layer.
+            if compression.kind != own {
+                desc["mediaType"] = json!(compression.media_type(&media_type));
+            }
         }
     }
     let manifest_bytes = if recompressed == 0 {

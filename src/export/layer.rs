@@ -30,16 +30,8 @@ pub struct LayerBlobOut {
 /// # Errors
 /// The commit is missing.
 pub fn is_artifact(repo: &Repo, commit: &str) -> Result<bool> {
-    let v = repo
-        .load_variant(ObjectType::Commit, commit)
-        .map_err(Error::ostree(format!("loading layer {commit}")))?;
-    let dict = glib::VariantDict::new(Some(&v.child_value(0)));
-    Ok(dict
-        .lookup::<String>(meta::LAYER_KIND)
-        .ok()
-        .flatten()
-        .as_deref()
-        == Some(crate::layer::file::KIND))
+    crate::layer::file::is_file_layer(repo, commit)
+        .map_err(Error::ostree(format!("loading layer {commit}")))
 }
 
 /// Writes an artifact layer's blob, unchanged, to `out`.

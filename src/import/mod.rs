@@ -31,14 +31,14 @@ use crate::blob::BlobReader;
 use crate::error::{Error, Result};
 use crate::image::ostree_native::{NativeCommit, NativeLayer};
 use crate::image::{self, ImageFormat, ImageMeta, Reading, refs};
-use crate::layer::file::import_file_layer;
-use crate::layer::stream::{ExactGzipStatus, LayerBlob, import_layer};
+use crate::layer::stream::{ExactGzipStatus, LayerBlob};
+use crate::layer::treated::{ReadOptions, import_treated, tree_of};
 use crate::layer::{OnSpecial, Skipped};
 use crate::merge::{self, LayerTree, merge_layers};
 use crate::progress::{Event, Reporter};
 use crate::refname;
 use crate::resolve::Resolved;
-use crate::select::{self, LayerSelection, LayersMode};
+use crate::select::{self, LayerRules, LayerSelection, LayersMode};
 use crate::source::{Selector, SourceRef};
 use crate::spec::{Platform, parse_rfc3339};
 
@@ -67,6 +67,9 @@ pub struct ImportOptions {
     pub artifact_type: Option<String>,
     /// Which layers to apply (default: all).
     pub layers: LayerSelection,
+    /// `--extract` and `--copy`: which layers are trees and which files, beyond the defaults
+    /// ([`crate::select::rules`]).
+    pub layer_rules: LayerRules,
     /// One merged tree, or one directory per layer.
     pub layers_mode: LayersMode,
     /// Where progress events go (nowhere by default).
@@ -99,6 +102,7 @@ impl Default for ImportOptions {
             verify: Default::default(),
             artifact_type: None,
             layers: LayerSelection::default(),
+            layer_rules: LayerRules::default(),
             layers_mode: LayersMode::default(),
             progress: Reporter::default(),
             registry: crate::registry::RegistryOptions::default(),
@@ -158,6 +162,21 @@ fn set_bound_refs(repo: &Repo, carried: &image::EncapsulatedCommit) -> Vec<Strin
     set
 }
 
+/// The layer commit already in the repository for `layer`, if it can serve: one holding a
+/// tree where a file is wanted cannot (the blob is read again, and its artifact commit then
+/// takes the blob ref: it gives back the same tree as well).
+fn present_layer(repo: &Repo, layer: &LayerBlob) -> Result<Option<String>> {
+    let Some(c) = refs::find_layer(repo, &layer.digest, layer.diff_id.as_ref())? else {
+        return Ok(None);
+    };
+    if let select::Treatment::File(_) = layer.treatment {
+        let is_file = crate::layer::file::is_file_layer(repo, &c)
+            .map_err(Error::ostree(format!("loading layer {c}")))?;
+        return Ok(is_file.then_some(c));
+    }
+    Ok(Some(c))
+}
+
 /// An ostree native container is read whole: every layer, one tree, no derived layers.
 fn native_preconditions(
     n: &NativeCommit,
@@ -184,6 +203,7 @@ fn read_layer(
     layer: &LayerBlob,
     blob: BlobReader,
     opts: &ImportOptions,
+    read_opts: ReadOptions,
 ) -> Result<crate::layer::stream::ImportedLayer> {
     opts.progress.emit(Event::LayerStart {
         index,
@@ -191,11 +211,7 @@ fn read_layer(
         size: layer.size,
     });
     let blob: BlobReader = Box::new(opts.progress.counting(index, blob));
-    let imported = match layer.file_name {
-        Some(_) => import_file_layer(repo, blob, layer),
-        None => import_layer(repo, blob, layer, opts.on_special, opts.exact_gzip),
-    }
-    .map_err(|cause| Error::Layer {
+    let imported = import_treated(repo, blob, layer, read_opts).map_err(|cause| Error::Layer {
         image: image.to_string(),
         layer: layer.digest.to_string(),
         cause,
@@ -311,7 +327,9 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
 
     // Same manifest under the same name already: nothing to read, nothing to write. (With a
     // layer selection or per-dir layers, the tree is rebuilt: cheap, every layer is reused.)
-    let plain = opts.layers.is_all() && opts.layers_mode == LayersMode::Merge;
+    let plain = opts.layers.is_all()
+        && opts.layers_mode == LayersMode::Merge
+        && opts.layer_rules.is_empty();
     if let (true, Some(commit)) = (
         plain,
         up_to_date(repo, &name, &report.manifest_digest, &config_str)?,
@@ -338,8 +356,13 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
 
     let present: Vec<Option<String>> = layers
         .iter()
-        .map(|l| refs::find_layer(repo, &l.digest, l.diff_id.as_ref()))
+        .map(|l| present_layer(repo, l))
         .collect::<Result<_>>()?;
+    let read_opts = ReadOptions {
+        on_special: opts.on_special,
+        exact_gzip: opts.exact_gzip,
+        keep_blob: !resolved.manifest.is_image(),
+    };
     let mut seen = std::collections::HashSet::new();
     let to_read: Vec<&LayerBlob> = layers
         .iter()
@@ -378,7 +401,7 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
         src.as_mut(),
         &to_read,
         jobs,
-        |repo, index, layer, blob| read_layer(repo, &image, index, layer, blob, opts),
+        |repo, index, layer, blob| read_layer(repo, &image, index, layer, blob, opts, read_opts),
     )?;
     let mut commits: HashMap<String, String> = HashMap::new();
     // Commits this transaction writes (marked partial while it commits).
@@ -418,17 +441,21 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
             imported.commit
         };
         // The tree records the diff_id: computed for a new layer, recorded for a reused one.
-        let tree = match &layer.file_name {
-            Some(name) => LayerTree::artifact(repo, &commit, name),
-            None => LayerTree::load(repo, &commit),
-        }
-        .map_err(layer_err)?;
+        let tree = tree_of(repo, &commit, layer, opts.on_special).map_err(layer_err)?;
         repo.transaction_set_ref(
             None,
             &refname::blob_ref(layer.digest.as_str()),
             Some(&commit),
         );
-        repo.transaction_set_ref(None, &refname::diffid_ref(&tree.diff_id), Some(&commit));
+        // An artifact commit keeping a tar's blob: the diff_id names the tree's commit.
+        repo.transaction_set_ref(
+            None,
+            &refname::diffid_ref(&tree.diff_id),
+            Some(&tree.commit),
+        );
+        if tree.commit != commit && !written.contains(&tree.commit) {
+            written.push(tree.commit.clone());
+        }
         commits.insert(layer.digest.to_string(), commit.clone());
         diff_ids.push(tree.diff_id.clone());
         trees.push(tree);

@@ -11,7 +11,7 @@ use crate::layer::stream::LayerBlob;
 use crate::progress::Event;
 use crate::refname;
 use crate::resolve::{self, Resolved};
-use crate::select::{self, LayerSelection};
+use crate::select::{self, LayersMode, rules};
 use crate::source::{Selector, Source, SourceRef};
 use crate::spec::Config;
 
@@ -71,7 +71,7 @@ pub fn prepare(source: &SourceRef, opts: &ImportOptions) -> Result<Prepared> {
     };
     let config: Config =
         serde_json::from_slice(&config_bytes).map_err(|e| invalid(format!("config: {e}")))?;
-    let layers = layer_blobs(&image, &resolved, &config, &opts.layers)?;
+    let layers = layer_blobs(&image, &resolved, &config, &config_bytes, opts)?;
     let name = opts
         .name
         .clone()
@@ -143,13 +143,14 @@ pub fn up_to_date(
 
 /// Pairs the manifest's layer descriptors with the config's diff_ids, validating both, and
 /// keeps the selected layers. An artifact's config (often `{}`) lists no diff_ids: they are
-/// then computed, not checked. Artifact layers (not filesystem tars) get their file names; in
-/// a container image such a layer is an error unless `--layer-media-type` names its type.
+/// then computed, not checked. Each layer gets its [`select::Treatment`] (tar or file, see
+/// [`rules`]); in one merged tree, no two files may land on the same path.
 fn layer_blobs(
     image: &str,
     resolved: &Resolved,
     config: &Config,
-    selection: &LayerSelection,
+    config_bytes: &[u8],
+    opts: &ImportOptions,
 ) -> Result<Vec<LayerBlob>> {
     let descs = &resolved.manifest.layers;
     let diff_ids = &config.rootfs.diff_ids;
@@ -162,36 +163,48 @@ fn layer_blobs(
         .rootfs
         .check(descs.len(), is_image)
         .map_err(invalid)?;
+    let config_media_type = resolved.manifest.config.media_type.as_str();
+    let cx = rules::Context {
+        image,
+        is_image,
+        config_media_type,
+        helm: (config_media_type == rules::HELM_CONFIG)
+            .then(|| rules::helm_name(config_bytes))
+            .flatten(),
+        rules: &opts.layer_rules,
+        selected: &opts.layers.media_types,
+    };
     let paired = !diff_ids.is_empty() || is_image;
-    selection
+    let blobs: Vec<LayerBlob> = opts
+        .layers
         .apply(image, descs)?
         .into_iter()
         .map(|i| {
             let d = &descs[i];
             let digest = d.digest()?;
-            let tar = select::is_tar_layer(&d.media_type);
-            if is_image && !tar && !selection.media_types.contains(&d.media_type) {
-                return Err(invalid(format!(
-                    "layer {digest} has media type {:?}, which is not a filesystem layer of a \
-                     container image (its config is {}); to keep it as a file, select it with \
-                     --layer-media-type {}",
-                    d.media_type, resolved.manifest.config.media_type, d.media_type
-                )));
-            }
+            let treatment = cx.treatment(d, &digest)?;
+            // A layer that turns out a file ignores it.
+            let tar = !matches!(treatment, select::Treatment::File(_));
             let diff_id = match (paired && tar, diff_ids.get(i)) {
                 (true, Some(id)) => Some(Digest::parse(id)?),
                 _ => None,
             };
-            let file_name = (!tar)
-                .then(|| select::file_name(image, d, &digest))
-                .transpose()?;
             Ok(LayerBlob {
                 digest,
                 size: d.size,
                 diff_id,
                 media_type: d.media_type.clone(),
-                file_name,
+                treatment,
             })
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    if opts.layers_mode == LayersMode::Merge {
+        select::title::check_unique(
+            image,
+            blobs
+                .iter()
+                .filter_map(|b| b.treatment.file().map(|p| (&b.digest, p))),
+        )?;
+    }
+    Ok(blobs)
 }

@@ -15,8 +15,10 @@ pub mod exact_gzip;
 pub mod file;
 pub mod object;
 pub mod skipped;
+pub mod sniff;
 pub mod stream;
 pub mod tarsplit;
+pub mod treated;
 pub mod write_queue;
 pub mod writer;
 

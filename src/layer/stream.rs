@@ -38,9 +38,8 @@ pub struct LayerBlob {
     pub diff_id: Option<Digest>,
     /// Media type from the manifest.
     pub media_type: String,
-    /// For an artifact layer (not a filesystem tar): the file it becomes
-    /// ([`crate::select::file_name`]).
-    pub file_name: Option<String>,
+    /// A filesystem tar, a file, or whichever its bytes are ([`crate::select::rules`]).
+    pub treatment: crate::select::Treatment,
 }
 
 /// What became of a layer's exact-gzip analysis (feature `exact-gzip`).

@@ -135,14 +135,16 @@ impl LayerTree {
 }
 
 impl LayerTree {
-    /// An artifact layer commit ([`crate::layer::file`]) as a layer that adds one file,
-    /// `name`, at the root. The one-entry tree is written here (it needs a transaction).
+    /// An artifact layer commit ([`crate::layer::file`]) as a layer that adds one file at
+    /// `path` (relative, normalised: [`crate::select::title::title_path`]); the directories
+    /// above it are implicit (they take the metadata lower layers give them). The small tree
+    /// is written here (it needs a transaction).
     ///
     /// # Errors
     /// The commit is not an artifact layer, or libostree fails.
-    pub fn artifact(repo: &Repo, commit: &str, name: &str) -> Result<LayerTree, LayerError> {
+    pub fn artifact(repo: &Repo, commit: &str, path: &str) -> Result<LayerTree, LayerError> {
         let err = |op| {
-            let path = name.to_string();
+            let path = path.to_string();
             move |cause| LayerError::Ostree { path, op, cause }
         };
         let csum =
@@ -151,19 +153,27 @@ impl LayerTree {
             .load_variant(ObjectType::Commit, commit)
             .map_err(err("loading layer commit"))?;
         let diff_id = diff_id(&glib::VariantDict::new(Some(&v.child_value(0))), commit)?;
-        let tree = ostree::MutableTree::new();
-        tree.set_metadata_checksum(
-            &crate::layer::object::default_dirmeta(repo).map_err(err("writing dirmeta"))?,
-        );
-        tree.replace_file(name, &csum)
+        let dirmeta =
+            crate::layer::object::default_dirmeta(repo).map_err(err("writing dirmeta"))?;
+        let root = ostree::MutableTree::new();
+        root.set_metadata_checksum(&dirmeta);
+        let (dirs, name) = path.rsplit_once('/').unwrap_or(("", path));
+        let mut dir = root.clone();
+        for seg in dirs.split('/').filter(|s| !s.is_empty()) {
+            dir = dir
+                .ensure_dir(seg)
+                .map_err(err("adding artifact directory"))?;
+            dir.set_metadata_checksum(&dirmeta);
+        }
+        dir.replace_file(name, &csum)
             .map_err(err("adding artifact file"))?;
-        let (contents, meta) = crate::repo::write_tree(repo, &tree).map_err(err("writing tree"))?;
+        let (contents, meta) = crate::repo::write_tree(repo, &root).map_err(err("writing tree"))?;
         Ok(LayerTree {
             commit: commit.to_string(),
             contents,
             meta,
             diff_id,
-            implicit: std::iter::once(String::new()).collect(),
+            implicit: ancestors(dirs).collect(),
             special: HashSet::new(),
             links: Vec::new(),
             skipped: HashMap::new(),

@@ -431,13 +431,25 @@ fn config_rootfs_is_validated() {
 }
 
 /// A layer that claims to be a tar but holds other bytes (what `oras push FILE` writes, here
-/// with terminal escape codes in it): a clean error naming image and layer, the bytes the tar
-/// reader quotes escaped and cut, never written to the terminal as they are.
+/// with terminal escape codes in it): a clean error naming image and layer that quotes none of
+/// its bytes. A tar that breaks after its first entry: the bytes the tar reader quotes are
+/// escaped and cut, never written to the terminal as they are.
 #[test]
 fn bytes_quoted_from_a_bad_layer_are_escaped_and_cut() {
     let raw = b"not a tar \x01\x02\x1b[31mRED\n".repeat(100);
     let tmp = tempdir();
     let (dir, layer) = raw_image(&tmp, &raw, None, &sha256(&raw));
+    let err = rejects(&dir, &layer, &["no tar header", "--copy"]);
+    assert!(
+        !err.contains("RED") && !err.contains("not a tar"),
+        "{err:?}"
+    );
+
+    let mut broken = tar_of(&[file("a", b"x")]);
+    broken.truncate(broken.len() - 1024);
+    broken.extend_from_slice(&raw);
+    let tmp = tempdir();
+    let (dir, layer) = raw_image(&tmp, &broken, None, &sha256(&broken));
     let err = rejects(&dir, &layer, &["when getting cksum"]);
     assert!(!err.contains('\x1b') && !err.contains('\x01'), "{err:?}");
     assert!(err.contains("\\u{1b}"), "escaped: {err}");

@@ -67,3 +67,22 @@ pub fn umoci_unpack(layout: &Path, tag: &str, bundle: &Path) -> std::path::PathB
         .arg(bundle));
     bundle.join("rootfs")
 }
+
+/// The Python of the venv holding the `oras` package (PyPI), the ORAS client the artifact
+/// tests push and pull with; `.ci/deps` makes it. Panics when it is missing.
+pub fn oras_python() -> std::path::PathBuf {
+    let home = std::env::var_os("HOME").expect("HOME is set");
+    let py = Path::new(&home).join(".cache/ocitree/oras-venv/bin/python");
+    let ok = py.is_file()
+        && Command::new(&py)
+            .args(["-c", "import oras.client"])
+            .stdin(Stdio::null())
+            .output()
+            .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "the oras Python client is not installed in {}: run `bash .ci/deps` (CI installs it)",
+        py.display()
+    );
+    py
+}

@@ -2,15 +2,21 @@
 //! `layerSelector`, ORAS artifacts).
 //!
 //! - Layers are picked by media type and/or index ([`LayerSelection`]); by default all.
-//! - A layer whose media type is not a filesystem tar ([`is_tar_layer`]) — JSON, a Helm chart,
-//!   any blob — becomes one file in the tree, named by its `org.opencontainers.image.title`
-//!   annotation, else by its digest plus an extension from the media type ([`file_name`]).
+//! - Each kept layer is a filesystem tar or one file ([`rules`]): the way its producer (ORAS,
+//!   Flux, Timoni, Helm) means it, or as `--extract` and `--copy` say. A file is named by its
+//!   `org.opencontainers.image.title` annotation, a relative path ([`title`]), else by its
+//!   digest plus an extension from the media type ([`extension`]).
 //! - [`LayersMode::Merge`] applies the layers onto one tree (the OCI image semantics);
 //!   [`LayersMode::PerDir`] puts each layer in its own directory named by its digest.
+
+pub mod rules;
+pub mod title;
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::spec::Descriptor;
+
+pub use rules::{LayerRules, Treatment};
 
 /// The annotation that names an artifact layer's file.
 pub const ANNOTATION_TITLE: &str = "org.opencontainers.image.title";
@@ -60,13 +66,22 @@ impl LayerSelection {
     /// The positions of the layers of `layers` it keeps, in order.
     ///
     /// # Errors
-    /// An index past the end, or no layer kept: the error lists the layers there are.
+    /// An index past the end, or no layer kept: the error lists the layers there are (with
+    /// their titles).
     pub fn apply(&self, image: &str, layers: &[Descriptor]) -> Result<Vec<usize>> {
         let listing = || {
             layers
                 .iter()
                 .enumerate()
-                .map(|(i, d)| format!("  {i}: {} {}", d.media_type, d.digest_str))
+                .map(|(i, d)| match d.annotations.get(ANNOTATION_TITLE) {
+                    Some(t) => format!(
+                        "  {i}: {} {} {:?}",
+                        d.media_type,
+                        d.digest_str,
+                        crate::error::printable(t)
+                    ),
+                    None => format!("  {i}: {} {}", d.media_type, d.digest_str),
+                })
                 .collect::<Vec<_>>()
                 .join("\n")
         };
@@ -87,12 +102,15 @@ impl LayerSelection {
             })
             .collect();
         if kept.is_empty() && !layers.is_empty() {
-            return Err(Error::NotFound(format!(
-                "{image}: no layer matches the selection (media types {:?}, indexes {:?}); layers:\n{}",
-                self.media_types,
-                self.indexes,
-                listing()
-            )));
+            return Err(Error::InvalidImage {
+                image: image.into(),
+                reason: format!(
+                    "no layer matches the selection (media types {:?}, indexes {:?}); layers:\n{}",
+                    self.media_types,
+                    self.indexes,
+                    listing()
+                ),
+            });
         }
         Ok(kept)
     }
@@ -110,7 +128,11 @@ pub fn is_tar_layer(media_type: &str) -> bool {
 pub fn extension(media_type: &str) -> &'static str {
     let mt = media_type.split(';').next().unwrap_or_default().trim();
     let ends = |s: &str| mt.ends_with(s);
-    if ends("tar+gzip") || ends(".tar.gzip") || ends("tar.gz") {
+    if mt == rules::HELM_CHART {
+        ".tgz"
+    } else if ends(".prov") {
+        ".prov"
+    } else if ends("tar+gzip") || ends(".tar.gzip") || ends("tar.gz") {
         ".tar.gz"
     } else if ends("tar+zstd") || ends(".tar.zstd") {
         ".tar.zst"
@@ -130,37 +152,6 @@ pub fn extension(media_type: &str) -> &'static str {
         ".wasm"
     } else {
         ""
-    }
-}
-
-/// The file an artifact layer becomes: its title annotation when that is a plain file name,
-/// else `<alg>-<hex><extension>`.
-///
-/// # Errors
-/// A title that is not a single plain file name (has `/`, is `.` or `..`, starts with `.wh.`,
-/// holds a NUL): it would escape or reshape the tree.
-pub fn file_name(image: &str, desc: &Descriptor, digest: &Digest) -> Result<String> {
-    match desc.annotations.get(ANNOTATION_TITLE) {
-        Some(t) => {
-            let bad = t.is_empty()
-                || t == "."
-                || t == ".."
-                || t.contains('/')
-                || t.contains('\0')
-                || t.starts_with(".wh.");
-            if bad {
-                return Err(Error::InvalidImage {
-                    image: image.into(),
-                    reason: format!("layer {digest}: title {t:?} is not a plain file name"),
-                });
-            }
-            Ok(t.clone())
-        }
-        None => Ok(format!(
-            "{}{}",
-            dir_name(digest),
-            extension(&desc.media_type)
-        )),
     }
 }
 
@@ -186,27 +177,12 @@ mod tests {
     }
 
     #[test]
-    fn names_artifact_files() {
-        let d = Digest::parse(
-            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
-        )
-        .unwrap();
-        let name = |mt, t| file_name("img", &desc(mt, t), &d);
-        assert_eq!(
-            name("application/json", Some("values.json")).unwrap(),
-            "values.json"
-        );
-        assert_eq!(
-            name("application/vnd.cncf.helm.chart.content.v1.tar+gzip", None).unwrap(),
-            format!("sha256-{}.tar.gz", d.encoded())
-        );
-        assert_eq!(
-            name("application/vnd.example+json", None).unwrap(),
-            format!("sha256-{}.json", d.encoded())
-        );
-        for bad in ["../x", "a/b", "..", ".wh.x", ""] {
-            assert!(name("application/json", Some(bad)).is_err(), "{bad:?}");
-        }
+    fn extensions() {
+        assert_eq!(extension(rules::HELM_CHART), ".tgz");
+        assert_eq!(extension(rules::HELM_PROVENANCE), ".prov");
+        assert_eq!(extension(rules::FLUX_CONTENT), ".tar.gz");
+        assert_eq!(extension("application/vnd.example+json"), ".json");
+        assert_eq!(extension("application/octet-stream"), "");
     }
 
     #[test]
