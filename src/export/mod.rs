@@ -16,6 +16,7 @@
 
 pub mod compress;
 pub mod encapsulate;
+pub mod file_tree;
 pub mod image;
 pub mod layer;
 pub mod push;

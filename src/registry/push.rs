@@ -41,7 +41,7 @@ pub struct PushReport {
 }
 
 /// How one blob got to the registry.
-enum Sent {
+pub(crate) enum Sent {
     Existing,
     Mounted,
     Uploaded(u64),
@@ -182,7 +182,7 @@ pub fn to_oci(manifest: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// Gets one blob to the registry.
-fn push_blob(
+pub(crate) fn push_blob(
     client: &Client,
     digest: &Digest,
     path: &Path,
