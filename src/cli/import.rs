@@ -41,8 +41,9 @@ pub struct ImportArgs {
     /// the layers; works for every image), ocitree-encapsulated (an `ocitree encapsulate`
     /// image, giving back the identical commit) or ostree-native (an ostree-ext image, as bootc
     /// and rpm-ostree images are, giving back the identical commit; images with derived layers
-    /// are refused for now).
-    #[arg(long, value_name = "FORMAT", value_parser = ["plain", "ocitree-encapsulated", "ostree-native"])]
+    /// are refused for now) or file-tree (a directory tree as nested indexes, as `encapsulate
+    /// --format file-tree` writes it; recognised by its artifactType without this flag).
+    #[arg(long, value_name = "FORMAT", value_parser = ["plain", "ocitree-encapsulated", "ostree-native", "file-tree"])]
     format: Option<String>,
     /// Verify the signatures of the OSTree commit the image carries (an `ocitree encapsulate`
     /// image) against the public keys in this GPG keyring file (repeatable); no valid
@@ -191,6 +192,14 @@ pub fn run(repo_path: &Path, a: ImportArgs) -> Result<()> {
             "Exact:    {kept} of {} gzip layers can be exported bit for bit ({data} bytes of data, {:.3}% of their blobs)",
             report.exact_gzip.len(),
             data as f64 * 100.0 / blobs.max(1) as f64
+        );
+    }
+    if let Some(t) = &report.file_tree {
+        out!(
+            "Blobs:    {} fetched ({} bytes), {} from local objects",
+            t.blobs_fetched,
+            t.bytes_fetched,
+            t.blobs_local
         );
     }
     for s in &report.signers {

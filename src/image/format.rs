@@ -8,6 +8,8 @@
 //! | `ocitree-encapsulated` | `ocitree.commit` ([`crate::meta::labels`]), written by `ocitree encapsulate` | the layers merged as for `plain`, the tree checked against the commit the labels carry, and that commit written: the identical checksum ([`super::encapsulated`]) |
 //! | `ostree-native` | `ostree.commit` and `ostree.final-diffid`, written by ostree-ext (bootc, rpm-ostree, CoreOS) | each layer imported as usual (chunks reused by digest), then the OSTree objects the layers carry written and checked, and the image ref set to **the commit itself**, the one the label names ([`super::ostree_native`]). Layers after `ostree.final-diffid` (derived layers) are refused for now |
 //!
+//! | `file-tree` | the `artifactType` `application/vnd.ocitree.file-tree.v1` of the selected index or manifest (no config labels: it is an artifact) | a directory tree as nested indexes, one blob per file, rebuilt by [`crate::import::file_tree`] ([`super::file_tree`] is the mapping) |
+//!
 //! A forced `plain` reads any image as its layers say (an ostree native container then gives
 //! a tree with the object store under `sysroot/` and `/etc` where OSTree wants `/usr/etc`).
 //! A forced format whose labels are not there is an error.
@@ -34,14 +36,18 @@ pub enum ImageFormat {
     Encapsulated,
     /// An ostree-ext "ostree native container" (bootc, rpm-ostree).
     OstreeNative,
+    /// A directory tree as nested indexes (`ocitree encapsulate --format file-tree`),
+    /// recognised by its `artifactType` before any config is read.
+    FileTree,
 }
 
 impl ImageFormat {
     /// Every format, in the order of the table above.
-    pub const ALL: [ImageFormat; 3] = [
+    pub const ALL: [ImageFormat; 4] = [
         ImageFormat::Plain,
         ImageFormat::Encapsulated,
         ImageFormat::OstreeNative,
+        ImageFormat::FileTree,
     ];
 
     /// The name used on the command line and in `inspect`.
@@ -50,6 +56,7 @@ impl ImageFormat {
             ImageFormat::Plain => "plain",
             ImageFormat::Encapsulated => "ocitree-encapsulated",
             ImageFormat::OstreeNative => "ostree-native",
+            ImageFormat::FileTree => "file-tree",
         }
     }
 
@@ -90,7 +97,9 @@ impl FromStr for ImageFormat {
             .find(|f| f.as_str() == s)
             .ok_or_else(|| Error::InvalidReference {
                 reference: s.to_string(),
-                reason: "image format must be plain, ocitree-encapsulated or ostree-native".into(),
+                reason:
+                    "image format must be plain, ocitree-encapsulated, ostree-native or file-tree"
+                        .into(),
             })
     }
 }
@@ -140,6 +149,13 @@ pub fn reading(
     }
     match format {
         ImageFormat::Plain => Ok(Reading::Plain),
+        // Recognised (and read) before any config, by crate::import::file_tree.
+        ImageFormat::FileTree => Err(Error::InvalidImage {
+            image: image.to_string(),
+            reason: "--format file-tree: the image is not a file tree (its artifactType is not \
+                     application/vnd.ocitree.file-tree.v1)"
+                .into(),
+        }),
         ImageFormat::Encapsulated => {
             let commit = EncapsulatedCommit::from_labels(image, labels)?.ok_or_else(|| {
                 Error::InvalidImage {
