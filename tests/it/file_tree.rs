@@ -380,9 +380,11 @@ fn number(r: &Run, label: &str) -> u64 {
 
 #[test]
 fn ten_thousand_files_through_a_registry_then_only_the_changed_blobs() {
+    let start = std::time::Instant::now();
     let t = Tree::new();
     big_tree(&t);
     let v1 = t.commit("main");
+    println!("tree and commit: {:?}", start.elapsed());
     let reg = Registry::start();
     let dest1 = format!("{}:v1", reg.url("tree"));
     let push1 = t.ocitree(&[
@@ -393,7 +395,7 @@ fn ten_thousand_files_through_a_registry_then_only_the_changed_blobs() {
         "main",
         &dest1,
     ]);
-    println!("v1 push: {}", push1.stdout);
+    println!("v1 push ({:?}): {}", start.elapsed(), push1.stdout);
     assert_eq!(
         push1.field("Files").split_whitespace().next(),
         Some("10005")
@@ -412,9 +414,10 @@ fn ten_thousand_files_through_a_registry_then_only_the_changed_blobs() {
 
     let fresh = Repo::new();
     let r1 = fresh.ok(&["import", "--tls-verify=false", &dest1, "tree"]);
-    println!("v1 pull: {}", r1.stdout);
+    println!("v1 pull ({:?}): {}", start.elapsed(), r1.stdout);
     assert_eq!(number(&r1, "Blobs"), blobs1);
     assert_same_tree(&fresh.path, &r1.commit(), &t.repo, &v1, true);
+    println!("v1 compared: {:?}", start.elapsed());
 
     // Version 2: ten files changed.
     let mut new_bytes = 0u64;
@@ -434,7 +437,7 @@ fn ten_thousand_files_through_a_registry_then_only_the_changed_blobs() {
         "main",
         &dest2,
     ]);
-    println!("v2 push: {}", push2.stdout);
+    println!("v2 push ({:?}): {}", start.elapsed(), push2.stdout);
     // Only the ten new blobs go up; unchanged subtrees are skipped by one HEAD each, the
     // other blobs of the ten changed manifests are found by HEAD.
     assert!(
@@ -445,7 +448,7 @@ fn ten_thousand_files_through_a_registry_then_only_the_changed_blobs() {
         push2.stdout
     );
     let r2 = fresh.ok(&["import", "--tls-verify=false", &dest2, "tree"]);
-    println!("v2 pull: {}", r2.stdout);
+    println!("v2 pull ({:?}): {}", start.elapsed(), r2.stdout);
     assert_eq!(
         r2.field("Blobs"),
         format!("10 fetched ({new_bytes} bytes), 490 from local objects"),
@@ -506,7 +509,30 @@ fn skopeo_reads_the_root_and_copies_a_one_level_tree() {
         &dest,
         &format!("oci:{}:v1", copy.display()),
     ]));
-    assert_eq!(root_digest(&copy), r.field("Root"));
+    // skopeo 1.9 rewrites the root index without its artifactType (it predates OCI 1.1);
+    // the manifests it lists are ours, byte for byte, and import still recognises the tree
+    // by its first entry.
+    let entries = |layout: &Path, root: &str| -> Vec<Value> {
+        json_file(&blob(layout, root))["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["digest"].clone())
+            .collect()
+    };
+    let ours = flat.work("ours");
+    flat.ocitree(&[
+        "encapsulate",
+        "--format=file-tree",
+        "--max-blobs=2",
+        "main",
+        &format!("oci:{}:v1", ours.display()),
+    ]);
+    assert_eq!(root_digest(&ours), r.field("Root"));
+    assert_eq!(
+        entries(&copy, &root_digest(&copy)),
+        entries(&ours, &root_digest(&ours))
+    );
     let fresh = Repo::new();
     let imported = fresh.import(&Repo::oci(&copy, "v1"), "flat");
     assert_same_tree(&fresh.path, &imported.commit(), &flat.repo, &commit, true);

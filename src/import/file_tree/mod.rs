@@ -23,8 +23,9 @@ pub use write::FileTreeStats;
 
 /// The document `source` selects when it is a file-tree root: the one top-level entry of the
 /// index (by tag or digest when the source names one) whose `artifactType` (on the
-/// descriptor, else in the document) is [`ARTIFACT_TYPE`]. `None` for anything else (read
-/// then as an image), unless `opts.format` forces `file-tree`.
+/// descriptor, else in the document; for an index without one, that of its first entry) is
+/// [`ARTIFACT_TYPE`]. `None` for anything else (read then as an image), unless `opts.format`
+/// forces `file-tree`.
 ///
 /// # Errors
 /// `--format file-tree` and the source is not one; reading fails.
@@ -76,17 +77,34 @@ fn root(src: &mut dyn Source, image: &str, selector: &Selector) -> Result<Option
     if desc.artifact_type.as_deref() == Some(ARTIFACT_TYPE) {
         return Ok(Some((*desc).clone()));
     }
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Typed {
-        artifact_type: Option<String>,
-    }
+    let t = typed(src, image, desc)?;
+    let found = match (t.artifact_type.as_deref(), t.manifests.as_deref()) {
+        (Some(a), _) => a == ARTIFACT_TYPE,
+        // An index copied by a tool that predates OCI 1.1 lost its artifactType (skopeo
+        // 1.9 keeps only mediaType, manifests and annotations): its first entry says.
+        (None, Some([first, ..])) => {
+            first.artifact_type.as_deref() == Some(ARTIFACT_TYPE)
+                || typed(src, image, first)?.artifact_type.as_deref() == Some(ARTIFACT_TYPE)
+        }
+        (None, _) => false,
+    };
+    Ok(found.then(|| (*desc).clone()))
+}
+
+/// The fields of a document that say what it is.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Typed {
+    artifact_type: Option<String>,
+    manifests: Option<Vec<Descriptor>>,
+}
+
+fn typed(src: &mut dyn Source, image: &str, desc: &Descriptor) -> Result<Typed> {
     let doc = read_blob(src, image, desc)?;
-    let t: Typed = serde_json::from_slice(&doc).map_err(|e| Error::InvalidImage {
+    serde_json::from_slice(&doc).map_err(|e| Error::InvalidImage {
         image: image.to_string(),
         reason: format!("{}: {e}", desc.digest_str),
-    })?;
-    Ok((t.artifact_type.as_deref() == Some(ARTIFACT_TYPE)).then(|| (*desc).clone()))
+    })
 }
 
 /// Imports the file tree whose root document is `root`, from the open source `src`.
