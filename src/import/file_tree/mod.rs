@@ -1,7 +1,7 @@
 //! Importing a file-tree artifact ([`crate::image::file_tree`]): recognised by the
 //! `artifactType` of the document the source selects, read whole into a checked plan
 //! ([`read`]: no blob read yet, hostile input refused), then written in one transaction
-//! ([`write`]: one commit per manifest, reused by digest; blobs fetched only when no local
+//! ([`mod@write`]: one commit per manifest, reused by digest; blobs fetched only when no local
 //! object holds them), then the tree, the image commit and its ref.
 
 pub mod read;
