@@ -5,6 +5,7 @@
 //! large tree costs one request per unchanged subtree and uploads only new blobs.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ureq::http::Method;
 
@@ -16,11 +17,13 @@ use crate::registry::push::{Sent, push_blob};
 use crate::registry::{ImageReference, PushReport, RegistryOptions};
 use crate::spec::{Descriptor, Index, METADATA_LIMIT, Manifest};
 
-/// What [`push_tree`] did, beyond the blob counts of its [`PushReport`].
+/// A push in progress.
 struct Walk<'a> {
     client: Client,
     layout: &'a Path,
     report: PushReport,
+    /// Blobs uploaded at once.
+    parallel: usize,
 }
 
 /// Pushes the single root (index or manifest) of the layout at `layout` and everything it
@@ -55,6 +58,7 @@ pub fn push_tree(
         client: Client::new(dest, opts, Access::Push)?,
         layout,
         report: PushReport::default(),
+        parallel: opts.parallel,
     };
     let digest = root.digest()?;
     w.node(root, Some(&dest.manifest_reference()), 0)?;
@@ -104,16 +108,14 @@ impl Walk<'_> {
         } else {
             let m: Manifest = serde_json::from_slice(&bytes)
                 .map_err(|e| self.invalid(format!("{digest}: {e}")))?;
+            let mut blobs = Vec::new();
             for b in std::iter::once(&m.config).chain(&m.layers) {
                 let d = b.digest()?;
-                match push_blob(&self.client, &d, &self.blob_path(&d), None)? {
-                    Sent::Existing | Sent::Mounted => self.report.existing += 1,
-                    Sent::Uploaded(n) => {
-                        self.report.uploaded += 1;
-                        self.report.bytes += n;
-                    }
+                if !blobs.contains(&d) {
+                    blobs.push(d);
                 }
             }
+            self.blobs(&blobs)?;
         }
         let reference = reference.map_or_else(|| digest.to_string(), str::to_string);
         let url = self.client.url(&format!("/manifests/{reference}"));
@@ -129,6 +131,47 @@ impl Walk<'_> {
                 "pushing a document of the file tree",
                 resp,
             ));
+        }
+        Ok(())
+    }
+
+    /// Pushes `blobs` on [`RegistryOptions::parallel`] connections at once.
+    fn blobs(&mut self, blobs: &[Digest]) -> Result<()> {
+        let next = AtomicUsize::new(0);
+        let this = &*self;
+        let results: Vec<Result<Vec<Sent>>> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..this.parallel.clamp(1, blobs.len().max(1)))
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut sent = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(d) = blobs.get(i) else {
+                                return Ok(sent);
+                            };
+                            sent.push(push_blob(&this.client, d, &this.blob_path(d), None)?);
+                        }
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| {
+                    w.join()
+                        .unwrap_or_else(|_| Err(this.invalid("a push thread panicked".into())))
+                })
+                .collect()
+        });
+        for r in results {
+            for sent in r? {
+                match sent {
+                    Sent::Existing | Sent::Mounted => self.report.existing += 1,
+                    Sent::Uploaded(n) => {
+                        self.report.uploaded += 1;
+                        self.report.bytes += n;
+                    }
+                }
+            }
         }
         Ok(())
     }

@@ -149,6 +149,7 @@ pub fn import(
     {
         w.learn_image(&info.layers)?;
     }
+    w.prepare(&shards, &crate::repo::blob_spool_dir(repo), &opts.progress)?;
     for s in &shards {
         w.shard(s)?;
     }

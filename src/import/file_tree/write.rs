@@ -120,19 +120,51 @@ impl<'a> Writer<'a> {
         }
     }
 
-    /// Imports manifest `s` (or reuses it); sets its ref in the transaction.
+    /// Reuses the manifests already imported, then lets the source download every blob no
+    /// local object holds (in the order [`Writer::shard`] will read them) while the first
+    /// ones are written.
+    ///
+    /// # Errors
+    /// libostree fails, or the downloads cannot be started.
+    pub fn prepare(
+        &mut self,
+        shards: &[&Shard],
+        spool: &std::path::Path,
+        progress: &crate::progress::Reporter,
+    ) -> Result<()> {
+        for s in shards {
+            if self.shards.contains_key(&s.digest) {
+                continue;
+            }
+            if let Some(c) =
+                crate::image::refs::resolve(self.repo, &refname::blob_ref(s.digest.as_str()))?
+                && let Some(files) = self.reusable(&c, s)?
+            {
+                self.learn(&c);
+                crate::repo::partial::unmark_if_whole(self.repo, &c)?;
+                self.shards.insert(s.digest.clone(), files);
+                self.stats.manifests_reused += 1;
+            }
+        }
+        let mut fetch = Vec::new();
+        let mut listed = std::collections::HashSet::new();
+        for s in shards
+            .iter()
+            .filter(|s| !self.shards.contains_key(&s.digest))
+        {
+            for f in &s.files {
+                if !self.known.contains_key(&f.blob) && listed.insert(f.blob.clone()) {
+                    fetch.push((f.blob.clone(), f.size));
+                }
+            }
+        }
+        self.src.prefetch(&fetch, spool, progress)
+    }
+
+    /// Imports manifest `s` (unless [`Writer::prepare`] reused it); sets its ref in the
+    /// transaction.
     pub fn shard(&mut self, s: &Shard) -> Result<()> {
         if self.shards.contains_key(&s.digest) {
-            return Ok(());
-        }
-        if let Some(c) =
-            crate::image::refs::resolve(self.repo, &refname::blob_ref(s.digest.as_str()))?
-            && let Some(files) = self.reusable(&c, s)?
-        {
-            self.learn(&c);
-            crate::repo::partial::unmark_if_whole(self.repo, &c)?;
-            self.shards.insert(s.digest.clone(), files);
-            self.stats.manifests_reused += 1;
             return Ok(());
         }
         let root = MutableTree::new();
