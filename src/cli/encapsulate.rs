@@ -42,8 +42,8 @@ pub struct EncapsulateArgs {
     /// Destination: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REFERENCE]; FILE - writes to standard output.
     #[arg(value_name = "DEST")]
     dest: String,
-    /// Image format: ostree-native (default for a bootable commit) or ocitree-encapsulated (default otherwise).
-    #[arg(long, value_name = "FORMAT", value_parser = ["ostree-native", "ocitree-encapsulated"])]
+    /// What to write: ostree-native (an ostree-ext image for bootc and rpm-ostree; default for a bootable commit), ocitree-encapsulated (layer tars that import gives back as the identical commit; default otherwise), or file-tree (an OCI artifact of nested indexes, one blob per regular file, title = file name; see README "Directory trees as nested indexes"). file-tree writes to oci:, oci-archive: or docker:// and takes only --max-blobs, --subdir and the registry options.
+    #[arg(long, value_name = "FORMAT", value_parser = ["ostree-native", "ocitree-encapsulated", "file-tree"])]
     format: Option<String>,
     /// Sign the commit first (its signatures travel in the image and are checked by
     /// `import --verify-*`).
@@ -87,6 +87,14 @@ pub struct EncapsulateArgs {
     mtime: Option<u64>,
     #[command(flatten)]
     compression: CompressionArgs,
+    /// file-tree: most file blobs per manifest; a directory with more files is split into several manifests (in name order).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_blobs: Option<u32>,
+    /// file-tree: write this directory of the commit (a/b) instead of its root.
+    #[arg(long, value_name = "PATH")]
+    subdir: Option<String>,
+    #[command(flatten)]
+    registry: crate::cli::registry::RegistryArgs,
 }
 
 fn key_values(what: &str, list: &[String]) -> Result<BTreeMap<String, String>> {
@@ -109,6 +117,19 @@ fn command(what: &str, s: &str) -> Result<Vec<String>> {
 
 pub fn run(repo_path: &Path, a: EncapsulateArgs) -> Result<()> {
     let dest = SourceRef::parse(&a.dest)?;
+    if a.format.as_deref() == Some("file-tree") {
+        return crate::cli::file_tree::encapsulate(
+            repo_path,
+            &a.rev,
+            &dest,
+            a.max_blobs,
+            a.subdir,
+            &a.registry,
+        );
+    }
+    if a.max_blobs.is_some() || a.subdir.is_some() {
+        bail!("--max-blobs and --subdir go with --format file-tree");
+    }
     let mut opts = EncapsulateOptions::new();
     opts.format = a.format.as_deref().map(str::parse).transpose()?;
     opts.max_layers = a.max_layers.map(|n| n as usize);

@@ -44,10 +44,12 @@ pub struct ImportArgs {
     /// Read the image in this format instead of the one its config labels name: plain (apply
     /// the layers; works for every image), ocitree-encapsulated (an `ocitree encapsulate`
     /// image, giving back the identical commit), flatpak (a `flatpak build-bundle --oci` image,
-    /// committed as flatpak installs it, with its app/ or runtime/ ref) or ostree-native (an
+    /// committed as flatpak installs it, with its app/ or runtime/ ref), ostree-native (an
     /// ostree-ext image, as bootc and rpm-ostree images are, giving back the identical commit,
-    /// with any derived layers applied on it as ostree-ext applies them).
-    #[arg(long, value_name = "FORMAT", value_parser = ["plain", "ocitree-encapsulated", "flatpak", "ostree-native"])]
+    /// with any derived layers applied on it as ostree-ext applies them) or file-tree (a
+    /// directory tree as nested indexes, as `encapsulate --format file-tree` writes it;
+    /// recognised by its artifactType without this flag).
+    #[arg(long, value_name = "FORMAT", value_parser = ["plain", "ocitree-encapsulated", "flatpak", "ostree-native", "file-tree"])]
     format: Option<String>,
     /// How the derived layers of an ostree native container (those after
     /// `ostree.final-diffid`) are applied: ostree-ext (the tree `ostree-ext-cli container image
@@ -242,6 +244,14 @@ pub fn run(repo_path: &Path, a: ImportArgs) -> Result<()> {
             "Exact:    {kept} of {} gzip layers can be exported bit for bit ({data} bytes of data, {:.3}% of their blobs)",
             report.exact_gzip.len(),
             data as f64 * 100.0 / blobs.max(1) as f64
+        );
+    }
+    if let Some(t) = &report.file_tree {
+        out!(
+            "Blobs:    {} fetched ({} bytes), {} from local objects",
+            t.blobs_fetched,
+            t.bytes_fetched,
+            t.blobs_local
         );
     }
     for s in &report.signers {

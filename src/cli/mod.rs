@@ -13,6 +13,7 @@ macro_rules! out {
 mod browse;
 mod encapsulate;
 mod export;
+mod file_tree;
 mod import;
 mod manage;
 mod progress;

@@ -18,6 +18,7 @@
 
 pub mod compress;
 pub mod encapsulate;
+pub mod file_tree;
 pub mod image;
 pub mod index_of;
 pub mod layer;

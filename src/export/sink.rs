@@ -222,6 +222,54 @@ impl Sink {
         Ok(Some(out))
     }
 
+    /// Writes the blob that `data` yields (streamed through a temporary file, hashed on the
+    /// way; kept once per digest) into an OCI layout; returns its digest and size.
+    ///
+    /// # Errors
+    /// Reading `data` or writing fails, or this is a docker archive (which holds no blobs).
+    pub fn add_raw_blob(&mut self, data: &mut dyn std::io::Read) -> Result<(Digest, u64)> {
+        if self.is_docker() {
+            return Err(Error::InvalidReference {
+                reference: "docker-archive".into(),
+                reason: "a docker archive holds images, not blobs".into(),
+            });
+        }
+        let dir = self.blobs();
+        let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io(&dir))?;
+        let mut hasher = Hasher::sha256();
+        let mut out = BufWriter::new(tmp.as_file());
+        let mut buf = vec![0u8; 64 << 10];
+        let mut size = 0u64;
+        loop {
+            let n = match data.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io(&dir)(e)),
+            };
+            hasher.update(&buf[..n]);
+            out.write_all(&buf[..n]).map_err(io(&dir))?;
+            size += n as u64;
+        }
+        out.flush().map_err(io(&dir))?;
+        drop(out);
+        let digest = hasher.finish();
+        let dest = dir.join(digest.encoded());
+        if !dest.exists() {
+            tmp.persist(&dest).map_err(|e| io(&dest)(e.error))?;
+        }
+        Ok((digest, size))
+    }
+
+    /// Writes `data` (a manifest, an index, a config) as a blob of the layout; returns its
+    /// digest.
+    ///
+    /// # Errors
+    /// Writing fails.
+    pub fn put_document(&self, data: &[u8]) -> Result<Digest> {
+        self.put_blob(data)
+    }
+
     /// Writes `data` as a blob of the layout; returns its digest.
     fn put_blob(&self, data: &[u8]) -> Result<Digest> {
         let d = Digest::sha256_of(data);
@@ -258,6 +306,33 @@ impl Sink {
             )?;
             digest
         };
+        self.complete(config)?;
+        Ok(digest)
+    }
+
+    /// Writes the root document `doc` (an index or manifest whose blobs are written already)
+    /// of media type `media_type`, tags it, and completes the layout or OCI archive. Returns
+    /// its digest.
+    ///
+    /// # Errors
+    /// A docker archive (it holds one image manifest), or writing fails.
+    pub fn finish_document(self, doc: &[u8], media_type: &str) -> Result<Digest> {
+        if self.is_docker() {
+            return Err(Error::InvalidReference {
+                reference: "docker-archive".into(),
+                reason: "a docker archive holds one image manifest, not an OCI index".into(),
+            });
+        }
+        let digest = self.put_blob(doc)?;
+        self.add_to_index(
+            json!({"mediaType": media_type, "digest": digest.as_str(), "size": doc.len()}),
+        )?;
+        self.complete(&[])?;
+        Ok(digest)
+    }
+
+    /// Moves the staged layout or archive to its target (`config`: a docker archive's).
+    fn complete(&self, config: &[u8]) -> Result<()> {
         match &self.target {
             Target::NewLayout(p) => {
                 fs::rename(&self.dir, p).map_err(io(p))?;
@@ -272,7 +347,7 @@ impl Sink {
                 self.write_archive(out.as_deref(), Some(&names))?;
             }
         }
-        Ok(digest)
+        Ok(())
     }
 
     /// Moves the staged blobs into the existing layout `dest` (those it lacks), then its

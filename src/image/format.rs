@@ -8,6 +8,7 @@
 //! | `ocitree-encapsulated` | `ocitree.commit` ([`crate::meta::labels`]), written by `ocitree encapsulate` | the layers merged as for `plain`, the tree checked against the commit the labels carry, and that commit written: the identical checksum ([`super::encapsulated`]) |
 //! | `flatpak` | `org.flatpak.ref`, written by `flatpak build-bundle --oci` | the layers merged as for `plain`, committed with the flatpak commit metadata the labels carry, and the flatpak ref (`app/…`, `runtime/…`) set beside the image ref ([`super::flatpak`]) |
 //! | `ostree-native` | `ostree.commit` and `ostree.final-diffid`, written by ostree-ext (bootc, rpm-ostree, CoreOS) | each layer imported as usual (chunks reused by digest), then the OSTree objects the layers carry written and checked, and the image ref set to **the commit itself**, the one the label names ([`super::ostree_native`]). Layers after `ostree.final-diffid` (derived layers) are applied on that commit's tree as ostree-ext applies them ([`super::ostree_native::derived`]), and the image ref points at the image commit of the result |
+//! | `file-tree` | the `artifactType` `application/vnd.ocitree.file-tree.v1` of the selected index or manifest (no config labels: it is an artifact) | a directory tree as nested indexes, one blob per file, rebuilt by [`crate::import::file_tree`] ([`super::file_tree`] is the mapping) |
 //!
 //! A forced `plain` reads any image as its layers say (an ostree native container then gives
 //! a tree with the object store under `sysroot/` and `/etc` where OSTree wants `/usr/etc`).
@@ -38,15 +39,19 @@ pub enum ImageFormat {
     OstreeNative,
     /// A flatpak app or runtime (`flatpak build-bundle --oci`).
     Flatpak,
+    /// A directory tree as nested indexes (`ocitree encapsulate --format file-tree`),
+    /// recognised by its `artifactType` before any config is read.
+    FileTree,
 }
 
 impl ImageFormat {
     /// Every format, in the order of the table above.
-    pub const ALL: [ImageFormat; 4] = [
+    pub const ALL: [ImageFormat; 5] = [
         ImageFormat::Plain,
         ImageFormat::Encapsulated,
         ImageFormat::Flatpak,
         ImageFormat::OstreeNative,
+        ImageFormat::FileTree,
     ];
 
     /// The name used on the command line and in `inspect`.
@@ -56,6 +61,7 @@ impl ImageFormat {
             ImageFormat::Encapsulated => "ocitree-encapsulated",
             ImageFormat::OstreeNative => "ostree-native",
             ImageFormat::Flatpak => "flatpak",
+            ImageFormat::FileTree => "file-tree",
         }
     }
 
@@ -99,7 +105,7 @@ impl FromStr for ImageFormat {
             .ok_or_else(|| Error::InvalidReference {
                 reference: s.to_string(),
                 reason:
-                    "image format must be plain, ocitree-encapsulated, flatpak or ostree-native"
+                    "image format must be plain, ocitree-encapsulated, flatpak, ostree-native or file-tree"
                         .into(),
             })
     }
@@ -153,6 +159,13 @@ pub fn reading(
     }
     match format {
         ImageFormat::Plain => Ok(Reading::Plain),
+        // Recognised (and read) before any config, by crate::import::file_tree.
+        ImageFormat::FileTree => Err(Error::InvalidImage {
+            image: image.to_string(),
+            reason: "--format file-tree: the image is not a file tree (its artifactType is not \
+                     application/vnd.ocitree.file-tree.v1)"
+                .into(),
+        }),
         ImageFormat::Encapsulated => {
             let commit = EncapsulatedCommit::from_labels(image, labels)?.ok_or_else(|| {
                 Error::InvalidImage {

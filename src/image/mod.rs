@@ -4,6 +4,7 @@
 
 pub mod commit;
 pub mod encapsulated;
+pub mod file_tree;
 pub mod flatpak;
 pub mod format;
 pub mod gc;

@@ -14,13 +14,14 @@
 //! is aborted and its staging directory deleted ([`crate::repo::staging`]).
 
 mod check;
+pub mod file_tree;
 mod platforms;
 mod prepare;
 mod read_layers;
 
 pub use check::{CheckReport, LayerStatus, check};
 pub use platforms::{import_all_platforms, platform_name};
-pub use prepare::{Prepared, prepare, up_to_date};
+pub use prepare::{Prepared, prepare, prepare_with, up_to_date};
 pub use read_layers::default_jobs;
 
 use std::collections::HashMap;
@@ -147,6 +148,8 @@ pub struct ImportReport {
     /// For each gzip layer read with [`ImportOptions::exact_gzip`]: its blob digest and
     /// whether export can rebuild its exact compressed bytes.
     pub exact_gzip: Vec<(String, ExactGzipStatus)>,
+    /// For a file-tree artifact ([`file_tree`]): what its blobs cost.
+    pub file_tree: Option<file_tree::FileTreeStats>,
 }
 
 /// Clients pull a bound commit only by a ref it is bound to: sets those refs (in the
@@ -257,6 +260,13 @@ pub fn import(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<I
 }
 
 fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<ImportReport> {
+    let mut src = source.open_with(&opts.registry)?;
+    // A file tree (nested indexes, one blob per file) is read its own way.
+    if let Some(root) =
+        file_tree::detect(src.as_mut(), &source.to_string(), source.selector(), opts)?
+    {
+        return file_tree::import(repo, source, src, root, opts);
+    }
     let Prepared {
         image,
         mut src,
@@ -266,7 +276,7 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
         manifest_str,
         layers,
         name,
-    } = prepare(source, opts)?;
+    } = prepare_with(source, src, opts)?;
     let mut report = ImportReport {
         name: name.clone(),
         manifest_digest: resolved.digest.to_string(),
@@ -279,6 +289,7 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
         delta: None,
         summary: crate::serve::summary::SummaryStatus::NotServed,
         exact_gzip: Vec::new(),
+        file_tree: None,
     };
 
     // How to read it (plain, encapsulated commit, ...): decided now, before any layer is read.

@@ -43,8 +43,19 @@ pub struct Prepared {
 /// The source cannot be opened, no single manifest matches, or manifest or config are
 /// invalid or do not match their digests.
 pub fn prepare(source: &SourceRef, opts: &ImportOptions) -> Result<Prepared> {
+    prepare_with(source, source.open_with(&opts.registry)?, opts)
+}
+
+/// [`prepare`] with `src`, the source already open.
+///
+/// # Errors
+/// As [`prepare`].
+pub fn prepare_with(
+    source: &SourceRef,
+    mut src: Box<dyn Source>,
+    opts: &ImportOptions,
+) -> Result<Prepared> {
     let image = source.to_string();
-    let mut src = source.open_with(&opts.registry)?;
     let resolved = resolve::resolve(
         src.as_mut(),
         &image,

@@ -46,10 +46,26 @@ pub struct PushReport {
 }
 
 /// How one blob got to the registry.
-enum Sent {
+pub(crate) enum Sent {
     Existing,
     Mounted,
     Uploaded(upload::Uploaded),
+}
+
+impl PushReport {
+    /// Counts one blob sent.
+    pub(crate) fn count(&mut self, sent: Sent) {
+        match sent {
+            Sent::Existing => self.existing += 1,
+            Sent::Mounted => self.mounted += 1,
+            Sent::Uploaded(u) => {
+                self.uploaded += 1;
+                self.bytes += u.bytes;
+                self.resumed += u.resumed;
+                self.restarted += u.restarted;
+            }
+        }
+    }
 }
 
 /// A manifest of a layout, ready to push: its bytes (converted to OCI when they were docker
@@ -143,16 +159,12 @@ fn push_blobs(
 ) -> Result<()> {
     for b in std::iter::once(&m.config).chain(&m.layers) {
         let digest = b.digest()?;
-        match push_blob(client, &digest, &blob_path(layout, &digest), mount_from)? {
-            Sent::Existing => report.existing += 1,
-            Sent::Mounted => report.mounted += 1,
-            Sent::Uploaded(u) => {
-                report.uploaded += 1;
-                report.bytes += u.bytes;
-                report.resumed += u.resumed;
-                report.restarted += u.restarted;
-            }
-        }
+        report.count(push_blob(
+            client,
+            &digest,
+            &blob_path(layout, &digest),
+            mount_from,
+        )?);
     }
     Ok(())
 }
@@ -301,7 +313,7 @@ pub fn to_oci(manifest: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// Gets one blob to the registry.
-fn push_blob(
+pub(crate) fn push_blob(
     client: &Client,
     digest: &Digest,
     path: &Path,

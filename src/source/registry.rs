@@ -39,6 +39,9 @@ pub struct Registry {
     manifest_digests: HashSet<Digest>,
     prefetch: Option<Prefetch>,
     parallel: usize,
+    /// The synthesized `index.json`, once made (the import reads it twice: to recognise a
+    /// file tree, then to resolve).
+    index: Option<Vec<u8>>,
 }
 
 impl Registry {
@@ -67,6 +70,7 @@ impl Registry {
             manifest_digests: HashSet::new(),
             prefetch: None,
             parallel: opts.parallel,
+            index: None,
         })
     }
 
@@ -179,6 +183,9 @@ impl Registry {
 
 impl Source for Registry {
     fn index(&mut self) -> Result<Vec<u8>> {
+        if let Some(i) = &self.index {
+            return Ok(i.clone());
+        }
         let reference = self.requested.clone();
         let (bytes, media_type, digest) = self.first_serving()?;
         let index = json!({
@@ -191,7 +198,9 @@ impl Source for Registry {
                 "annotations": { ANNOTATION_REF_NAME: reference.to_string() },
             }],
         });
-        Ok(serde_json::to_vec(&index).expect("JSON values serialize"))
+        let bytes = serde_json::to_vec(&index).expect("JSON values serialize");
+        self.index = Some(bytes.clone());
+        Ok(bytes)
     }
 
     fn open_blob(&mut self, digest: &Digest) -> Result<BlobReader> {

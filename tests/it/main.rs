@@ -30,6 +30,9 @@ mod export;
 mod export_faults;
 // Encapsulate: ostree commits → OCI → import gives the identical commit; stable layers.
 mod encapsulate;
+// Directory trees as nested indexes (encapsulate --format file-tree): round trips, registry
+// pushes and pulls of only the changed blobs, skopeo interop, hostile documents.
+mod file_tree;
 // Image formats: plain, ocitree-encapsulated, ostree-native; detection and --format.
 mod formats;
 // Ostree native containers (ostree-ext, bootc): the identical commit, chunks reused, bad objects.

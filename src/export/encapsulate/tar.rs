@@ -56,7 +56,7 @@ fn ostree_io(op: String) -> impl FnOnce(glib::Error) -> io::Error {
 
 /// OSTree's xattrs (names NUL-terminated, as `a(ayay)` stores them) → (name without its NUL,
 /// value), sorted by name.
-fn xattrs_of(x: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<(Vec<u8>, Vec<u8>)> {
+pub(crate) fn xattrs_of(x: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<(Vec<u8>, Vec<u8>)> {
     let mut out: Vec<(Vec<u8>, Vec<u8>)> = x
         .into_iter()
         .map(|(mut n, val)| {

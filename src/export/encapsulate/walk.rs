@@ -39,7 +39,7 @@ impl Node {
     }
 }
 
-fn load_dirtree(repo: &Repo, csum: &str, path: &str) -> Result<TreeVariantType> {
+pub(crate) fn load_dirtree(repo: &Repo, csum: &str, path: &str) -> Result<TreeVariantType> {
     let v = repo
         .load_variant(ObjectType::DirTree, csum)
         .map_err(Error::ostree(format!("loading dirtree of /{path}")))?;

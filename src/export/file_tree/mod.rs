@@ -1,0 +1,184 @@
+//! A commit's tree (or a subdirectory of it) → a file-tree artifact: nested OCI indexes, one
+//! raw blob per regular file ([`crate::image::file_tree`] is the mapping).
+//!
+//! ```text
+//! commit ──dirtrees, depth first──> per directory: file blobs (streamed from objects)   build
+//!        ──> a manifest, or an index of shard manifests and subdirectory documents      build
+//!        ──> an OCI layout or archive (sink) ──> a registry, tree by tree (push)        push
+//! ```
+//!
+//! The output is a function of the tree and `--max-blobs` alone: the same tree gives the same
+//! root digest. Identical file contents share one blob. Memory holds one directory's
+//! descriptors at a time per level, never file contents.
+
+mod build;
+pub mod push;
+
+use ostree::Repo;
+
+use crate::error::{Error, Result};
+use crate::export::encapsulate::{resolve_rev, walk};
+use crate::export::sink::Sink;
+use crate::registry::{PushReport, RegistryOptions};
+use crate::source::{Selector, SourceRef};
+
+/// Options of [`encapsulate_file_tree`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct FileTreeOptions {
+    /// Most file blobs (layers) per manifest; a directory with more files is split into
+    /// several manifests, in name order.
+    pub max_blobs: usize,
+    /// Write this subdirectory of the commit (`a/b`) instead of its root.
+    pub subdir: Option<String>,
+    /// How to reach a registry destination.
+    pub registry: RegistryOptions,
+}
+
+/// Default [`FileTreeOptions::max_blobs`].
+pub const DEFAULT_MAX_BLOBS: usize = 1000;
+
+impl Default for FileTreeOptions {
+    fn default() -> Self {
+        FileTreeOptions {
+            max_blobs: DEFAULT_MAX_BLOBS,
+            subdir: None,
+            registry: RegistryOptions::new(),
+        }
+    }
+}
+
+impl FileTreeOptions {
+    /// Options with every default.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// What [`encapsulate_file_tree`] wrote.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct FileTreeReport {
+    /// The commit written.
+    pub commit: String,
+    /// The digest of the root document (index or manifest).
+    pub root_digest: String,
+    /// Manifests written (file shards and file-only directories).
+    pub manifests: usize,
+    /// Indexes written (the root included when it is one).
+    pub indexes: usize,
+    /// Regular files.
+    pub files: usize,
+    /// Distinct file blobs.
+    pub blobs: usize,
+    /// Their total size.
+    pub blob_bytes: u64,
+    /// For a registry destination: what the push sent.
+    pub push: Option<PushReport>,
+}
+
+/// The (dirtree, dirmeta) of directory `subdir` (`a/b`) of the tree rooted at `root`.
+fn find_subdir(
+    repo: &Repo,
+    rev: &str,
+    root: (String, String),
+    subdir: &str,
+) -> Result<(String, String)> {
+    let mut at = root;
+    let mut path = String::new();
+    for name in subdir.split('/').filter(|c| !c.is_empty() && *c != ".") {
+        let (_, dirs) = walk::load_dirtree(repo, &at.0, &path)?;
+        let found = dirs.into_iter().find(|(n, _, _)| n == name);
+        if !path.is_empty() {
+            path.push('/');
+        }
+        path.push_str(name);
+        let Some((_, tree, meta)) = found else {
+            return Err(Error::NotFound(format!("directory /{path} in {rev}")));
+        };
+        at = (hex::encode(tree), hex::encode(meta));
+    }
+    Ok(at)
+}
+
+/// Writes commit `rev` (a ref or checksum, or an image name), or its subdirectory, as a
+/// file-tree artifact to `dest`: `oci:DIR[:TAG]`, `oci-archive:FILE[:TAG]` or
+/// `docker://REFERENCE`.
+///
+/// # Errors
+/// The commit or subdirectory is missing, the tree cannot be carried
+/// ([`Error::Unencapsulable`]: nested deeper than [`crate::image::file_tree::MAX_DEPTH`], an
+/// xattr name that is not UTF-8), the destination is a docker archive, or writing or pushing
+/// fails.
+pub fn encapsulate_file_tree(
+    repo: &Repo,
+    rev: &str,
+    dest: &SourceRef,
+    opts: &FileTreeOptions,
+) -> Result<FileTreeReport> {
+    if opts.max_blobs == 0 {
+        return Err(Error::InvalidReference {
+            reference: dest.to_string(),
+            reason: "--max-blobs must be at least 1".into(),
+        });
+    }
+    let checksum = resolve_rev(repo, rev)?;
+    let root = walk::commit_root(repo, &checksum)?;
+    let root = match &opts.subdir {
+        Some(s) => find_subdir(repo, rev, root, s)?,
+        None => root,
+    };
+    let mut report = FileTreeReport {
+        commit: checksum,
+        ..Default::default()
+    };
+    match dest {
+        SourceRef::Registry(reference) => {
+            let tmp = crate::repo::tmp_dir(repo);
+            let staging = tempfile::Builder::new()
+                .prefix("ocitree-push-")
+                .tempdir_in(&tmp)
+                .map_err(Error::io(format!(
+                    "creating a directory in {}",
+                    tmp.display()
+                )))?;
+            let layout = SourceRef::OciDir {
+                path: staging.path().to_path_buf(),
+                selector: Selector::Default,
+            };
+            write_layout(repo, rev, &root, &layout, opts, &mut report)?;
+            report.push = Some(push::push_tree(staging.path(), reference, &opts.registry)?);
+        }
+        SourceRef::DockerArchive { .. } => {
+            return Err(Error::InvalidReference {
+                reference: dest.to_string(),
+                reason: "a docker archive holds one image manifest: a file tree needs an OCI \
+                         layout (oci:, oci-archive:) or a registry (docker://)"
+                    .into(),
+            });
+        }
+        _ => write_layout(repo, rev, &root, dest, opts, &mut report)?,
+    }
+    Ok(report)
+}
+
+fn write_layout(
+    repo: &Repo,
+    rev: &str,
+    root: &(String, String),
+    dest: &SourceRef,
+    opts: &FileTreeOptions,
+    report: &mut FileTreeReport,
+) -> Result<()> {
+    let mut sink = Sink::open(dest)?;
+    let mut b = build::Builder::new(repo, rev, &mut sink, opts.max_blobs);
+    let (doc, media_type) = b.root(&root.0, &root.1)?;
+    let counts = b.counts();
+    report.manifests = counts.manifests;
+    report.indexes = counts.indexes;
+    report.files = counts.files;
+    report.blobs = counts.blobs;
+    report.blob_bytes = counts.blob_bytes;
+    report.root_digest = sink.finish_document(&doc, media_type)?.to_string();
+    Ok(())
+}
