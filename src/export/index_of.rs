@@ -105,17 +105,7 @@ pub fn export_index(
             ));
         }
     };
-    let staging = tempfile::Builder::new()
-        .prefix(".ocitree-index-")
-        .tempdir_in(&parent)
-        .map_err(Error::io(format!(
-            "creating a directory in {}",
-            parent.display()
-        )))?;
-    let layout = SourceRef::OciDir {
-        path: staging.path().to_path_buf(),
-        selector: Selector::Default,
-    };
+    let (staging, layout) = crate::export::staging::scratch_layout(&parent, ".ocitree-index-")?;
     let mut report = IndexReport::default();
     let mut manifests: Vec<(Digest, Platform)> = Vec::new();
     for name in names {

@@ -4,11 +4,10 @@
 
 use ostree::Repo;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::export::{ExportOptions, ExportReport, export_image};
 use crate::image::ImageInfo;
 use crate::registry::{ImageReference, PushReport, push_layout};
-use crate::source::{Selector, SourceRef};
 
 /// Exports image `name` and pushes it to `dest`. Blobs go through a layout in the
 /// repository's tmp directory, removed afterwards. When the image was pulled from another
@@ -24,17 +23,7 @@ pub fn push_image(
 ) -> Result<(ExportReport, PushReport)> {
     let info = ImageInfo::load(repo, name)?;
     let tmp = crate::repo::tmp_dir(repo);
-    let staging = tempfile::Builder::new()
-        .prefix("ocitree-push-")
-        .tempdir_in(&tmp)
-        .map_err(Error::io(format!(
-            "creating a directory in {}",
-            tmp.display()
-        )))?;
-    let layout = SourceRef::OciDir {
-        path: staging.path().to_path_buf(),
-        selector: Selector::Default,
-    };
+    let (staging, layout) = crate::export::staging::scratch_layout(&tmp, "ocitree-push-")?;
     let export = export_image(repo, name, &layout, opts)?;
     let mount_from = info
         .source

@@ -132,6 +132,30 @@ fn is_stale(dir: &Path) -> bool {
     }
 }
 
+/// A scratch OCI layout in a new directory under `dir` (its name starting with `prefix`),
+/// removed when the returned handle is dropped: where an export to a registry or an index is
+/// assembled before it is pushed or renamed into place.
+///
+/// # Errors
+/// The directory cannot be created.
+pub fn scratch_layout(
+    dir: &Path,
+    prefix: &str,
+) -> Result<(tempfile::TempDir, crate::source::SourceRef)> {
+    let scratch = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(dir)
+        .map_err(Error::io(format!(
+            "creating a directory in {}",
+            dir.display()
+        )))?;
+    let layout = crate::source::SourceRef::OciDir {
+        path: scratch.path().to_path_buf(),
+        selector: crate::source::Selector::Default,
+    };
+    Ok((scratch, layout))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -46,7 +46,11 @@ pub struct Merger<'r> {
     symlinks: HashMap<String, Option<String>>,
 }
 
-fn err<'a>(path: &'a str, op: &'static str) -> impl FnOnce(glib::Error) -> LayerError + 'a {
+/// The error of libostree operation `op` on `path` of a layer.
+pub(crate) fn err<'a>(
+    path: &'a str,
+    op: &'static str,
+) -> impl FnOnce(glib::Error) -> LayerError + 'a {
     move |cause| LayerError::Ostree {
         path: path.to_string(),
         op,
@@ -54,7 +58,8 @@ fn err<'a>(path: &'a str, op: &'static str) -> impl FnOnce(glib::Error) -> Layer
     }
 }
 
-fn join(dir: &str, name: &str) -> String {
+/// `dir/name`, or `name` at the root (`dir` empty).
+pub(crate) fn join(dir: &str, name: &str) -> String {
     if dir.is_empty() {
         name.to_string()
     } else {

@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::export::encapsulate::{resolve_rev, walk};
 use crate::export::sink::Sink;
 use crate::registry::{PushReport, RegistryOptions};
-use crate::source::{Selector, SourceRef};
+use crate::source::SourceRef;
 
 /// Options of [`encapsulate_file_tree`].
 #[derive(Clone, Debug)]
@@ -135,17 +135,7 @@ pub fn encapsulate_file_tree(
     match dest {
         SourceRef::Registry(reference) => {
             let tmp = crate::repo::tmp_dir(repo);
-            let staging = tempfile::Builder::new()
-                .prefix("ocitree-push-")
-                .tempdir_in(&tmp)
-                .map_err(Error::io(format!(
-                    "creating a directory in {}",
-                    tmp.display()
-                )))?;
-            let layout = SourceRef::OciDir {
-                path: staging.path().to_path_buf(),
-                selector: Selector::Default,
-            };
+            let (staging, layout) = crate::export::staging::scratch_layout(&tmp, "ocitree-push-")?;
             write_layout(repo, rev, &root, &layout, opts, &mut report)?;
             report.push = Some(push::push_tree(staging.path(), reference, &opts.registry)?);
         }

@@ -56,10 +56,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use ostree::{MutableTree, Repo, gio, glib};
+use ostree::{MutableTree, Repo, gio};
 
 use crate::error::LayerError;
 use crate::merge::LayerTree;
+use crate::merge::apply::{err, join};
 use crate::mtree::{self, Node};
 
 /// The API filesystems ostree-ext keeps empty.
@@ -115,22 +116,6 @@ fn destination(name: &str) -> Option<Vec<String>> {
         "var" => Some(v(var_destination())),
         n if API_FILESYSTEMS.contains(&n) => Some(vec![n.to_string()]),
         _ => None,
-    }
-}
-
-fn err<'a>(path: &'a str, op: &'static str) -> impl FnOnce(glib::Error) -> LayerError + 'a {
-    move |cause| LayerError::Ostree {
-        path: path.to_string(),
-        op,
-        cause,
-    }
-}
-
-fn join(dir: &str, name: &str) -> String {
-    if dir.is_empty() {
-        name.to_string()
-    } else {
-        format!("{dir}/{name}")
     }
 }
 
