@@ -28,12 +28,11 @@ use std::collections::HashMap;
 
 use ostree::{Repo, gio};
 
-use crate::blob::BlobReader;
 use crate::error::{Error, Result};
 use crate::image::ostree_native::{NativeCommit, NativeLayer};
 use crate::image::{self, ImageFormat, ImageMeta, Reading, refs};
 use crate::layer::stream::{ExactGzipStatus, LayerBlob};
-use crate::layer::treated::{ReadOptions, import_treated, tree_of};
+use crate::layer::treated::{ReadOptions, tree_of};
 use crate::layer::{OnSpecial, Skipped};
 use crate::merge::{self, LayerTree, merge_layers};
 use crate::progress::{Event, Reporter};
@@ -165,21 +164,6 @@ fn set_bound_refs(repo: &Repo, carried: &image::EncapsulatedCommit) -> Vec<Strin
     set
 }
 
-/// The layer commit already in the repository for `layer`, if it can serve: one holding a
-/// tree where a file is wanted cannot (the blob is read again, and its artifact commit then
-/// takes the blob ref: it gives back the same tree as well).
-fn present_layer(repo: &Repo, layer: &LayerBlob) -> Result<Option<String>> {
-    let Some(c) = refs::find_layer(repo, &layer.digest, layer.diff_id.as_ref())? else {
-        return Ok(None);
-    };
-    if let select::Treatment::File(_) = layer.treatment {
-        let is_file = crate::layer::file::is_file_layer(repo, &c)
-            .map_err(Error::ostree(format!("loading layer {c}")))?;
-        return Ok(is_file.then_some(c));
-    }
-    Ok(Some(c))
-}
-
 /// An ostree native container is read whole: every layer, one tree, no derived layers.
 fn native_preconditions(
     n: &NativeCommit,
@@ -196,35 +180,6 @@ fn native_preconditions(
         });
     }
     n.check_layers(image, diff_ids)
-}
-
-/// Reads one layer's blob into its layer commit (on a worker of [`read_layers`]).
-fn read_layer(
-    repo: &Repo,
-    image: &str,
-    index: usize,
-    layer: &LayerBlob,
-    blob: BlobReader,
-    opts: &ImportOptions,
-    read_opts: ReadOptions,
-) -> Result<crate::layer::stream::ImportedLayer> {
-    opts.progress.emit(Event::LayerStart {
-        index,
-        digest: layer.digest.to_string(),
-        size: layer.size,
-    });
-    let blob: BlobReader = Box::new(opts.progress.counting(index, blob));
-    let imported = import_treated(repo, blob, layer, read_opts).map_err(|cause| Error::Layer {
-        image: image.to_string(),
-        layer: layer.digest.to_string(),
-        cause,
-    })?;
-    opts.progress.emit(Event::LayerDone {
-        index,
-        digest: layer.digest.to_string(),
-        commit: imported.commit.clone(),
-    });
-    Ok(imported)
 }
 
 /// The name an image gets when the user gives none: the tag annotation when it is a full
@@ -367,7 +322,7 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
 
     let present: Vec<Option<String>> = layers
         .iter()
-        .map(|l| present_layer(repo, l))
+        .map(|l| read_layers::present_layer(repo, l))
         .collect::<Result<_>>()?;
     let read_opts = ReadOptions {
         on_special: opts.on_special,
@@ -412,7 +367,9 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
         src.as_mut(),
         &to_read,
         jobs,
-        |repo, index, layer, blob| read_layer(repo, &image, index, layer, blob, opts, read_opts),
+        |repo, index, layer, blob| {
+            read_layers::read_layer(repo, &image, index, layer, blob, opts, read_opts)
+        },
     )?;
     let mut commits: HashMap<String, String> = HashMap::new();
     // Commits this transaction writes (marked partial while it commits).

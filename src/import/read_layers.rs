@@ -17,10 +17,59 @@ use std::sync::mpsc::sync_channel;
 
 use ostree::Repo;
 
+use super::ImportOptions;
 use crate::blob::BlobReader;
 use crate::error::{Error, Result};
+use crate::image::refs;
 use crate::layer::stream::{ImportedLayer, LayerBlob};
+use crate::layer::treated::{ReadOptions, import_treated};
+use crate::progress::Event;
+use crate::select;
 use crate::source::Source;
+
+/// The layer commit already in the repository for `layer`, if it can serve: one holding a
+/// tree where a file is wanted cannot (the blob is read again, and its artifact commit then
+/// takes the blob ref: it gives back the same tree as well).
+pub(super) fn present_layer(repo: &Repo, layer: &LayerBlob) -> Result<Option<String>> {
+    let Some(c) = refs::find_layer(repo, &layer.digest, layer.diff_id.as_ref())? else {
+        return Ok(None);
+    };
+    if let select::Treatment::File(_) = layer.treatment {
+        let is_file = crate::layer::file::is_file_layer(repo, &c)
+            .map_err(Error::ostree(format!("loading layer {c}")))?;
+        return Ok(is_file.then_some(c));
+    }
+    Ok(Some(c))
+}
+
+/// Reads one layer's blob into its layer commit (on a worker of [`read_layers`]).
+pub(super) fn read_layer(
+    repo: &Repo,
+    image: &str,
+    index: usize,
+    layer: &LayerBlob,
+    blob: BlobReader,
+    opts: &ImportOptions,
+    read_opts: ReadOptions,
+) -> Result<ImportedLayer> {
+    opts.progress.emit(Event::LayerStart {
+        index,
+        digest: layer.digest.to_string(),
+        size: layer.size,
+    });
+    let blob: BlobReader = Box::new(opts.progress.counting(index, blob));
+    let imported = import_treated(repo, blob, layer, read_opts).map_err(|cause| Error::Layer {
+        image: image.to_string(),
+        layer: layer.digest.to_string(),
+        cause,
+    })?;
+    opts.progress.emit(Event::LayerDone {
+        index,
+        digest: layer.digest.to_string(),
+        commit: imported.commit.clone(),
+    });
+    Ok(imported)
+}
 
 /// The number of layers read at once when the user did not say: one per core.
 pub fn default_jobs() -> usize {
