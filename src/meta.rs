@@ -12,6 +12,7 @@
 //! | `ocitree.diff-ids` | `as` | image | layer diff_ids, in order |
 //! | `ocitree.encapsulated` | `s` | image record | the encapsulated commit, or the commit of an ostree native container, the image ref points at (see [`crate::image::encapsulated`], [`crate::image::ostree_native`]) |
 //! | `ocitree.ostree-base` | `s` | image | for an ostree native container with derived layers: the commit it carries, which they were applied on (see [`crate::image::ostree_native::derived`]) |
+//! | `ocitree.file-tree` | `s` | image | for an imported file tree: JSON of its `--max-blobs` and file, blob and byte counts (see [`crate::image::file_tree::FileTreeRecord`]) |
 //! | `ocitree.layer.digest` | `s` | layer | blob digest the layer was first imported from |
 //! | `ocitree.layer.diff-id` | `s` | layer | digest of the uncompressed tar |
 //! | `ocitree.layer.media-type` | `s` | layer | media type of that blob |
@@ -49,6 +50,10 @@ pub const ENCAPSULATED: &str = "ocitree.encapsulated";
 /// Image commit of an ostree native container with derived layers: the checksum of the
 /// commit the image carries (`ostree.commit`), which the derived layers were applied on.
 pub const OSTREE_BASE: &str = "ocitree.ostree-base";
+/// Image commit of an imported file tree ([`crate::image::file_tree`]): a JSON
+/// [`crate::image::file_tree::FileTreeRecord`] (`--max-blobs` it was sharded with, file,
+/// blob and byte counts), which `images`, `inspect` and `export` read.
+pub const FILE_TREE: &str = "ocitree.file-tree";
 /// Layer commit: blob digest.
 pub const LAYER_DIGEST: &str = "ocitree.layer.digest";
 /// Layer commit: diff_id.

@@ -15,6 +15,10 @@ use ocitree::source::SourceRef;
 /// digests; so do gzip layers whose original bytes the import recorded (builds with the
 /// exact-gzip feature, without --compression); others are re-compressed and get new blob
 /// digests. Prints each layer's outcome and whether the manifest digest is unchanged.
+///
+/// An imported file tree (`encapsulate --format file-tree`) is written as the artifact it came
+/// from, with the same root digest, or not at all (README, "Directory trees as nested
+/// indexes").
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     /// Image name (none with --index-of).
@@ -76,6 +80,14 @@ pub fn run(repo_path: &Path, a: ExportArgs) -> Result<()> {
     opts.compression = a.compression.parse(&dest)?;
     opts.registry = a.registry.options()?;
     let repo = ocitree::repo::open(repo_path)?;
+    if a.index_of.is_empty()
+        && ocitree::image::ImageInfo::load(&repo, &name).is_ok_and(|i| i.file_tree.is_some())
+    {
+        if a.compression.compression.is_some() {
+            bail!("--compression: a file tree's blobs are its files, as they were imported");
+        }
+        return crate::cli::file_tree::export(&repo, &name, &dest, &a.registry);
+    }
     if !a.index_of.is_empty() {
         let r =
             ocitree::export::export_index(&repo, &a.index_of, &dest, &opts).with_context(|| {

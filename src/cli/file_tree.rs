@@ -1,9 +1,12 @@
-//! `ocitree encapsulate --format file-tree`: the summary it prints.
+//! `ocitree encapsulate --format file-tree` and `ocitree export` of an imported file tree:
+//! the summary they print.
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use ocitree::export::file_tree::{FileTreeOptions, encapsulate_file_tree};
+use ocitree::export::file_tree::{
+    FileTreeOptions, FileTreeReport, encapsulate_file_tree, export_file_tree,
+};
 use ocitree::source::SourceRef;
 
 use crate::cli::registry::RegistryArgs;
@@ -25,26 +28,58 @@ pub fn encapsulate(
     let repo = ocitree::repo::open(repo_path)?;
     let r = encapsulate_file_tree(&repo, rev, dest, &opts)
         .with_context(|| format!("writing {rev} as a file tree to {dest}"))?;
-    out!("Commit:    {}", r.commit);
-    out!("Root:      {}", r.root_digest);
-    out!(
-        "Documents: {} manifests, {} indexes",
-        r.manifests,
-        r.indexes
-    );
-    out!(
-        "Files:     {} ({} distinct blobs, {} bytes)",
-        r.files,
-        r.blobs,
-        r.blob_bytes
-    );
+    print(&r, dest)
+}
+
+/// `ocitree export NAME DEST` of an imported file tree: the same artifact again.
+pub fn export(
+    repo: &ocitree::ostree::Repo,
+    name: &str,
+    dest: &SourceRef,
+    registry: &RegistryArgs,
+) -> Result<()> {
+    let mut opts = FileTreeOptions::new();
+    opts.registry = registry.options()?;
+    let r = export_file_tree(repo, name, dest, &opts)
+        .with_context(|| format!("exporting {name} to {dest}"))?;
+    print(&r, dest)?;
+    println_to(
+        dest,
+        "Digest:    root digest unchanged (the artifact it was imported from)",
+    )
+}
+
+fn print(r: &FileTreeReport, dest: &SourceRef) -> Result<()> {
+    let mut lines = vec![
+        format!("Commit:    {}", r.commit),
+        format!("Root:      {}", r.root_digest),
+        format!(
+            "Documents: {} manifests, {} indexes",
+            r.manifests, r.indexes
+        ),
+        format!(
+            "Files:     {} ({} distinct blobs, {} bytes)",
+            r.files, r.blobs, r.blob_bytes
+        ),
+    ];
     if let Some(p) = &r.push {
-        out!(
+        lines.push(format!(
             "Pushed:    {} blobs uploaded ({} bytes), {} already there",
-            p.uploaded,
-            p.bytes,
-            p.existing
-        );
+            p.uploaded, p.bytes, p.existing
+        ));
+    }
+    for l in lines {
+        println_to(dest, &l)?;
+    }
+    Ok(())
+}
+
+/// Standard output may be the archive itself: the summary goes to stderr then.
+fn println_to(dest: &SourceRef, line: &str) -> Result<()> {
+    if matches!(dest, SourceRef::OciArchive { path: None, .. }) {
+        eprintln!("{line}");
+    } else {
+        out!("{line}");
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Args, CommandFactory};
 use ocitree::image::{ImageInfo, refs};
 use ocitree::refname;
@@ -21,7 +21,10 @@ pub struct InitArgs {
 }
 
 /// List images: name, manifest digest, commit, size (sum of layer blob sizes, bytes), format
-/// (plain, ocitree-encapsulated or ostree-native: how it was read).
+/// (plain, ocitree-encapsulated, ostree-native, flatpak or file-tree: how it was read).
+///
+/// An image that cannot be read is named on stderr after the others are listed, and the exit
+/// status is then 2.
 #[derive(Debug, Args)]
 pub struct ImagesArgs {}
 
@@ -89,12 +92,27 @@ pub fn images(repo_path: &Path, _a: ImagesArgs) -> Result<()> {
         "SIZE".into(),
         "FORMAT".into(),
     ]];
+    // One image that cannot be read does not hide the others: it is named at the end.
+    let mut unreadable = Vec::new();
     for (name, commit) in refs::images(&repo)? {
-        let info = ImageInfo::load_commit(&repo, &name, &commit)?;
-        let size =
-            (info.parsed_manifest()?.layers.iter()).fold(0u64, |n, l| n.saturating_add(l.size));
-        let format = info.format().to_string();
-        rows.push([name, info.manifest_digest, commit, size.to_string(), format]);
+        let row = ImageInfo::load_commit(&repo, &name, &commit).and_then(|info| {
+            let size = match &info.file_tree {
+                Some(t) => t.bytes,
+                None => (info.parsed_manifest()?.layers.iter())
+                    .fold(0u64, |n, l| n.saturating_add(l.size)),
+            };
+            Ok((
+                info.manifest_digest.clone(),
+                size,
+                info.format().to_string(),
+            ))
+        });
+        match row {
+            Ok((digest, size, format)) => {
+                rows.push([name, digest, commit, size.to_string(), format])
+            }
+            Err(e) => unreadable.push(format!("{name} ({commit}): {e}")),
+        }
     }
     let width = |i: usize| rows.iter().map(|r| r[i].len()).max().unwrap_or(0);
     let (w0, w1, w2, w3) = (width(0), width(1), width(2), width(3));
@@ -108,6 +126,9 @@ pub fn images(repo_path: &Path, _a: ImagesArgs) -> Result<()> {
             r[4]
         );
     }
+    if !unreadable.is_empty() {
+        bail!("cannot read {}", unreadable.join("; "));
+    }
     Ok(())
 }
 
@@ -117,9 +138,23 @@ pub fn inspect(repo_path: &Path, a: InspectArgs) -> Result<()> {
     let manifest: serde_json::Value =
         serde_json::from_str(&info.manifest).context("stored manifest")?;
     let config: serde_json::Value = serde_json::from_str(&info.config).context("stored config")?;
-    let parsed = info.parsed_manifest()?;
     let mut layers = Vec::new();
-    for ((desc, digest), diff_id) in parsed.layers.iter().zip(&info.layers).zip(&info.diff_ids) {
+    if info.file_tree.is_some() {
+        // Its layers are the manifests holding its files, each stored as its own commit.
+        for digest in &info.layers {
+            let r = refname::blob_ref(digest);
+            layers.push(serde_json::json!({
+                "digest": digest,
+                "ref": r,
+                "commit": refs::resolve(&repo, &r)?,
+            }));
+        }
+    }
+    let parsed = match &info.file_tree {
+        Some(_) => Vec::new(),
+        None => info.parsed_manifest()?.layers,
+    };
+    for ((desc, digest), diff_id) in parsed.iter().zip(&info.layers).zip(&info.diff_ids) {
         let r = refname::blob_ref(digest);
         let commit = refs::resolve(&repo, &r)?;
         let keeps = match &commit {
@@ -158,6 +193,7 @@ pub fn inspect(repo_path: &Path, a: InspectArgs) -> Result<()> {
         "manifest": manifest,
         "config": config,
         "layers": layers,
+        "file_tree": info.file_tree,
     });
     out!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())

@@ -116,6 +116,12 @@ pub fn export_image(
         return Ok(report);
     }
     let info = ImageInfo::load(repo, name)?;
+    if info.file_tree.is_some() {
+        return Err(Error::InvalidImage {
+            image: name.to_string(),
+            reason: "a file tree is written by crate::export::file_tree::export_file_tree".into(),
+        });
+    }
     info.check_complete()?;
     let mut sink = Sink::open(dest)?;
     let mut manifest: Value =

@@ -38,6 +38,8 @@ pub struct ImageMeta<'a> {
     pub encapsulated: Option<&'a str>,
     /// For an ostree native container with derived layers: the commit they were applied on.
     pub ostree_base: Option<&'a str>,
+    /// For an imported file tree: its [`meta::FILE_TREE`] record (JSON).
+    pub file_tree: Option<&'a str>,
 }
 
 /// Writes the merged tree and the image commit, and records name and source in its detached
@@ -57,6 +59,9 @@ pub fn write_image_commit(repo: &Repo, tree: &MutableTree, m: &ImageMeta<'_>) ->
     }
     if let Some(c) = m.ostree_base {
         dict.insert(meta::OSTREE_BASE, c);
+    }
+    if let Some(r) = m.file_tree {
+        dict.insert(meta::FILE_TREE, r);
     }
     // Clients of a collection pull the image commit by the image ref, its record by the
     // record's ref.

@@ -48,6 +48,25 @@ pub const ENTRIES: &str = "org.ocitree.file-tree.entries";
 pub const MAX_DEPTH: usize = 64;
 /// Most manifests and indexes one import reads.
 pub const MAX_DOCUMENTS: usize = 1_000_000;
+/// The most files per manifest unless `--max-blobs` says otherwise.
+pub const DEFAULT_MAX_BLOBS: usize = 1000;
+
+/// What an imported file tree records on its image commit ([`crate::meta::FILE_TREE`]):
+/// enough to list it and to write it again as the same artifact.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct FileTreeRecord {
+    /// The most files per manifest the artifact was sharded with, as `encapsulate
+    /// --max-blobs` takes it: inferred from the shards (the size of a full one when a
+    /// directory was split, else the default when no manifest is larger).
+    pub max_blobs: usize,
+    /// Regular files.
+    pub files: usize,
+    /// Distinct file blobs.
+    pub blobs: usize,
+    /// Their total size.
+    pub bytes: u64,
+}
 
 /// Owner, permission bits and xattrs of one file or directory.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -3,6 +3,7 @@
 use ostree::{ObjectType, Repo, glib};
 
 use crate::error::{Error, Result};
+use crate::image::file_tree::{ARTIFACT_TYPE, DEFAULT_MAX_BLOBS, FileTreeRecord};
 use crate::image::{ImageFormat, refs};
 use crate::meta;
 use crate::refname;
@@ -36,6 +37,10 @@ pub struct ImageInfo {
     /// For an ostree native container with derived layers: the commit it carries, on which
     /// they were applied ([`meta::OSTREE_BASE`]).
     pub ostree_base: Option<String>,
+    /// For an imported file tree ([`crate::image::file_tree`]): what it records. Its
+    /// `manifest` is then the root document (an index or manifest), `config` is `{}`, and
+    /// `layers` are the digests of the manifests holding files.
+    pub file_tree: Option<FileTreeRecord>,
 }
 
 impl ImageInfo {
@@ -43,6 +48,9 @@ impl ImageInfo {
     /// reading, or an ostree native container with derived layers (which records its base),
     /// leaves no record; any other was the one the config labels name.
     pub fn format(&self) -> ImageFormat {
+        if self.file_tree.is_some() {
+            return ImageFormat::FileTree;
+        }
         match self.record {
             None if self.ostree_base.is_some() => ImageFormat::OstreeNative,
             None => ImageFormat::Plain,
@@ -132,7 +140,38 @@ impl ImageInfo {
             timestamp: 0,
             record,
             ostree_base: dict.lookup::<String>(meta::OSTREE_BASE).ok().flatten(),
+            file_tree: Self::file_tree(name, &s(meta::MANIFEST)?, dict)?,
         })
+    }
+
+    /// The file-tree record: [`meta::FILE_TREE`], or for a file tree imported before it
+    /// was written, one inferred from the root document's `artifactType` (counts unknown).
+    fn file_tree(
+        name: &str,
+        manifest: &str,
+        dict: &glib::VariantDict,
+    ) -> Result<Option<FileTreeRecord>> {
+        if let Some(json) = dict.lookup::<String>(meta::FILE_TREE).ok().flatten() {
+            return serde_json::from_str(&json)
+                .map(Some)
+                .map_err(|e| Error::InvalidImage {
+                    image: name.to_string(),
+                    reason: format!("stored file-tree record: {e}"),
+                });
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Typed {
+            artifact_type: Option<String>,
+        }
+        let typed: Option<Typed> = serde_json::from_str(manifest).ok();
+        Ok(typed
+            .and_then(|t| t.artifact_type)
+            .filter(|t| t == ARTIFACT_TYPE)
+            .map(|_| FileTreeRecord {
+                max_blobs: DEFAULT_MAX_BLOBS,
+                ..FileTreeRecord::default()
+            }))
     }
 
     /// The parsed manifest.

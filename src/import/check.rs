@@ -4,7 +4,7 @@ use ostree::Repo;
 
 use crate::error::Result;
 use crate::image::refs;
-use crate::import::{ImportOptions, prepare, up_to_date};
+use crate::import::{ImportOptions, file_tree, prepare_with, up_to_date};
 use crate::source::SourceRef;
 
 /// One layer of a checked image.
@@ -46,12 +46,20 @@ impl CheckReport {
 }
 
 /// Reads only the manifest and config of `source` and reports which layers an import would
-/// read. Writes nothing.
+/// read (for a file tree: its documents, and which manifests of files it would read). Writes
+/// nothing.
 ///
 /// # Errors
 /// As [`prepare`].
 pub fn check(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<CheckReport> {
-    let p = prepare(source, opts)?;
+    let mut src = source.open_with(&opts.registry)?;
+    // A file tree has no config: its manifests are its layers.
+    if let Some(root) =
+        file_tree::detect(src.as_mut(), &source.to_string(), source.selector(), opts)?
+    {
+        return file_tree::check(repo, source, src, &root, opts);
+    }
+    let p = prepare_with(source, src, opts)?;
     let mut layers = Vec::with_capacity(p.layers.len());
     for l in &p.layers {
         layers.push(LayerStatus {

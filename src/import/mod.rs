@@ -487,6 +487,7 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
             .as_ref()
             .filter(|_| derived)
             .map(|n| n.checksum.as_str()),
+        file_tree: None,
     };
     // The image ref points at the encapsulated commit, identical to the one encapsulated, and
     // ocitree's record of the image goes beside it; or at the image commit, which is the record.

@@ -35,8 +35,7 @@ pub struct FileTreeOptions {
     pub registry: RegistryOptions,
 }
 
-/// Default [`FileTreeOptions::max_blobs`].
-pub const DEFAULT_MAX_BLOBS: usize = 1000;
+pub use crate::image::file_tree::DEFAULT_MAX_BLOBS;
 
 impl Default for FileTreeOptions {
     fn default() -> Self {
@@ -116,6 +115,59 @@ pub fn encapsulate_file_tree(
     dest: &SourceRef,
     opts: &FileTreeOptions,
 ) -> Result<FileTreeReport> {
+    write(repo, rev, dest, opts, None)
+}
+
+/// Exports the imported file tree `name` ([`crate::image::ImageInfo::file_tree`]) to `dest`
+/// as the artifact it was imported from: its image commit's tree, sharded with the recorded
+/// `--max-blobs`. The documents are rebuilt from the tree, so the root digest must come out
+/// as the one imported (the same digests all the way down, every blob the same bytes);
+/// when it does not, nothing is written.
+///
+/// # Errors
+/// The image is missing or not a file tree; the rebuilt root differs from the imported one
+/// ([`Error::InvalidImage`] naming both: the artifact was written by another tool, or with
+/// annotations ocitree does not keep); as [`encapsulate_file_tree`].
+pub fn export_file_tree(
+    repo: &Repo,
+    name: &str,
+    dest: &SourceRef,
+    opts: &FileTreeOptions,
+) -> Result<FileTreeReport> {
+    let _lock = crate::repo::RepoLock::reading(&crate::repo::dir(repo))?;
+    let info = crate::image::ImageInfo::load(repo, name)?;
+    let Some(record) = &info.file_tree else {
+        return Err(Error::InvalidImage {
+            image: name.to_string(),
+            reason: "not a file tree (`ocitree export` writes it as an image)".into(),
+        });
+    };
+    let opts = FileTreeOptions {
+        max_blobs: record.max_blobs,
+        subdir: None,
+        registry: opts.registry.clone(),
+    };
+    let expect = Expect {
+        image: name,
+        root: &info.manifest_digest,
+    };
+    write(repo, &info.commit, dest, &opts, Some(expect))
+}
+
+/// The root digest an export must reproduce.
+#[derive(Clone, Copy, Debug)]
+struct Expect<'a> {
+    image: &'a str,
+    root: &'a str,
+}
+
+fn write(
+    repo: &Repo,
+    rev: &str,
+    dest: &SourceRef,
+    opts: &FileTreeOptions,
+    expect: Option<Expect<'_>>,
+) -> Result<FileTreeReport> {
     if opts.max_blobs == 0 {
         return Err(Error::InvalidReference {
             reference: dest.to_string(),
@@ -136,7 +188,7 @@ pub fn encapsulate_file_tree(
         SourceRef::Registry(reference) => {
             let tmp = crate::repo::tmp_dir(repo);
             let (staging, layout) = crate::export::staging::scratch_layout(&tmp, "ocitree-push-")?;
-            write_layout(repo, rev, &root, &layout, opts, &mut report)?;
+            write_layout(repo, rev, &root, &layout, opts, expect, &mut report)?;
             report.push = Some(push::push_tree(staging.path(), reference, &opts.registry)?);
         }
         SourceRef::DockerArchive { .. } => {
@@ -147,7 +199,7 @@ pub fn encapsulate_file_tree(
                     .into(),
             });
         }
-        _ => write_layout(repo, rev, &root, dest, opts, &mut report)?,
+        _ => write_layout(repo, rev, &root, dest, opts, expect, &mut report)?,
     }
     Ok(report)
 }
@@ -158,6 +210,7 @@ fn write_layout(
     root: &(String, String),
     dest: &SourceRef,
     opts: &FileTreeOptions,
+    expect: Option<Expect<'_>>,
     report: &mut FileTreeReport,
 ) -> Result<()> {
     let mut sink = Sink::open(dest)?;
@@ -169,6 +222,22 @@ fn write_layout(
     report.files = counts.files;
     report.blobs = counts.blobs;
     report.blob_bytes = counts.blob_bytes;
+    if let Some(e) = expect {
+        let rebuilt = crate::digest::Digest::sha256_of(&doc);
+        if rebuilt.as_str() != e.root {
+            // The sink is dropped unfinished: the destination is as it was.
+            return Err(Error::InvalidImage {
+                image: e.image.to_string(),
+                reason: format!(
+                    "its tree, written as a file tree with --max-blobs {}, has root {rebuilt}, \
+                     not the {} it was imported from (made by another tool, or with \
+                     annotations ocitree does not keep); nothing written. `ocitree \
+                     encapsulate --format file-tree {}` writes it as a new artifact",
+                    opts.max_blobs, e.root, e.image
+                ),
+            });
+        }
+    }
     report.root_digest = sink.finish_document(&doc, media_type)?.to_string();
     Ok(())
 }

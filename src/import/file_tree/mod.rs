@@ -10,9 +10,9 @@ pub mod write;
 use ostree::{MutableTree, Repo, gio};
 
 use crate::error::{Error, Result};
-use crate::image::file_tree::ARTIFACT_TYPE;
+use crate::image::file_tree::{ARTIFACT_TYPE, DEFAULT_MAX_BLOBS, FileTreeRecord};
 use crate::image::{ImageFormat, ImageInfo, ImageMeta, refs};
-use crate::import::{ImportOptions, ImportReport};
+use crate::import::{CheckReport, ImportOptions, ImportReport, LayerStatus, up_to_date};
 use crate::progress::Event;
 use crate::refname;
 use crate::resolve::read_blob;
@@ -107,6 +107,88 @@ fn typed(src: &mut dyn Source, image: &str, desc: &Descriptor) -> Result<Typed> 
     })
 }
 
+/// The local name: `opts.name`, else the root's ref name (a tag naming the source's base
+/// name), else the source's base name.
+fn name(source: &SourceRef, root: &Descriptor, opts: &ImportOptions) -> Result<String> {
+    let name = match &opts.name {
+        Some(n) => n.clone(),
+        None => match root.ref_name() {
+            Some(r) if r.contains('/') || r.contains(':') => r.to_string(),
+            Some(t) => format!("{}:{t}", source.base_name()),
+            None => source.base_name(),
+        },
+    };
+    refname::check_image_name(&name)?;
+    Ok(name)
+}
+
+/// What an import of the file tree `root` would read ([`crate::import::check`]): every
+/// document is read (they are small), no blob. Each manifest of files is a layer, present
+/// when an earlier import stored it; its size is the sum of its files' sizes.
+///
+/// # Errors
+/// As [`import`] reading the documents.
+pub fn check(
+    repo: &Repo,
+    source: &SourceRef,
+    mut src: Box<dyn Source>,
+    root: &Descriptor,
+    opts: &ImportOptions,
+) -> Result<CheckReport> {
+    let image = source.to_string();
+    let name = name(source, root, opts)?;
+    let plan = read::Reader::new(src.as_mut(), &image).dir(root, "")?;
+    let mut shards = Vec::new();
+    plan.all_shards(&mut shards);
+    let mut layers: Vec<LayerStatus> = Vec::new();
+    for s in shards {
+        let digest = s.digest.to_string();
+        if layers.iter().any(|l| l.digest == digest) {
+            continue;
+        }
+        layers.push(LayerStatus {
+            present: refs::resolve(repo, &refname::blob_ref(&digest))?.is_some(),
+            size: (s.files.iter()).fold(0u64, |n, f| n.saturating_add(f.size)),
+            diff_id: None,
+            digest,
+        });
+    }
+    Ok(CheckReport {
+        up_to_date: up_to_date(repo, &name, &root.digest_str, "{}")?.is_some(),
+        name,
+        manifest_digest: root.digest_str.clone(),
+        layers,
+    })
+}
+
+/// What the image commit records of the tree `plan` ([`FileTreeRecord`]). `--max-blobs` is
+/// the size of a full shard when a directory was split (every shard but its last is full),
+/// else the default, or the largest manifest when one is larger than the default.
+fn record(plan: &read::Dir) -> FileTreeRecord {
+    let mut shards = Vec::new();
+    plan.all_shards(&mut shards);
+    let split = split_shard_size(plan);
+    let largest = shards.iter().map(|s| s.files.len()).max().unwrap_or(0);
+    let mut blobs = std::collections::HashMap::new();
+    for f in shards.iter().flat_map(|s| &s.files) {
+        blobs.insert(&f.blob, f.size);
+    }
+    FileTreeRecord {
+        max_blobs: split.unwrap_or(largest.max(DEFAULT_MAX_BLOBS)),
+        files: shards.iter().map(|s| s.files.len()).sum(),
+        blobs: blobs.len(),
+        bytes: blobs.values().fold(0u64, |n, s| n.saturating_add(*s)),
+    }
+}
+
+/// The size of the first shard of the first directory split into several, if any.
+fn split_shard_size(dir: &read::Dir) -> Option<usize> {
+    match dir.shards.as_slice() {
+        [first, _, ..] => Some(first.files.len()),
+        _ => dir.subdirs.iter().find_map(|(_, d)| split_shard_size(d)),
+    }
+}
+
 /// Imports the file tree whose root document is `root`, from the open source `src`.
 ///
 /// # Errors
@@ -121,15 +203,7 @@ pub fn import(
     opts: &ImportOptions,
 ) -> Result<ImportReport> {
     let image = source.to_string();
-    let name = match &opts.name {
-        Some(n) => n.clone(),
-        None => match root.ref_name() {
-            Some(r) if r.contains('/') || r.contains(':') => r.to_string(),
-            Some(t) => format!("{}:{t}", source.base_name()),
-            None => source.base_name(),
-        },
-    };
-    refname::check_image_name(&name)?;
+    let name = name(source, &root, opts)?;
     let plan = read::Reader::new(src.as_mut(), &image).dir(&root, "")?;
     let root_bytes = read_blob(src.as_mut(), &image, &root)?;
     let root_str = String::from_utf8(root_bytes).map_err(|_| Error::InvalidImage {
@@ -162,6 +236,7 @@ pub fn import(
             layers.push(d);
         }
     }
+    let record = serde_json::to_string(&record(&plan)).expect("a record serialises");
     let meta = ImageMeta {
         name: &name,
         source: &image,
@@ -173,6 +248,7 @@ pub fn import(
         timestamp: 0,
         encapsulated: None,
         ostree_base: None,
+        file_tree: Some(&record),
     };
     let commit = crate::image::write_image_commit(repo, &tree, &meta)?;
     let mut written = std::mem::take(&mut w.written);

@@ -14,6 +14,8 @@ use sha2::{Digest as _, Sha256};
 use crate::util::registry::Registry;
 use crate::util::*;
 
+mod imported;
+
 /// A directory to commit from and a repo made by `ostree init`.
 struct Tree {
     tmp: tempfile::TempDir,
