@@ -16,9 +16,9 @@ pub struct RegistryArgs {
     /// Read credentials from this auth file only (default: $REGISTRY_AUTH_FILE, then $XDG_RUNTIME_DIR/containers/auth.json, then ~/.docker/config.json); its credHelpers and credsStore run docker-credential-NAME.
     #[arg(long, value_name = "PATH")]
     authfile: Option<PathBuf>,
-    /// Verify the registry's HTTPS certificate; false skips verification, and talks plain HTTP to a registry that does not speak TLS.
-    #[arg(long, value_name = "BOOL", default_value_t = true, action = ArgAction::Set)]
-    tls_verify: bool,
+    /// Verify the registry's HTTPS certificate; false skips verification, and talks plain HTTP to a registry that does not speak TLS (default: true, unless registries.conf marks the registry insecure; given, it wins over registries.conf).
+    #[arg(long, value_name = "BOOL", action = ArgAction::Set)]
+    tls_verify: Option<bool>,
     /// Certificate directory for the registry: *.crt are extra trusted CAs, NAME.cert + NAME.key a client certificate (default: the first existing of ~/.config/containers/certs.d/HOST[:PORT], /etc/containers/certs.d/HOST[:PORT], /etc/docker/certs.d/HOST[:PORT]; $OCITREE_CERTS_D replaces the base directory).
     #[arg(long, value_name = "DIR")]
     cert_dir: Option<PathBuf>,
@@ -35,11 +35,11 @@ impl RegistryArgs {
         let mut o = RegistryOptions::new();
         o.creds = self.creds.as_deref().map(Credentials::parse).transpose()?;
         o.auth_file = self.authfile.clone();
-        o.tls = if self.tls_verify {
-            Tls::Verify
-        } else {
-            Tls::NoVerify
+        o.tls = match self.tls_verify {
+            Some(false) => Tls::NoVerify,
+            _ => Tls::Verify,
         };
+        o.tls_set = self.tls_verify.is_some();
         o.cert_dir = self.cert_dir.clone();
         o.registries_conf = self.registries_conf.clone();
         o.timeout = Duration::from_secs(self.timeout.max(1));

@@ -58,6 +58,10 @@ pub struct RegistryOptions {
     pub auth_file: Option<PathBuf>,
     /// Whether the registry's certificate is verified.
     pub tls: Tls,
+    /// Whether [`RegistryOptions::tls`] was set by the user (`--tls-verify`): it then wins
+    /// over `insecure = true` in registries.conf, as in containers/image; left unset, an
+    /// insecure registry is not verified.
+    pub tls_set: bool,
     /// The certificate directory (`--cert-dir`), replacing the certs.d search of [`tls`].
     pub cert_dir: Option<PathBuf>,
     /// The one registries.conf to read (`--registries-conf`); default: the search list of
@@ -75,6 +79,7 @@ impl Default for RegistryOptions {
             creds: None,
             auth_file: None,
             tls: Tls::Verify,
+            tls_set: false,
             cert_dir: None,
             registries_conf: None,
             timeout: Duration::from_secs(60),

@@ -100,10 +100,11 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// `opts` with TLS verification off when this endpoint is insecure.
+    /// `opts` with TLS verification off when this endpoint is insecure, unless the user set
+    /// it ([`RegistryOptions::tls_set`]).
     pub fn options(&self, opts: &RegistryOptions) -> RegistryOptions {
         let mut o = opts.clone();
-        if self.insecure {
+        if self.insecure && !opts.tls_set {
             o.tls = Tls::NoVerify;
         }
         o

@@ -167,6 +167,16 @@ fn insecure_registries_skip_verification_and_blocked_ones_are_refused() {
             reg.host()
         ),
     );
+    // An explicit --tls-verify=true wins over registries.conf, as with skopeo.
+    let err = repo.fails(&[
+        "import",
+        "--tls-verify=true",
+        "--registries-conf",
+        &insecure,
+        &reference,
+        "x",
+    ]);
+    assert!(err.contains("not trusted"), "{err}");
     let r = repo.ok(&["import", "--registries-conf", &insecure, &reference, "x"]);
     assert_eq!(r.field("Manifest"), skopeo_digest(&insecure, &reference));
     // pushes honour it too
