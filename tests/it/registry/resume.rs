@@ -1,6 +1,6 @@
-//! Upload resumption (issue 12): a chunked push whose connection drops mid-upload continues
-//! from the range the registry reports, or starts the blob over when the registry dropped
-//! the upload; either way the pushed image is the local one.
+//! Upload resumption (issue 12): a chunked push whose connection drops mid-upload, or whose
+//! chunk gets a 5xx answer, continues from the range the registry reports, or starts the blob
+//! over when the registry dropped the upload; either way the pushed image is the local one.
 
 use super::*;
 
@@ -131,6 +131,29 @@ fn upload_dropped_mid_chunk_restarts_when_the_registry_dropped_it() {
             &format!("GET {UPLOADS}"),
             &format!("POST {UPLOADS}"),
             &format!("PATCH {UPLOADS} 0-16777215"),
+            &format!("PATCH {UPLOADS} 16777216-20973055"),
+            &format!("PUT {UPLOADS}"),
+        ],
+        "{requests:#?}"
+    );
+}
+
+#[test]
+fn a_chunk_answered_with_a_5xx_continues_from_the_registrys_range() {
+    // the second chunk is answered 503 without reaching the registry, which still holds the
+    // first 16 MiB: the upload asks for the range and sends the second chunk again
+    let (r, requests) = push_through(Fault::AnswerLine("PATCH /v2/big/img/", 2, 503));
+    assert_eq!(r.field("Uploads"), "1 resumed, 0 restarted after a failure");
+    let layer: Vec<_> = requests
+        .iter()
+        .skip_while(|q| !q.starts_with("PATCH"))
+        .collect();
+    assert_eq!(
+        layer,
+        [
+            &format!("PATCH {UPLOADS} 0-16777215"),
+            &format!("PATCH {UPLOADS} 16777216-20973055"),
+            &format!("GET {UPLOADS}"),
             &format!("PATCH {UPLOADS} 16777216-20973055"),
             &format!("PUT {UPLOADS}"),
         ],

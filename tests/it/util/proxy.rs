@@ -33,6 +33,11 @@ pub enum Fault {
     /// Close the connection carrying the Nth (1-based, over the proxy's life) request line
     /// starting with this text, in the middle of that line (the registry gets none of it).
     DropRequestLine(&'static str, usize),
+    /// Answer the Nth (1-based, over the proxy's life) request whose line starts with this
+    /// text with this HTTP status, after reading the whole request (head and
+    /// `Content-Length` body), then close the connection: the registry never sees it. Only
+    /// its head is logged.
+    AnswerLine(&'static str, usize, u16),
 }
 
 /// A loopback TCP proxy in front of a registry, with a log of every request byte sent.
@@ -90,6 +95,22 @@ impl Proxy {
                             let _ = from.shutdown(Shutdown::Both);
                             return;
                         }
+                        if let Fault::AnswerLine(text, nth, status) = fault
+                            && let Some(i) = find_nth(&buf[..n], text.as_bytes(), &seen, nth)
+                        {
+                            let _ = to.write_all(&buf[..i]);
+                            log.lock().unwrap().extend_from_slice(&buf[..i]);
+                            let head = read_request(&mut from, buf[i..n].to_vec());
+                            log.lock().unwrap().extend_from_slice(&head);
+                            let answer = format!(
+                                "HTTP/1.1 {status} Injected\r\nContent-Length: 0\r\n\
+                                 Connection: close\r\n\r\n"
+                            );
+                            let _ = from.write_all(answer.as_bytes());
+                            let _ = to.shutdown(Shutdown::Both);
+                            let _ = from.shutdown(Shutdown::Both);
+                            return;
+                        }
                         sent += n;
                         log.lock().unwrap().extend_from_slice(&buf[..n]);
                         if let Fault::CutOnceNoRange(_) = fault {
@@ -119,7 +140,8 @@ impl Proxy {
                         match fault {
                             Fault::None
                             | Fault::DropRequestOnce(_)
-                            | Fault::DropRequestLine(..) => {}
+                            | Fault::DropRequestLine(..)
+                            | Fault::AnswerLine(..) => {}
                             Fault::Stall => continue,
                             Fault::PauseOnce(at, secs) => {
                                 if sent + n > at && !cut_done.swap(true, Ordering::SeqCst) {
@@ -199,6 +221,36 @@ fn find_nth(buf: &[u8], line: &[u8], seen: &AtomicUsize, nth: usize) -> Option<u
             && buf[i..].starts_with(line)
             && seen.fetch_add(1, Ordering::SeqCst) + 1 == nth
     })
+}
+
+/// Reads the rest of one request from `from`, `got` being its start: the head up to the
+/// blank line, then as many body bytes as its `Content-Length` says. Returns the head.
+fn read_request(from: &mut TcpStream, mut got: Vec<u8>) -> Vec<u8> {
+    let mut buf = [0u8; 16384];
+    let end = loop {
+        if let Some(e) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break e + 4;
+        }
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let mut body = got.len() - end;
+    while body < length {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => body += n,
+        }
+    }
+    got.truncate(end);
+    got
 }
 
 impl Drop for Proxy {
