@@ -140,13 +140,13 @@ impl ImageInfo {
             timestamp: 0,
             record,
             ostree_base: dict.lookup::<String>(meta::OSTREE_BASE).ok().flatten(),
-            file_tree: Self::file_tree(name, &s(meta::MANIFEST)?, dict)?,
+            file_tree: Self::file_tree_record(name, &s(meta::MANIFEST)?, dict)?,
         })
     }
 
     /// The file-tree record: [`meta::FILE_TREE`], or for a file tree imported before it
     /// was written, one inferred from the root document's `artifactType` (counts unknown).
-    fn file_tree(
+    fn file_tree_record(
         name: &str,
         manifest: &str,
         dict: &glib::VariantDict,

@@ -50,7 +50,7 @@ impl CheckReport {
 /// nothing.
 ///
 /// # Errors
-/// As [`prepare`].
+/// As [`crate::import::prepare`].
 pub fn check(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<CheckReport> {
     let mut src = source.open_with(&opts.registry)?;
     // A file tree has no config: its manifests are its layers.
