@@ -437,7 +437,7 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
                 commit: commits[l.digest.as_str()].clone(),
             })
             .collect();
-        n.rebuild(repo, &image, &carried)?;
+        n.rebuild(repo, &image, &carried, jobs)?;
         if derived {
             let on_top: Vec<(String, LayerTree)> = layers[native_layers..]
                 .iter()

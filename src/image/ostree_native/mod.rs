@@ -51,6 +51,63 @@ pub struct NativeCommit {
     pub final_diffid: String,
 }
 
+/// The objects of every layer of `layers` written ([`objects::write_layer`]), `jobs` layers
+/// at a time; what each carries of the commit, in layer order. A failure stops the hand-out
+/// of further layers, and the error of the earliest failed layer is returned, whatever the
+/// thread timing.
+fn write_layers(
+    repo: &Repo,
+    image: &str,
+    layers: &[NativeLayer],
+    jobs: usize,
+) -> Result<Vec<objects::Found>> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let results: Vec<Mutex<Option<std::result::Result<objects::Found, LayerError>>>> =
+        layers.iter().map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..jobs.clamp(1, layers.len().max(1)) {
+            let repo = repo.clone();
+            let (next, results) = (&next, &results);
+            s.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(layer) = layers.get(i) else { break };
+                    let r = objects::write_layer(&repo, &layer.commit);
+                    let failed = r.is_err();
+                    if let Ok(mut slot) = results[i].lock() {
+                        *slot = Some(r);
+                    }
+                    if failed {
+                        next.store(layers.len(), Ordering::SeqCst);
+                    }
+                }
+            });
+        }
+    });
+    let mut out = Vec::with_capacity(layers.len());
+    for (layer, slot) in layers.iter().zip(results) {
+        match slot.into_inner().ok().flatten() {
+            Some(Ok(found)) => out.push(found),
+            Some(Err(cause)) => {
+                return Err(Error::Layer {
+                    image: image.to_string(),
+                    layer: layer.digest.clone(),
+                    cause,
+                });
+            }
+            None => {
+                return Err(Error::Io {
+                    context: format!("image {image}: layer {}", layer.digest),
+                    cause: std::io::Error::other("its objects were not written"),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// One layer of the image, as the rebuild needs it.
 #[derive(Clone, Debug)]
 pub struct NativeLayer {
@@ -125,7 +182,7 @@ impl NativeCommit {
     }
 
     /// Writes the commit and every object it reaches from the layer commits `layers` (the
-    /// image's, base first), inside the caller's transaction. Detached metadata the
+    /// image's, base first, `jobs` layers at a time), inside the caller's transaction. Detached metadata the
     /// repository already has for this commit is kept (it has no checksum to check the
     /// image's against); otherwise the image's is written.
     ///
@@ -133,16 +190,22 @@ impl NativeCommit {
     /// [`Error::Layer`] naming the layer and object when an object is malformed or does not
     /// match its checksum; [`Error::InvalidImage`] when the commit object is missing, another
     /// commit is there, or an object the commit reaches is in no layer; libostree failures.
-    pub fn rebuild(&self, repo: &Repo, image: &str, layers: &[NativeLayer]) -> Result<()> {
+    pub fn rebuild(
+        &self,
+        repo: &Repo,
+        image: &str,
+        layers: &[NativeLayer],
+        jobs: usize,
+    ) -> Result<()> {
         let mut commit = None;
         let mut detached = None;
-        for layer in layers {
+        let all = write_layers(repo, image, layers, jobs)?;
+        for (layer, found) in layers.iter().zip(all) {
             let layer_err = |cause| Error::Layer {
                 image: image.to_string(),
                 layer: layer.digest.clone(),
                 cause,
             };
-            let found = objects::write_layer(repo, &layer.commit).map_err(layer_err)?;
             for (checksum, v) in found.commits {
                 if checksum != self.checksum || commit.is_some() {
                     return Err(layer_err(LayerError::OstreeObject {

@@ -13,8 +13,8 @@
 //!
 //! Every object is checked against the checksum its name gives: metadata objects by the
 //! SHA-256 of their bytes, file objects by libostree while they stream into the repository.
-//! A file object that has no xattrs is the layer's own file already (same checksum), and one
-//! the repository has is not written again.
+//! A file object whose layer file has its checksum (no xattrs, or the same ones) is that
+//! file already and costs nothing; one the repository has is not written again.
 
 use ostree::gio::prelude::*;
 use ostree::{ObjectType, Repo, gio, glib};
@@ -123,6 +123,9 @@ pub(super) fn write_layer(repo: &Repo, commit: &str) -> Result<Found, LayerError
                 reason: "a directory where objects are expected".into(),
             });
         }
+        // Most file objects share a few xattrs objects (often the empty one): read each once.
+        let mut xattrs_of: std::collections::HashMap<&str, Vec<u8>> =
+            std::collections::HashMap::new();
         let link = |rest: &str| {
             let name = format!("{rest}.file-xattrs-link");
             files
@@ -152,8 +155,19 @@ pub(super) fn write_layer(repo: &Repo, commit: &str) -> Result<Found, LayerError
                 "file" => {
                     let xattrs_file =
                         link(rest).ok_or_else(|| bad("no .file-xattrs-link beside it".into()))?;
-                    let xattrs = small_content(repo, xattrs_file, &object, MAX_XATTRS)?;
-                    write_file(repo, csum, &checksum, &xattrs, &object)?;
+                    if *csum == checksum {
+                        // The layer's file is the object itself (same checksum, so the
+                        // same content, owner, mode and xattrs): it is in the repository.
+                        continue;
+                    }
+                    let xattrs = match xattrs_of.get(xattrs_file) {
+                        Some(x) => x,
+                        None => {
+                            let x = small_content(repo, xattrs_file, &object, MAX_XATTRS)?;
+                            xattrs_of.entry(xattrs_file).or_insert(x)
+                        }
+                    };
+                    write_file(repo, csum, &checksum, xattrs, &object)?;
                 }
                 "dirtree" | "dirmeta" | "commit" | "commitmeta" => {
                     let data = small_content(repo, csum, &object, MAX_METADATA)?;
