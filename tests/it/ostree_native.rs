@@ -299,6 +299,38 @@ fn an_object_that_does_not_match_its_name_is_an_error_naming_it() {
 }
 
 #[test]
+fn the_earliest_bad_layer_is_named_whatever_the_thread_timing() {
+    // Five layers, whose objects are written two at a time: the 2nd and the 5th carry an
+    // object that does not match its name; the error names the 2nd every time.
+    let tmp = tempdir();
+    let (commit, commit_bytes) = real_commit(tmp.path());
+    let bad = |c: &str| file(&object(&c.repeat(32), "dirtree"), b"\x00\x00");
+    let layers = vec![
+        Layer::new(&[file(&object(&commit, "commit"), &commit_bytes)]),
+        Layer::new(&[bad("ab")]),
+        Layer::new(&[dir("sysroot/ostree/repo/objects/00")]),
+        Layer::new(&[dir("sysroot/ostree/repo/objects/01")]),
+        Layer::new(&[bad("cd")]),
+    ];
+    let second = sha256(&layers[1].blob);
+    native_image(tmp.path(), &layers, &commit, 4);
+    let repo = Repo::new();
+    let snap = repo.snapshot();
+    for _ in 0..4 {
+        let err = repo.fails(&[
+            "import",
+            "--jobs",
+            "2",
+            &Repo::oci(tmp.path(), "latest"),
+            "os",
+        ]);
+        assert!(err.contains(&second), "names the 2nd layer: {err}");
+        assert!(err.contains(&object(&"ab".repeat(32), "dirtree")), "{err}");
+        snap.assert_unchanged(&repo.path);
+    }
+}
+
+#[test]
 fn a_commit_whose_objects_are_missing_is_refused() {
     let tmp = tempdir();
     let (commit, commit_bytes) = real_commit(tmp.path());
