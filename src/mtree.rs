@@ -136,13 +136,43 @@ pub fn resolve_in_root<E>(
 /// (name, dirtree, dirmeta).
 pub type DirtreeEntries = (Vec<(String, String)>, Vec<(String, String, String)>);
 
+/// The entries of dirtree variant `v`, as `v.get::<ostree::TreeVariantType>()` gives them
+/// (`None` when `v` is not of the dirtree type), read without a GVariant per checksum byte
+/// (glib's generic `Vec<u8>` conversion makes one per element, which made loading dirtrees
+/// the larger part of rebuilding an OS image's objects).
+pub fn dirtree_entries(v: &glib::Variant) -> Option<ostree::TreeVariantType> {
+    if v.type_().as_str() != "(a(say)a(sayay))" {
+        return None;
+    }
+    let bytes = |v: glib::Variant| v.fixed_array::<u8>().ok().map(<[u8]>::to_vec);
+    let (files_v, dirs_v) = (v.child_value(0), v.child_value(1));
+    let mut files = Vec::with_capacity(files_v.n_children());
+    for i in 0..files_v.n_children() {
+        let e = files_v.child_value(i);
+        files.push((
+            e.child_value(0).str()?.to_string(),
+            bytes(e.child_value(1))?,
+        ));
+    }
+    let mut dirs = Vec::with_capacity(dirs_v.n_children());
+    for i in 0..dirs_v.n_children() {
+        let e = dirs_v.child_value(i);
+        dirs.push((
+            e.child_value(0).str()?.to_string(),
+            bytes(e.child_value(1))?,
+            bytes(e.child_value(2))?,
+        ));
+    }
+    Some((files, dirs))
+}
+
 /// Loads dirtree object `csum`; `Ok(None)` when the object is not a dirtree.
 ///
 /// # Errors
 /// libostree cannot load it.
 pub fn load_dirtree(repo: &Repo, csum: &str) -> Result<Option<DirtreeEntries>, glib::Error> {
     let v = repo.load_variant(ObjectType::DirTree, csum)?;
-    Ok(v.get::<ostree::TreeVariantType>().map(|(files, dirs)| {
+    Ok(dirtree_entries(&v).map(|(files, dirs)| {
         (
             files
                 .into_iter()
@@ -169,6 +199,22 @@ mod tests {
         resolve_in_root::<()>(start, rest, |p| Ok(links.get(&p.join("/")).cloned()))
             .unwrap()
             .map(|v| v.join("/"))
+    }
+
+    #[test]
+    fn dirtree_entries_read_what_glib_reads() {
+        use glib::prelude::*;
+        let t: ostree::TreeVariantType = (
+            vec![("a".into(), vec![1; 32]), ("ü b".into(), (0..32).collect())],
+            vec![("d".into(), vec![2; 32], (32..64).collect())],
+        );
+        let v = t.to_variant();
+        assert_eq!(v.type_().as_str(), "(a(say)a(sayay))");
+        assert_eq!(dirtree_entries(&v), v.get::<ostree::TreeVariantType>());
+        assert_eq!(dirtree_entries(&v), Some(t));
+        let empty: ostree::TreeVariantType = (vec![], vec![]);
+        assert_eq!(dirtree_entries(&empty.to_variant()), Some(empty));
+        assert_eq!(dirtree_entries(&("x", 1u32).to_variant()), None);
     }
 
     #[test]

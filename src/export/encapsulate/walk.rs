@@ -43,7 +43,7 @@ pub(crate) fn load_dirtree(repo: &Repo, csum: &str, path: &str) -> Result<TreeVa
     let v = repo
         .load_variant(ObjectType::DirTree, csum)
         .map_err(Error::ostree(format!("loading dirtree of /{path}")))?;
-    v.get::<TreeVariantType>().ok_or_else(|| Error::Ostree {
+    crate::mtree::dirtree_entries(&v).ok_or_else(|| Error::Ostree {
         op: format!("parsing dirtree of /{path}"),
         cause: glib::Error::new(ostree::gio::IOErrorEnum::InvalidData, "not a dirtree"),
     })

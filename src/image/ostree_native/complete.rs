@@ -43,8 +43,8 @@ pub(super) fn check(
         let v = repo
             .load_variant(ObjectType::DirTree, &tree)
             .map_err(Error::ostree(format!("loading dirtree {tree}")))?;
-        let (files, dirs): ostree::TreeVariantType =
-            v.get().ok_or_else(|| Error::InvalidImage {
+        let (files, dirs) =
+            crate::mtree::dirtree_entries(&v).ok_or_else(|| Error::InvalidImage {
                 image: image.to_string(),
                 reason: format!("dirtree {tree} (/{path}) is malformed"),
             })?;
