@@ -24,12 +24,12 @@ pub use platforms::{import_all_platforms, platform_name};
 pub use prepare::{Prepared, prepare, prepare_with, up_to_date};
 pub use read_layers::default_jobs;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use ostree::{Repo, gio};
 
 use crate::error::{Error, Result};
-use crate::image::ostree_native::{NativeCommit, NativeLayer};
+use crate::image::ostree_native::{LayerObjects, NativeCommit, NativeLayer};
 use crate::image::{self, ImageFormat, ImageMeta, Reading, refs};
 use crate::layer::stream::{ExactGzipStatus, LayerBlob};
 use crate::layer::treated::{ReadOptions, tree_of};
@@ -362,15 +362,28 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
         0 => default_jobs(),
         n => n,
     };
+    // The objects an ostree native container's layer carries are written as soon as it is
+    // read, while other layers are still being read (by layer commit).
+    let carried_objects: std::sync::Mutex<BTreeMap<String, LayerObjects>> = Default::default();
     let mut imported = read_layers::read_layers(
         repo,
         src.as_mut(),
         &to_read,
         jobs,
         |repo, index, layer, blob| {
-            read_layers::read_layer(repo, &image, index, layer, blob, opts, read_opts)
+            let read = read_layers::read_layer(repo, &image, index, layer, blob, opts, read_opts)?;
+            if native.is_some() && index < native_layers {
+                let digest = layer.digest.as_str();
+                let objects =
+                    NativeCommit::write_layer_objects(repo, &image, digest, &read.commit)?;
+                if let Ok(mut all) = carried_objects.lock() {
+                    all.insert(read.commit.clone(), objects);
+                }
+            }
+            Ok(read)
         },
     )?;
+    let carried_objects = carried_objects.into_inner().unwrap_or_default();
     let mut commits: HashMap<String, String> = HashMap::new();
     // Commits this transaction writes (marked partial while it commits).
     let mut written: Vec<String> = Vec::new();
@@ -437,7 +450,7 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
                 commit: commits[l.digest.as_str()].clone(),
             })
             .collect();
-        n.rebuild(repo, &image, &carried, jobs)?;
+        n.rebuild(repo, &image, &carried, jobs, &carried_objects)?;
         if derived {
             let on_top: Vec<(String, LayerTree)> = layers[native_layers..]
                 .iter()

@@ -27,6 +27,8 @@ mod complete;
 pub mod derived;
 mod objects;
 
+/// What [`NativeCommit::write_layer_objects`] found of the commit in one layer.
+pub use objects::Found as LayerObjects;
 pub(crate) use objects::object_path;
 
 use std::collections::BTreeMap;
@@ -51,8 +53,9 @@ pub struct NativeCommit {
     pub final_diffid: String,
 }
 
-/// The objects of every layer of `layers` written ([`objects::write_layer`]), `jobs` layers
-/// at a time; what each carries of the commit, in layer order. A failure stops the hand-out
+/// The objects of every layer of `layers` not in `written` written
+/// ([`objects::write_layer`]), `jobs` layers at a time; what each carries of the commit, in
+/// layer order. A failure stops the hand-out
 /// of further layers, and the error of the earliest failed layer is returned, whatever the
 /// thread timing.
 fn write_layers(
@@ -60,6 +63,7 @@ fn write_layers(
     image: &str,
     layers: &[NativeLayer],
     jobs: usize,
+    written: &BTreeMap<String, LayerObjects>,
 ) -> Result<Vec<objects::Found>> {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -74,7 +78,10 @@ fn write_layers(
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(layer) = layers.get(i) else { break };
-                    let r = objects::write_layer(&repo, &layer.commit);
+                    let r = match written.get(&layer.commit) {
+                        Some(found) => Ok(found.clone()),
+                        None => objects::write_layer(&repo, &layer.commit),
+                    };
                     let failed = r.is_err();
                     if let Ok(mut slot) = results[i].lock() {
                         *slot = Some(r);
@@ -182,7 +189,9 @@ impl NativeCommit {
     }
 
     /// Writes the commit and every object it reaches from the layer commits `layers` (the
-    /// image's, base first, `jobs` layers at a time), inside the caller's transaction. Detached metadata the
+    /// image's, base first, `jobs` layers at a time; those in `written`, by layer commit,
+    /// were written already by [`NativeCommit::write_layer_objects`]), inside the caller's
+    /// transaction. Detached metadata the
     /// repository already has for this commit is kept (it has no checksum to check the
     /// image's against); otherwise the image's is written.
     ///
@@ -196,10 +205,11 @@ impl NativeCommit {
         image: &str,
         layers: &[NativeLayer],
         jobs: usize,
+        written: &BTreeMap<String, LayerObjects>,
     ) -> Result<()> {
         let mut commit = None;
         let mut detached = None;
-        let all = write_layers(repo, image, layers, jobs)?;
+        let all = write_layers(repo, image, layers, jobs, written)?;
         for (layer, found) in layers.iter().zip(all) {
             let layer_err = |cause| Error::Layer {
                 image: image.to_string(),
@@ -258,6 +268,26 @@ impl NativeCommit {
             ));
         }
         crate::image::encapsulated::keep_detached(repo, &self.checksum, detached.as_ref())
+    }
+
+    /// Writes the objects layer commit `layer_commit` (of blob `digest`) carries but the
+    /// commit and its detached metadata, which it returns for [`NativeCommit::rebuild`]: an
+    /// import does it as soon as the layer is read, while other layers are still read.
+    ///
+    /// # Errors
+    /// [`Error::Layer`] naming the layer and object when an object is malformed or does not
+    /// match its checksum; libostree failures.
+    pub fn write_layer_objects(
+        repo: &Repo,
+        image: &str,
+        digest: &str,
+        layer_commit: &str,
+    ) -> Result<LayerObjects> {
+        objects::write_layer(repo, layer_commit).map_err(|cause| Error::Layer {
+            image: image.to_string(),
+            layer: digest.to_string(),
+            cause,
+        })
     }
 
     /// The commit's tree with the derived layers `derived` (digest, layer tree; base first)

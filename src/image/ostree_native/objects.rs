@@ -31,10 +31,10 @@ const MAX_METADATA: u64 = 10 * 1024 * 1024;
 const MAX_XATTRS: u64 = 1024 * 1024;
 
 /// The commit objects and detached metadata one layer carries: (checksum, variant).
-#[derive(Debug, Default)]
-pub(super) struct Found {
-    pub commits: Vec<(String, glib::Variant)>,
-    pub commitmeta: Vec<(String, glib::Variant)>,
+#[derive(Clone, Debug, Default)]
+pub struct Found {
+    pub(super) commits: Vec<(String, glib::Variant)>,
+    pub(super) commitmeta: Vec<(String, glib::Variant)>,
 }
 
 /// The path of object `checksum` of `kind` in a layer (where ostree-ext tar format v1 puts
