@@ -91,25 +91,29 @@ fn upload_requests(log: &str) -> Vec<String> {
 
 const UPLOADS: &str = "/v2/big/img/blobs/uploads/";
 
+/// The upload requests from the first PATCH on are `expected`.
+fn assert_uploads(requests: &[String], expected: &[String]) {
+    let layer: Vec<&String> = requests
+        .iter()
+        .skip_while(|q| !q.starts_with("PATCH"))
+        .collect();
+    assert_eq!(layer, expected.iter().collect::<Vec<_>>(), "{requests:#?}");
+}
+
 #[test]
 fn upload_dropped_between_chunks_resumes_from_the_registrys_range() {
     // the connection drops as the second chunk starts: the registry holds the first 16 MiB
     // and says so; the upload goes on from there
     let (r, requests) = push_through(Fault::DropRequestLine("PATCH /v2/big/img/", 2));
     assert_eq!(r.field("Uploads"), "1 resumed, 0 restarted after a failure");
-    let layer: Vec<_> = requests
-        .iter()
-        .skip_while(|q| !q.starts_with("PATCH"))
-        .collect();
-    assert_eq!(
-        layer,
-        [
-            &format!("PATCH {UPLOADS} 0-16777215"),
-            &format!("GET {UPLOADS}"),
-            &format!("PATCH {UPLOADS} 16777216-20973055"),
-            &format!("PUT {UPLOADS}"),
+    assert_uploads(
+        &requests,
+        &[
+            format!("PATCH {UPLOADS} 0-16777215"),
+            format!("GET {UPLOADS}"),
+            format!("PATCH {UPLOADS} 16777216-20973055"),
+            format!("PUT {UPLOADS}"),
         ],
-        "{requests:#?}"
     );
 }
 
@@ -119,22 +123,17 @@ fn upload_dropped_mid_chunk_restarts_when_the_registry_dropped_it() {
     // matches the offset in our upload URL and it cancels the upload: the blob starts over
     let (r, requests) = push_through(Fault::DropRequestOnce(18 << 20));
     assert_eq!(r.field("Uploads"), "0 resumed, 1 restarted after a failure");
-    let layer: Vec<_> = requests
-        .iter()
-        .skip_while(|q| !q.starts_with("PATCH"))
-        .collect();
-    assert_eq!(
-        layer,
-        [
-            &format!("PATCH {UPLOADS} 0-16777215"),
-            &format!("PATCH {UPLOADS} 16777216-20973055"),
-            &format!("GET {UPLOADS}"),
-            &format!("POST {UPLOADS}"),
-            &format!("PATCH {UPLOADS} 0-16777215"),
-            &format!("PATCH {UPLOADS} 16777216-20973055"),
-            &format!("PUT {UPLOADS}"),
+    assert_uploads(
+        &requests,
+        &[
+            format!("PATCH {UPLOADS} 0-16777215"),
+            format!("PATCH {UPLOADS} 16777216-20973055"),
+            format!("GET {UPLOADS}"),
+            format!("POST {UPLOADS}"),
+            format!("PATCH {UPLOADS} 0-16777215"),
+            format!("PATCH {UPLOADS} 16777216-20973055"),
+            format!("PUT {UPLOADS}"),
         ],
-        "{requests:#?}"
     );
 }
 
@@ -144,19 +143,14 @@ fn a_chunk_answered_with_a_5xx_continues_from_the_registrys_range() {
     // first 16 MiB: the upload asks for the range and sends the second chunk again
     let (r, requests) = push_through(Fault::AnswerLine("PATCH /v2/big/img/", 2, 503));
     assert_eq!(r.field("Uploads"), "1 resumed, 0 restarted after a failure");
-    let layer: Vec<_> = requests
-        .iter()
-        .skip_while(|q| !q.starts_with("PATCH"))
-        .collect();
-    assert_eq!(
-        layer,
-        [
-            &format!("PATCH {UPLOADS} 0-16777215"),
-            &format!("PATCH {UPLOADS} 16777216-20973055"),
-            &format!("GET {UPLOADS}"),
-            &format!("PATCH {UPLOADS} 16777216-20973055"),
-            &format!("PUT {UPLOADS}"),
+    assert_uploads(
+        &requests,
+        &[
+            format!("PATCH {UPLOADS} 0-16777215"),
+            format!("PATCH {UPLOADS} 16777216-20973055"),
+            format!("GET {UPLOADS}"),
+            format!("PATCH {UPLOADS} 16777216-20973055"),
+            format!("PUT {UPLOADS}"),
         ],
-        "{requests:#?}"
     );
 }
