@@ -5,7 +5,9 @@
 //! image: 3.5 s against 0.94 s into bare-user). Here the writer threads (one per core) build
 //! the `.filez` object themselves, exactly as libostree lays it out
 //! (`_ostree_zlib_file_header_new` and a raw deflate stream of the content, at the
-//! repository's `core.zlib-level`, default 6), and store it where libostree stores the
+//! repository's `core.zlib-level`, default 6, made by libdeflate: an object here is buffered
+//! whole, at most [`super::writer::INLINE_MAX`] bytes, and libdeflate deflates a buffer 2 to
+//! 3 times faster than zlib at the same level), and store it where libostree stores the
 //! objects of the running transaction: its staging directory, `REPO/tmp/staging-…/XX/REST.filez`,
 //! which committing the transaction renames into `objects/` (after one `syncfs`), and
 //! aborting leaves out of the repository. The object checksum is the one libostree computes
@@ -31,6 +33,9 @@ use crate::layer::object::FileObject;
 /// libostree's compression level for archive objects when `core.zlib-level` is not set
 /// (`OSTREE_ARCHIVE_DEFAULT_COMPRESSION_LEVEL`).
 pub const DEFAULT_LEVEL: u32 = 6;
+
+/// A writer thread's deflate state.
+pub type Compressor = libdeflater::Compressor;
 
 /// Where and how the archive objects of the running transaction are written.
 #[derive(Clone, Debug)]
@@ -69,8 +74,9 @@ impl ArchiveStore {
 
     /// A compressor at the repository's level, for one writer thread (its state is reused
     /// from object to object).
-    pub fn compressor(&self) -> flate2::Compress {
-        flate2::Compress::new(flate2::Compression::new(self.level), false)
+    pub fn compressor(&self) -> Compressor {
+        let level = libdeflater::CompressionLvl::new(self.level as i32).unwrap_or_default();
+        Compressor::new(level)
     }
 
     /// Writes `job` as a compressed archive object with `z` (from [`ArchiveStore::compressor`]),
@@ -78,7 +84,7 @@ impl ArchiveStore {
     ///
     /// # Errors
     /// Writing the staging directory fails.
-    pub fn write(&self, z: &mut flate2::Compress, job: &FileObject) -> Result<(), LayerError> {
+    pub fn write(&self, z: &mut Compressor, job: &FileObject) -> Result<(), LayerError> {
         let (sub, rest) = job.csum.split_at(2);
         let name = format!("{rest}.filez");
         let dest_dir = self.staging.join(sub);
@@ -116,20 +122,15 @@ impl ArchiveStore {
 
 /// `header` followed by the raw deflate stream of `data` (a file object is at most
 /// [`super::writer::INLINE_MAX`] bytes: memory stays bounded).
-fn compress(z: &mut flate2::Compress, header: Vec<u8>, data: &[u8]) -> io::Result<Vec<u8>> {
-    z.reset();
+fn compress(z: &mut Compressor, header: Vec<u8>, data: &[u8]) -> io::Result<Vec<u8>> {
     let mut out = header;
-    out.reserve(data.len() / 2 + 64);
-    loop {
-        let consumed = z.total_in() as usize;
-        let status = z
-            .compress_vec(&data[consumed..], &mut out, flate2::FlushCompress::Finish)
-            .map_err(io::Error::other)?;
-        if status == flate2::Status::StreamEnd {
-            return Ok(out);
-        }
-        out.reserve(64 << 10);
-    }
+    let start = out.len();
+    out.resize(start + z.deflate_compress_bound(data.len()), 0);
+    let n = z
+        .deflate_compress(data, &mut out[start..])
+        .map_err(|e| io::Error::other(format!("deflate: {e:?}")))?;
+    out.truncate(start + n);
+    Ok(out)
 }
 
 /// The archive object header: `(tuuuusa(ayay))` (size, uid, gid, mode, rdev, symlink target,
