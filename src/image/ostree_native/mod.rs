@@ -53,11 +53,26 @@ pub struct NativeCommit {
     pub final_diffid: String,
 }
 
-/// The objects of every layer of `layers` not in `written` written
-/// ([`objects::write_layer`]), `jobs` layers at a time; what each carries of the commit, in
-/// layer order. A failure stops the hand-out
-/// of further layers, and the error of the earliest failed layer is returned, whatever the
-/// thread timing.
+/// One layer of the image, as the rebuild needs it.
+#[derive(Clone, Debug)]
+pub struct NativeLayer {
+    /// Blob digest (names the layer in errors).
+    pub digest: String,
+    /// The layer commit ocitree stored it as.
+    pub commit: String,
+}
+
+fn bad(image: &str, reason: String) -> Error {
+    Error::InvalidImage {
+        image: image.to_string(),
+        reason,
+    }
+}
+
+/// Writes the objects of every layer of `layers` not in `written` ([`objects::write_layer`]),
+/// `jobs` layers at a time; returns what each carries of the commit, in layer order. A
+/// failure stops the hand-out of further layers, and the error of the earliest failed layer
+/// is returned, whatever the thread timing.
 fn write_layers(
     repo: &Repo,
     image: &str,
@@ -113,22 +128,6 @@ fn write_layers(
         }
     }
     Ok(out)
-}
-
-/// One layer of the image, as the rebuild needs it.
-#[derive(Clone, Debug)]
-pub struct NativeLayer {
-    /// Blob digest (names the layer in errors).
-    pub digest: String,
-    /// The layer commit ocitree stored it as.
-    pub commit: String,
-}
-
-fn bad(image: &str, reason: String) -> Error {
-    Error::InvalidImage {
-        image: image.to_string(),
-        reason,
-    }
 }
 
 /// True for a lowercase hex SHA-256 (the only checksums OSTree uses).
@@ -191,9 +190,8 @@ impl NativeCommit {
     /// Writes the commit and every object it reaches from the layer commits `layers` (the
     /// image's, base first, `jobs` layers at a time; those in `written`, by layer commit,
     /// were written already by [`NativeCommit::write_layer_objects`]), inside the caller's
-    /// transaction. Detached metadata the
-    /// repository already has for this commit is kept (it has no checksum to check the
-    /// image's against); otherwise the image's is written.
+    /// transaction. Detached metadata the repository already has for this commit is kept (it
+    /// has no checksum to check the image's against); otherwise the image's is written.
     ///
     /// # Errors
     /// [`Error::Layer`] naming the layer and object when an object is malformed or does not
