@@ -141,9 +141,10 @@ pub fn check(
     let mut shards = Vec::new();
     plan.all_shards(&mut shards);
     let mut layers: Vec<LayerStatus> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for s in shards {
         let digest = s.digest.to_string();
-        if layers.iter().any(|l| l.digest == digest) {
+        if !seen.insert(digest.clone()) {
             continue;
         }
         layers.push(LayerStatus {
