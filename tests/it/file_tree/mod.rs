@@ -628,6 +628,15 @@ fn hostile_file_trees_are_refused_and_change_nothing() {
         let title = title.to_string();
         move |l: &Layout| l.manifest(vec![l.file(&title, b"x", json!({}))], json!({}))
     };
+    // One file "a", with these annotations on its layer and on its manifest.
+    let annotated = |on_file: Value, on_manifest: Value| {
+        move |l: &Layout| {
+            l.manifest(
+                vec![l.file("a", b"1", on_file.clone())],
+                on_manifest.clone(),
+            )
+        }
+    };
     case(&one("../x"), "title \"../x\" is a name holding /");
     case(&one("/etc/passwd"), "holding /");
     case(&one("a/b"), "holding /");
@@ -651,48 +660,32 @@ fn hostile_file_trees_are_refused_and_change_nothing() {
         "\"a\" appears twice",
     );
     case(
-        &|l: &Layout| {
-            l.manifest(
-                vec![l.file("a", b"1", json!({}))],
-                json!({"org.ocitree.file-tree.entries": r#"[{"name":"a","type":"dir"}]"#}),
-            )
-        },
+        &annotated(
+            json!({}),
+            json!({"org.ocitree.file-tree.entries": r#"[{"name":"a","type":"dir"}]"#}),
+        ),
         "\"a\" appears twice",
     );
     case(
-        &|l: &Layout| {
-            l.manifest(
-                vec![l.file("a", b"1", json!({"org.ocitree.file-tree.mode": "9755"}))],
-                json!({}),
-            )
-        },
+        &annotated(json!({"org.ocitree.file-tree.mode": "9755"}), json!({})),
         "is not octal permission bits",
     );
     case(
-        &|l: &Layout| {
-            l.manifest(
-                vec![l.file("a", b"1", json!({"org.ocitree.file-tree.owner": "root"}))],
-                json!({}),
-            )
-        },
+        &annotated(json!({"org.ocitree.file-tree.owner": "root"}), json!({})),
         "is not UID:GID",
     );
     case(
-        &|l: &Layout| {
-            l.manifest(
-                vec![l.file("a", b"1", json!({}))],
-                json!({"org.ocitree.file-tree.entries": r#"[{"name":"l","type":"fifo"}]"#}),
-            )
-        },
+        &annotated(
+            json!({}),
+            json!({"org.ocitree.file-tree.entries": r#"[{"name":"l","type":"fifo"}]"#}),
+        ),
         "expected \"symlink\"",
     );
     case(
-        &|l: &Layout| {
-            l.manifest(
-                vec![l.file("a", b"1", json!({}))],
-                json!({"org.ocitree.file-tree.entries": r#"[{"name":"../l","type":"symlink","target":"x"}]"#}),
-            )
-        },
+        &annotated(
+            json!({}),
+            json!({"org.ocitree.file-tree.entries": r#"[{"name":"../l","type":"symlink","target":"x"}]"#}),
+        ),
         "title \"../l\" is a name holding /",
     );
     case(
