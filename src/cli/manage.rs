@@ -149,33 +149,31 @@ pub fn inspect(repo_path: &Path, a: InspectArgs) -> Result<()> {
                 "commit": refs::resolve(&repo, &r)?,
             }));
         }
-    }
-    let parsed = match &info.file_tree {
-        Some(_) => Vec::new(),
-        None => info.parsed_manifest()?.layers,
-    };
-    for ((desc, digest), diff_id) in parsed.iter().zip(&info.layers).zip(&info.diff_ids) {
-        let r = refname::blob_ref(digest);
-        let commit = refs::resolve(&repo, &r)?;
-        let keeps = match &commit {
-            Some(c) => ocitree::export::layer::export_keeps_blob(
-                &repo,
-                c,
-                &ocitree::digest::Digest::parse(digest)?,
-                &desc.media_type,
-            )?,
-            None => Err("layer not in the repository".into()),
-        };
-        layers.push(serde_json::json!({
-            "digest": digest,
-            "diff_id": diff_id,
-            "media_type": desc.media_type,
-            "size": desc.size,
-            "ref": r,
-            "commit": commit,
-            "export_keeps_blob": keeps.is_ok(),
-            "export_note": keeps.err(),
-        }));
+    } else {
+        let parsed = info.parsed_manifest()?.layers;
+        for ((desc, digest), diff_id) in parsed.iter().zip(&info.layers).zip(&info.diff_ids) {
+            let r = refname::blob_ref(digest);
+            let commit = refs::resolve(&repo, &r)?;
+            let keeps = match &commit {
+                Some(c) => ocitree::export::layer::export_keeps_blob(
+                    &repo,
+                    c,
+                    &ocitree::digest::Digest::parse(digest)?,
+                    &desc.media_type,
+                )?,
+                None => Err("layer not in the repository".into()),
+            };
+            layers.push(serde_json::json!({
+                "digest": digest,
+                "diff_id": diff_id,
+                "media_type": desc.media_type,
+                "size": desc.size,
+                "ref": r,
+                "commit": commit,
+                "export_keeps_blob": keeps.is_ok(),
+                "export_note": keeps.err(),
+            }));
+        }
     }
     let out = serde_json::json!({
         "name": info.name,

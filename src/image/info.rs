@@ -128,19 +128,20 @@ impl ImageInfo {
         };
         let s = |k: &str| dict.lookup::<String>(k).ok().flatten().ok_or_else(bad);
         let list = |k: &str| dict.lookup::<Vec<String>>(k).ok().flatten().ok_or_else(bad);
+        let manifest = s(meta::MANIFEST)?;
         Ok(ImageInfo {
             name: name.to_string(),
             commit: commit.to_string(),
             source: String::new(),
             manifest_digest: s(meta::MANIFEST_DIGEST)?,
-            manifest: s(meta::MANIFEST)?,
+            file_tree: Self::file_tree_record(name, &manifest, dict)?,
+            manifest,
             config: s(meta::CONFIG)?,
             layers: list(meta::LAYERS)?,
             diff_ids: list(meta::DIFF_IDS)?,
             timestamp: 0,
             record,
             ostree_base: dict.lookup::<String>(meta::OSTREE_BASE).ok().flatten(),
-            file_tree: Self::file_tree_record(name, &s(meta::MANIFEST)?, dict)?,
         })
     }
 

@@ -162,12 +162,11 @@ pub fn check(
     })
 }
 
-/// What the image commit records of the tree `plan` ([`FileTreeRecord`]). `--max-blobs` is
+/// What the image commit records of the tree `plan`, whose manifests are `shards`
+/// ([`FileTreeRecord`]). `--max-blobs` is
 /// the size of a full shard when a directory was split (every shard but its last is full),
 /// else the default, or the largest manifest when one is larger than the default.
-fn record(plan: &read::Dir) -> FileTreeRecord {
-    let mut shards = Vec::new();
-    plan.all_shards(&mut shards);
+fn record(plan: &read::Dir, shards: &[&read::Shard]) -> FileTreeRecord {
     let split = split_shard_size(plan);
     let largest = shards.iter().map(|s| s.files.len()).max().unwrap_or(0);
     let mut blobs = std::collections::HashMap::new();
@@ -237,7 +236,7 @@ pub fn import(
             layers.push(d);
         }
     }
-    let record = serde_json::to_string(&record(&plan)).expect("a record serialises");
+    let record = serde_json::to_string(&record(&plan, &shards)).expect("a record serialises");
     let meta = ImageMeta {
         name: &name,
         source: &image,
