@@ -55,6 +55,7 @@ pub mod layer;
 pub mod merge;
 pub mod meta;
 pub mod mtree;
+pub mod par_deflate;
 pub mod progress;
 pub mod refname;
 pub mod registry;

@@ -1,22 +1,15 @@
-//! Layer compression on export: gzip in pigz-style blocks on every core (through `gzp`), zstd
-//! with its own worker threads, or none.
+//! Layer compression on export: gzip in pigz-style blocks on every core
+//! ([`crate::par_deflate`]: one gzip member, mtime 0, OS 255), zstd with its own worker
+//! threads, or none.
 //!
-//! Deterministic: the same tar and options give the same bytes whatever the number of cores.
-//! gzip blocks are cut every [`GZIP_BLOCK`] bytes of input and each is compressed with the
-//! previous block's last 32 KiB as its dictionary (one gzip member, mtime 0, OS 255); zstd's
-//! multithreaded output does not depend on its worker count either.
+//! Deterministic: the same tar and options give the same bytes whatever the number of cores
+//! (zstd's multithreaded output does not depend on its worker count either).
 
 use std::io::{self, Write};
 
-use gzp::ZWriter;
-use gzp::deflate::Gzip;
-use gzp::par::compress::ParCompressBuilder;
-
 use crate::decompress::Compression;
 use crate::error::{Error, Result};
-
-/// Input bytes per gzip block (pigz's default). Fixed: it shapes the output.
-pub const GZIP_BLOCK: usize = 128 << 10;
+use crate::par_deflate::{self, Gzip};
 
 /// gzip level when none is given (gzip's and Go's default).
 pub const GZIP_DEFAULT_LEVEL: u32 = 6;
@@ -89,7 +82,7 @@ impl LayerCompression {
     }
 }
 
-/// Passes writes on and swallows flushes: a flush makes gzp and zstd end a block early, so the
+/// Passes writes on and swallows flushes: a flush makes zstd end a block early, so the
 /// blob would depend on where the tar writer happened to flush, not on the tar alone.
 struct NoFlush<W>(W);
 
@@ -100,28 +93,6 @@ impl<W: Write> Write for NoFlush<W> {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
-}
-
-/// A [`NoFlush`] for gzp that remembers whether a write failed: gzp then has shut its
-/// pipeline down already, and must not be finished.
-struct Guarded<W> {
-    inner: W,
-    failed: bool,
-}
-
-impl<W: Write> Write for Guarded<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let r = self.inner.write(buf);
-        self.failed |= r.is_err();
-        r
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-fn threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// Runs `body` with a writer that compresses into `out`, then ends the compressed stream.
@@ -135,7 +106,7 @@ pub fn compress_into<W: Write + Send, T>(
     c: &LayerCompression,
     body: impl FnOnce(&mut dyn Write) -> io::Result<T>,
 ) -> io::Result<T> {
-    encode(out, c, threads(), body)
+    encode(out, c, par_deflate::threads(), body)
 }
 
 fn encode<W: Write + Send, T>(
@@ -145,34 +116,12 @@ fn encode<W: Write + Send, T>(
     body: impl FnOnce(&mut dyn Write) -> io::Result<T>,
 ) -> io::Result<T> {
     match c.kind {
-        Compression::Gzip => std::thread::scope(|s| {
-            let level = c.level.unwrap_or(GZIP_DEFAULT_LEVEL);
-            let mut z = ParCompressBuilder::<Gzip>::new()
-                .compression_level(gzp::Compression::new(level))
-                .buffer_size(GZIP_BLOCK)
-                .and_then(|b| b.num_threads(threads))
-                .map_err(io::Error::other)?
-                .from_borrowed_writer(out, s);
-            let mut w = Guarded {
-                inner: &mut z,
-                failed: false,
-            };
-            let r = body(&mut w);
-            if w.failed {
-                // gzp has already torn its pipeline down and returned the writer thread's
-                // error; its `finish` would panic (it unwraps the channels it dropped), and
-                // dropping it now does nothing.
-                drop(z);
-                return r.and(Err(io::Error::other("gzip compressor failed")));
-            }
-            let f = z.finish().map(drop).map_err(|e| match e {
-                gzp::GzpError::Io(e) => e,
-                e => io::Error::other(e),
-            });
-            let t = r?;
-            f?;
-            Ok(t)
-        }),
+        Compression::Gzip => par_deflate::deflate_into::<Gzip, _, _>(
+            out,
+            c.level.unwrap_or(GZIP_DEFAULT_LEVEL),
+            threads,
+            body,
+        ),
         Compression::Zstd => {
             let level = c.level.unwrap_or(ZSTD_DEFAULT_LEVEL) as i32;
             let mut z = zstd::stream::Encoder::new(out, level)?;

@@ -4,7 +4,7 @@
 
 use ostree::{ObjectType, Repo, gio, glib};
 
-use crate::entries::{Xattrs, xattrs};
+use crate::entries::{Entry, Xattrs, xattrs};
 use crate::error::LayerError;
 
 /// File type bits of a regular file's mode.
@@ -74,6 +74,14 @@ pub fn content_checksum(
     xattrs: &glib::Variant,
     data: &[u8],
 ) -> String {
+    use sha2::Digest as _;
+    let mut h = content_hasher(uid, gid, mode, xattrs);
+    h.update(data);
+    hex::encode(h.finalize())
+}
+
+/// [`content_checksum`]'s hasher after the header: feed it the content, then finalize.
+pub fn content_hasher(uid: u32, gid: u32, mode: u32, xattrs: &glib::Variant) -> sha2::Sha256 {
     use glib::variant::ToVariant;
     use sha2::Digest as _;
     let header = glib::Variant::tuple_from_iter([
@@ -88,8 +96,18 @@ pub fn content_checksum(
     h.update((header.size() as u32).to_be_bytes());
     h.update([0u8; 4]);
     h.update(header.data());
-    h.update(data);
-    hex::encode(h.finalize())
+    h
+}
+
+/// The error for a tar stream that ends after `got` of `entry`'s bytes.
+pub fn short_read(entry: &Entry, got: u64) -> LayerError {
+    LayerError::Read(std::io::Error::new(
+        std::io::ErrorKind::UnexpectedEof,
+        format!(
+            "entry {:?}: tar stream ends after {got} of {} bytes",
+            entry.raw_path, entry.size
+        ),
+    ))
 }
 
 /// Writes a dirmeta object for the given ownership and permission bits.

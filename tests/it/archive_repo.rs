@@ -1,11 +1,26 @@
 //! Archive repositories (what remotes serve): objects compressed by ocitree on every core at
-//! the repository's `core.zlib-level` give the same commits as bare-user imports, pass
-//! `ostree fsck`, and a failed import leaves none of them behind.
+//! the repository's `core.zlib-level` (small files whole, large ones in blocks as they
+//! stream) give the same commits as bare-user imports, pass `ostree fsck`, and a failed
+//! import leaves none of them behind.
 
 use std::path::Path;
 
 use crate::serve::small_image;
 use crate::util::*;
+
+/// `len` bytes that compress, but not to nothing: text with a pseudo-random word per line.
+fn large_file(len: usize) -> Vec<u8> {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    (0..)
+        .flat_map(|i| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            format!("record {i}: {x:016x}\n").into_bytes()
+        })
+        .take(len)
+        .collect()
+}
 
 /// Total bytes of the `.filez` objects of an archive repository.
 fn filez_bytes(repo: &Path) -> u64 {
@@ -34,6 +49,9 @@ fn archive_objects_compressed_on_all_cores_give_the_same_commit_at_the_configure
     }
     entries.push(file("usr/big", &text));
     entries.push(file_xattrs("usr/x", b"x", &[("user.k", b"v")]));
+    // Past the size up to which files are buffered whole: compressed in blocks on every core.
+    let large = large_file((9 << 20) + 12_345);
+    entries.push(file_xattrs("usr/large", &large, &[("user.k", b"w")]));
     let src_dir = tmp.path().join("img");
     Layout::single(&src_dir, &[Layer::new(&entries)]);
     let src = Repo::oci(&src_dir, "latest");
@@ -53,6 +71,7 @@ fn archive_objects_compressed_on_all_cores_give_the_same_commit_at_the_configure
         let out = tmp.path().join(format!("co{level}"));
         tools::ostree_checkout(&archive.path, &commit, &out);
         assert_eq!(std::fs::read(out.join("usr/big")).unwrap(), text);
+        assert!(std::fs::read(out.join("usr/large")).unwrap() == large);
         sizes.push(filez_bytes(&archive.path));
     }
     // The level the repository is configured with is the one used.
@@ -72,10 +91,11 @@ fn a_failed_import_into_an_archive_repository_leaves_none_of_its_objects() {
     let snap = repo.snapshot();
     // Every file is compressed and stored before the diff_id is found wrong at the end.
     let files: Vec<String> = (0..50).map(|i| format!("f{i}")).collect();
-    let entries: Vec<_> = files
+    let mut entries: Vec<_> = files
         .iter()
         .map(|f| file(f, format!("{f}\n").repeat(100).as_bytes()))
         .collect();
+    entries.push(file("large", &large_file(6 << 20)));
     let layer = Layer::new(&entries);
     let mut layout = Layout::new(&tmp.path().join("bad"));
     let config = serde_json::json!({
