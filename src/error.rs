@@ -219,6 +219,16 @@ pub enum LayerError {
         /// Why it cannot be linked.
         reason: &'static str,
     },
+    /// An entry tar extraction refuses or whose result depends on what the layer cannot see:
+    /// a parent that is not a directory, a non-directory at the root, a directory replaced
+    /// after this layer wrote below it without creating it.
+    #[error("entry {path:?}: {reason}")]
+    EntryConflict {
+        /// The entry path.
+        path: String,
+        /// What conflicts.
+        reason: String,
+    },
     /// An OSTree object an ostree native container carries in this layer
     /// (`sysroot/ostree/repo/objects/...`) is malformed or does not match its checksum.
     #[error("ostree object {object}: {reason}")]

@@ -71,6 +71,13 @@ pub const LAYER_WHITEOUTS: &str = "ocitree.layer.whiteouts";
 pub const LAYER_IMPLICIT_DIRS: &str = "ocitree.layer.implicit-dirs";
 /// Layer commit: hardlinks into lower layers.
 pub const LAYER_LINKS: &str = "ocitree.layer.links";
+/// Layer commit: hardlinks written before their target, which came later in the same layer
+/// (set only when there are any). A lower-layer file at the target when the layer is applied
+/// is what the link takes, as extracting the tar in order gives.
+pub const LAYER_FORWARD_LINKS: &str = "ocitree.layer.forward-links";
+/// Layer commit: directories that replaced a non-directory of the same layer (set only when
+/// there are any): like an opaque directory, they hide what lower layers had there.
+pub const LAYER_REPLACED_DIRS: &str = "ocitree.layer.replaced-dirs";
 /// Layer commit: skipped entries.
 pub const LAYER_SKIPPED: &str = "ocitree.layer.skipped";
 /// Layer commit: tar-split records.

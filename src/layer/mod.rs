@@ -58,6 +58,8 @@ pub struct LayerBuilder<'r> {
     symlinks: HashMap<String, String>,
     whiteouts: Vec<String>,
     pending_links: Vec<(Entry, Vec<String>)>,
+    forward_links: Vec<(String, String)>,
+    replaced_dirs: BTreeSet<String>,
     tar_split: Vec<u8>,
     exact_gzip: Option<(Vec<u8>, (u32, String))>,
     external_links: Vec<(String, String)>,
@@ -102,6 +104,8 @@ impl<'r> LayerBuilder<'r> {
             symlinks: HashMap::new(),
             whiteouts: Vec::new(),
             pending_links: Vec::new(),
+            forward_links: Vec::new(),
+            replaced_dirs: BTreeSet::new(),
             tar_split: Vec::new(),
             exact_gzip: None,
             external_links: Vec::new(),
@@ -267,9 +271,12 @@ impl<'r> LayerBuilder<'r> {
     }
 
     /// Walks to the parent directory of `path`, creating missing directories as implicit.
-    /// `None` when a parent is a non-directory and `keep_files` asks not to replace it.
+    /// `None` when a parent is a non-directory and `keep_files` asks not to replace it (a
+    /// whiteout there has nothing to delete); otherwise such a parent is an error, as tar
+    /// extraction fails there (`ENOTDIR`).
     fn parent_dir(
         &mut self,
+        entry: &str,
         comps: &[String],
         keep_files: bool,
     ) -> Result<Option<MutableTree>, LayerError> {
@@ -278,6 +285,16 @@ impl<'r> LayerBuilder<'r> {
             cur = match mtree::get(&cur, name).map_err(ostree_err(comps, "reading tree"))? {
                 Some(Node::Dir(d)) => d,
                 Some(Node::File(_)) if keep_files => return Ok(None),
+                // AUFS metadata directories are kept as marker files; what they hold goes below.
+                Some(Node::File(_)) if whiteout::classify(name) == Whiteout::None => {
+                    return Err(LayerError::EntryConflict {
+                        path: entry.to_string(),
+                        reason: format!(
+                            "its parent {:?} is a file or symlink of this layer, not a directory",
+                            path::join(&comps[..=i])
+                        ),
+                    });
+                }
                 _ => {
                     let d = mtree::replace_with_dir(&cur, name)
                         .map_err(ostree_err(comps, "creating directory"))?;
@@ -311,8 +328,15 @@ impl<'r> LayerBuilder<'r> {
                     _ => Ok(None),
                 },
             )?;
-        // A symlink loop: keep the path as written (its parents become directories).
-        let mut out = resolved.unwrap_or_else(|| parents.to_vec());
+        let Some(mut out) = resolved else {
+            return Err(LayerError::EntryConflict {
+                path: path::join(path),
+                reason: format!(
+                    "too many levels of symbolic links in its parents (a loop, or more than {})",
+                    mtree::MAX_SYMLINK_HOPS
+                ),
+            });
+        };
         out.push(name.clone());
         Ok(out)
     }
@@ -333,18 +357,25 @@ impl<'r> LayerBuilder<'r> {
             e.kind = EntryKind::Hardlink(self.resolve_parents(target)?);
         }
         let Some((name, parents)) = e.path.split_last() else {
-            if e.kind == EntryKind::Dir {
-                let m = self.objects.dirmeta(e.uid, e.gid, e.mode, &e.xattrs)?;
-                self.root.set_metadata_checksum(&m);
-                self.implicit.remove("");
+            if e.kind != EntryKind::Dir {
+                return Err(LayerError::EntryConflict {
+                    path: e.raw_path.clone(),
+                    reason: format!("a {} cannot replace the root directory", e.kind.describe()),
+                });
             }
+            let m = self.objects.dirmeta(e.uid, e.gid, e.mode, &e.xattrs)?;
+            self.root.set_metadata_checksum(&m);
+            self.implicit.remove("");
             return Ok(None);
         };
         // A whiteout below a non-directory has nothing to delete (umoci's repack writes
         // `d/.wh.x` after turning `d` into a file): it must not turn `d` back into a directory.
-        let Some(parent) = self.parent_dir(parents, is_marker)? else {
+        let Some(parent) = self.parent_dir(&e.raw_path, parents, is_marker)? else {
             return Ok(None);
         };
+        if !is_marker {
+            self.replacing(&parent, &e)?;
+        }
         let at = |op| ostree_err(&e.path, op);
         match &e.kind {
             _ if is_marker => {
@@ -401,10 +432,55 @@ impl<'r> LayerBuilder<'r> {
         Ok(None)
     }
 
+    /// What entry `e` (not a whiteout marker) does to what this layer has at its path, in tar
+    /// order: a hardlink waiting there for its target is gone, with those below when `e` is
+    /// not a directory; a directory over a non-directory hides the lower layers' directory as
+    /// an opaque one does. A non-directory over a directory the tar never named but wrote
+    /// below is refused: those entries went wherever the lower layers' path led (through a
+    /// symlink there, elsewhere), which the layer alone cannot tell.
+    fn replacing(&mut self, parent: &MutableTree, e: &Entry) -> Result<(), LayerError> {
+        let name = e.path.last().expect("entries below the root have a name");
+        let here = path::join(&e.path);
+        let is_dir = e.kind == EntryKind::Dir;
+        let below = format!("{here}/");
+        self.pending_links.retain(|(l, _)| {
+            let p = path::join(&l.path);
+            p != here && (is_dir || !p.starts_with(&below))
+        });
+        match mtree::get(parent, name).map_err(ostree_err(&e.path, "reading tree"))? {
+            Some(Node::File(_)) if is_dir => {
+                self.replaced_dirs.insert(here);
+            }
+            Some(Node::Dir(d)) if !is_dir && self.implicit.contains(&here) => {
+                if d.copy_files().is_empty() && d.copy_subdirs().is_empty() {
+                    return Ok(());
+                }
+                return Err(LayerError::EntryConflict {
+                    path: e.raw_path.clone(),
+                    reason: format!(
+                        "this {} replaces directory {here:?}, which the layer wrote entries below \
+                         without creating it: where they went depends on the lower layers",
+                        e.kind.describe()
+                    ),
+                });
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
     /// Links `e` to `target` if the target is in this layer's tree; `false` if it is not (yet).
     fn link(&self, parent: &MutableTree, e: &Entry, target: &[String]) -> Result<bool, LayerError> {
         let name = e.path.last().expect("links have a name");
+        let marker = target
+            .last()
+            .is_some_and(|n| whiteout::classify(n) != Whiteout::None);
         match mtree::get_path(&self.root, target).map_err(ostree_err(&e.path, "reading tree"))? {
+            Some(Node::File(_)) if marker => Err(LayerError::BadHardlink {
+                path: e.raw_path.clone(),
+                target: path::join(target),
+                reason: "is a whiteout marker",
+            }),
             Some(Node::File(csum)) => {
                 mtree::replace_with_file(parent, name, &csum)
                     .map_err(ostree_err(&e.path, "adding hardlink"))?;
@@ -423,11 +499,13 @@ impl<'r> LayerBuilder<'r> {
     fn resolve_pending_links(&mut self) -> Result<(), LayerError> {
         for (e, target) in std::mem::take(&mut self.pending_links) {
             let parent = self
-                .parent_dir(&e.path[..e.path.len() - 1], false)?
+                .parent_dir(&e.raw_path, &e.path[..e.path.len() - 1], false)?
                 .expect("replaces files");
-            if !self.link(&parent, &e, &target)? {
-                self.external_links
-                    .push((path::join(&e.path), path::join(&target)));
+            let link = (path::join(&e.path), path::join(&target));
+            if self.link(&parent, &e, &target)? {
+                self.forward_links.push(link);
+            } else {
+                self.external_links.push(link);
             }
         }
         Ok(())
@@ -451,6 +529,14 @@ impl<'r> LayerBuilder<'r> {
             self.implicit.iter().cloned().collect::<Vec<_>>(),
         );
         dict.insert(meta::LAYER_LINKS, &self.external_links);
+        // Only when there are any: every other layer commit stays as it was.
+        if !self.forward_links.is_empty() {
+            dict.insert(meta::LAYER_FORWARD_LINKS, &self.forward_links);
+        }
+        if !self.replaced_dirs.is_empty() {
+            let dirs: Vec<String> = self.replaced_dirs.iter().cloned().collect();
+            dict.insert(meta::LAYER_REPLACED_DIRS, dirs);
+        }
         let skipped: Vec<(String, String)> = self
             .skipped
             .iter()

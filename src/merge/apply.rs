@@ -10,14 +10,19 @@
 //! - a directory the tar named replaces the lower directory's mode, owner and xattrs; one it did
 //!   not name (implicit) keeps them;
 //! - an implicit directory over a lower symlink follows the symlink **inside the root**
-//!   (merged-/usr images: `lib -> usr/lib`, then `lib/x` lands in `usr/lib/x`);
+//!   (merged-/usr images: `lib -> usr/lib`, then `lib/x` lands in `usr/lib/x`); over a lower
+//!   file it is an error, as extracting the tar fails there (`ENOTDIR`);
+//! - a directory that replaced a non-directory of the same layer hides the lower directory's
+//!   contents, as an opaque one does (in tar order the non-directory removed them);
 //! - whiteout and opaque markers never create anything: below a non-directory, a missing
 //!   directory or a symlink to one, they are no-ops (a directory the tar never named that
 //!   holds only markers does not appear in the merged tree);
 //! - an entry the layer could not store (device node, FIFO) still owns its path: what the
 //!   lower layers had there is removed;
 //! - AUFS metadata (`.wh..wh.plnk/`, `.wh..wh.aufs`, `.wh..wh.orph/` at the root) is hidden;
-//! - hardlinks to lower-layer files take the file the lower layers left at the target path.
+//! - hardlinks to lower-layer files take the file the lower layers left at the target path;
+//!   so does a hardlink written before a target of the same layer when the lower layers have
+//!   a file there (extracted in tar order, the link is made before the target is replaced).
 //!
 //! # Security
 //! Symlinks are resolved against the merged tree itself, never the host: absolute targets
@@ -116,9 +121,22 @@ impl<'r> Merger<'r> {
             self.root.set_metadata_checksum(&layer.meta);
         }
         let root = self.root.clone();
+        // What the lower layers have at the targets of forward links, before this layer.
+        let mut lower_targets = Vec::new();
+        for (path, target) in &layer.forward_links {
+            let comps: Vec<String> = target.split('/').map(String::from).collect();
+            if let Some(Node::File(csum)) =
+                mtree::get_path(&root, &comps).map_err(err(path, "reading merged tree"))?
+            {
+                lower_targets.push((path, csum));
+            }
+        }
         self.apply_dir(layer, &root, &[], &layer.contents, "")?;
         for (path, target) in &layer.links {
             self.link_lower(path, target)?;
+        }
+        for (path, csum) in lower_targets {
+            self.place_link(path, &csum)?;
         }
         Ok(())
     }
@@ -134,9 +152,10 @@ impl<'r> Merger<'r> {
         path: &str,
     ) -> Result<(), LayerError> {
         let (files, dirs) = self.dirtree(contents, path)?;
-        if files
-            .iter()
-            .any(|(n, _)| whiteout::classify(n) == Whiteout::Opaque)
+        if layer.replaced_dirs.contains(path)
+            || files
+                .iter()
+                .any(|(n, _)| whiteout::classify(n) == Whiteout::Opaque)
         {
             mtree::clear(merged).map_err(err(path, "applying opaque marker"))?;
         }
@@ -193,10 +212,12 @@ impl<'r> Merger<'r> {
                     } else if markers_only {
                         continue; // only whiteouts below a non-directory: nothing to delete
                     } else {
-                        let d = mtree::replace_with_dir(merged, name)
-                            .map_err(err(&child, "adding directory"))?;
-                        d.set_metadata_checksum(&self.default_meta);
-                        d
+                        return Err(LayerError::EntryConflict {
+                            path: child,
+                            reason: "the layer has entries below it without creating it as a \
+                                     directory, and a lower layer has a file there"
+                                .into(),
+                        });
                     }
                 }
                 None if markers_only => continue, // nothing below to delete
@@ -320,11 +341,16 @@ impl<'r> Merger<'r> {
                 });
             }
         };
+        self.place_link(path, &csum)
+    }
+
+    /// Puts file object `csum` at `path` (a hardlink), creating missing parents.
+    fn place_link(&mut self, path: &str, csum: &str) -> Result<(), LayerError> {
         let mut comps: VecDeque<String> = path.split('/').map(String::from).collect();
         let name = comps.pop_back().expect("split yields one part");
         let (dir, _) = self
             .resolve_dir(Vec::new(), comps, path, true)?
             .expect("created when missing");
-        mtree::replace_with_file(&dir, &name, &csum).map_err(err(path, "adding hardlink"))
+        mtree::replace_with_file(&dir, &name, csum).map_err(err(path, "adding hardlink"))
     }
 }

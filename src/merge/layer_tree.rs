@@ -26,6 +26,12 @@ pub struct LayerTree {
     pub special: HashSet<String>,
     /// Hardlinks to lower-layer files, (path, target), in tar order.
     pub links: Vec<(String, String)>,
+    /// Hardlinks written before their target, which came later in the layer, (path, target):
+    /// they take a lower-layer file at the target if there is one ([`meta::LAYER_FORWARD_LINKS`]).
+    pub forward_links: Vec<(String, String)>,
+    /// Directories that replaced a non-directory of the same layer: opaque to lower layers
+    /// ([`meta::LAYER_REPLACED_DIRS`]).
+    pub replaced_dirs: HashSet<String>,
     /// Entries the layer could not store (device nodes, FIFOs), by parent directory: their
     /// paths still belong to this layer, so the merge removes what lower layers had there.
     pub skipped: HashMap<String, Vec<String>>,
@@ -93,6 +99,13 @@ impl LayerTree {
             .ok()
             .flatten()
             .unwrap_or_default();
+        let forward_links: Vec<(String, String)> = dict
+            .lookup::<Vec<(String, String)>>(meta::LAYER_FORWARD_LINKS)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let replaced_dirs: HashSet<String> =
+            strings(meta::LAYER_REPLACED_DIRS).into_iter().collect();
         let skipped_paths: Vec<(String, String)> = dict
             .lookup::<Vec<(String, String)>>(meta::LAYER_SKIPPED)
             .ok()
@@ -119,6 +132,12 @@ impl LayerTree {
             content_dirs.extend(ancestors(parent(path)));
         }
         special.extend(content_dirs.iter().cloned());
+        for dir in &replaced_dirs {
+            special.extend(ancestors(dir));
+        }
+        for (path, _) in &forward_links {
+            special.extend(ancestors(parent(path)));
+        }
         let (contents, meta) = crate::repo::commit_root(&v);
         Ok(LayerTree {
             commit: commit.to_string(),
@@ -128,6 +147,8 @@ impl LayerTree {
             implicit,
             special,
             links,
+            forward_links,
+            replaced_dirs,
             skipped,
             content_dirs,
         })
@@ -176,6 +197,8 @@ impl LayerTree {
             implicit: ancestors(dirs).collect(),
             special: HashSet::new(),
             links: Vec::new(),
+            forward_links: Vec::new(),
+            replaced_dirs: HashSet::new(),
             skipped: HashMap::new(),
             content_dirs: HashSet::new(),
         })

@@ -9,6 +9,9 @@ mod import;
 mod jobs;
 // Whiteouts, opaque directories, type changes, symlinked parents, directory metadata.
 mod whiteouts;
+// Entries of one layer in tar order: hardlinks before their targets are replaced, directories
+// over non-directories; what the layer cannot place is refused.
+mod tar_order;
 // Layer edges (issue 9): truncated tars, invalid whiteouts, markers that create nothing,
 // skipped entries owning their path, sparse files, AUFS metadata.
 mod layer_edges;
