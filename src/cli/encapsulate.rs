@@ -115,9 +115,43 @@ fn command(what: &str, s: &str) -> Result<Vec<String>> {
     }
 }
 
+/// The options given that a file tree does not take: refused rather than ignored (a
+/// `--sign-by` that signs nothing must not look like it did).
+fn not_for_file_tree(a: &EncapsulateArgs) -> Vec<&'static str> {
+    let given = [
+        ("--sign-by", !a.sign.gpg_keys.is_empty()),
+        ("--gpg-homedir", a.sign.gpg_homedir.is_some()),
+        ("--sign-ed25519", !a.sign.ed25519_key_files.is_empty()),
+        ("--max-layers", a.max_layers.is_some()),
+        ("--prior", a.prior.is_some()),
+        ("--label", !a.label.is_empty()),
+        ("--annotation", !a.annotation.is_empty()),
+        ("--config-json", a.config_json.is_some()),
+        ("--cmd", a.cmd.is_some()),
+        ("--entrypoint", a.entrypoint.is_some()),
+        ("--env", !a.env.is_empty()),
+        ("--workingdir", a.workingdir.is_some()),
+        ("--user", a.user.is_some()),
+        ("--platform", a.platform.is_some()),
+        ("--mtime", a.mtime.is_some()),
+        ("--compression", a.compression.is_given()),
+    ];
+    given
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect()
+}
+
 pub fn run(repo_path: &Path, a: EncapsulateArgs) -> Result<()> {
     let dest = SourceRef::parse(&a.dest)?;
     if a.format.as_deref() == Some("file-tree") {
+        let refused = not_for_file_tree(&a);
+        if !refused.is_empty() {
+            bail!(
+                "--format file-tree takes only --max-blobs, --subdir and the registry options, not {}",
+                refused.join(", ")
+            );
+        }
         return crate::cli::file_tree::encapsulate(
             repo_path,
             &a.rev,

@@ -56,6 +56,13 @@ pub struct CompressionArgs {
 }
 
 impl CompressionArgs {
+    /// Whether `--compression` was given.
+    pub fn is_given(&self) -> bool {
+        self.compression.is_some()
+    }
+}
+
+impl CompressionArgs {
     /// The chosen compression, checked against the destination.
     pub fn parse(&self, dest: &SourceRef) -> Result<Option<LayerCompression>> {
         let Some(c) = &self.compression else {

@@ -336,6 +336,41 @@ fn a_docker_archive_cannot_hold_a_file_tree() {
     assert!(!t.work("x.tar").exists());
 }
 
+/// Options a file tree does not take are refused, not ignored: a `--sign-by` that signed
+/// nothing must not succeed.
+#[test]
+fn options_a_file_tree_does_not_take_are_refused() {
+    let t = Tree::new();
+    t.write("a", b"a");
+    t.commit("main");
+    let dest = format!("oci:{}", t.work("x").display());
+    for extra in [
+        &["--sign-by", "NOSUCHKEY"][..],
+        &["--label", "a=b"],
+        &["--compression", "zstd"],
+        &["--max-layers", "3"],
+    ] {
+        let mut args = vec!["encapsulate", "--format=file-tree"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["main", &dest]);
+        let out = output(
+            Command::new(bin())
+                .arg("--repo")
+                .arg(&t.repo)
+                .args(&args)
+                .output()
+                .unwrap(),
+        );
+        assert_eq!(out.code, 2, "{extra:?}: {out:?}");
+        assert!(
+            out.stderr.contains(extra[0]) && out.stderr.contains("file-tree"),
+            "{extra:?}: {}",
+            out.stderr
+        );
+        assert!(!t.work("x").exists(), "{extra:?}: wrote the destination");
+    }
+}
+
 /// `--max-blobs 50`: 10,000 files in 131 directories, with xattrs, symlinks, empty
 /// directories, odd modes and owners.
 fn big_tree(t: &Tree) {
