@@ -164,6 +164,31 @@ fn set_bound_refs(repo: &Repo, carried: &image::EncapsulatedCommit) -> Vec<Strin
     set
 }
 
+/// What a reused layer commit left out when it was read: reported again, or refused under
+/// `--strict` ([`OnSpecial::Fail`]) as reading the layer would have.
+fn reused_skipped(
+    repo: &Repo,
+    commit: &str,
+    layer: &LayerBlob,
+    opts: &ImportOptions,
+) -> std::result::Result<Vec<Skipped>, crate::error::LayerError> {
+    let skipped =
+        crate::layer::skipped::recorded(repo, commit, layer.digest.as_str()).map_err(|cause| {
+            crate::error::LayerError::Ostree {
+                path: String::new(),
+                op: "reading the layer's skipped entries",
+                cause,
+            }
+        })?;
+    if let (OnSpecial::Fail, Some(s)) = (opts.on_special, skipped.first()) {
+        return Err(crate::error::LayerError::UnsupportedEntry {
+            path: s.path.clone(),
+            kind: s.kind.clone(),
+        });
+    }
+    Ok(skipped)
+}
+
 /// An ostree native container is read whole: every layer, one tree, no derived layers.
 fn native_preconditions(
     n: &NativeCommit,
@@ -312,6 +337,18 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
                 crate::repo::partial::unmark_if_whole(repo, &c)?;
             }
         }
+        for l in &layers {
+            let layer_err = |cause| Error::Layer {
+                image: image.clone(),
+                layer: l.digest.to_string(),
+                cause,
+            };
+            if let Some(c) = refs::find_layer(repo, &l.digest, l.diff_id.as_ref())? {
+                report
+                    .skipped
+                    .extend(reused_skipped(repo, &c, l, opts).map_err(layer_err)?);
+            }
+        }
         report.commit = commit;
         report.layers_reused = layers.len();
         opts.progress.emit(Event::Done {
@@ -395,6 +432,8 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
             layer: layer.digest.to_string(),
             cause,
         };
+        // Stored before this import (a layer met twice in one image is reported once).
+        let stored = present.is_some() && !commits.contains_key(layer.digest.as_str());
         let reused = commits.get(layer.digest.as_str()).cloned().or(present);
         let commit = if let Some(c) = reused {
             crate::repo::partial::unmark_if_whole(repo, &c)?;
@@ -423,6 +462,11 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
         };
         // The tree records the diff_id: computed for a new layer, recorded for a reused one.
         let tree = tree_of(repo, &commit, layer, opts.on_special).map_err(layer_err)?;
+        if stored {
+            report
+                .skipped
+                .extend(reused_skipped(repo, &tree.commit, layer, opts).map_err(layer_err)?);
+        }
         repo.transaction_set_ref(
             None,
             &refname::blob_ref(layer.digest.as_str()),

@@ -22,3 +22,31 @@ pub struct Skipped {
     /// What it was (for example `character device 1:3`).
     pub kind: String,
 }
+
+/// The entries a stored layer commit left out, as its import recorded them
+/// ([`crate::meta::LAYER_SKIPPED`]): a layer read once is never read again, so a later import
+/// reusing it reports (or, under [`OnSpecial::Fail`], refuses) them from here.
+///
+/// # Errors
+/// libostree cannot load the commit.
+pub fn recorded(
+    repo: &ostree::Repo,
+    commit: &str,
+    layer: &str,
+) -> Result<Vec<Skipped>, ostree::glib::Error> {
+    let v = repo.load_variant(ostree::ObjectType::Commit, commit)?;
+    let dict = ostree::glib::VariantDict::new(Some(&v.child_value(0)));
+    let entries: Vec<(String, String)> = dict
+        .lookup(crate::meta::LAYER_SKIPPED)
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    Ok(entries
+        .into_iter()
+        .map(|(path, kind)| Skipped {
+            layer: layer.to_string(),
+            path,
+            kind,
+        })
+        .collect())
+}

@@ -147,4 +147,22 @@ fn devices_and_fifos_are_skipped_with_a_warning() {
         "{err}"
     );
     snap.assert_unchanged(&strict.path);
+
+    // Layers stored already are never read again, but what they left out still counts: a
+    // re-import under another name or the same one warns again, and --strict refuses it
+    // with the repository unchanged, as reading the layer would have.
+    for name in ["other", "img"] {
+        let r = repo.ok(&["import", &Repo::oci(&dir, "latest"), name]);
+        assert!(
+            r.stderr.contains("skipped FIFO /run/fifo"),
+            "{name}: {}",
+            r.stderr
+        );
+        let snap = repo.snapshot();
+        let err = repo.fails(&["import", "--strict", &Repo::oci(&dir, "latest"), "strict"]);
+        assert!(err.contains("dev/zero"), "{name}: {err}");
+        snap.assert_unchanged(&repo.path);
+    }
+    let err = repo.fails(&["import", "--strict", &Repo::oci(&dir, "latest"), "img"]);
+    assert!(err.contains("dev/zero"), "{err}");
 }
