@@ -33,7 +33,7 @@ use crate::image::ostree_native::{LayerObjects, NativeCommit, NativeLayer};
 use crate::image::{self, ImageFormat, ImageMeta, Reading, refs};
 use crate::layer::stream::{ExactGzipStatus, LayerBlob};
 use crate::layer::treated::{ReadOptions, tree_of};
-use crate::layer::{OnSpecial, Skipped};
+use crate::layer::{OnSpecial, Skipped, skipped};
 use crate::merge::{self, LayerTree, merge_layers};
 use crate::progress::{Event, Reporter};
 use crate::refname;
@@ -162,31 +162,6 @@ fn set_bound_refs(repo: &Repo, carried: &image::EncapsulatedCommit) -> Vec<Strin
         }
     }
     set
-}
-
-/// What a reused layer commit left out when it was read: reported again, or refused under
-/// `--strict` ([`OnSpecial::Fail`]) as reading the layer would have.
-fn reused_skipped(
-    repo: &Repo,
-    commit: &str,
-    layer: &LayerBlob,
-    opts: &ImportOptions,
-) -> std::result::Result<Vec<Skipped>, crate::error::LayerError> {
-    let skipped =
-        crate::layer::skipped::recorded(repo, commit, layer.digest.as_str()).map_err(|cause| {
-            crate::error::LayerError::Ostree {
-                path: String::new(),
-                op: "reading the layer's skipped entries",
-                cause,
-            }
-        })?;
-    if let (OnSpecial::Fail, Some(s)) = (opts.on_special, skipped.first()) {
-        return Err(crate::error::LayerError::UnsupportedEntry {
-            path: s.path.clone(),
-            kind: s.kind.clone(),
-        });
-    }
-    Ok(skipped)
 }
 
 /// An ostree native container is read whole: every layer, one tree, no derived layers.
@@ -325,6 +300,21 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
         plain,
         up_to_date(repo, &name, &report.manifest_digest, &config_str)?,
     ) {
+        // What the stored layers left out counts as if they were read: checked first, so a
+        // refusal (--strict) changes nothing.
+        let mut stored = Vec::new();
+        for l in &layers {
+            if let Some(c) = refs::find_layer(repo, &l.digest, l.diff_id.as_ref())? {
+                let layer_err = |cause| Error::Layer {
+                    image: image.clone(),
+                    layer: l.digest.to_string(),
+                    cause,
+                };
+                let left_out = skipped::reused(repo, &c, l.digest.as_str(), opts.on_special);
+                report.skipped.extend(left_out.map_err(layer_err)?);
+                stored.push(c);
+            }
+        }
         // Only where it came from may be new: it lives beside the commit, not in it.
         let holder = image::ImageInfo::load_commit(repo, &name, &commit)?
             .record
@@ -332,22 +322,8 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
         image::commit::record_source(repo, &holder, &name, &image)?;
         // A kill while an earlier import committed may have left its commits marked.
         crate::repo::partial::unmark_if_whole(repo, &commit)?;
-        for l in &layers {
-            if let Some(c) = refs::find_layer(repo, &l.digest, l.diff_id.as_ref())? {
-                crate::repo::partial::unmark_if_whole(repo, &c)?;
-            }
-        }
-        for l in &layers {
-            let layer_err = |cause| Error::Layer {
-                image: image.clone(),
-                layer: l.digest.to_string(),
-                cause,
-            };
-            if let Some(c) = refs::find_layer(repo, &l.digest, l.diff_id.as_ref())? {
-                report
-                    .skipped
-                    .extend(reused_skipped(repo, &c, l, opts).map_err(layer_err)?);
-            }
+        for c in &stored {
+            crate::repo::partial::unmark_if_whole(repo, c)?;
         }
         report.commit = commit;
         report.layers_reused = layers.len();
@@ -463,9 +439,10 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
         // The tree records the diff_id: computed for a new layer, recorded for a reused one.
         let tree = tree_of(repo, &commit, layer, opts.on_special).map_err(layer_err)?;
         if stored {
-            report
-                .skipped
-                .extend(reused_skipped(repo, &tree.commit, layer, opts).map_err(layer_err)?);
+            report.skipped.extend(
+                skipped::reused(repo, &tree.commit, layer.digest.as_str(), opts.on_special)
+                    .map_err(layer_err)?,
+            );
         }
         repo.transaction_set_ref(
             None,

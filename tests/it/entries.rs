@@ -163,6 +163,9 @@ fn devices_and_fifos_are_skipped_with_a_warning() {
         assert!(err.contains("dev/zero"), "{name}: {err}");
         snap.assert_unchanged(&repo.path);
     }
+    // The same manifest under the same name (nothing to write but where it came from).
+    let snap = repo.snapshot();
     let err = repo.fails(&["import", "--strict", &Repo::oci(&dir, "latest"), "img"]);
     assert!(err.contains("dev/zero"), "{err}");
+    snap.assert_unchanged(&repo.path);
 }
