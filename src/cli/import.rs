@@ -269,6 +269,10 @@ pub fn run(repo_path: &Path, a: ImportArgs) -> Result<()> {
 
 /// Check an image source against the repository without importing: reads only the manifest
 /// and config, and lists which layers an import would read and how many bytes.
+///
+/// Status is "up to date" (NAME already is this manifest), "update available" (NAME is
+/// another one) or "not imported" (no image is called NAME). The repository must exist;
+/// nothing is written to it.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     #[command(flatten)]
@@ -278,7 +282,7 @@ pub struct CheckArgs {
 pub fn check(repo_path: &Path, a: CheckArgs) -> Result<()> {
     let (source, mut opts) = a.image.parse()?;
     opts.progress = progress::reporter(false, true);
-    let repo = ocitree::repo::open_or_create(repo_path, ocitree::ostree::RepoMode::BareUser)?;
+    let repo = ocitree::repo::open(repo_path)?;
     let r = ocitree::import::check(&repo, &source, &opts)
         .with_context(|| format!("checking {source}"))?;
     let missing = r.layers.iter().filter(|l| !l.present).count();
@@ -286,10 +290,10 @@ pub fn check(repo_path: &Path, a: CheckArgs) -> Result<()> {
     out!("Manifest: {}", r.manifest_digest);
     out!(
         "Status:   {}",
-        if r.up_to_date {
-            "up to date"
-        } else {
-            "update available"
+        match (r.up_to_date, r.imported) {
+            (true, _) => "up to date",
+            (false, true) => "update available",
+            (false, false) => "not imported",
         }
     );
     out!(

@@ -29,6 +29,8 @@ pub struct CheckReport {
     pub name: String,
     /// The source's manifest digest.
     pub manifest_digest: String,
+    /// The repository has an image of this name (else an import adds a new one).
+    pub imported: bool,
     /// The image already is this manifest: an import would do nothing.
     pub up_to_date: bool,
     /// Every layer, base first.
@@ -71,6 +73,7 @@ pub fn check(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<Ch
     }
     let manifest_digest = p.resolved.digest.to_string();
     Ok(CheckReport {
+        imported: refs::resolve(repo, &crate::refname::image_ref(&p.name))?.is_some(),
         up_to_date: up_to_date(repo, &p.name, &manifest_digest, &p.config_str)?.is_some(),
         name: p.name,
         manifest_digest,

@@ -407,7 +407,21 @@ fn check_lists_what_an_import_would_fetch() {
     );
     let same = repo.ok(&["check", &Repo::oci(&sample, "v1"), "s"]).stdout;
     assert!(same.contains("Status:   up to date"), "{same}");
+    let new = repo.ok(&["check", &Repo::oci(&sample, "v1"), "nosuchname"]);
+    assert_eq!(new.field("Status"), "not imported");
     snap.assert_unchanged(&repo.path);
+    // A read-only command: a mistyped repository path is an error, not a new repository.
+    let typo = repo.path.with_file_name("typo");
+    let r = output(
+        Command::new(bin())
+            .arg("--repo")
+            .arg(&typo)
+            .args(["check", &Repo::oci(&sample, "v1")])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(!typo.exists(), "check created {}", typo.display());
 }
 
 /// `--json`: one bounded JSON object per line, events in order with sizes that add up, and a

@@ -58,7 +58,7 @@ fn an_imported_file_tree_is_listed_inspected_checked_and_exported_as_it_came() {
     // Before the import: every manifest of files is to fetch.
     let before = repo.ok(&["check", &src, "tree"]);
     assert_eq!(before.field("Manifest"), root);
-    assert_eq!(before.field("Status"), "update available");
+    assert_eq!(before.field("Status"), "not imported");
     assert!(before.field("Layers").contains("(0 present"), "{before:?}");
 
     repo.import(&src, "tree");
