@@ -56,6 +56,8 @@ pub fn prune(repo: &Repo) -> Result<PruneReport> {
 /// libostree fails.
 pub fn prune_waiting(repo: &Repo, on_wait: impl FnOnce()) -> Result<PruneReport> {
     let _lock = crate::repo::RepoLock::exclusive(&crate::repo::dir(repo), on_wait)?;
+    // The summary is signed again at the end: a key that cannot sign fails the prune now.
+    crate::serve::summary::check_keys(repo)?;
     let mut used = HashSet::new();
     let mut records = HashSet::new();
     for (name, commit) in refs::images(repo)? {

@@ -30,6 +30,8 @@ fn delete(repo: &Repo, r: &str) -> Result<()> {
 /// [`Error::NotFound`] when there is no such image; libostree fails.
 pub fn remove(repo: &Repo, name: &str) -> Result<RemoveReport> {
     let commit = refs::image_commit(repo, name)?;
+    // The caller signs the summary again after: a key that cannot sign fails the removal now.
+    crate::serve::summary::check_keys(repo)?;
     let object = repo
         .load_variant(ostree::ObjectType::Commit, &commit)
         .map_err(Error::ostree(format!("loading commit {commit}")))?;

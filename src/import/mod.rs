@@ -204,6 +204,8 @@ pub fn default_name(source: &SourceRef, resolved: &Resolved) -> String {
 /// Any [`Error`]; layer failures are [`Error::Layer`] naming image and layer.
 pub fn import(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<ImportReport> {
     let _lock = crate::repo::RepoLock::shared(&crate::repo::dir(repo))?;
+    // The summary is signed again after the import: a key that cannot sign fails it now.
+    crate::serve::summary::check_keys(repo)?;
     let result = import_locked(repo, source, opts);
     if result.is_err() {
         // The transaction is aborted (its guard dropped); libostree keeps the staging

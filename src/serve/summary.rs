@@ -104,6 +104,27 @@ pub fn configure_keys(repo: &Repo, keys: &SignOptions) -> Result<()> {
         .map_err(Error::ostree("writing the repository config"))
 }
 
+/// Checks that the keys configured to sign the summary of a served repository can sign
+/// ([`crate::sign::check_usable`]). `import`, `rm` and `prune` ask before they change
+/// anything: after the change the summary must be signed again, and a key that cannot sign
+/// would leave the command half done (changed, with an unsigned summary).
+///
+/// # Errors
+/// A configured key cannot sign.
+pub fn check_keys(repo: &Repo) -> Result<()> {
+    if !served(repo) {
+        return Ok(());
+    }
+    let keys = configured_keys(repo);
+    crate::sign::check_usable(&keys).map_err(|e| match e {
+        Error::Signature { what, reason } => Error::Signature {
+            what: format!("the summary's signing key ({what}, set by `ocitree summary`)"),
+            reason,
+        },
+        e => e,
+    })
+}
+
 /// Regenerates the summary of a served repository (see [`served`]) and signs it with the
 /// configured keys ([`configured_keys`]).
 ///

@@ -50,6 +50,53 @@ impl SignOptions {
     }
 }
 
+/// Checks that every key of `opts` can sign, without signing anything that is kept: each GPG
+/// key signs a few bytes through the `gpg` that libostree's gpgme runs (so a missing key, a
+/// wrong home directory, an expired key or one that needs a passphrase show here), each
+/// ed25519 key file is read. A command that must sign after it has changed the repository
+/// asks this first.
+///
+/// # Errors
+/// [`Error::Signature`] naming the key and what gpg said; an unreadable key file.
+pub fn check_usable(opts: &SignOptions) -> Result<()> {
+    for file in &opts.ed25519_key_files {
+        ed25519::secret_keys(file)?;
+    }
+    for key in &opts.gpg_keys {
+        let mut gpg = std::process::Command::new("gpg");
+        gpg.args(["--batch", "--no-tty", "--yes", "--local-user", key]);
+        if let Some(h) = &opts.gpg_homedir {
+            gpg.arg("--homedir").arg(h);
+        }
+        gpg.args(["--output", "/dev/null", "--detach-sign"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        let fail = |reason: String| Error::Signature {
+            what: format!("GPG key {key}"),
+            reason,
+        };
+        let mut child = gpg
+            .spawn()
+            .map_err(|e| fail(format!("cannot run gpg: {e}")))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            use std::io::Write as _;
+            let _ = stdin.write_all(b"ocitree: can this key sign?\n");
+        }
+        let out = child
+            .wait_with_output()
+            .map_err(|e| fail(format!("gpg: {e}")))?;
+        if !out.status.success() {
+            let said = String::from_utf8_lossy(&out.stderr);
+            return Err(fail(format!(
+                "it cannot sign (gpg: {})",
+                said.trim().replace('\n', "; ")
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Signs commit `commit` with every key of `opts`.
 ///
 /// # Errors

@@ -201,6 +201,35 @@ fn a_signed_summary_is_never_left_stale() {
         !err.contains("summary"),
         "the summary itself verifies: {err}"
     );
+
+    // The configured key cannot sign any more (its GnuPG home is gone): import, rm and
+    // prune refuse before changing anything, so no image is added or removed behind an
+    // error and the signed summary stays as it was.
+    let config = repo.path.join("config");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let moved = text.replace(home.to_str().unwrap(), "/nonexistent-gnupg-home");
+    assert_ne!(text, moved);
+    std::fs::write(&config, moved).unwrap();
+    let snap = repo.snapshot();
+    let sig = std::fs::read(repo.path.join("summary.sig")).unwrap();
+    for args in [
+        vec![
+            "import".to_string(),
+            small_image(&tmp.path().join("d"), b"d\n"),
+            "d".into(),
+        ],
+        vec!["rm".into(), "b".into()],
+        vec!["prune".into()],
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let err = repo.fails(&args);
+        assert!(
+            err.contains("summary's signing key") && err.contains(&key),
+            "{args:?}: {err}"
+        );
+        snap.assert_unchanged(&repo.path);
+        assert_eq!(std::fs::read(repo.path.join("summary.sig")).unwrap(), sig);
+    }
 }
 
 /// The `ostree.sign.ed25519` signatures of an `a{sv}` file (`.commitmeta`, `summary.sig`).
