@@ -39,7 +39,7 @@ pub struct EncapsulateArgs {
     /// Commit to encapsulate: a ref or checksum of the repository, or an image name.
     #[arg(value_name = "REV")]
     rev: String,
-    /// Destination: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REFERENCE]; FILE - writes to standard output.
+    /// Destination: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REFERENCE] (FILE - writes to standard output), or docker://REGISTRY/REPO[:TAG] (pushed, with the registry options).
     #[arg(value_name = "DEST")]
     dest: String,
     /// What to write: ostree-native (an ostree-ext image for bootc and rpm-ostree; default for a bootable commit), ocitree-encapsulated (layer tars that import gives back as the identical commit; default otherwise), or file-tree (an OCI artifact of nested indexes, one blob per regular file, title = file name; see README "Directory trees as nested indexes"). file-tree writes to oci:, oci-archive: or docker:// and takes only --max-blobs, --subdir and the registry options.
@@ -203,6 +203,22 @@ pub fn run(repo_path: &Path, a: EncapsulateArgs) -> Result<()> {
         let commit = ocitree::export::encapsulate::resolve_rev(&repo, &a.rev)?;
         ocitree::sign::sign_commit(&repo, &commit, &sign)
             .with_context(|| format!("signing {} before encapsulating it", a.rev))?;
+    }
+    if let SourceRef::Registry(r) = &dest {
+        let registry = a.registry.options()?;
+        let (written, pushed) =
+            ocitree::export::push_encapsulated(&repo, &a.rev, r, &opts, &registry)
+                .with_context(|| format!("encapsulating {} to {dest}", a.rev))?;
+        out!("Commit:   {}", written.commit);
+        out!("Format:   {}", written.format);
+        out!("Pushed:   {}", pushed.manifest_digest);
+        out!(
+            "Blobs:    {} uploaded ({} bytes), {} already there",
+            pushed.uploaded,
+            pushed.bytes,
+            pushed.existing
+        );
+        return Ok(());
     }
     let r = ocitree::export::encapsulate(&repo, &a.rev, &dest, &opts)
         .with_context(|| format!("encapsulating {} to {dest}", a.rev))?;

@@ -30,4 +30,4 @@ pub use compress::LayerCompression;
 pub use encapsulate::{EncapsulateFormat, EncapsulateOptions, EncapsulateReport, encapsulate};
 pub use image::{BlobMethod, ExportOptions, ExportReport, LayerExport, export_image};
 pub use index_of::{IndexReport, export_index};
-pub use push::push_image;
+pub use push::{push_encapsulated, push_image};

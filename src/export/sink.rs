@@ -90,8 +90,8 @@ impl Sink {
             SourceRef::Registry(_) => {
                 return Err(Error::InvalidReference {
                     reference: dest.to_string(),
-                    reason: "a registry is pushed to by export (crate::export::push_image), \
-                             not written as a file"
+                    reason: "a registry is pushed to (push_image, push_encapsulated), not \
+                             written as files"
                         .into(),
                 });
             }

@@ -389,6 +389,22 @@ fn encapsulation_is_reproducible() {
     let z = fresh.import(&format!("oci-archive:{}", piped_file.display()), "z");
     assert_eq!(z.commit(), c);
     tools::fsck(&fresh.path);
+
+    // Pushed to a registry: the manifest the layout has, read back by skopeo, and an import
+    // from the registry gives the identical commit.
+    let reg = crate::util::registry::Registry::start();
+    let dest = format!("{}:v1", reg.url("os/main"));
+    let r = s.ocitree(&["encapsulate", "--tls-verify=false", "main", &dest]);
+    assert_eq!(r.field("Pushed"), image_of(&a).0, "{r:?}");
+    let out = tools::run(
+        Command::new("skopeo")
+            .args(["inspect", "--tls-verify=false", "--format", "{{.Digest}}"])
+            .arg(&dest),
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), image_of(&a).0);
+    let pulled = fresh.ok(&["import", "--tls-verify=false", &dest, "pulled"]);
+    assert_eq!(pulled.commit(), c);
+    tools::fsck(&fresh.path);
 }
 
 #[test]
