@@ -440,6 +440,18 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
         };
         // The tree records the diff_id: computed for a new layer, recorded for a reused one.
         let tree = tree_of(repo, &commit, layer, opts.on_special).map_err(layer_err)?;
+        // A layer found by its blob digest was checked against the diff_id of the config
+        // that brought it; this config must name the same one, or the image is not what its
+        // layers are (and export would write a config contradicting them).
+        if let (Some(expected), crate::select::Treatment::Tar) = (&layer.diff_id, &layer.treatment)
+        {
+            if *expected.as_str() != tree.diff_id {
+                return Err(layer_err(crate::error::LayerError::DiffIdMismatch {
+                    expected: expected.to_string(),
+                    found: format!("{} (the stored layer of this blob)", tree.diff_id),
+                }));
+            }
+        }
         if stored {
             report.skipped.extend(
                 skipped::reused(repo, &tree.commit, layer.digest.as_str(), opts.on_special)

@@ -134,6 +134,20 @@ fn wrong_diff_id() {
     let tmp = tempdir();
     let (dir, layer) = raw_image(&tmp, &blob, None, &sha256(b"something else"));
     rejects(&dir, &layer, &["diff_id mismatch"]);
+
+    // The same blob stored already (by an image with the right diff_id) is not read again,
+    // but the config's diff_id is still checked against the one stored with it.
+    let repo = Repo::new();
+    let good_tmp = tempdir();
+    let (good, _) = raw_image(&good_tmp, &blob, None, &sha256(&tar_entries()));
+    repo.import(&Repo::oci(&good, "latest"), "good");
+    let snap = repo.snapshot();
+    let err = repo.fails(&["import", &Repo::oci(&dir, "latest"), "bad"]);
+    assert!(
+        err.contains("diff_id mismatch") && err.contains(&format!("layer {layer}")),
+        "{err}"
+    );
+    snap.assert_unchanged(&repo.path);
 }
 
 #[test]
