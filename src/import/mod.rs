@@ -18,6 +18,7 @@ pub mod file_tree;
 mod platforms;
 mod prepare;
 mod read_layers;
+mod unchanged;
 
 pub use check::{CheckReport, LayerStatus, check};
 pub use platforms::{import_all_platforms, platform_name};
@@ -33,7 +34,7 @@ use crate::image::ostree_native::{LayerObjects, NativeCommit, NativeLayer};
 use crate::image::{self, ImageFormat, ImageMeta, Reading, refs};
 use crate::layer::stream::{ExactGzipStatus, LayerBlob};
 use crate::layer::treated::{ReadOptions, tree_of};
-use crate::layer::{OnSpecial, Skipped, skipped};
+use crate::layer::{OnSpecial, Skipped};
 use crate::merge::{self, LayerTree, merge_layers};
 use crate::progress::{Event, Reporter};
 use crate::refname;
@@ -302,37 +303,7 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
         plain,
         up_to_date(repo, &name, &report.manifest_digest, &config_str)?,
     ) {
-        // What the stored layers left out counts as if they were read: checked first, so a
-        // refusal (--strict) changes nothing.
-        let mut stored = Vec::new();
-        for l in &layers {
-            if let Some(c) = refs::find_layer(repo, &l.digest, l.diff_id.as_ref())? {
-                let layer_err = |cause| Error::Layer {
-                    image: image.clone(),
-                    layer: l.digest.to_string(),
-                    cause,
-                };
-                let left_out = skipped::reused(repo, &c, l.digest.as_str(), opts.on_special);
-                report.skipped.extend(left_out.map_err(layer_err)?);
-                stored.push(c);
-            }
-        }
-        // Only where it came from may be new: it lives beside the commit, not in it.
-        let holder = image::ImageInfo::load_commit(repo, &name, &commit)?
-            .record
-            .unwrap_or_else(|| commit.clone());
-        image::commit::record_source(repo, &holder, &name, &image)?;
-        // A kill while an earlier import committed may have left its commits marked.
-        crate::repo::partial::unmark_if_whole(repo, &commit)?;
-        for c in &stored {
-            crate::repo::partial::unmark_if_whole(repo, c)?;
-        }
-        report.commit = commit;
-        report.layers_reused = layers.len();
-        opts.progress.emit(Event::Done {
-            commit: report.commit.clone(),
-        });
-        return Ok(report);
+        return unchanged::finish(repo, &name, &image, &commit, &layers, opts, report);
     }
 
     let present: Vec<Option<String>> = layers
@@ -440,23 +411,9 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
         };
         // The tree records the diff_id: computed for a new layer, recorded for a reused one.
         let tree = tree_of(repo, &commit, layer, opts.on_special).map_err(layer_err)?;
-        // A layer found by its blob digest was checked against the diff_id of the config
-        // that brought it; this config must name the same one, or the image is not what its
-        // layers are (and export would write a config contradicting them).
-        if let (Some(expected), crate::select::Treatment::Tar) = (&layer.diff_id, &layer.treatment)
-        {
-            if *expected.as_str() != tree.diff_id {
-                return Err(layer_err(crate::error::LayerError::DiffIdMismatch {
-                    expected: expected.to_string(),
-                    found: format!("{} (the stored layer of this blob)", tree.diff_id),
-                }));
-            }
-        }
         if stored {
-            report.skipped.extend(
-                skipped::reused(repo, &tree.commit, layer.digest.as_str(), opts.on_special)
-                    .map_err(layer_err)?,
-            );
+            let checked = read_layers::check_stored(repo, layer, &tree, opts);
+            report.skipped.extend(checked.map_err(layer_err)?);
         }
         repo.transaction_set_ref(
             None,

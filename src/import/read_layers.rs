@@ -19,10 +19,12 @@ use ostree::Repo;
 
 use super::ImportOptions;
 use crate::blob::BlobReader;
-use crate::error::{Error, Result};
+use crate::error::{Error, LayerError, Result};
 use crate::image::refs;
+use crate::layer::Skipped;
 use crate::layer::stream::{ImportedLayer, LayerBlob};
 use crate::layer::treated::{ReadOptions, import_treated};
+use crate::merge::LayerTree;
 use crate::progress::Event;
 use crate::select;
 use crate::source::Source;
@@ -40,6 +42,30 @@ pub(super) fn present_layer(repo: &Repo, layer: &LayerBlob) -> Result<Option<Str
         return Ok(is_file.then_some(c));
     }
     Ok(Some(c))
+}
+
+/// What a layer stored before this import must still pass, as reading it would have made it:
+/// the config's diff_id is the one stored with the blob (else the image is not what its
+/// layers are, and export would write a config contradicting them), and its skipped entries
+/// are reported again, or refused under `--strict` ([`crate::layer::skipped::reused`]).
+///
+/// # Errors
+/// [`LayerError::DiffIdMismatch`]; an entry refused under `--strict`.
+pub(super) fn check_stored(
+    repo: &Repo,
+    layer: &LayerBlob,
+    tree: &LayerTree,
+    opts: &ImportOptions,
+) -> std::result::Result<Vec<Skipped>, LayerError> {
+    if let (Some(expected), select::Treatment::Tar) = (&layer.diff_id, &layer.treatment) {
+        if *expected.as_str() != tree.diff_id {
+            return Err(LayerError::DiffIdMismatch {
+                expected: expected.to_string(),
+                found: format!("{} (the stored layer of this blob)", tree.diff_id),
+            });
+        }
+    }
+    crate::layer::skipped::reused(repo, &tree.commit, layer.digest.as_str(), opts.on_special)
 }
 
 /// Reads one layer's blob into its layer commit (on a worker of [`read_layers`]).

@@ -87,6 +87,34 @@ pub fn generate(repo: &Repo, name: &str, from: &DeltaFrom) -> Result<String> {
     })
 }
 
+/// The static delta from image `name`'s previous commit to its commit, generated if the
+/// repository lacks it (an import killed before it made it); its name, or `None` when no
+/// previous commit is recorded or it is gone.
+///
+/// # Errors
+/// libostree fails.
+pub fn from_previous_if_missing(repo: &Repo, name: &str) -> Result<Option<String>> {
+    let info = ImageInfo::load(repo, name)?;
+    let holder = info.record.as_deref().unwrap_or(&info.commit);
+    let Some(prev) = commit::previous(repo, holder)?.remove(name) else {
+        return Ok(None);
+    };
+    let want = format!("{prev}-{}", info.commit);
+    let names = repo
+        .list_static_delta_names(gio::Cancellable::NONE)
+        .map_err(Error::ostree("listing static deltas"))?;
+    if names.iter().any(|n| n.as_str() == want) {
+        return Ok(Some(want));
+    }
+    let present = repo
+        .has_object(ostree::ObjectType::Commit, &prev, gio::Cancellable::NONE)
+        .map_err(Error::ostree(format!("looking up {prev}")))?;
+    if !present {
+        return Ok(None);
+    }
+    generate(repo, name, &DeltaFrom::Previous).map(Some)
+}
+
 /// Deletes the static deltas whose target commit is not in the repository; returns how many.
 ///
 /// # Errors

@@ -358,6 +358,7 @@ fn an_update_travels_as_a_static_delta_and_prune_drops_deltas_with_their_target(
         "other",
     ]);
     assert!(!first.stdout.contains("Delta:"), "{first:?}");
+    let old_summary = std::fs::read(repo.path.join("summary")).unwrap();
     let b = repo.import(&Repo::oci(&v2, "latest"), "app").commit();
     let d = repo.ok(&["delta", "app", "--from-previous"]);
     assert_eq!(d.field("Delta"), format!("{a}-{b}"));
@@ -368,6 +369,21 @@ fn an_update_travels_as_a_static_delta_and_prune_drops_deltas_with_their_target(
         "other",
     ]);
     assert_eq!(o.field("Delta"), format!("{a}-{b}"));
+    // Killed after the image ref moved, before the delta and the summary were written (that
+    // state, made by hand): running the same import again, which has nothing to read,
+    // finishes both.
+    tools::ostree(&repo.path, &["static-delta", "delete", &format!("{a}-{b}")]);
+    std::fs::write(repo.path.join("summary"), &old_summary).unwrap();
+    let stale = tools::ostree(&repo.path, &["summary", "--view"]);
+    assert!(!stale.contains(&b), "{stale}");
+    let again = repo.ok(&[
+        "import",
+        "--delta-from-previous",
+        &Repo::oci(&v2, "latest"),
+        "other",
+    ]);
+    assert_eq!(again.layers(), (0, 1), "{again:?}");
+    assert_eq!(again.field("Delta"), format!("{a}-{b}"));
     let listed = tools::ostree(&repo.path, &["summary", "--view"]);
     assert!(
         listed.contains(&format!("{a}-{b}")),
