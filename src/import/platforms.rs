@@ -1,7 +1,9 @@
 //! `import --all-platforms`: every image of a multi-platform index, each imported as
 //! [`import`] does under its own name, [`platform_name`]: `NAME@OS/ARCH[/VARIANT]`
 //! (`app@linux/amd64`, `app@linux/arm/v7`). The name is injective: the platform part follows
-//! the last `@` and holds no `@` (a platform with one is refused). Each image is read by its
+//! the last `@`, and each of its parts (from the index, so untrusted) must be a plain word
+//! ([`plain_part`]: no `/`, `@`, spaces or control characters; else two platforms could give
+//! one name, or a name could rewrite the terminal it is printed on). Each image is read by its
 //! digest, so the source must be readable more than once (not standard input). Docker
 //! attestation manifests (`vnd.docker.reference.type: attestation-manifest`) are not images
 //! of a platform and are left out; any other entry without a platform is an error.
@@ -24,6 +26,15 @@ use crate::spec::Platform;
 /// ```
 pub fn platform_name(name: &str, platform: &Platform) -> String {
     format!("{name}@{platform}")
+}
+
+/// Whether `s` may be a part (os, architecture, variant) of a platform in an image name:
+/// letters, digits and `.`, `_`, `-`, `+`, at most 64 of them.
+fn plain_part(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-+".contains(&b))
 }
 
 /// `source` narrowed to the manifest `digest`.
@@ -98,10 +109,16 @@ pub fn import_all_platforms(
                 desc.digest_str
             )));
         };
-        if p.to_string().contains('@') {
-            return Err(bad(format!("platform {p} holds an @")));
+        let parts = [Some(&p.os), Some(&p.architecture), p.variant.as_ref()];
+        if !parts.into_iter().flatten().all(|s| plain_part(s)) {
+            return Err(bad(format!(
+                "{}: platform {:?} cannot be part of an image name (each of os, architecture \
+                 and variant must be letters, digits, '.', '_', '-' or '+')",
+                desc.digest_str,
+                p.to_string()
+            )));
         }
-        if picked.iter().any(|(q, _)| *q == p) {
+        if picked.iter().any(|(q, _)| q.to_string() == p.to_string()) {
             return Err(bad(format!("two manifests for platform {p}")));
         }
         picked.push((p, desc.digest()?));

@@ -160,3 +160,41 @@ fn index_of_refuses_two_images_of_one_platform_and_all_platforms_needs_a_name() 
     assert!(!out.exists());
     snap.assert_unchanged(&repo.path);
 }
+
+/// The platform parts come from the index and become part of image names: one that is not a
+/// plain word (a `/` that would make `arm/v7` the name of `arm` + `v7`, control characters
+/// that would rewrite the terminal) is refused before anything is imported.
+#[test]
+fn all_platforms_refuses_platforms_that_are_not_plain_names() {
+    let tmp = tempdir();
+    let cases = [
+        json!({"os": "linux", "architecture": "arm/v7"}),
+        json!({"os": "linux", "architecture": "arm", "variant": "v7\n\u{1b}[31mred"}),
+        json!({"os": "linux", "architecture": ""}),
+    ];
+    let repo = Repo::new();
+    for (i, odd) in cases.iter().enumerate() {
+        let mut layout = Layout::new(&tmp.path().join(format!("l{i}")));
+        let mut descs = Vec::new();
+        for (n, p) in [platform_json("linux/arm/v7"), odd.clone()]
+            .into_iter()
+            .enumerate()
+        {
+            let layer = Layer::with(tar_of(&[file("n", &[n as u8])]), Comp::None, false);
+            let mut d = layout.image(&[layer], false);
+            d["platform"] = p;
+            descs.push(d);
+        }
+        let index = layout.nested_index(descs);
+        layout.add(index, Some("latest"), None);
+        let snap = Snapshot::take(&repo.path);
+        let src = Repo::oci(&layout.dir, "latest");
+        let err = repo.fails(&["import", "--all-platforms", &src, "app"]);
+        assert!(
+            err.contains("cannot be part of an image name"),
+            "{odd}: {err}"
+        );
+        assert!(!err.contains('\u{1b}'), "{err:?}");
+        snap.assert_unchanged(&repo.path);
+    }
+}
