@@ -197,7 +197,17 @@ pub(crate) fn hint(opts: &RegistryOptions, registry: &str, message: &str) -> Str
             where_to_put(opts, registry)
         ),
     };
-    if message.contains("invalid peer certificate") {
+    if message.contains("CaUsedAsEndEntity") {
+        " (the registry presents a CA certificate as its own certificate, as a self-signed \
+         `openssl req -x509` one is: trusting it as ca.crt is not enough for TLS clients that \
+         check certificate use; issue the registry a certificate signed by that CA, or give \
+         --tls-verify=false to skip verification)"
+            .to_string()
+    } else if message.contains("InvalidContentType") || message.contains("corrupt message") {
+        " (the registry did not answer TLS: if it speaks plain HTTP, give --tls-verify=false \
+         or set `insecure = true` for it in registries.conf)"
+            .to_string()
+    } else if message.contains("invalid peer certificate") {
         format!(
             " (the registry's certificate is not trusted: put its CA certificate as {}, \
              or give --tls-verify=false to skip verification)",
@@ -263,5 +273,20 @@ mod tests {
             "{h}"
         );
         assert_eq!(hint(&o, "r.example", "timeout: connect"), "");
+        let h = hint(
+            &o,
+            "r.example",
+            "io: received corrupt message of type InvalidContentType",
+        );
+        assert!(
+            h.contains("plain HTTP") && h.contains("--tls-verify=false"),
+            "{h}"
+        );
+        let h = hint(
+            &o,
+            "r.example",
+            "io: invalid peer certificate: Other(OtherError(CaUsedAsEndEntity))",
+        );
+        assert!(h.contains("signed by that CA"), "{h}");
     }
 }

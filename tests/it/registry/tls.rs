@@ -209,3 +209,24 @@ fn tls_verify_false_speaks_https_without_verifying() {
         r.field("Pushed")
     );
 }
+
+/// A registry that speaks plain HTTP, reached without --tls-verify=false: the error says so
+/// and names the two ways to allow it.
+#[test]
+fn a_plain_http_registry_gets_a_hint() {
+    let reg = Registry::start();
+    let repo = Repo::new();
+    let empty = repo.tmp.path().join("no-certs.d");
+    std::fs::create_dir_all(&empty).unwrap();
+    let r = run(
+        &repo,
+        &empty,
+        &["check", &format!("{}:latest", reg.url("test/none"))],
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains("plain HTTP") && r.stderr.contains("--tls-verify=false"),
+        "{}",
+        r.stderr
+    );
+}
