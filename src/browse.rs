@@ -117,11 +117,13 @@ pub fn cat(repo: &Repo, name: &str, path: &str, out: &mut dyn Write) -> Result<(
 }
 
 /// Checks image `name` out to `dest` (which must not exist) in user mode: files belong to the
-/// caller, and are hardlinked to the repo's objects where its mode allows.
+/// caller. They are copies, unless `hardlink` asks for hardlinks to the repository's objects
+/// where its mode allows (fast, and no space used, but a file edited in place then changes the
+/// object itself and corrupts the repository: for reading only).
 ///
 /// # Errors
 /// [`Error::NotFound`] for a missing image; libostree failures (such as an existing `dest`).
-pub fn checkout(repo: &Repo, name: &str, dest: &Path) -> Result<()> {
+pub fn checkout(repo: &Repo, name: &str, dest: &Path, hardlink: bool) -> Result<()> {
     let commit = refs::image_commit(repo, name)?;
     if dest.exists() {
         return Err(Error::Io {
@@ -131,6 +133,7 @@ pub fn checkout(repo: &Repo, name: &str, dest: &Path) -> Result<()> {
     }
     let opts = RepoCheckoutAtOptions {
         mode: RepoCheckoutMode::User,
+        force_copy: !hardlink,
         ..Default::default()
     };
     repo.checkout_at(

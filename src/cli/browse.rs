@@ -30,13 +30,16 @@ pub struct CatArgs {
     path: String,
 }
 
-/// Check an image out to a new directory (user mode, hardlinked to the repository's objects where possible).
+/// Check an image out to a new directory (user mode: files belong to you), as copies of the repository's files.
 #[derive(Debug, Args)]
 pub struct CheckoutArgs {
     /// Image name.
     name: String,
     /// Destination directory; must not exist.
     dest: PathBuf,
+    /// Hardlink files to the repository's objects instead of copying them: fast and takes no space, but for reading only — editing such a file in place changes the object and corrupts the repository.
+    #[arg(long)]
+    hardlink: bool,
 }
 
 pub fn ls(repo: &Path, a: LsArgs) -> Result<()> {
@@ -57,7 +60,7 @@ pub fn cat(repo: &Path, a: CatArgs) -> Result<()> {
 
 pub fn checkout(repo: &Path, a: CheckoutArgs) -> Result<()> {
     let repo = ocitree::repo::open(repo)?;
-    ocitree::browse::checkout(&repo, &a.name, &a.dest)?;
+    ocitree::browse::checkout(&repo, &a.name, &a.dest, a.hardlink)?;
     out!("Checked out {} to {}", a.name, a.dest.display());
     Ok(())
 }

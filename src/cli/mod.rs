@@ -32,7 +32,7 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "ocitree", version, about, long_about)]
 pub struct Cli {
-    /// Path of the OSTree repository (created in bare-user mode on first use).
+    /// Path of the OSTree repository (default ~/.local/share/ocitree/repo). `init` and `import` create it (bare-user by default) when it does not exist yet; the other commands need it to exist.
     #[arg(long, global = true, env = "OCITREE_REPO", value_name = "PATH")]
     pub repo: Option<PathBuf>,
 

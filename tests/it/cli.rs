@@ -106,13 +106,65 @@ fn checkout_matches_ostree_user_checkout() {
     repo.ok(&["checkout", "app:b", ours.to_str().unwrap()]);
     tools::ostree(
         &repo.path,
-        &["checkout", "-U", &cb, theirs.to_str().unwrap()],
+        &[
+            "checkout",
+            "-U",
+            "--force-copy",
+            &cb,
+            theirs.to_str().unwrap(),
+        ],
     );
     tree::assert_same(&ours, &theirs);
     assert!(
         repo.fails(&["checkout", "app:b", ours.to_str().unwrap()])
             .contains("exists")
     );
+    // Copies by default: editing a checked-out file in place leaves the repository intact.
+    // --hardlink shares the objects' inodes (one more link each).
+    use std::io::Write as _;
+    use std::os::unix::fs::MetadataExt;
+    let file = walk_files(&ours).into_iter().next().expect("a file");
+    let rel = file.strip_prefix(&ours).unwrap().to_path_buf();
+    let before = repo
+        .ok(&["cat", "app:b", &format!("/{}", rel.display())])
+        .stdout;
+    assert_eq!(std::fs::metadata(&file).unwrap().nlink(), 1);
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .unwrap()
+        .write_all(b"edited")
+        .unwrap();
+    tools::fsck(&repo.path);
+    let after = repo
+        .ok(&["cat", "app:b", &format!("/{}", rel.display())])
+        .stdout;
+    assert_eq!(before, after);
+    let linked = t.path().join("linked");
+    repo.ok(&["checkout", "--hardlink", "app:b", linked.to_str().unwrap()]);
+    assert!(std::fs::metadata(linked.join(&rel)).unwrap().nlink() > 1);
+    let their_links = t.path().join("their-links");
+    tools::ostree(
+        &repo.path,
+        &["checkout", "-U", &cb, their_links.to_str().unwrap()],
+    );
+    tree::assert_same(&linked, &their_links);
+}
+
+/// Every regular file below `dir`.
+fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        if m.is_dir() {
+            out.extend(walk_files(&p));
+        } else if m.is_file() {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
 }
 
 #[test]
