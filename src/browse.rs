@@ -96,9 +96,9 @@ pub fn ls(repo: &Repo, name: &str, path: &str, recursive: bool, out: &mut dyn Wr
 pub fn cat(repo: &Repo, name: &str, path: &str, out: &mut dyn Write) -> Result<()> {
     let (f, info) = open_path(repo, name, path)?;
     if info.file_type() != gio::FileType::Regular {
-        return Err(Error::InvalidReference {
-            reference: path.to_string(),
-            reason: format!("not a regular file in {name}"),
+        return Err(Error::Invalid {
+            what: format!("path {path} of image {name}"),
+            reason: "not a regular file".into(),
         });
     }
     // RepoFile::read() hands out a plain GInputStream, which gio-rs' File::read() rejects:

@@ -20,6 +20,15 @@ pub enum Error {
         /// Why it was rejected.
         reason: String,
     },
+    /// An option, an argument or an input file that cannot be used as given (a level out of
+    /// range, an unknown mode, a key file that holds no key, a path that is not a file).
+    #[error("{what}: {reason}")]
+    Invalid {
+        /// The option, argument or file, as given.
+        what: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
     /// A platform string is not `os/arch[/variant]`.
     #[error(
         "invalid platform {0:?}: expected os/arch[/variant], e.g. linux/amd64 or linux/arm64/v8"

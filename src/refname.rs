@@ -158,14 +158,14 @@ pub const MAX_COMPONENT: usize = 255;
 /// in one file name ([`MAX_COMPONENT`] bytes). Checked before an import writes anything.
 ///
 /// # Errors
-/// [`crate::Error::InvalidReference`] saying how long the escaped name is.
+/// [`crate::Error::InvalidName`] saying how long the escaped name is.
 pub fn check_image_name(name: &str) -> crate::Result<()> {
     let n = escape(name).len();
     if n > MAX_COMPONENT {
-        return Err(crate::Error::InvalidReference {
-            reference: name.chars().take(80).collect::<String>() + "…",
+        return Err(crate::Error::InvalidName {
+            name: name.chars().take(80).collect::<String>() + "…",
             reason: format!(
-                "image name too long: escaped for its ref it is {n} bytes, the limit is {MAX_COMPONENT} (bytes outside A-Z a-z 0-9 . - take 3)"
+                "too long: escaped for its ref it is {n} bytes, the limit is {MAX_COMPONENT} (bytes outside A-Z a-z 0-9 . - take 3)"
             ),
         });
     }

@@ -37,8 +37,8 @@ impl LayerCompression {
     /// # Errors
     /// An unknown format, or a level outside the format's range.
     pub fn parse(kind: &str, level: Option<u32>) -> Result<Self> {
-        let bad = |reason: String| Error::InvalidReference {
-            reference: kind.to_string(),
+        let bad = |reason: String| Error::Invalid {
+            what: format!("--compression {kind}"),
             reason,
         };
         let kind = match kind {

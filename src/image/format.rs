@@ -102,8 +102,8 @@ impl FromStr for ImageFormat {
         ImageFormat::ALL
             .into_iter()
             .find(|f| f.as_str() == s)
-            .ok_or_else(|| Error::InvalidReference {
-                reference: s.to_string(),
+            .ok_or_else(|| Error::Invalid {
+                what: format!("--format {s}"),
                 reason:
                     "image format must be plain, ocitree-encapsulated, flatpak, ostree-native or file-tree"
                         .into(),

@@ -78,8 +78,8 @@ pub fn import_all_platforms(
     source: &SourceRef,
     opts: &ImportOptions,
 ) -> Result<Vec<ImportReport>> {
-    let bad = |reason: String| Error::InvalidReference {
-        reference: source.to_string(),
+    let bad = |reason: String| Error::Invalid {
+        what: format!("import --all-platforms {source}"),
         reason,
     };
     let Some(name) = opts.name.clone() else {

@@ -94,8 +94,8 @@ fn read_auth_file(path: &Path) -> Result<Option<AuthFile>> {
     };
     serde_json::from_slice(&bytes)
         .map(Some)
-        .map_err(|e| Error::InvalidReference {
-            reference: path.display().to_string(),
+        .map_err(|e| Error::Invalid {
+            what: format!("auth file {}", path.display()),
             reason: format!("not an auth file: {e}"),
         })
 }
@@ -117,8 +117,8 @@ fn from_auths(
     path: &Path,
     reference: &ImageReference,
 ) -> Result<Option<Credentials>> {
-    let bad = |reason: String| Error::InvalidReference {
-        reference: path.display().to_string(),
+    let bad = |reason: String| Error::Invalid {
+        what: format!("auth file {}", path.display()),
         reason,
     };
     let full = format!("{}/{}", reference.registry, reference.repository);

@@ -31,8 +31,8 @@ impl Credentials {
                 username: u.into(),
                 password: p.into(),
             }),
-            _ => Err(Error::InvalidReference {
-                reference: "--creds".into(),
+            _ => Err(Error::Invalid {
+                what: "--creds".into(),
                 reason: "credentials are USER:PASSWORD".into(),
             }),
         }

@@ -290,8 +290,8 @@ impl RegistriesConf {
 }
 
 fn blocked(reference: &ImageReference, e: &Entry) -> Error {
-    Error::InvalidReference {
-        reference: format!("docker://{reference}"),
+    Error::Invalid {
+        what: format!("docker://{reference}"),
         reason: format!(
             "the registry is blocked in registries.conf ([[registry]] prefix {:?})",
             e.prefix()

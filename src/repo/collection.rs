@@ -19,8 +19,8 @@ pub const COLLECTION_BINDING: &str = "ostree.collection-binding";
 /// [`Error::InvalidReference`] for an invalid ID, or when the repository has another ID
 /// (commits already bound to it would no longer match); the config cannot be written.
 pub fn set_collection_id(repo: &Repo, id: &str) -> Result<()> {
-    let invalid = |reason: String| Error::InvalidReference {
-        reference: id.to_string(),
+    let invalid = |reason: String| Error::Invalid {
+        what: format!("collection ID {id:?}"),
         reason,
     };
     ostree::validate_collection_id(Some(id))

@@ -36,8 +36,8 @@ pub fn parse_mode(s: &str) -> Result<RepoMode> {
         "bare" => Ok(RepoMode::Bare),
         "archive" | "archive-z2" => Ok(RepoMode::Archive),
         "bare-user-only" => Ok(RepoMode::BareUserOnly),
-        _ => Err(Error::InvalidReference {
-            reference: s.to_string(),
+        _ => Err(Error::Invalid {
+            what: format!("repo mode {s:?}"),
             reason: "repo mode must be bare-user, bare, bare-user-only or archive".into(),
         }),
     }

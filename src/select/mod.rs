@@ -40,8 +40,8 @@ impl LayersMode {
         match s {
             "merge" => Ok(LayersMode::Merge),
             "per-dir" => Ok(LayersMode::PerDir),
-            other => Err(Error::InvalidReference {
-                reference: other.into(),
+            other => Err(Error::Invalid {
+                what: format!("--layers {other}"),
                 reason: "--layers takes merge or per-dir".into(),
             }),
         }

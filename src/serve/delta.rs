@@ -63,8 +63,8 @@ pub fn generate(repo: &Repo, name: &str, from: &DeltaFrom) -> Result<String> {
         }
     };
     if from.as_deref() == Some(to.as_str()) {
-        return Err(Error::InvalidReference {
-            reference: name.to_string(),
+        return Err(Error::Invalid {
+            what: format!("delta to image {name}"),
             reason: "the delta would start and end at the same commit".into(),
         });
     }

@@ -80,8 +80,8 @@ pub fn configure_keys(repo: &Repo, keys: &SignOptions) -> Result<()> {
     // GKeyFile lists are `;`-separated, and glib-rs binds no list setter.
     let set_list = |key: &str, items: &[String]| -> Result<()> {
         if let Some(bad) = items.iter().find(|i| i.contains(';')) {
-            return Err(Error::InvalidReference {
-                reference: bad.clone(),
+            return Err(Error::Invalid {
+                what: format!("signing key {bad:?}"),
                 reason: "a signing key or key file name cannot contain ';'".into(),
             });
         }

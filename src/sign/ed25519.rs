@@ -21,9 +21,9 @@ use crate::error::{Error, Result};
 pub const DETACHED_KEY: &str = "ostree.sign.ed25519";
 
 fn bad_key(path: &Path, reason: &str) -> Error {
-    Error::InvalidReference {
-        reference: path.display().to_string(),
-        reason: format!("ed25519 key file: {reason}"),
+    Error::Invalid {
+        what: format!("ed25519 key file {}", path.display()),
+        reason: reason.to_string(),
     }
 }
 

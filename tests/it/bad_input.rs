@@ -240,7 +240,7 @@ fn too_long_image_name_is_refused_up_front() {
     let snap = repo.snapshot();
     let err = repo.fails(&["import", &src, &"x".repeat(256)]);
     assert!(
-        err.contains("image name too long") && err.contains("256 bytes"),
+        err.contains("invalid image name") && err.contains("too long") && err.contains("256 bytes"),
         "{err}"
     );
     // ':' escapes to 3 bytes: 85 of them make 255

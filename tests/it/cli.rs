@@ -632,3 +632,42 @@ fn repo_option_refuses_non_repositories_and_missing_parents() {
         tools::fsck(path);
     }
 }
+
+/// Mistakes in options and arguments are named as what they are, not as image references.
+#[test]
+fn option_errors_name_the_option() {
+    let (repo, t, _ca, _cb) = two_images();
+    let out = format!("oci:{}", t.path().join("o").display());
+    for (args, expect) in [
+        (
+            vec![
+                "export",
+                "--compression",
+                "gzip",
+                "--compression-level",
+                "42",
+                "app:b",
+                &out,
+            ],
+            "--compression gzip: level 42 is out of range",
+        ),
+        (
+            vec![
+                "export",
+                "--creds",
+                "nocolon",
+                "app:b",
+                "docker://127.0.0.1:1/x:1",
+            ],
+            "--creds: credentials are USER:PASSWORD",
+        ),
+        (
+            vec!["cat", "app:b", "/etc"],
+            "path /etc of image app:b: not a regular file",
+        ),
+    ] {
+        let err = repo.fails(&args);
+        assert!(err.contains(expect), "{args:?}: {err}");
+        assert!(!err.contains("invalid image reference"), "{args:?}: {err}");
+    }
+}

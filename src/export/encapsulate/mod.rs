@@ -94,8 +94,8 @@ impl std::str::FromStr for EncapsulateFormat {
         [EncapsulateFormat::Ocitree, EncapsulateFormat::OstreeNative]
             .into_iter()
             .find(|f| f.image_format().as_str() == s)
-            .ok_or_else(|| Error::InvalidReference {
-                reference: s.to_string(),
+            .ok_or_else(|| Error::Invalid {
+                what: format!("--format {s}"),
                 reason: "encapsulation format must be ocitree-encapsulated or ostree-native".into(),
             })
     }
