@@ -175,7 +175,11 @@ pub fn run(repo_path: &Path, a: ImportArgs) -> Result<()> {
                     "name": JsonLines::bounded(&r.name),
                     "manifest": r.manifest_digest,
                     "commit": r.commit,
+                    "layers-imported": r.layers_imported,
+                    "layers-reused": r.layers_reused,
                 }));
+            } else if a.quiet {
+                out!("{}", r.commit);
             } else {
                 out!("Image:    {} {} {}", r.name, r.manifest_digest, r.commit);
             }

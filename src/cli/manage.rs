@@ -63,10 +63,17 @@ pub fn init(repo_path: &Path, a: InitArgs) -> Result<()> {
     let mode = ocitree::repo::parse_mode(&a.mode)?;
     let repo = ocitree::repo::open_or_create(repo_path, mode)?;
     if repo.mode() != mode {
+        let name = match repo.mode() {
+            ocitree::ostree::RepoMode::Archive => "archive",
+            ocitree::ostree::RepoMode::Bare => "bare",
+            ocitree::ostree::RepoMode::BareUser => "bare-user",
+            ocitree::ostree::RepoMode::BareUserOnly => "bare-user-only",
+            _ => "another",
+        };
         anyhow::bail!(
-            "{} already exists in another mode ({:?})",
+            "{} already exists in mode {name}, not {}",
             repo_path.display(),
-            repo.mode()
+            a.mode
         );
     }
     if let Some(id) = &a.collection_id {

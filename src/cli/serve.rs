@@ -134,7 +134,7 @@ pub fn warn_if_unsigned(status: SummaryStatus) {
 pub struct DeltaArgs {
     /// Image name: the delta goes to its commit.
     name: String,
-    /// Start from this commit or ref.
+    /// Start from this commit, ref or image name.
     #[arg(long, value_name = "REV", group = "start")]
     from: Option<String>,
     /// Start from the commit the image pointed at before its last import.

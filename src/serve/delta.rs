@@ -16,7 +16,7 @@ use crate::image::{ImageInfo, commit};
 /// Where a delta starts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DeltaFrom {
-    /// From this commit or ref.
+    /// From this commit, ref or image name.
     Rev(String),
     /// From the commit the image pointed at before its last import.
     Previous,
@@ -35,12 +35,7 @@ pub fn generate(repo: &Repo, name: &str, from: &DeltaFrom) -> Result<String> {
     let to = info.commit;
     let from = match from {
         DeltaFrom::Scratch => None,
-        DeltaFrom::Rev(r) => Some(
-            repo.resolve_rev(r, false)
-                .map_err(Error::ostree(format!("resolving {r}")))?
-                .map(|c| c.to_string())
-                .ok_or_else(|| Error::NotFound(format!("revision {r}")))?,
-        ),
+        DeltaFrom::Rev(r) => Some(crate::export::encapsulate::resolve_rev(repo, r)?),
         DeltaFrom::Previous => {
             let holder = info.record.as_deref().unwrap_or(&to);
             let prev = commit::previous(repo, holder)?

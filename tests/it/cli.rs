@@ -670,4 +670,6 @@ fn option_errors_name_the_option() {
         assert!(err.contains(expect), "{args:?}: {err}");
         assert!(!err.contains("invalid image reference"), "{args:?}: {err}");
     }
+    let err = repo.fails(&["init", "--mode", "archive"]);
+    assert!(err.contains("in mode bare-user, not archive"), "{err}");
 }

@@ -360,6 +360,9 @@ fn an_update_travels_as_a_static_delta_and_prune_drops_deltas_with_their_target(
     assert!(!first.stdout.contains("Delta:"), "{first:?}");
     let old_summary = std::fs::read(repo.path.join("summary")).unwrap();
     let b = repo.import(&Repo::oci(&v2, "latest"), "app").commit();
+    // From another image, by its name.
+    let d = repo.ok(&["delta", "app", "--from", "other"]);
+    assert_eq!(d.field("Delta"), format!("{a}-{b}"));
     let d = repo.ok(&["delta", "app", "--from-previous"]);
     assert_eq!(d.field("Delta"), format!("{a}-{b}"));
     let o = repo.ok(&[

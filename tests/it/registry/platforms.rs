@@ -145,6 +145,11 @@ fn index_of_refuses_two_images_of_one_platform_and_all_platforms_needs_a_name() 
     let err = repo.fails(&["import", "--all-platforms", &src]);
     assert!(err.contains("NAME"), "{err}");
     repo.ok(&["import", "--all-platforms", &src, "app"]);
+    // --quiet: the commit checksums alone, one a line.
+    let q = repo.ok(&["import", "--all-platforms", "--quiet", &src, "quiet"]);
+    let lines: Vec<&str> = q.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{q:?}");
+    assert!(lines.iter().all(|l| l.len() == 64), "{q:?}");
     repo.ok(&["import", "--platform", "linux/arm64", &src, "again"]);
     let out = tmp.path().join("out");
     let snap = Snapshot::take(&repo.path);
