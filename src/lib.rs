@@ -37,6 +37,9 @@
 //! - `ocitree/diffid/<alg>/<hex>` → the same layer commit, by diff_id
 //! - `ocitree/encapsulated/<escaped name>` → the record of an image whose image ref points at an
 //!   encapsulated commit ([`image::encapsulated`])
+//! - `ocitree/bound/<escaped ref>` → the commit ocitree set bound ref `<ref>` to: the refs
+//!   outside `ocitree/` that an imported commit is bound to are ocitree's (to move or delete)
+//!   only while so marked ([`image::bound`])
 //!
 //! A layer commit holds the layer's files as the tar had them, whiteout markers included as
 //! plain files; its timestamp is 0. An image commit's timestamp is the config's `created`.

@@ -1,7 +1,9 @@
 //! Image names and digests ⇄ OSTree ref names.
 //!
 //! This module is the only place ref strings are built or parsed. Every ocitree ref lives under
-//! [`REF_PREFIX`]:
+//! [`REF_PREFIX`], except the refs an image's commit is bound to (`ostree.ref-binding`, see
+//! [`crate::image::EncapsulatedCommit::ref_bindings`]), which import creates for clients under
+//! the names the commit gives:
 //!
 //! | ref | points to |
 //! |---|---|
@@ -9,6 +11,12 @@
 //! | `ocitree/blob/<escape(alg)>/<escape(encoded)>` ([`blob_ref`]) | layer commit, keyed by blob digest |
 //! | `ocitree/diffid/<escape(alg)>/<escape(encoded)>` ([`diffid_ref`]) | the same layer commit, keyed by diff_id |
 //! | `ocitree/encapsulated/<escape(name)>` ([`encapsulated_ref`]) | image record of an image whose `ocitree/image/` ref points at an encapsulated (foreign) commit |
+//! | `ocitree/bound/<escape(ref)>` ([`bound_marker_ref`]) | the commit ocitree set the bound ref `ref` (outside `ocitree/`) to |
+//! | `<ref>`, as the commit's `ostree.ref-binding` names it | the image's commit, for clients, when ocitree made it |
+//!
+//! A bound ref is ocitree's, to move or delete, only while its marker `ocitree/bound/…` exists
+//! and points at the same commit: a ref that existed before ocitree would have made it (a
+//! user's `ostree commit -b` branch), or that someone moved since, is never changed.
 //!
 //! A digest `alg:encoded` is split at its first `:`; both parts are escaped separately, so a
 //! layer ref always has exactly four components.
@@ -51,6 +59,8 @@ pub const IMAGE_REF_PREFIX: &str = "ocitree/image/";
 pub const ENCAPSULATED_REF_PREFIX: &str = "ocitree/encapsulated/";
 /// The prefix of layer refs keyed by blob digest: `ocitree/blob/<escape(alg)>/<escape(encoded)>`.
 pub const BLOB_REF_PREFIX: &str = "ocitree/blob/";
+/// The prefix of markers of the bound refs ocitree made: `ocitree/bound/<escape(ref)>`.
+pub const BOUND_REF_PREFIX: &str = "ocitree/bound/";
 /// The prefix of layer refs keyed by diff_id: `ocitree/diffid/<escape(alg)>/<escape(encoded)>`.
 pub const DIFFID_REF_PREFIX: &str = "ocitree/diffid/";
 
@@ -194,6 +204,35 @@ pub fn image_name_from_encapsulated_ref(r: &str) -> Option<String> {
     unescape(r.strip_prefix(ENCAPSULATED_REF_PREFIX)?)
 }
 
+/// The marker of bound ref `bound` (a ref outside `ocitree/` that an image's commit is bound
+/// to): `ocitree/bound/<escape(bound)>`, pointing at the commit ocitree set `bound` to. `None`
+/// when the escaped name does not fit in one file name ([`MAX_COMPONENT`]): such a ref cannot
+/// be marked, so ocitree never makes it.
+///
+/// # Examples
+/// ```
+/// use ocitree::refname::bound_marker_ref;
+/// assert_eq!(
+///     bound_marker_ref("exampleos/x86_64/stable").as_deref(),
+///     Some("ocitree/bound/exampleos_2Fx86_5F64_2Fstable")
+/// );
+/// assert_eq!(bound_marker_ref(&"a/".repeat(100)), None);
+/// ```
+pub fn bound_marker_ref(bound: &str) -> Option<String> {
+    let e = escape(bound);
+    (e.len() <= MAX_COMPONENT).then(|| format!("{BOUND_REF_PREFIX}{e}"))
+}
+
+/// The bound ref a marker stands for; `None` if `r` is not a ref [`bound_marker_ref`] can
+/// produce.
+pub fn bound_ref_from_marker(r: &str) -> Option<String> {
+    let e = r.strip_prefix(BOUND_REF_PREFIX)?;
+    if e.len() > MAX_COMPONENT {
+        return None;
+    }
+    unescape(e)
+}
+
 /// `prefix` + the escaped algorithm and encoded parts of `digest`, split at its first `:`.
 ///
 /// A digest without `:` (which callers never pass: digests are validated first) is treated as an
@@ -296,6 +335,35 @@ mod tests {
             blob_ref("sha256+b64u:x_y"),
             "ocitree/blob/sha256_2Bb64u/x_5Fy"
         );
+    }
+
+    #[test]
+    fn bound_markers() {
+        for b in [
+            "exampleos/x86_64/stable",
+            "app/org.example.App/x86_64/master",
+            "x",
+        ] {
+            let m = bound_marker_ref(b).unwrap();
+            assert!(ostree::validate_rev(&m).is_ok(), "{m}");
+            assert!(m.starts_with(BOUND_REF_PREFIX) && m.starts_with(REF_PREFIX));
+            assert_eq!(m.matches('/').count(), 2, "{m}");
+            assert_eq!(bound_ref_from_marker(&m).as_deref(), Some(b));
+            assert_eq!(image_name_from_ref(&m), None);
+            assert_eq!(digest_from_layer_ref(&m), None);
+        }
+        // the longest that fits, and one more byte
+        let fits = "a".repeat(MAX_COMPONENT);
+        assert!(bound_marker_ref(&fits).is_some());
+        assert_eq!(bound_marker_ref(&format!("{fits}b")), None);
+        for r in [
+            "ocitree/bound/",
+            "ocitree/bound/a/b",
+            "ocitree/boundx",
+            "ocitree/image/x",
+        ] {
+            assert_eq!(bound_ref_from_marker(r), None, "{r:?}");
+        }
     }
 
     #[test]
@@ -445,6 +513,11 @@ mod tests {
         fn decode_arbitrary_strings(t in prop_oneof![any_string(), escaped_looking()]) {
             if let Some(s) = unescape(&t) {
                 prop_assert_eq!(escape(&s), t.clone());
+            }
+            for r in [t.clone(), format!("{BOUND_REF_PREFIX}{t}")] {
+                if let Some(b) = bound_ref_from_marker(&r) {
+                    prop_assert_eq!(bound_marker_ref(&b), Some(r.clone()));
+                }
             }
             for r in [t.clone(), format!("ocitree/image/{t}"), format!("ocitree/encapsulated/{t}")] {
                 if let Some(name) = image_name_from_ref(&r) {

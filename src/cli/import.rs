@@ -169,6 +169,7 @@ pub fn run(repo_path: &Path, a: ImportArgs) -> Result<()> {
         let reports = ocitree::import::import_all_platforms(&repo, &source, &opts)
             .with_context(|| format!("importing every platform of {source}"))?;
         for r in &reports {
+            warn_left_refs(r);
             if a.json {
                 JsonLines::print(&json!({
                     "event": "imported",
@@ -190,6 +191,7 @@ pub fn run(repo_path: &Path, a: ImportArgs) -> Result<()> {
         ocitree::import(&repo, &source, &opts).with_context(|| format!("importing {source}"))?;
     crate::cli::serve::warn_if_unsigned(report.summary);
     if a.json {
+        warn_left_refs(&report);
         for s in &report.skipped {
             JsonLines::print(&json!({
                 "event": "skipped",
@@ -264,11 +266,35 @@ pub fn run(repo_path: &Path, a: ImportArgs) -> Result<()> {
     for b in &report.bound_refs {
         out!("Ref:      {b} (the commit is bound to it)");
     }
+    for l in &report.bound_refs_left {
+        out!("Ref:      {}", left_ref(l));
+    }
     if let Some(d) = &report.delta {
         out!("Delta:    {d}");
     }
     out!("Commit:   {}", report.commit);
     Ok(())
+}
+
+/// A bound ref import left alone, said in one line.
+fn left_ref(l: &ocitree::image::bound::LeftRef) -> String {
+    match &l.commit {
+        Some(c) => format!(
+            "{} exists and was not made by ocitree: left at {c} (the commit is bound to it; clients pulling {} get {c}, not this image)",
+            l.name, l.name
+        ),
+        None => format!(
+            "{} not created: its name is too long for ocitree to mark it as its own (the commit is bound to it)",
+            l.name
+        ),
+    }
+}
+
+/// Where the report is not printed in full: the bound refs left alone, on stderr.
+fn warn_left_refs(report: &ocitree::import::ImportReport) {
+    for l in &report.bound_refs_left {
+        eprintln!("warning: image {}: ref {}", report.name, left_ref(l));
+    }
 }
 
 /// Check an image source against the repository without importing: reads only the manifest

@@ -39,14 +39,16 @@ pub struct InspectArgs {
     name: String,
 }
 
-/// Remove an image's ref, and the record of an encapsulated image (its layers stay until `prune`).
+/// Remove an image's ref, the record of an encapsulated image, and the bound refs import made for it (its layers stay until `prune`).
+///
+/// A ref the image's commit is bound to (`ostree.ref-binding`) is deleted only when ocitree made it, it still points at that commit, and no other image has the commit. A ref ocitree did not make (a branch made with `ostree commit -b`), or that was moved since, is left alone.
 #[derive(Debug, Args)]
 pub struct RmArgs {
     /// Image name.
     name: String,
 }
 
-/// Remove layer refs no image uses, then every unreachable object, then what failed or interrupted imports left (staging directories, partial registry downloads kept for resuming); print what was freed.
+/// Remove layer refs no image uses and the bound refs import made for commits no image has, then every unreachable object, then what failed or interrupted imports left (staging directories, partial registry downloads kept for resuming); print what was freed.
 ///
 /// Waits for running imports and removals to finish, and they wait for it.
 #[derive(Debug, Args)]
@@ -232,6 +234,9 @@ pub fn prune(repo_path: &Path, _a: PruneArgs) -> Result<()> {
         r.objects,
         r.bytes
     );
+    for b in &r.bound_refs {
+        out!("Removed ref {b} (no image has the commit it was made for)");
+    }
     if r.staging_dirs > 0 {
         out!(
             "Removed: {} staging directories of failed or interrupted imports",

@@ -1,5 +1,6 @@
-//! Garbage collection: drop layer refs no image uses and records of removed encapsulated
-//! images, then prune unreachable objects, unused transaction staging directories and spooled
+//! Garbage collection: drop layer refs no image uses, records of removed encapsulated
+//! images and the bound refs ocitree made for commits no image has ([`super::bound`]), then
+//! prune unreachable objects, unused transaction staging directories and spooled
 //! downloads.
 //!
 //! Crash safety: every step leaves a whole repository when stopped at any point (kill -9
@@ -25,6 +26,8 @@ use crate::refname;
 pub struct PruneReport {
     /// Layer refs deleted.
     pub layer_refs: usize,
+    /// Bound refs ocitree made whose commit no image has any more, deleted.
+    pub bound_refs: Vec<String>,
     /// Objects deleted.
     pub objects: u64,
     /// Bytes freed.
@@ -60,13 +63,19 @@ pub fn prune_waiting(repo: &Repo, on_wait: impl FnOnce()) -> Result<PruneReport>
     crate::serve::summary::check_keys(repo)?;
     let mut used = HashSet::new();
     let mut records = HashSet::new();
+    let mut images = HashSet::new();
     for (name, commit) in refs::images(repo)? {
         let info = ImageInfo::load_commit(repo, &name, &commit)?;
         used.extend(info.layers);
         used.extend(info.diff_ids);
         records.extend(info.record);
+        images.insert(commit);
     }
-    let mut report = PruneReport::default();
+    // Markers of bound refs, and the refs ocitree made for commits no image has.
+    let mut report = PruneReport {
+        bound_refs: super::bound::prune(repo, &images)?,
+        ..PruneReport::default()
+    };
     // Records of encapsulated commits whose image is gone (or re-imported as a plain image).
     let prefix = refname::ENCAPSULATED_REF_PREFIX.trim_end_matches('/');
     for (r, commit) in refs::list(repo, prefix)? {

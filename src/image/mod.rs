@@ -1,7 +1,8 @@
 //! The image commit and what hangs off it: the ways an image is read ([`mod@format`]), writing
 //! the commit, reading it back, finding layers and images by ref, the record of encapsulated
-//! commits, the rebuild of ostree native containers' commits, and garbage collection.
+//! commits, the refs their commits are bound to, the rebuild of ostree native containers' commits, and garbage collection.
 
+pub mod bound;
 pub mod commit;
 pub mod encapsulated;
 pub mod file_tree;

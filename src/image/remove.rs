@@ -1,6 +1,6 @@
 //! Removing an image: its ref, the record of an encapsulated image, and the refs its commit
-//! is bound to (made by import for clients, see [`super::EncapsulatedCommit::ref_bindings`])
-//! unless another image still has that commit. Layers and objects stay until `prune`.
+//! is bound to that import made for clients ([`super::bound`]) unless another image still has
+//! that commit. Layers and objects stay until `prune`.
 
 use ostree::{Repo, gio};
 
@@ -15,7 +15,7 @@ use crate::refname;
 pub struct RemoveReport {
     /// The image's commit.
     pub commit: String,
-    /// Bound refs deleted with it.
+    /// Bound refs ocitree made that were deleted with it.
     pub bound_refs: Vec<String>,
 }
 
@@ -43,19 +43,6 @@ pub fn remove(repo: &Repo, name: &str) -> Result<RemoveReport> {
     if refs::resolve(repo, &record)?.is_some() {
         delete(repo, &record)?;
     }
-    let mut report = RemoveReport {
-        commit: commit.clone(),
-        bound_refs: Vec::new(),
-    };
-    if !shared {
-        for bound in bound_refs(&object) {
-            if !bound.starts_with(refname::REF_PREFIX)
-                && refs::resolve(repo, &bound)?.as_deref() == Some(commit.as_str())
-            {
-                delete(repo, &bound)?;
-                report.bound_refs.push(bound);
-            }
-        }
-    }
-    Ok(report)
+    let bound_refs = super::bound::remove(repo, &commit, bound_refs(&object), shared)?;
+    Ok(RemoveReport { commit, bound_refs })
 }

@@ -137,8 +137,12 @@ pub struct ImportReport {
     pub layers_reused: usize,
     /// Entries OSTree cannot store that were left out.
     pub skipped: Vec<Skipped>,
-    /// Refs the image's commit is bound to, created beside the image ref.
+    /// Refs the image's commit is bound to that point at it: created (or moved from an earlier
+    /// image) beside the image ref, or already there ([`image::bound`]).
     pub bound_refs: Vec<String>,
+    /// Refs the image's commit is bound to that exist and that ocitree did not make: left
+    /// where they were ([`image::bound`]). Clients pulling one of them do not get this image.
+    pub bound_refs_left: Vec<image::bound::LeftRef>,
     /// The static delta made with [`ImportOptions::delta_from_previous`].
     pub delta: Option<String>,
     /// What became of the repository's summary.
@@ -150,19 +154,6 @@ pub struct ImportReport {
     pub exact_gzip: Vec<(String, ExactGzipStatus)>,
     /// For a file-tree artifact ([`file_tree`]): what its blobs cost.
     pub file_tree: Option<file_tree::FileTreeStats>,
-}
-
-/// Clients pull a bound commit only by a ref it is bound to: sets those refs (in the
-/// transaction) to the carried commit; returns them.
-fn set_bound_refs(repo: &Repo, carried: &image::EncapsulatedCommit) -> Vec<String> {
-    let mut set = Vec::new();
-    for bound in carried.ref_bindings() {
-        if ostree::validate_rev(&bound).is_ok() && !bound.starts_with(refname::REF_PREFIX) {
-            repo.transaction_set_ref(None, &bound, Some(&carried.checksum));
-            set.push(bound);
-        }
-    }
-    set
 }
 
 /// An ostree native container is read whole: every layer, one tree, no derived layers.
@@ -244,6 +235,7 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
         skipped: Vec::new(),
         signers: Vec::new(),
         bound_refs: Vec::new(),
+        bound_refs_left: Vec::new(),
         delta: None,
         summary: crate::serve::summary::SummaryStatus::NotServed,
         exact_gzip: Vec::new(),
@@ -522,7 +514,10 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
     // The commit holding ocitree's metadata of the image: its record beside a carried commit,
     // else the image commit itself.
     let holder = if let Some(c) = &carried {
-        report.bound_refs = set_bound_refs(repo, c);
+        // Clients pull a bound commit only by a ref it is bound to: those ocitree may set.
+        let bound = image::bound::set_in_transaction(repo, &c.checksum, c.ref_bindings())?;
+        report.bound_refs = bound.set;
+        report.bound_refs_left = bound.left;
         let described = ImageMeta {
             encapsulated: Some(&c.checksum),
             ..meta.clone()

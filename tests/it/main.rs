@@ -55,6 +55,8 @@ mod archive_repo;
 mod flatpak_remote;
 // Serving archive repos: GPG and ed25519 signatures, summaries, checked by ostree pull and OpenSSL.
 mod serve;
+// refs an image's commit is bound to: ocitree moves and deletes only those it made
+mod bound_refs;
 // Signing on import, verifying the signatures of encapsulated commits (GPG, ed25519, remotes).
 mod verify;
 // docker:// pull and push against a real docker-registry, auth, resume, corruption.

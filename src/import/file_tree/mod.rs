@@ -277,6 +277,7 @@ pub fn import(
         layers_reused: stats.manifests_reused,
         skipped: Vec::new(),
         bound_refs: Vec::new(),
+        bound_refs_left: Vec::new(),
         delta: None,
         summary,
         signers: Vec::new(),
