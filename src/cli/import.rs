@@ -91,7 +91,7 @@ struct SourceArgs {
     /// Image source: oci:DIR[:TAG|@DIGEST], oci-archive:FILE[:TAG|@DIGEST], docker-archive:FILE[:REFERENCE] (docker save format), docker://HOST[:PORT]/REPO[:TAG|@DIGEST] (a registry); FILE - reads the archive from standard input.
     #[arg(value_name = "SOURCE")]
     source: String,
-    /// Local image name (default: the registry reference, or the tag's full reference, else DIRNAME:TAG).
+    /// Local image name (default: the registry reference, or the tag's full reference, else DIRNAME:TAG or FILESTEM:TAG; `image` for standard input). Give one to keep an untagged archive from reusing the name of another.
     #[arg(value_name = "NAME")]
     name: Option<String>,
     /// Platform to pick from a multi-platform index, as os/arch[/variant] (default: this host's).
