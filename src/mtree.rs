@@ -101,7 +101,22 @@ pub const MAX_SYMLINK_HOPS: usize = 40;
 pub fn resolve_in_root<E>(
     start: Vec<String>,
     rest: impl IntoIterator<Item = String>,
+    symlink_at: impl FnMut(&[String]) -> Result<Option<String>, E>,
+) -> Result<Option<Vec<String>>, E> {
+    resolve_in_root_checked(start, rest, symlink_at, |_| Ok(()))
+}
+
+/// [`resolve_in_root`], asking `leave(prefix)` before a `..` leaves the directory `prefix`:
+/// a resolver that knows only part of the tree (one layer) refuses there when it cannot tell
+/// that `prefix` is a directory (a symlink elsewhere would make `..` lead elsewhere).
+///
+/// # Errors
+/// `symlink_at`'s and `leave`'s errors.
+pub fn resolve_in_root_checked<E>(
+    start: Vec<String>,
+    rest: impl IntoIterator<Item = String>,
     mut symlink_at: impl FnMut(&[String]) -> Result<Option<String>, E>,
+    mut leave: impl FnMut(&[String]) -> Result<(), E>,
 ) -> Result<Option<Vec<String>>, E> {
     let mut out = start;
     let mut rest: std::collections::VecDeque<String> = rest.into_iter().collect();
@@ -110,6 +125,9 @@ pub fn resolve_in_root<E>(
         match c.as_str() {
             "" | "." => continue,
             ".." => {
+                if !out.is_empty() {
+                    leave(&out)?;
+                }
                 out.pop();
                 continue;
             }

@@ -319,15 +319,29 @@ impl<'r> LayerBuilder<'r> {
             return Ok(path.to_vec());
         }
         let root = self.root.clone();
-        let resolved =
-            mtree::resolve_in_root(
-                Vec::new(),
-                parents.iter().cloned(),
-                |p| match mtree::get_path(&root, p).map_err(ostree_err(path, "reading tree"))? {
-                    Some(Node::File(csum)) => Ok(self.symlinks.get(&csum).cloned()),
-                    _ => Ok(None),
-                },
-            )?;
+        let resolved = mtree::resolve_in_root_checked(
+            Vec::new(),
+            parents.iter().cloned(),
+            |p| match mtree::get_path(&root, p).map_err(ostree_err(path, "reading tree"))? {
+                Some(Node::File(csum)) => Ok(self.symlinks.get(&csum).cloned()),
+                _ => Ok(None),
+            },
+            // `..` out of a directory this layer made is `..` out of it in the merged tree;
+            // out of anything else (a lower layer's symlink, perhaps) it may lead elsewhere.
+            |p| match mtree::get_path(&root, p).map_err(ostree_err(path, "reading tree"))? {
+                Some(Node::Dir(_)) if !self.implicit.contains(&path::join(p)) => Ok(()),
+                _ => Err(LayerError::EntryConflict {
+                    path: path::join(path),
+                    reason: format!(
+                        "a symlink of this layer on its path leads through {:?}/.., and this \
+                         layer did not create {:?} as a directory: where `..` goes depends on \
+                         the lower layers",
+                        path::join(p),
+                        path::join(p)
+                    ),
+                }),
+            },
+        )?;
         let Some(mut out) = resolved else {
             return Err(LayerError::EntryConflict {
                 path: path::join(path),

@@ -68,6 +68,16 @@ fn a_directory_over_a_non_directory_of_the_same_layer_hides_the_lower_one() {
     assert_eq!(repo.ok(&["cat", "img", "/x/foo"]).stdout, "foo");
 }
 
+/// `..` in a symlink of the layer, out of a directory the layer made, is resolved there.
+#[test]
+fn dotdot_out_of_a_directory_of_the_layer_resolves() {
+    let (repo, _) = check(&[
+        vec![dir("x"), file("x/keep", b"k")],
+        vec![dir("d"), symlink("a", "d/../x"), file("a/z", b"z")],
+    ]);
+    assert_eq!(repo.ok(&["cat", "img", "/x/z"]).stdout, "z");
+}
+
 /// Each layer is refused with an error naming the entry; the repository keeps only what it
 /// had.
 #[test]
@@ -101,6 +111,15 @@ fn what_tar_extraction_refuses_or_the_layer_cannot_place_is_an_error() {
                 vec![opaque("x"), file("x", b"f"), dir("x"), file("x/y", b"y")],
             ],
             &["\"x\"", "depends on the lower layers"],
+        ),
+        (
+            // `s/..` is `x` if the lower `s` is a symlink to `x/y`, the root if not.
+            "dotdot-after-lower-symlink",
+            vec![
+                vec![dir("x"), dir("x/y"), symlink("s", "x/y")],
+                vec![symlink("a", "s/.."), file("a/z", b"z")],
+            ],
+            &["a/z", "depends on the lower layers"],
         ),
         (
             "symlink-loop",
