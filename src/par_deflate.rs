@@ -175,7 +175,7 @@ pub fn deflate_into<F: FormatSpec, W: Write + Send, T>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::io::Read;
 
@@ -186,16 +186,20 @@ mod tests {
             .collect()
     }
 
+    /// Writes `data` to `w` in writes of `size` bytes, each flushed (output must not depend
+    /// on either).
+    pub(crate) fn write_in_pieces(w: &mut dyn Write, data: &[u8], size: usize) -> io::Result<()> {
+        for part in data.chunks(size.max(1)) {
+            w.write_all(part)?;
+            w.flush()?;
+        }
+        Ok(())
+    }
+
     fn raw(data: &[u8], write: usize, threads: usize) -> Vec<u8> {
         let mut out = Vec::new();
-        deflate_into::<RawDeflate, _, _>(&mut out, 6, threads, |w| {
-            for part in data.chunks(write.max(1)) {
-                w.write_all(part)?;
-                w.flush()?;
-            }
-            Ok(())
-        })
-        .unwrap();
+        deflate_into::<RawDeflate, _, _>(&mut out, 6, threads, |w| write_in_pieces(w, data, write))
+            .unwrap();
         out
     }
 

@@ -155,11 +155,7 @@ mod tests {
     fn compress(c: &LayerCompression, data: &[u8], chunk: usize, threads: usize) -> Vec<u8> {
         let mut out = Vec::new();
         encode(&mut out, c, threads, |w| {
-            for part in data.chunks(chunk) {
-                w.write_all(part)?;
-                w.flush()?;
-            }
-            Ok(())
+            crate::par_deflate::tests::write_in_pieces(w, data, chunk)
         })
         .unwrap();
         out

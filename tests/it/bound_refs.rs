@@ -163,12 +163,7 @@ fn refs_ocitree_made_follow_the_image() {
     // rm deletes it with its marker
     let r = repo.ok(&["rm", "os"]);
     assert!(r.stdout.contains(&format!("Removed ref {BRANCH}")), "{r:?}");
-    assert!(
-        !repo.refs().iter().any(|r| r == BRANCH),
-        "{:?}",
-        repo.refs()
-    );
-    assert!(markers(&repo).is_empty(), "{:?}", repo.refs());
+    assert_branch_and_marker_gone(&repo);
     repo.ok(&["prune"]);
     tools::fsck(&repo.path);
 
@@ -183,12 +178,7 @@ fn refs_ocitree_made_follow_the_image() {
     assert_eq!(rev(&repo.path, BRANCH), v1);
     let r = repo.ok(&["prune"]);
     assert!(r.stdout.contains(&format!("Removed ref {BRANCH}")), "{r:?}");
-    assert!(
-        !repo.refs().iter().any(|r| r == BRANCH),
-        "{:?}",
-        repo.refs()
-    );
-    assert!(markers(&repo).is_empty(), "{:?}", repo.refs());
+    assert_branch_and_marker_gone(&repo);
     assert!(
         !has_commit(&repo.path, &v1),
         "v1 is still there after prune"
@@ -239,4 +229,14 @@ fn a_ref_moved_by_someone_else_is_no_longer_ocitrees() {
     assert!(!r.stdout.contains("Removed ref"), "{r:?}");
     assert!(markers(&repo).is_empty(), "{:?}", repo.refs());
     assert_eq!(rev(&repo.path, BRANCH), mine);
+}
+
+/// Neither the bound ref nor any marker is left.
+fn assert_branch_and_marker_gone(repo: &Repo) {
+    assert!(
+        !repo.refs().iter().any(|r| r == BRANCH),
+        "{:?}",
+        repo.refs()
+    );
+    assert!(markers(repo).is_empty(), "{:?}", repo.refs());
 }
