@@ -26,10 +26,21 @@ pub(super) fn finish(
     opts: &ImportOptions,
     mut report: ImportReport,
 ) -> Result<ImportReport> {
+    // The same events as an import that reads nothing: every layer is reused.
+    opts.progress.emit(Event::Resolved {
+        manifest: report.manifest_digest.clone(),
+        layers: layers.len(),
+        to_read: 0,
+        bytes: 0,
+    });
     // What the stored layers left out counts as if they were read: checked first, so a
     // refusal (--strict) changes nothing.
     let mut stored = Vec::new();
-    for l in layers {
+    for (index, l) in layers.iter().enumerate() {
+        opts.progress.emit(Event::LayerReused {
+            index,
+            digest: l.digest.to_string(),
+        });
         if let Some(c) = refs::find_layer(repo, &l.digest, l.diff_id.as_ref())? {
             let left_out = skipped::reused(repo, &c, l.digest.as_str(), opts.on_special);
             report

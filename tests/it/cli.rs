@@ -534,6 +534,26 @@ fn import_json_events_and_quiet() {
         r.stdout
     );
 
+    // the same image under the same name (nothing to do): the same events, every layer reused
+    let r = repo.ok(&["import", &Repo::oci(&small, "latest"), "b", "--json"]);
+    let events: Vec<serde_json::Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    let reused = kinds.iter().filter(|k| **k == "layer-reused").count();
+    assert_eq!(kinds.first(), Some(&"resolved"), "{kinds:?}");
+    assert_eq!(
+        reused as u64,
+        events[0]["layers"].as_u64().unwrap(),
+        "{kinds:?}"
+    );
+    assert_eq!(events[0]["to_read"], 0);
+
     let q = repo.ok(&["import", &Repo::oci(&small, "latest"), "c", "--quiet"]);
     let c = tools::ostree(&repo.path, &["rev-parse", "ocitree/image/c"]);
     assert_eq!(q.stdout, c, "--quiet prints the commit alone");
