@@ -193,6 +193,23 @@ pub enum LayerError {
         /// What it is (character device, FIFO, sparse file, ...).
         kind: String,
     },
+    /// Bytes other than zeros follow the end-of-archive marker: GNU tar reads on past a lone
+    /// zero block, Go's archive/tar fails on it, and tar-rs stops there, so entries could hide
+    /// after it.
+    #[error(
+        "data after the end-of-archive marker at byte {at}{}: tar readers disagree on whether \
+         it belongs to the layer",
+        header
+            .as_ref()
+            .map(|p| format!(" (what looks like the header of entry {p:?})"))
+            .unwrap_or_default()
+    )]
+    DataAfterEnd {
+        /// The stream position (in the uncompressed tar) of the first byte that is not zero.
+        at: u64,
+        /// The name in the tar header that starts there, if one does.
+        header: Option<String>,
+    },
     /// The tar stream ends inside a member (its data, a header, an extension record).
     #[error("entry {path:?}: truncated layer tar: {reason}")]
     Truncated {

@@ -1,0 +1,103 @@
+//! How tar headers are read where tar readers could disagree: the tree is `umoci unpack`'s
+//! (Go's archive/tar) where the readers agree, and where they do not (GNU tar one way, Go the
+//! other), the import is refused: exit 2, an error naming the entry, the repository as it was.
+//! Every tar is written byte by byte, as the review that found these cases wrote it.
+
+use crate::util::*;
+
+const BLOCK: usize = 512;
+
+fn pad(mut b: Vec<u8>) -> Vec<u8> {
+    b.resize(b.len().div_ceil(BLOCK) * BLOCK, 0);
+    b
+}
+
+/// A ustar header: `name` and `link` written as they are (no trailing slash removed),
+/// `typeflag` the raw byte.
+fn header(name: &str, typeflag: u8, size: u64, mode: u32, link: &str) -> Vec<u8> {
+    let mut h = tar::Header::new_ustar();
+    h.set_size(size);
+    h.set_mode(mode);
+    h.set_mtime(1);
+    h.set_uid(0);
+    h.set_gid(0);
+    let u = h.as_ustar_mut().unwrap();
+    u.name[..name.len()].copy_from_slice(name.as_bytes());
+    u.linkname[..link.len()].copy_from_slice(link.as_bytes());
+    u.typeflag = [typeflag];
+    h.set_cksum();
+    h.as_bytes().to_vec()
+}
+
+/// A regular file (type `0`) with its data.
+fn file(name: &str, data: &[u8]) -> Vec<u8> {
+    let mut b = header(name, b'0', data.len() as u64, 0o644, "");
+    b.extend_from_slice(data);
+    pad(b)
+}
+
+/// The end-of-archive marker: two zero blocks.
+fn end() -> Vec<u8> {
+    vec![0; 2 * BLOCK]
+}
+
+/// An image of one layer, `tar` gzipped; returns its source string.
+fn image(tmp: &tempfile::TempDir, name: &str, tar: Vec<u8>) -> (std::path::PathBuf, String) {
+    let dir = tmp.path().join(name);
+    Layout::single(&dir, &[Layer::with(tar, Comp::Gzip, false)]);
+    let src = Repo::oci(&dir, "latest");
+    (dir, src)
+}
+
+/// Imports `tar` and compares the tree with `umoci unpack` of the same image.
+fn matches_umoci(tar: Vec<u8>) {
+    let tmp = tempdir();
+    let (dir, src) = image(&tmp, "img", tar);
+    let repo = Repo::new();
+    let commit = repo.import(&src, "img").commit();
+    repo.assert_matches_umoci(&commit, &dir, "latest");
+}
+
+/// Imports `tar` into a repository holding another image, expecting a rejection: exit 2, the
+/// image, the layer, `entry "<path>"` and every one of `needles` in the message, and the
+/// repository unchanged. Returns the message.
+fn rejected(tar: Vec<u8>, path: Option<&str>, needles: &[&str]) -> String {
+    let tmp = tempdir();
+    let (_, good) = image(&tmp, "good", [file("ok", b"ok"), end()].concat());
+    let (_, src) = image(&tmp, "bad", tar);
+    let repo = Repo::new();
+    repo.import(&good, "good");
+    let snap = repo.snapshot();
+    let err = repo.fails(&["import", &src, "bad"]);
+    assert!(
+        err.contains(&format!("image {src}")) && err.contains("layer sha256:"),
+        "names image and layer: {err}"
+    );
+    if let Some(p) = path {
+        assert!(err.contains(&format!("entry {p:?}")), "names {p:?}: {err}");
+    }
+    for n in needles {
+        assert!(err.contains(n), "{n:?} not in {err}");
+    }
+    snap.assert_unchanged(&repo.path);
+    err
+}
+
+/// Review case 15: entries after a lone zero block (GNU tar reads them, Go fails, tar-rs
+/// stopped there): refused at the first byte that is not zero, naming the entry it starts;
+/// bytes after the two zero blocks likewise. Zeros of any length after the end are fine.
+#[test]
+fn data_after_the_end_of_archive_is_refused() {
+    let tar = [file("a", b"A"), vec![0; BLOCK], file("hidden", b"H"), end()].concat();
+    rejected(
+        tar,
+        Some("hidden"),
+        &["after the end-of-archive marker at byte 1536"],
+    );
+
+    let mut tar = [file("a", b"A"), end(), vec![0; 3 * BLOCK + 7]].concat();
+    tar.push(b'!');
+    rejected(tar, None, &["after the end-of-archive marker at byte 3591"]);
+
+    matches_umoci([file("a", b"A"), end(), vec![0; 100_000]].concat());
+}
