@@ -81,8 +81,9 @@ const SPARSE: &str = "GNU sparse file";
 /// filesystem object (PAX global headers).
 ///
 /// # Errors
-/// Malformed headers, unsafe or non-UTF-8 paths, and entry types ocitree does not support,
-/// sparse files included (see [`parse_sparse`]).
+/// Malformed headers, unsafe or non-UTF-8 paths, symlink targets no Linux filesystem can
+/// hold, and entry types ocitree does not support, sparse files included (see
+/// [`parse_sparse`]).
 pub fn parse<R: Read>(
     entry: &mut tar::Entry<'_, R>,
     pax: Option<&[u8]>,
@@ -190,6 +191,14 @@ pub fn parse_sparse<R: Read>(
             let target = link_target()?;
             if target.contains(&0) {
                 return Err(unsupported("symlink target with a NUL byte"));
+            }
+            if target.len() > path::SYMLINK_MAX {
+                return Err(unsupported(&format!(
+                    "symlink target of {} bytes (longer than {}: Linux cannot create the \
+                     symlink)",
+                    target.len(),
+                    path::SYMLINK_MAX
+                )));
             }
             EntryKind::Symlink(
                 String::from_utf8(target).map_err(|e| LayerError::NonUtf8Name {

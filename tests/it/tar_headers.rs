@@ -101,3 +101,28 @@ fn data_after_the_end_of_archive_is_refused() {
 
     matches_umoci([file("a", b"A"), end(), vec![0; 100_000]].concat());
 }
+
+/// Review case 16b: a symlink target over 4095 bytes imports, but no checkout of it can be
+/// made (`symlinkat`: File name too long): refused, like names over 255 bytes. 4095 bytes
+/// is fine and checks out.
+#[test]
+fn symlink_target_over_4095_bytes_is_refused() {
+    let long = "x".repeat(4096);
+    rejected(
+        tar_of(&[symlink("s", &long)]),
+        Some("s"),
+        &["symlink target of 4096 bytes"],
+    );
+
+    let ok = "y".repeat(4095);
+    let tmp = tempdir();
+    let (_, src) = image(&tmp, "img", tar_of(&[symlink("s", &ok)]));
+    let repo = Repo::new();
+    let commit = repo.import(&src, "img").commit();
+    let co = tmp.path().join("co");
+    tools::ostree_checkout(&repo.path, &commit, &co);
+    assert_eq!(
+        std::fs::read_link(co.join("s")).unwrap().as_os_str().len(),
+        4095
+    );
+}
