@@ -193,6 +193,16 @@ pub enum LayerError {
         /// What it is (character device, FIFO, sparse file, ...).
         kind: String,
     },
+    /// A member whose headers tar readers read differently (GNU tar, Go's archive/tar as
+    /// umoci and containerd use it, ...): whichever way ocitree read it, another tool would see
+    /// another tree.
+    #[error("entry {path:?}: ambiguous tar header: {reason}")]
+    AmbiguousEntry {
+        /// The entry path, as the tar wrote it.
+        path: String,
+        /// What is ambiguous, and how readers differ.
+        reason: String,
+    },
     /// Bytes other than zeros follow the end-of-archive marker: GNU tar reads on past a lone
     /// zero block, Go's archive/tar fails on it, and tar-rs stops there, so entries could hide
     /// after it.

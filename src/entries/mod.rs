@@ -80,9 +80,13 @@ const SPARSE: &str = "GNU sparse file";
 /// Reads the header of a tar entry into an [`Entry`]. `Ok(None)` for entries that carry no
 /// filesystem object (PAX global headers).
 ///
+/// An old-style regular file (type `\0`) whose name ends in `/` is a directory, as GNU tar,
+/// Go's archive/tar and Python read it (type `0` stays a file, as Go reads it); with data, it
+/// is refused as [`LayerError::AmbiguousEntry`] (Go reads none, tar-rs skips it).
+///
 /// # Errors
-/// Malformed headers, unsafe or non-UTF-8 paths, symlink targets no Linux filesystem can
-/// hold, and entry types ocitree does not support, sparse files included (see
+/// Malformed or ambiguous headers, unsafe or non-UTF-8 paths, symlink targets no Linux
+/// filesystem can hold, and entry types ocitree does not support, sparse files included (see
 /// [`parse_sparse`]).
 pub fn parse<R: Read>(
     entry: &mut tar::Entry<'_, R>,
@@ -120,6 +124,10 @@ pub fn parse_sparse<R: Read>(
     let unsupported = |kind: &str| LayerError::UnsupportedEntry {
         path: raw_path.clone(),
         kind: kind.to_string(),
+    };
+    let ambiguous = |reason: String| LayerError::AmbiguousEntry {
+        path: raw_path.clone(),
+        reason,
     };
     let mut uid = header.uid().map_err(read_err)?;
     let mut gid = header.gid().map_err(read_err)?;
@@ -185,6 +193,22 @@ pub fn parse_sparse<R: Read>(
         ))
     };
     let kind = match etype {
+        // Old archives wrote directories as regular files (type `\0`, not `0`) named with a
+        // trailing slash; GNU tar, Go and Python read them as directories.
+        EntryType::Regular
+            if header.as_bytes()[156] == 0
+                && pax_path.as_deref().unwrap_or(&raw).ends_with(b"/") =>
+        {
+            if entry.size() > 0 {
+                return Err(ambiguous(format!(
+                    "directory (type '\\0', named with a trailing slash) with {} bytes of data \
+                     (Go's archive/tar reads no data for a directory and takes the next header \
+                     from where it starts; tar-rs skips it)",
+                    entry.size()
+                )));
+            }
+            EntryKind::Dir
+        }
         EntryType::Regular | EntryType::Continuous => EntryKind::File,
         EntryType::Directory => EntryKind::Dir,
         EntryType::Symlink => {

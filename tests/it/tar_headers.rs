@@ -126,3 +126,29 @@ fn symlink_target_over_4095_bytes_is_refused() {
         4095
     );
 }
+
+/// Review case 09: an old-style regular file (type `\0`) whose name ends in `/` is a
+/// directory (GNU tar, Go, Python), with its mode, and what is below it lands in it; a type
+/// `0` member named with a slash stays a file, as Go (and so umoci) reads it.
+#[test]
+fn old_regular_type_with_trailing_slash_is_a_directory() {
+    let tar = [
+        header("d/", 0, 0, 0o700, ""),
+        header("d/f", 0, 0, 0o640, ""),
+        header("e/", 0, 0, 0o750, ""),
+        file("r/", b"regular"),
+        end(),
+    ]
+    .concat();
+    matches_umoci(tar);
+}
+
+/// Such a directory with data: Go's archive/tar reads none for a directory and takes the
+/// next header from where the data is, tar-rs skips the data: refused.
+#[test]
+fn old_regular_type_directory_with_data_is_refused() {
+    let mut tar = header("d/", 0, 512, 0o755, "");
+    tar.extend(file("inside-data", b""));
+    tar.extend(end());
+    rejected(tar, Some("d/"), &["ambiguous", "512 bytes of data"]);
+}
