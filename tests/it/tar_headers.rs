@@ -36,6 +36,37 @@ fn file(name: &str, data: &[u8]) -> Vec<u8> {
     pad(b)
 }
 
+/// A PAX extended header (`x`) of `records`.
+fn pax(records: &[(&str, &str)]) -> Vec<u8> {
+    let mut data = Vec::new();
+    for (k, v) in records {
+        let body = format!(" {k}={v}\n");
+        let mut len = body.len() + 1;
+        while len.to_string().len() + body.len() != len {
+            len += 1;
+        }
+        data.extend_from_slice(format!("{len}{body}").as_bytes());
+    }
+    let mut b = header("PaxHeaders/x", b'x', data.len() as u64, 0o644, "");
+    b.extend(data);
+    pad(b)
+}
+
+/// A GNU long name (`L`) or long link name (`K`) record, as GNU tar writes it.
+fn gnu_long(typeflag: u8, name: &str) -> Vec<u8> {
+    let mut h = tar::Header::new_gnu();
+    h.set_size(name.len() as u64 + 1);
+    h.set_mode(0o644);
+    h.set_mtime(0);
+    h.as_gnu_mut().unwrap().name[..13].copy_from_slice(b"././@LongLink");
+    h.as_gnu_mut().unwrap().typeflag = [typeflag];
+    h.set_cksum();
+    let mut b = h.as_bytes().to_vec();
+    b.extend_from_slice(name.as_bytes());
+    b.push(0);
+    pad(b)
+}
+
 /// The end-of-archive marker: two zero blocks.
 fn end() -> Vec<u8> {
     vec![0; 2 * BLOCK]
@@ -151,4 +182,40 @@ fn old_regular_type_directory_with_data_is_refused() {
     tar.extend(file("inside-data", b""));
     tar.extend(end());
     rejected(tar, Some("d/"), &["ambiguous", "512 bytes of data"]);
+}
+
+/// Review cases 10a and 10b: a GNU long name and a PAX `path` for one member (GNU tar takes
+/// one, Go the other), or a GNU long link name and a PAX `linkpath`: refused, both names
+/// quoted.
+#[test]
+fn gnu_long_names_with_pax_paths_are_refused() {
+    let tar = [
+        gnu_long(b'L', "gnuname"),
+        pax(&[("path", "paxname")]),
+        file("hdrname", b"X"),
+        end(),
+    ]
+    .concat();
+    rejected(tar, Some("gnuname"), &["ambiguous", "\"paxname\""]);
+
+    // the PAX header first, the GNU record after it
+    let tar = [
+        pax(&[("path", "paxname")]),
+        gnu_long(b'L', "gnuname"),
+        file("hdrname", b"X"),
+        end(),
+    ]
+    .concat();
+    rejected(tar, Some("gnuname"), &["ambiguous", "\"paxname\""]);
+
+    let tar = [
+        file("t1", b"1"),
+        file("t2", b"2"),
+        gnu_long(b'K', "t1"),
+        pax(&[("linkpath", "t2")]),
+        header("l", b'1', 0, 0o644, "hdrtarget"),
+        end(),
+    ]
+    .concat();
+    rejected(tar, Some("l"), &["ambiguous", "\"t1\"", "\"t2\""]);
 }
