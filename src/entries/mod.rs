@@ -95,8 +95,9 @@ const SPARSE: &str = "GNU sparse file";
 /// raw stream; without it, tar-rs's view has to do.
 ///
 /// A member is refused as [`LayerError::AmbiguousEntry`] where tar readers disagree on its
-/// names: a GNU long name and a PAX `path` (GNU tar takes one, Go's archive/tar the other), or
-/// a GNU long link name and a PAX `linkpath`.
+/// names: a GNU long name and a PAX `path` (GNU tar takes one, Go's archive/tar the other), a
+/// GNU long link name and a PAX `linkpath`, or an empty PAX `path` or `linkpath` (POSIX
+/// deletes the keyword, GNU tar reads `.`).
 ///
 /// An old-style regular file (type `\0`) whose name ends in `/` is a directory, as GNU tar,
 /// Go's archive/tar and Python read it (type `0` stays a file, as Go reads it); with data, it
@@ -133,6 +134,7 @@ pub fn parse_sparse<R: Read>(
     let etype = header.entry_type();
     let raw = entry.path_bytes().into_owned();
     let raw_path = path::lossy(&raw);
+    let header_name = path::lossy(&header.path_bytes());
     let read_err = |e: std::io::Error| {
         LayerError::Read(std::io::Error::new(
             e.kind(),
@@ -146,6 +148,14 @@ pub fn parse_sparse<R: Read>(
     let ambiguous = |reason: String| LayerError::AmbiguousEntry {
         path: raw_path.clone(),
         reason,
+    };
+    // tar-rs reads an empty PAX path as the name: the header's own names the entry
+    let empty = |key: &str| LayerError::AmbiguousEntry {
+        path: match key {
+            "path" => header_name.clone(),
+            _ => raw_path.clone(),
+        },
+        reason: format!("empty PAX {key} record (POSIX removes the keyword, GNU tar reads \".\")"),
     };
     let mut uid = header.uid().map_err(read_err)?;
     let mut gid = header.gid().map_err(read_err)?;
@@ -170,6 +180,8 @@ pub fn parse_sparse<R: Read>(
             match key {
                 b"uid" => uid = parse_id().ok_or_else(|| unsupported("PAX uid"))?,
                 b"gid" => gid = parse_id().ok_or_else(|| unsupported("PAX gid"))?,
+                b"path" if value.is_empty() => return Err(empty("path")),
+                b"linkpath" if value.is_empty() => return Err(empty("linkpath")),
                 b"path" => pax_path = Some(value.to_vec()),
                 b"linkpath" => pax_link = Some(value.to_vec()),
                 _ => {
@@ -188,6 +200,8 @@ pub fn parse_sparse<R: Read>(
             match ext.key_bytes() {
                 b"uid" => uid = parse_id().ok_or_else(|| unsupported("PAX uid"))?,
                 b"gid" => gid = parse_id().ok_or_else(|| unsupported("PAX gid"))?,
+                b"path" if ext.value_bytes().is_empty() => return Err(empty("path")),
+                b"linkpath" if ext.value_bytes().is_empty() => return Err(empty("linkpath")),
                 // tar-rs prefers GNU long names to PAX records: if it read another name, a
                 // GNU record gave it
                 b"path" => pax_view.0 = Some(ext.value_bytes().to_vec()),
@@ -413,6 +427,37 @@ mod tests {
         };
         for ext in [None, Some(&ext)] {
             assert_eq!(first(&tar, ext).unwrap().unwrap().path, ["pax"]);
+        }
+    }
+
+    /// An empty PAX path or linkpath is refused, in both views, naming the header's name.
+    #[test]
+    fn empty_pax_paths_are_ambiguous() {
+        for (key, kind, record) in [
+            ("path", EntryType::Regular, &b"8 path=\n"[..]),
+            ("linkpath", EntryType::Symlink, b"13 linkpath=\n"),
+        ] {
+            let mut b = tar::Builder::new(Vec::new());
+            b.append_pax_extensions([(key, &b""[..])]).unwrap();
+            let mut h = tar::Header::new_ustar();
+            h.set_entry_type(kind);
+            h.set_size(0);
+            h.set_mode(0o644);
+            h.set_uid(0);
+            h.set_gid(0);
+            b.append_link(&mut h, "hdr", "target").unwrap();
+            let tar = b.into_inner().unwrap();
+            let ext = Extensions {
+                pax: Some(record.to_vec()),
+                ..Extensions::default()
+            };
+            for ext in [None, Some(&ext)] {
+                let e = first(&tar, ext).unwrap_err().to_string();
+                assert!(
+                    e.contains("entry \"hdr\"") && e.contains(&format!("empty PAX {key}")),
+                    "{e}"
+                );
+            }
         }
     }
 }

@@ -219,3 +219,26 @@ fn gnu_long_names_with_pax_paths_are_refused() {
     .concat();
     rejected(tar, Some("l"), &["ambiguous", "\"t1\"", "\"t2\""]);
 }
+
+/// Review case 11: an empty PAX `path` (POSIX: the keyword is deleted and the ustar name
+/// counts; GNU tar: `.`) or `linkpath`: refused.
+#[test]
+fn empty_pax_paths_are_refused() {
+    let tar = [
+        file("a", b"A"),
+        pax(&[("path", "")]),
+        file("hdrname", b"X"),
+        end(),
+    ]
+    .concat();
+    rejected(tar, Some("hdrname"), &["ambiguous", "empty PAX path"]);
+
+    let tar = [
+        file("t", b"T"),
+        pax(&[("linkpath", "")]),
+        header("l", b'2', 0, 0o777, "t"),
+        end(),
+    ]
+    .concat();
+    rejected(tar, Some("l"), &["ambiguous", "empty PAX linkpath"]);
+}
