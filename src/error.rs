@@ -202,6 +202,33 @@ pub enum LayerError {
         /// What it is (character device, FIFO, sparse file, ...).
         kind: String,
     },
+    /// A member whose headers tar readers read differently (GNU tar, Go's archive/tar as
+    /// umoci and containerd use it, ...): whichever way ocitree read it, another tool would see
+    /// another tree.
+    #[error("entry {path:?}: ambiguous tar header: {reason}")]
+    AmbiguousEntry {
+        /// The entry path, as the tar wrote it.
+        path: String,
+        /// What is ambiguous, and how readers differ.
+        reason: String,
+    },
+    /// Bytes other than zeros follow the end-of-archive marker: GNU tar reads on past a lone
+    /// zero block, Go's archive/tar fails on it, and tar-rs stops there, so entries could hide
+    /// after it.
+    #[error(
+        "data after the end-of-archive marker at byte {at}{}: tar readers disagree on whether \
+         it belongs to the layer",
+        header
+            .as_ref()
+            .map(|p| format!(" (what looks like the header of entry {p:?})"))
+            .unwrap_or_default()
+    )]
+    DataAfterEnd {
+        /// The stream position (in the uncompressed tar) of the first byte that is not zero.
+        at: u64,
+        /// The name in the tar header that starts there, if one does.
+        header: Option<String>,
+    },
     /// The tar stream ends inside a member (its data, a header, an extension record).
     #[error("entry {path:?}: truncated layer tar: {reason}")]
     Truncated {

@@ -72,22 +72,46 @@ pub struct Entry {
     pub size: u64,
 }
 
+/// The extension records a member's header came with, as the raw stream had them: tar-rs
+/// applies GNU long names and links (`L`, `K`) without saying so, and loses PAX values holding
+/// newlines ([`pax`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Extensions {
+    /// The data of the member's PAX extended header (`x`), if it had one.
+    pub pax: Option<Vec<u8>>,
+    /// Whether a GNU long name (`L`) came before the header.
+    pub long_name: bool,
+    /// Whether a GNU long link name (`K`) did.
+    pub long_link: bool,
+}
+
 /// PAX records of GNU tar's sparse formats 0.0, 0.1 and 1.0 start with this.
 const SPARSE_PAX_PREFIX: &[u8] = b"GNU.sparse.";
 /// What [`parse`] calls a sparse member it refuses.
 const SPARSE: &str = "GNU sparse file";
 
 /// Reads the header of a tar entry into an [`Entry`]. `Ok(None)` for entries that carry no
-/// filesystem object (PAX global headers).
+/// filesystem object (PAX global headers). `ext` is what came before the header, read from the
+/// raw stream; without it, tar-rs's view has to do.
+///
+/// A member is refused as [`LayerError::AmbiguousEntry`] where tar readers disagree on its
+/// names: a GNU long name and a PAX `path` (GNU tar takes one, Go's archive/tar the other), a
+/// GNU long link name and a PAX `linkpath`, or an empty PAX `path` or `linkpath` (POSIX
+/// deletes the keyword, GNU tar reads `.`).
+///
+/// An old-style regular file (type `\0`) whose name ends in `/` is a directory, as GNU tar,
+/// Go's archive/tar and Python read it (type `0` stays a file, as Go reads it); with data, it
+/// is refused as ambiguous too (Go reads none, tar-rs skips it).
 ///
 /// # Errors
-/// Malformed headers, unsafe or non-UTF-8 paths, and entry types ocitree does not support,
-/// sparse files included (see [`parse_sparse`]).
+/// Malformed or ambiguous headers, unsafe or non-UTF-8 paths, symlink targets no Linux
+/// filesystem can hold, and entry types ocitree does not support, sparse files included (see
+/// [`parse_sparse`]).
 pub fn parse<R: Read>(
     entry: &mut tar::Entry<'_, R>,
-    pax: Option<&[u8]>,
+    ext: Option<&Extensions>,
 ) -> Result<Option<Entry>, LayerError> {
-    match parse_sparse(entry, pax)? {
+    match parse_sparse(entry, ext)? {
         Some((e, Some(_))) => Err(LayerError::UnsupportedEntry {
             path: e.raw_path,
             kind: SPARSE.into(),
@@ -104,12 +128,13 @@ pub fn parse<R: Read>(
 /// As [`parse`]; and sparse records that do not make sense.
 pub fn parse_sparse<R: Read>(
     entry: &mut tar::Entry<'_, R>,
-    pax: Option<&[u8]>,
+    ext: Option<&Extensions>,
 ) -> Result<Option<(Entry, Option<sparse::Sparse>)>, LayerError> {
     let header = entry.header();
     let etype = header.entry_type();
     let raw = entry.path_bytes().into_owned();
     let raw_path = path::lossy(&raw);
+    let header_name = path::lossy(&header.path_bytes());
     let read_err = |e: std::io::Error| {
         LayerError::Read(std::io::Error::new(
             e.kind(),
@@ -120,6 +145,18 @@ pub fn parse_sparse<R: Read>(
         path: raw_path.clone(),
         kind: kind.to_string(),
     };
+    let ambiguous = |reason: String| LayerError::AmbiguousEntry {
+        path: raw_path.clone(),
+        reason,
+    };
+    // tar-rs reads an empty PAX path as the name: the header's own names the entry
+    let empty = |key: &str| LayerError::AmbiguousEntry {
+        path: match key {
+            "path" => header_name.clone(),
+            _ => raw_path.clone(),
+        },
+        reason: format!("empty PAX {key} record (POSIX removes the keyword, GNU tar reads \".\")"),
+    };
     let mut uid = header.uid().map_err(read_err)?;
     let mut gid = header.gid().map_err(read_err)?;
     let mode = header.mode().map_err(read_err)? & 0o7777;
@@ -128,7 +165,9 @@ pub fn parse_sparse<R: Read>(
     let mut pax_path = None;
     let mut pax_link = None;
     let mut sparse = None;
-    if let Some(data) = pax {
+    // tar-rs's PAX path and linkpath, when the raw records are not at hand
+    let mut pax_view: (Option<Vec<u8>>, Option<Vec<u8>>) = (None, None);
+    if let Some(data) = ext.and_then(|x| x.pax.as_deref()) {
         let records = pax::records(data).map_err(read_err)?;
         sparse = sparse::from_pax(&records)
             .map_err(|why| unsupported(&format!("GNU sparse file with invalid records ({why})")))?;
@@ -141,6 +180,8 @@ pub fn parse_sparse<R: Read>(
             match key {
                 b"uid" => uid = parse_id().ok_or_else(|| unsupported("PAX uid"))?,
                 b"gid" => gid = parse_id().ok_or_else(|| unsupported("PAX gid"))?,
+                b"path" if value.is_empty() => return Err(empty("path")),
+                b"linkpath" if value.is_empty() => return Err(empty("linkpath")),
                 b"path" => pax_path = Some(value.to_vec()),
                 b"linkpath" => pax_link = Some(value.to_vec()),
                 _ => {
@@ -159,12 +200,43 @@ pub fn parse_sparse<R: Read>(
             match ext.key_bytes() {
                 b"uid" => uid = parse_id().ok_or_else(|| unsupported("PAX uid"))?,
                 b"gid" => gid = parse_id().ok_or_else(|| unsupported("PAX gid"))?,
+                b"path" if ext.value_bytes().is_empty() => return Err(empty("path")),
+                b"linkpath" if ext.value_bytes().is_empty() => return Err(empty("linkpath")),
+                // tar-rs prefers GNU long names to PAX records: if it read another name, a
+                // GNU record gave it
+                b"path" => pax_view.0 = Some(ext.value_bytes().to_vec()),
+                b"linkpath" => pax_view.1 = Some(ext.value_bytes().to_vec()),
                 // the raw records were not at hand: sparse maps cannot be read reliably
                 k if k.starts_with(SPARSE_PAX_PREFIX) => return Err(unsupported(SPARSE)),
                 _ => {}
             }
         }
         xattrs = xattrs::from_pax(exts.into_iter()).map_err(read_err)?;
+    }
+    let long = |kind: &str, gnu: &[u8], key: &str, pax: &[u8]| {
+        ambiguous(format!(
+            "GNU long {kind} {:?} and PAX {key} {:?} both given (GNU tar takes one, Go's \
+             archive/tar the other)",
+            path::lossy(gnu),
+            path::lossy(pax),
+        ))
+    };
+    let (long_name, long_link) = match ext {
+        Some(x) => (x.long_name, x.long_link),
+        None => (
+            pax_view.0.as_ref().is_some_and(|p| *p != *raw),
+            pax_view
+                .1
+                .as_ref()
+                .is_some_and(|l| entry.link_name_bytes().is_some_and(|t| *t != **l)),
+        ),
+    };
+    if long_name && let Some(p) = pax_path.as_ref().or(pax_view.0.as_ref()) {
+        return Err(long("name", &raw, "path", p));
+    }
+    if long_link && let Some(l) = pax_link.as_ref().or(pax_view.1.as_ref()) {
+        let gnu = entry.link_name_bytes().unwrap_or_default().into_owned();
+        return Err(long("link name", &gnu, "linkpath", l));
     }
     let id = |v: u64, what: &str| {
         u32::try_from(v).map_err(|_| unsupported(&format!("{what} {v} (above 2^32)")))
@@ -184,12 +256,36 @@ pub fn parse_sparse<R: Read>(
         ))
     };
     let kind = match etype {
+        // Old archives wrote directories as regular files (type `\0`, not `0`) named with a
+        // trailing slash; GNU tar, Go and Python read them as directories.
+        EntryType::Regular
+            if header.as_bytes()[156] == 0
+                && pax_path.as_deref().unwrap_or(&raw).ends_with(b"/") =>
+        {
+            if entry.size() > 0 {
+                return Err(ambiguous(format!(
+                    "directory (type '\\0', named with a trailing slash) with {} bytes of data \
+                     (Go's archive/tar reads no data for a directory and takes the next header \
+                     from where it starts; tar-rs skips it)",
+                    entry.size()
+                )));
+            }
+            EntryKind::Dir
+        }
         EntryType::Regular | EntryType::Continuous => EntryKind::File,
         EntryType::Directory => EntryKind::Dir,
         EntryType::Symlink => {
             let target = link_target()?;
             if target.contains(&0) {
                 return Err(unsupported("symlink target with a NUL byte"));
+            }
+            if target.len() > path::SYMLINK_MAX {
+                return Err(unsupported(&format!(
+                    "symlink target of {} bytes (longer than {}: Linux cannot create the \
+                     symlink)",
+                    target.len(),
+                    path::SYMLINK_MAX
+                )));
             }
             EntryKind::Symlink(
                 String::from_utf8(target).map_err(|e| LayerError::NonUtf8Name {
@@ -258,4 +354,110 @@ pub fn parse_sparse<R: Read>(
         size,
     };
     Ok(Some((entry, sparse)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A GNU long name or link (written by tar-rs for names over 100 bytes) and a PAX record
+    /// for the same member.
+    fn long_and_pax(kind: EntryType, key: &str) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        b.append_pax_extensions([(key, &b"pax"[..])]).unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_size(0);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        let long = "g".repeat(120);
+        if kind == EntryType::Regular {
+            b.append_data(&mut h, &long, &[][..]).unwrap();
+        } else {
+            b.append_link(&mut h, "l", &long).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    fn first(tar: &[u8], ext: Option<&Extensions>) -> Result<Option<Entry>, LayerError> {
+        let mut a = tar::Archive::new(tar);
+        let mut entry = a.entries().unwrap().next().unwrap().unwrap();
+        parse(&mut entry, ext)
+    }
+
+    /// A GNU long name and a PAX path (or long link and linkpath) are refused, whether the
+    /// layer stage read the records before the header (`ext`) or tar-rs's view has to do.
+    #[test]
+    fn gnu_long_names_with_pax_paths_are_ambiguous() {
+        for (kind, key, flags) in [
+            (EntryType::Regular, "path", (true, false)),
+            (EntryType::Symlink, "linkpath", (false, true)),
+        ] {
+            let tar = long_and_pax(kind, key);
+            let ext = Extensions {
+                pax: Some(format!("{} {key}=pax\n", key.len() + 8).into_bytes()),
+                long_name: flags.0,
+                long_link: flags.1,
+            };
+            for ext in [None, Some(&ext)] {
+                let e = first(&tar, ext).unwrap_err().to_string();
+                assert!(
+                    e.contains("ambiguous")
+                        && e.contains(&"g".repeat(120))
+                        && e.contains("\"pax\""),
+                    "{e}"
+                );
+            }
+        }
+        // either one alone is fine
+        let mut b = tar::Builder::new(Vec::new());
+        b.append_pax_extensions([("path", &b"pax"[..])]).unwrap();
+        let mut h = tar::Header::new_ustar();
+        h.set_size(0);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        b.append_data(&mut h, "hdr", &[][..]).unwrap();
+        let tar = b.into_inner().unwrap();
+        let ext = Extensions {
+            pax: Some(b"12 path=pax\n".to_vec()),
+            ..Extensions::default()
+        };
+        for ext in [None, Some(&ext)] {
+            assert_eq!(first(&tar, ext).unwrap().unwrap().path, ["pax"]);
+        }
+    }
+
+    /// An empty PAX path or linkpath is refused, in both views, naming the header's name.
+    #[test]
+    fn empty_pax_paths_are_ambiguous() {
+        for (key, kind, record) in [
+            ("path", EntryType::Regular, &b"8 path=\n"[..]),
+            ("linkpath", EntryType::Symlink, b"13 linkpath=\n"),
+        ] {
+            let mut b = tar::Builder::new(Vec::new());
+            b.append_pax_extensions([(key, &b""[..])]).unwrap();
+            let mut h = tar::Header::new_ustar();
+            h.set_entry_type(kind);
+            h.set_size(0);
+            h.set_mode(0o644);
+            h.set_uid(0);
+            h.set_gid(0);
+            b.append_link(&mut h, "hdr", "target").unwrap();
+            let tar = b.into_inner().unwrap();
+            let ext = Extensions {
+                pax: Some(record.to_vec()),
+                ..Extensions::default()
+            };
+            for ext in [None, Some(&ext)] {
+                let e = first(&tar, ext).unwrap_err().to_string();
+                assert!(
+                    e.contains("entry \"hdr\"") && e.contains(&format!("empty PAX {key}")),
+                    "{e}"
+                );
+            }
+        }
+    }
 }

@@ -15,10 +15,16 @@
 //!
 //! The layer stage tells the [`Gate`] where the data of each entry ends before reading it;
 //! the reader checks the end of the stream against it.
+//!
+//! After the end-of-archive marker, only zeros may follow ([`drain_zeros`]): the tar reader
+//! stops at the first zero block, where GNU tar reads on (warning of "a lone zero block") and
+//! Go's archive/tar fails, so an entry after it would be in one tool's tree and not another's.
 
 use std::cell::Cell;
 use std::io::{self, Read};
 use std::rc::Rc;
+
+use crate::error::LayerError;
 
 const BLOCK: u64 = 512;
 
@@ -139,6 +145,53 @@ impl<R: Read> Read for BlockPad<R> {
     }
 }
 
+/// Reads what is left of the stream after the tar reader stopped at the end-of-archive
+/// marker (so that digests computed below see every byte), streaming, without keeping it.
+///
+/// # Errors
+/// [`LayerError::DataAfterEnd`] at the first byte that is not zero, naming the entry whose
+/// header starts there if one does; [`LayerError::Read`] when reading fails.
+pub fn drain_zeros<R: Read>(mut pad: BlockPad<R>) -> Result<(), LayerError> {
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        let base = pad.count;
+        // Full buffers (but at the end): a block that starts in one is whole in it.
+        let mut n = 0;
+        while n < buf.len() {
+            match pad.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(LayerError::Read(e)),
+            }
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        if let Some(i) = buf[..n].iter().position(|&b| b != 0) {
+            let at = base + i as u64;
+            let block = (at - at % BLOCK)
+                .checked_sub(base)
+                .and_then(|from| buf[..n].get(from as usize..from as usize + BLOCK as usize));
+            return Err(LayerError::DataAfterEnd {
+                at,
+                header: block.and_then(header_name),
+            });
+        }
+    }
+}
+
+/// The name in `block` if it is a tar header (its checksum matches).
+fn header_name(block: &[u8]) -> Option<String> {
+    let sum: u64 = block
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| u64::from(if (148..156).contains(&i) { b' ' } else { b }))
+        .sum();
+    let h = tar::Header::from_byte_slice(block);
+    (u64::from(h.cksum().ok()?) == sum).then(|| super::path::lossy(&h.path_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,5 +242,51 @@ mod tests {
         gate.set_data_end(600);
         gate.finish();
         assert_eq!(pad.read_to_end(&mut Vec::new()).unwrap(), 1100);
+    }
+
+    /// What follows the end-of-archive marker: zeros, of any length, are fine; anything else
+    /// is an error at its position, naming the entry whose header starts there.
+    #[test]
+    fn only_zeros_after_the_end() {
+        let drain = |data: &[u8], read: usize| {
+            let (mut pad, gate) = BlockPad::new(data);
+            io::copy(&mut (&mut pad).take(read as u64), &mut io::sink()).unwrap();
+            gate.finish();
+            drain_zeros(pad)
+        };
+        let mut tar = vec![0u8; 1024];
+        let mut h = tar::Header::new_ustar();
+        h.set_path("hidden").unwrap();
+        h.set_cksum();
+        tar.extend_from_slice(h.as_bytes());
+        tar.extend([0u8; 1024]);
+        drain(&tar[..1024], 512).unwrap();
+        drain(&[0u8; 200_000], 512).unwrap();
+        drain(&[], 0).unwrap();
+        match drain(&tar, 512) {
+            Err(LayerError::DataAfterEnd { at, header }) => {
+                assert_eq!(at, 1024);
+                assert_eq!(header.as_deref(), Some("hidden"));
+            }
+            other => panic!("{other:?}"),
+        }
+        // far into the stream, across buffers, and not a header
+        let mut late = vec![0u8; 150_001];
+        late.push(7);
+        match drain(&late, 512) {
+            Err(
+                e @ LayerError::DataAfterEnd {
+                    at: 150_001,
+                    header: None,
+                },
+            ) => {
+                let e = e.to_string();
+                assert!(
+                    e.contains("after the end-of-archive marker at byte 150001"),
+                    "{e}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

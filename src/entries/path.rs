@@ -12,6 +12,10 @@ use crate::error::LayerError;
 /// names, but no checkout of them can be made on Linux filesystems.
 pub const NAME_MAX: usize = 255;
 
+/// Longest symlink target in bytes: Linux's `PATH_MAX` less its NUL. OSTree stores longer
+/// targets, but no checkout of them can be made (`symlinkat` fails with `ENAMETOOLONG`).
+pub const SYMLINK_MAX: usize = 4095;
+
 /// Splits a tar path into normalised components (empty for the root itself).
 ///
 /// # Errors

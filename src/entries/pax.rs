@@ -157,8 +157,12 @@ mod tests {
                 let Ok(entries) = a.entries() else { return Ok(()) };
                 for (i, entry) in entries.enumerate() {
                     let Ok(mut entry) = entry else { break };
-                    let extra = (i % 2 == 1).then_some(&pax[..]);
-                    if let Ok(Some(e)) = crate::entries::parse(&mut entry, extra) {
+                    let extra = (i % 2 == 1).then(|| crate::entries::Extensions {
+                        pax: Some(pax.clone()),
+                        long_name: i % 4 == 1,
+                        long_link: i % 4 == 3,
+                    });
+                    if let Ok(Some(e)) = crate::entries::parse(&mut entry, extra.as_ref()) {
                         let normal = |c: &String| {
                             !c.is_empty() && c != "." && c != ".." && !c.contains('/')
                         };

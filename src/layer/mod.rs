@@ -194,7 +194,7 @@ impl<'r> LayerBuilder<'r> {
         }
         gate.finish();
         rec.entries_done();
-        io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(LayerError::Read)?;
+        entries::pad::drain_zeros(archive.into_inner())?;
         self.tar_split = rec.finish().map_err(LayerError::Read)?;
         Ok(())
     }

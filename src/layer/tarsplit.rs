@@ -23,6 +23,8 @@ use std::rc::Rc;
 use ostree::gio::prelude::*;
 use ostree::{Repo, gio};
 
+use crate::entries::Extensions;
+
 /// Version of the record format, stored beside it.
 pub const VERSION: u32 = 1;
 
@@ -170,13 +172,14 @@ impl Recorder {
         self.state.borrow_mut().keep_from = u64::MAX;
     }
 
-    /// The data of the PAX extended header (`x`) right before the entry header at stream
-    /// position `header`, taken from the bytes kept since the last file data; `None` when the
-    /// entry has none, or the kept bytes do not parse as the headers leading to it (then the
-    /// tar reader's own view has to do). Call it for each entry in order: each call parses
-    /// only the headers after the previous entry's, so a long run of entries without file
-    /// data costs linear time.
-    pub fn extension_data(&mut self, header: u64) -> Option<Vec<u8>> {
+    /// The extension records before the entry header at stream position `header`: the data
+    /// of its PAX extended header (`x`), and whether GNU long name or link records (`L`, `K`)
+    /// came with it, taken from the bytes kept since the last file data; `None` when the kept
+    /// bytes do not parse as the headers leading to it (then the tar reader's own view has to
+    /// do). Call it for each entry in order: each call parses only the headers after the
+    /// previous entry's, so a long run of entries without file data costs linear time.
+    /// (Boxed: its `as_deref()` is what [`crate::entries::parse_sparse`] takes.)
+    pub fn extension_data(&mut self, header: u64) -> Option<Box<Extensions>> {
         let from = std::mem::replace(&mut self.state.borrow_mut().keep_from, header);
         let st = self.state.borrow();
         let raw_start = st.pos.checked_sub(st.raw.len() as u64)?;
@@ -187,6 +190,7 @@ impl Recorder {
         };
         let mut cur = (raw_start.div_ceil(512) * 512).max(from);
         let mut pax: Option<&[u8]> = None;
+        let (mut long_name, mut long_link) = (false, false);
         while cur < header {
             let block: &[u8; 512] = at(cur, 512)?.try_into().ok()?;
             let h = tar::Header::from_byte_slice(block);
@@ -205,14 +209,19 @@ impl Recorder {
                 .checked_add(size.checked_add(511)? / 512 * 512)?;
             match h.entry_type() {
                 tar::EntryType::XHeader => pax = Some(at(cur + 512, size)?),
-                tar::EntryType::GNULongName | tar::EntryType::GNULongLink => {}
-                tar::EntryType::XGlobalHeader => pax = None,
-                _ => pax = None,
+                tar::EntryType::GNULongName => long_name = true,
+                tar::EntryType::GNULongLink => long_link = true,
+                // an entry of its own (a global header) takes the records before it
+                _ => (pax, long_name, long_link) = (None, false, false),
             }
             cur = next;
         }
         (cur == header).then_some(())?;
-        pax.map(<[u8]>::to_vec)
+        Some(Box::new(Extensions {
+            pax: pax.map(<[u8]>::to_vec),
+            long_name,
+            long_link,
+        }))
     }
 
     /// Marks `[start, start + len)` of the stream as file data about to be read.
@@ -438,7 +447,7 @@ mod tests {
         let mut got = Vec::new();
         for e in a.entries().unwrap() {
             let mut e = e.unwrap();
-            got.push(rec.extension_data(e.raw_header_position()));
+            got.push(rec.extension_data(e.raw_header_position()).unwrap().pax);
             // file data of "one" and "four" is payload, the rest stays in the kept bytes
             if e.size() > 0 {
                 rec.begin_payload(e.raw_file_position(), e.size()).unwrap();
@@ -455,5 +464,32 @@ mod tests {
                 Some(p1.to_vec())
             ]
         );
+    }
+
+    /// GNU long name and link records before an entry are reported, and only for it.
+    #[test]
+    fn extension_data_reports_gnu_long_names() {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(0);
+        h.set_entry_type(tar::EntryType::Symlink);
+        b.append_link(&mut h, "l".repeat(120), "t".repeat(120))
+            .unwrap();
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, "short", &[][..]).unwrap();
+        let t = b.into_inner().unwrap();
+        let (tap, mut rec) = tap(&t[..]).unwrap();
+        let mut a = tar::Archive::new(tap);
+        let got: Vec<_> = a
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let x = rec
+                    .extension_data(e.unwrap().raw_header_position())
+                    .unwrap();
+                (x.long_name, x.long_link, x.pax.is_some())
+            })
+            .collect();
+        assert_eq!(got, [(true, true, false), (false, false, false)]);
     }
 }

@@ -67,3 +67,6 @@ mod faults;
 mod hostile;
 // Whole-image mutation: every mutated image imports or fails cleanly, never panics or hangs.
 mod fuzz;
+// Tar headers tar readers disagree on (GNU tar, Go's archive/tar): read as umoci reads them
+// where they agree, refused where they do not.
+mod tar_headers;
