@@ -1,7 +1,13 @@
 //! Random access to the members of a tar file: one pass records where each regular file's
 //! data starts, then members are read in place. Standard input is spooled to an anonymous
 //! temporary file first (a pipe cannot be re-read, and archives put their index anywhere).
+//!
+//! An archive cut short is said to be one: a member whose data runs past the end of the file,
+//! or a header cut in two, is a "truncated archive" error naming where the file ends; one cut
+//! between members (no end-of-archive marker) is readable as far as it goes, and a member
+//! missing from it is "not found" with a note that the archive may be truncated.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -17,6 +23,31 @@ pub struct TarIndex {
     name: String,
     file: File,
     members: HashMap<String, (u64, u64)>,
+    /// The file's length when it ends without an end-of-archive marker (cut between members?).
+    unterminated: Option<u64>,
+}
+
+/// The archive file as the tar reader sees it, noting whether a read reached the end of the
+/// file (a header cut short, or no end-of-archive marker).
+struct EofTracking<'a> {
+    file: &'a File,
+    hit_eof: &'a Cell<bool>,
+}
+
+impl Read for EofTracking<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.hit_eof.set(true);
+        }
+        Ok(n)
+    }
+}
+
+impl Seek for EofTracking<'_> {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        self.file.seek(pos)
+    }
 }
 
 impl TarIndex {
@@ -44,15 +75,40 @@ impl TarIndex {
     fn scan(name: String, mut file: File) -> Result<TarIndex> {
         file.rewind()
             .map_err(Error::io(format!("reading {name}")))?;
+        let len = file
+            .metadata()
+            .map_err(Error::io(format!("reading {name}")))?
+            .len();
+        let truncated = |at: String| Error::InvalidImage {
+            image: name.clone(),
+            reason: format!("truncated archive: it ends at byte {len}, {at}"),
+        };
         let mut members = HashMap::new();
+        let hit_eof = Cell::new(false);
         {
-            let mut archive = tar::Archive::new(&file);
-            let bad = |e: io::Error| Error::InvalidImage {
-                image: name.clone(),
-                reason: format!("not a readable tar: {e}"),
+            let mut archive = tar::Archive::new(EofTracking {
+                file: &file,
+                hit_eof: &hit_eof,
+            });
+            let bad = |e: io::Error| {
+                if hit_eof.get() {
+                    truncated(format!("inside a tar header ({e})"))
+                } else {
+                    Error::InvalidImage {
+                        image: name.clone(),
+                        reason: format!("not a readable tar: {e}"),
+                    }
+                }
             };
             for entry in archive.entries_with_seek().map_err(bad)? {
                 let entry = entry.map_err(bad)?;
+                let end = entry.raw_file_position().saturating_add(entry.size());
+                if end > len {
+                    return Err(truncated(format!(
+                        "inside the data of {:?}, which runs to byte {end}",
+                        String::from_utf8_lossy(&entry.path_bytes())
+                    )));
+                }
                 if entry.header().entry_type().is_file() {
                     let comps =
                         path::normalize(&entry.path_bytes()).map_err(|e| Error::InvalidImage {
@@ -67,7 +123,21 @@ impl TarIndex {
             name,
             file,
             members,
+            unterminated: hit_eof.get().then_some(len),
         })
+    }
+
+    /// The error for `what` (such as `blob sha256:…`) missing from the archive, noting when
+    /// the archive may have been cut short.
+    pub fn not_found(&self, what: &str) -> Error {
+        match self.unterminated {
+            Some(len) => Error::NotFound(format!(
+                "{what} in {} (truncated archive? it ends at byte {len} with no end-of-archive \
+                 marker)",
+                self.name
+            )),
+            None => Error::NotFound(format!("{what} in {}", self.name)),
+        }
     }
 
     /// The archive's name for messages.
@@ -85,10 +155,7 @@ impl TarIndex {
     /// # Errors
     /// [`Error::NotFound`] when there is no such member.
     pub fn open_member(&self, key: &str) -> Result<BlobReader> {
-        let &(offset, size) = self
-            .members
-            .get(key)
-            .ok_or_else(|| Error::NotFound(format!("{key} in {}", self.name)))?;
+        let &(offset, size) = self.members.get(key).ok_or_else(|| self.not_found(key))?;
         let mut f = self
             .file
             .try_clone()

@@ -455,3 +455,93 @@ fn bytes_quoted_from_a_bad_layer_are_escaped_and_cut() {
     assert!(err.contains("\\u{1b}"), "escaped: {err}");
     assert!(err.len() < 1000, "cut: {} bytes", err.len());
 }
+
+/// An oci-archive cut short, as a file and on standard input, is a "truncated archive" error
+/// naming the archive and where it ends (it used to be `blob sha256:… not found`): cut inside
+/// a blob's data, the member named; cut between members (no end-of-archive marker), the blob
+/// missing from it, with the note that the archive may be truncated.
+#[test]
+fn truncated_oci_archive_says_so() {
+    let tmp = tempdir();
+    let img = tmp.path().join("img");
+    Layout::single(
+        &img,
+        &[Layer::new(&[file("big", &[5u8; 100_000]), file("b", b"b")])],
+    );
+    // packed in a known order: index.json, oci-layout, then the blobs, the largest last
+    let mut names: Vec<String> = std::fs::read_dir(img.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| format!("blobs/sha256/{}", e.unwrap().file_name().to_string_lossy()))
+        .collect();
+    names.sort_by_key(|n| std::fs::metadata(img.join(n)).unwrap().len());
+    let mut b = tar::Builder::new(Vec::new());
+    for n in ["index.json", "oci-layout"]
+        .into_iter()
+        .chain(names.iter().map(|n| n.as_str()))
+    {
+        b.append_path_with_name(img.join(n), n).unwrap();
+    }
+    let bytes = b.into_inner().unwrap();
+    let member = names.last().unwrap().clone();
+    let (header, data, size) = tar::Archive::new(&bytes[..])
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap())
+        .find(|e| e.path().unwrap().to_string_lossy() == member)
+        .map(|e| {
+            (
+                e.raw_header_position() as usize,
+                e.raw_file_position() as usize,
+                e.size() as usize,
+            )
+        })
+        .unwrap();
+    let last = format!("sha256:{}", member.rsplit('/').next().unwrap());
+    let repo = Repo::new();
+    let good = tempdir();
+    Layout::single(
+        &good.path().join("img"),
+        &[Layer::new(&[file("ok", b"ok")])],
+    );
+    repo.import(&Repo::oci(&good.path().join("img"), "latest"), "good");
+    let snap = repo.snapshot();
+    for (cut, expect) in [
+        (
+            data + size / 2,
+            format!(
+                "truncated archive: it ends at byte {}, inside the data of \"{member}\", which runs to byte {}",
+                data + size / 2,
+                data + size
+            ),
+        ),
+        (
+            header,
+            format!("truncated archive? it ends at byte {header} with no end-of-archive marker"),
+        ),
+    ] {
+        let cut_file = tmp.path().join("cut.tar");
+        std::fs::write(&cut_file, &bytes[..cut]).unwrap();
+        let src = format!("oci-archive:{}:latest", cut_file.display());
+        let err = repo.fails(&["import", &src, "bad"]);
+        assert!(
+            err.contains(&format!("oci-archive:{}", cut_file.display())) && err.contains(&expect),
+            "expected {expect:?} in: {err}"
+        );
+        if cut == header {
+            assert!(err.contains(&format!("blob {last}")), "{err}");
+        }
+        let piped = output(
+            repo.cmd()
+                .args(["import", "oci-archive:-:latest", "bad"])
+                .stdin(std::fs::File::open(&cut_file).unwrap())
+                .output()
+                .unwrap(),
+        );
+        assert_eq!(piped.code, 2, "{piped:?}");
+        assert!(
+            piped.stderr.contains("oci-archive:-") && piped.stderr.contains(&expect),
+            "expected {expect:?} in: {piped:?}"
+        );
+        snap.assert_unchanged(&repo.path);
+    }
+}
