@@ -545,3 +545,47 @@ fn truncated_oci_archive_says_so() {
         snap.assert_unchanged(&repo.path);
     }
 }
+
+/// A blob path that is a directory (the layer's, then the config's) is an error naming the
+/// image and the blob, by digest and path (it used to be a bare `Is a directory (os error
+/// 21)`); the repository unchanged.
+#[test]
+fn blob_that_is_a_directory_names_image_and_blob() {
+    let tar = tar_entries();
+    let tmp = tempdir();
+    let (dir, layer) = raw_image(&tmp, &compress(&tar, Comp::Gzip), None, &sha256(&tar));
+    let manifest: serde_json::Value = {
+        let idx: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+        let m = idx["manifests"][0]["digest"].as_str().unwrap().to_string();
+        serde_json::from_slice(&std::fs::read(Layout::new(&dir).blob_path(&m)).unwrap()).unwrap()
+    };
+    let config = manifest["config"]["digest"].as_str().unwrap().to_string();
+    let repo = Repo::new();
+    let good = tempdir();
+    Layout::single(
+        &good.path().join("img"),
+        &[Layer::new(&[file("ok", b"ok")])],
+    );
+    repo.import(&Repo::oci(&good.path().join("img"), "latest"), "good");
+    let snap = repo.snapshot();
+    for blob in [&layer, &config] {
+        let p = dir
+            .join("blobs/sha256")
+            .join(blob.trim_start_matches("sha256:"));
+        let saved = std::fs::read(&p).unwrap();
+        std::fs::remove_file(&p).unwrap();
+        std::fs::create_dir(&p).unwrap();
+        let err = repo.fails(&["import", &Repo::oci(&dir, "latest"), "bad"]);
+        for e in [
+            &format!("oci:{}", dir.display()),
+            &format!("blob {blob}"),
+            &format!("{} is a directory", p.display()),
+        ] {
+            assert!(err.contains(e.as_str()), "expected {e:?} in: {err}");
+        }
+        snap.assert_unchanged(&repo.path);
+        std::fs::remove_dir(&p).unwrap();
+        std::fs::write(&p, saved).unwrap();
+    }
+}
