@@ -97,7 +97,7 @@ impl DockerArchive {
             let mut layers = Vec::new();
             for (layer, diff_id) in img.layers.iter().zip(&config.rootfs.diff_ids) {
                 let key = member(layer)?;
-                let size = tar.size(&key).ok_or_else(|| tar.not_found(&key))?;
+                let size = tar.size(&key)?;
                 let (digest, media_type) = layer_digest(&tar, &key, diff_id)?;
                 layers.push(
                     json!({"mediaType": media_type, "digest": digest.as_str(), "size": size}),
