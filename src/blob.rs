@@ -155,7 +155,9 @@ pub fn read_verified(
         ));
     }
     let mut r = VerifiedReader::new(inner, digest, size).map_err(io::Error::other)?;
-    let mut out = Vec::with_capacity(size as usize);
+    // The descriptor's size is a claim: reserve no more than a MiB for it up front (with
+    // `--max-metadata-size` at its largest, a huge claimed size would abort the allocation).
+    let mut out = Vec::with_capacity(size.min(1 << 20) as usize);
     r.read_to_end(&mut out)?;
     Ok(out)
 }

@@ -9,7 +9,9 @@ use crate::blob;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::source::{Selector, Source};
-use crate::spec::{Descriptor, Index, Manifest, Platform, metadata_limit};
+use crate::spec::{
+    Descriptor, Index, MEDIA_TYPE_DOCKER_LIST, MEDIA_TYPE_INDEX, Manifest, Platform, metadata_limit,
+};
 
 /// Deepest index nesting followed (a deeper one is an error, not a stack overflow).
 pub const MAX_DEPTH: usize = 8;
@@ -63,6 +65,48 @@ fn parse_json<'a, T: serde::Deserialize<'a>>(
     })
 }
 
+/// What a document an index entry points at says it is.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NestedIndex {
+    #[serde(default)]
+    media_type: Option<String>,
+    #[serde(default)]
+    manifests: Option<Vec<Descriptor>>,
+    #[serde(default)]
+    config: Option<serde::de::IgnoredAny>,
+}
+
+/// Reads the index `desc` (an entry whose mediaType says index) points at: its entries. A
+/// document that is not an index (a manifest has no `manifests`, and used to read as an empty
+/// index: "0 manifests match") is an error saying the entry's mediaType does not match it.
+fn read_index(src: &mut dyn Source, image: &str, desc: &Descriptor) -> Result<Vec<Descriptor>> {
+    let bytes = read_blob(src, image, desc)?;
+    let doc: NestedIndex = parse_json(image, "index", &bytes)?;
+    let index_type = doc
+        .media_type
+        .as_deref()
+        .is_none_or(|t| t == MEDIA_TYPE_INDEX || t == MEDIA_TYPE_DOCKER_LIST);
+    match doc.manifests {
+        Some(manifests) if index_type => Ok(manifests),
+        _ => {
+            let is = match (&doc.media_type, &doc.config) {
+                (Some(t), _) => format!("mediaType {t:?}"),
+                (None, Some(_)) => "an image manifest (a config, no manifests)".into(),
+                (None, None) => "not an index (no manifests)".into(),
+            };
+            Err(Error::InvalidImage {
+                image: image.to_string(),
+                reason: format!(
+                    "the index entry for {} says mediaType {:?} but the document is {is}: the \
+                     entry's mediaType does not match the document",
+                    desc.digest_str, desc.media_type
+                ),
+            })
+        }
+    }
+}
+
 /// Flattens (nested) indexes into manifest candidates.
 fn flatten(
     src: &mut dyn Source,
@@ -79,10 +123,7 @@ fn flatten(
         if depth >= MAX_DEPTH {
             return Err(too_deep(image, &c.desc));
         }
-        let bytes = read_blob(src, image, &c.desc)?;
-        let idx: Index = parse_json(image, "index", &bytes)?;
-        let children = idx
-            .manifests
+        let children = read_index(src, image, &c.desc)?
             .into_iter()
             .map(|d| Candidate {
                 ref_name: d.ref_name().map(String::from).or(c.ref_name.clone()),
@@ -120,9 +161,8 @@ fn find_digest(
             if depth >= MAX_DEPTH {
                 return Err(too_deep(image, d));
             }
-            let bytes = read_blob(src, image, d)?;
-            let idx: Index = parse_json(image, "index", &bytes)?;
-            if let Some(found) = find_digest(src, image, &idx.manifests, digest, depth + 1)? {
+            let children = read_index(src, image, d)?;
+            if let Some(found) = find_digest(src, image, &children, digest, depth + 1)? {
                 return Ok(Some(found));
             }
         }
@@ -231,6 +271,12 @@ pub fn resolve(
     let mut all = Vec::new();
     let single_top = top.len() == 1;
     flatten(src, image, top, 0, &mut all)?;
+    if all.is_empty() {
+        return Err(Error::InvalidImage {
+            image: image.to_string(),
+            reason: "the index lists no manifest (its nested indexes are empty)".into(),
+        });
+    }
     if let Some(wanted) = artifact_type {
         let mut kept = Vec::new();
         let mut present: Vec<(String, usize)> = Vec::new();

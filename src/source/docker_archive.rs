@@ -97,9 +97,7 @@ impl DockerArchive {
             let mut layers = Vec::new();
             for (layer, diff_id) in img.layers.iter().zip(&config.rootfs.diff_ids) {
                 let key = member(layer)?;
-                let size = tar
-                    .size(&key)
-                    .ok_or_else(|| Error::NotFound(format!("{key} in {}", tar.name())))?;
+                let size = tar.size(&key)?;
                 let (digest, media_type) = layer_digest(&tar, &key, diff_id)?;
                 layers.push(
                     json!({"mediaType": media_type, "digest": digest.as_str(), "size": size}),
@@ -181,10 +179,7 @@ impl Source for DockerArchive {
         match self.blobs.get(digest.as_str()) {
             Some(Blob::Member(key)) => self.tar.open_member(key),
             Some(Blob::Memory(bytes)) => Ok(Box::new(std::io::Cursor::new(bytes.clone()))),
-            None => Err(Error::NotFound(format!(
-                "blob {digest} in {}",
-                self.tar.name()
-            ))),
+            None => Err(self.tar.not_found(&format!("blob {digest}"))),
         }
     }
 }

@@ -57,7 +57,10 @@ pub trait Source: std::fmt::Debug {
 pub fn read_metadata(r: impl Read, what: &str) -> Result<Vec<u8>> {
     let limit = crate::spec::metadata_limit();
     let mut out = Vec::new();
-    r.take(limit + 1)
+    // One byte over the limit tells a document at the limit from a larger one; saturating, so
+    // that `--max-metadata-size 18446744073709551615` means no limit (`+ 1` wrapped to 0 and
+    // every document read as empty).
+    r.take(limit.saturating_add(1))
         .read_to_end(&mut out)
         .map_err(Error::io(format!("reading {what}")))?;
     if out.len() as u64 > limit {

@@ -48,6 +48,9 @@ impl Source for OciArchive {
                 digest.algorithm(),
                 digest.encoded()
             ))
-            .map_err(|_| Error::NotFound(format!("blob {digest} in {}", self.tar.name())))
+            .map_err(|e| match e {
+                Error::NotFound(_) => self.tar.not_found(&format!("blob {digest}")),
+                e => e,
+            })
     }
 }

@@ -46,13 +46,43 @@ impl Source for OciDir {
             .join("blobs")
             .join(digest.algorithm())
             .join(digest.encoded());
+        let image = || format!("oci:{}", self.root.display());
+        // Checked before opening: a directory opens (and fails only when read, with a bare
+        // "Is a directory" naming nothing) and a FIFO would block the open forever.
+        match std::fs::metadata(&p) {
+            Ok(m) if !m.is_file() => {
+                let kind = if m.is_dir() {
+                    "a directory"
+                } else {
+                    "not a regular file"
+                };
+                return Err(Error::InvalidImage {
+                    image: image(),
+                    reason: format!("blob {digest}: {} is {kind}", p.display()),
+                });
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NotFound(format!("blob {digest} in {}", image())));
+            }
+            Err(e) => {
+                return Err(Error::io(format!(
+                    "{}: blob {digest}: opening {}",
+                    image(),
+                    p.display()
+                ))(e));
+            }
+        }
         match File::open(&p) {
             Ok(f) => Ok(Box::new(f)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::NotFound(format!(
-                "blob {digest} in oci:{}",
-                self.root.display()
-            ))),
-            Err(e) => Err(Error::io(format!("opening {}", p.display()))(e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(Error::NotFound(format!("blob {digest} in {}", image())))
+            }
+            Err(e) => Err(Error::io(format!(
+                "{}: blob {digest}: opening {}",
+                image(),
+                p.display()
+            ))(e)),
         }
     }
 }

@@ -96,7 +96,7 @@ impl Registry {
         let mut bytes = Vec::new();
         resp.body_mut()
             .as_reader()
-            .take(metadata_limit() + 1)
+            .take(metadata_limit().saturating_add(1))
             .read_to_end(&mut bytes)
             .map_err(|e| Error::Registry {
                 url: url.clone(),

@@ -1,7 +1,19 @@
 //! Random access to the members of a tar file: one pass records where each regular file's
 //! data starts, then members are read in place. Standard input is spooled to an anonymous
 //! temporary file first (a pipe cannot be re-read, and archives put their index anywhere).
+//!
+//! An archive cut short is said to be one: a member whose data runs past the end of the file,
+//! or a header cut in two, is a "truncated archive" error naming where the file ends; one cut
+//! between members (no end-of-archive marker) is readable as far as it goes, and a member
+//! missing from it is "not found" with a note that the archive may be truncated.
+//!
+//! Symbolic and hard links between members are followed inside the archive (legacy `docker
+//! save` stores a layer that recurs under another layer id as `ID2/layer.tar ->
+//! ../ID1/layer.tar`): a symlink's target is taken relative to its own directory, a hard
+//! link's from the archive's root, at most [`MAX_LINKS`] of them per lookup; a link that leads
+//! above the archive's root, an absolute target and a loop are errors.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -11,12 +23,51 @@ use crate::blob::BlobReader;
 use crate::entries::path;
 use crate::error::{Error, Result};
 
+/// Most links followed in one lookup (Linux's `MAXSYMLINKS`); more is taken for a loop.
+pub const MAX_LINKS: usize = 40;
+
+/// A member of the archive, by its normalised path.
+#[derive(Debug)]
+enum Member {
+    /// A regular file: where its data starts, and its size.
+    File(u64, u64),
+    /// A symbolic link: its target as written, relative to the link's directory.
+    Symlink(Vec<u8>),
+    /// A hard link: the member it names, from the archive's root.
+    Hardlink(Vec<u8>),
+}
+
 /// Where each member of a tar file is.
 #[derive(Debug)]
 pub struct TarIndex {
     name: String,
     file: File,
-    members: HashMap<String, (u64, u64)>,
+    members: HashMap<String, Member>,
+    /// The file's length when it ends without an end-of-archive marker (cut between members?).
+    unterminated: Option<u64>,
+}
+
+/// The archive file as the tar reader sees it, noting whether a read reached the end of the
+/// file (a header cut short, or no end-of-archive marker).
+struct EofTracking<'a> {
+    file: &'a File,
+    hit_eof: &'a Cell<bool>,
+}
+
+impl Read for EofTracking<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.hit_eof.set(true);
+        }
+        Ok(n)
+    }
+}
+
+impl Seek for EofTracking<'_> {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        self.file.seek(pos)
+    }
 }
 
 impl TarIndex {
@@ -44,30 +95,83 @@ impl TarIndex {
     fn scan(name: String, mut file: File) -> Result<TarIndex> {
         file.rewind()
             .map_err(Error::io(format!("reading {name}")))?;
+        let len = file
+            .metadata()
+            .map_err(Error::io(format!("reading {name}")))?
+            .len();
+        let truncated = |at: String| Error::InvalidImage {
+            image: name.clone(),
+            reason: format!("truncated archive: it ends at byte {len}, {at}"),
+        };
         let mut members = HashMap::new();
+        let hit_eof = Cell::new(false);
         {
-            let mut archive = tar::Archive::new(&file);
-            let bad = |e: io::Error| Error::InvalidImage {
-                image: name.clone(),
-                reason: format!("not a readable tar: {e}"),
+            let mut archive = tar::Archive::new(EofTracking {
+                file: &file,
+                hit_eof: &hit_eof,
+            });
+            let bad = |e: io::Error| {
+                if hit_eof.get() {
+                    truncated(format!("inside a tar header ({e})"))
+                } else {
+                    Error::InvalidImage {
+                        image: name.clone(),
+                        reason: format!("not a readable tar: {e}"),
+                    }
+                }
             };
             for entry in archive.entries_with_seek().map_err(bad)? {
                 let entry = entry.map_err(bad)?;
-                if entry.header().entry_type().is_file() {
-                    let comps =
-                        path::normalize(&entry.path_bytes()).map_err(|e| Error::InvalidImage {
-                            image: name.clone(),
-                            reason: e.to_string(),
-                        })?;
-                    members.insert(comps.join("/"), (entry.raw_file_position(), entry.size()));
+                let end = entry.raw_file_position().saturating_add(entry.size());
+                if end > len {
+                    return Err(truncated(format!(
+                        "inside the data of {:?}, which runs to byte {end}",
+                        String::from_utf8_lossy(&entry.path_bytes())
+                    )));
                 }
+                let kind = entry.header().entry_type();
+                let member = if kind.is_file() {
+                    Member::File(entry.raw_file_position(), entry.size())
+                } else if kind.is_symlink() || kind.is_hard_link() {
+                    let target = entry
+                        .link_name_bytes()
+                        .map(|t| t.into_owned())
+                        .unwrap_or_default();
+                    if kind.is_symlink() {
+                        Member::Symlink(target)
+                    } else {
+                        Member::Hardlink(target)
+                    }
+                } else {
+                    continue;
+                };
+                let comps =
+                    path::normalize(&entry.path_bytes()).map_err(|e| Error::InvalidImage {
+                        image: name.clone(),
+                        reason: e.to_string(),
+                    })?;
+                members.insert(comps.join("/"), member);
             }
         }
         Ok(TarIndex {
             name,
             file,
             members,
+            unterminated: hit_eof.get().then_some(len),
         })
+    }
+
+    /// The error for `what` (such as `blob sha256:…`) missing from the archive, noting when
+    /// the archive may have been cut short.
+    pub fn not_found(&self, what: &str) -> Error {
+        match self.unterminated {
+            Some(len) => Error::NotFound(format!(
+                "{what} in {} (truncated archive? it ends at byte {len} with no end-of-archive \
+                 marker)",
+                self.name
+            )),
+            None => Error::NotFound(format!("{what} in {}", self.name)),
+        }
     }
 
     /// The archive's name for messages.
@@ -75,20 +179,89 @@ impl TarIndex {
         &self.name
     }
 
-    /// Size of member `key` (a normalised relative path), if present.
-    pub fn size(&self, key: &str) -> Option<u64> {
-        self.members.get(key).map(|m| m.1)
-    }
-
-    /// Opens member `key` (a normalised relative path).
+    /// Where member `key` (a normalised relative path) has its data, following links inside
+    /// the archive.
     ///
     /// # Errors
-    /// [`Error::NotFound`] when there is no such member.
+    /// [`Error::NotFound`] when there is no such member; [`Error::InvalidImage`] for a link
+    /// that leads outside the archive or more than [`MAX_LINKS`] links (a loop).
+    fn locate(&self, key: &str) -> Result<(u64, u64)> {
+        let bad = |reason: String| Error::InvalidImage {
+            image: self.name.clone(),
+            reason: format!("{key}: {reason}"),
+        };
+        let shown =
+            |path: &str, target: &[u8]| format!("{path} -> {}", String::from_utf8_lossy(target));
+        // Components still to walk (the next one last) and the real path walked so far.
+        let mut pending: Vec<&[u8]> = key.as_bytes().rsplit(|&b| b == b'/').collect();
+        let mut walked: Vec<&str> = Vec::new();
+        let mut links = 0;
+        let mut last_link = String::new();
+        while let Some(comp) = pending.pop() {
+            match comp {
+                b"" | b"." => continue,
+                b".." => {
+                    if walked.pop().is_none() {
+                        return Err(bad(format!(
+                            "the link {last_link} leads outside the archive"
+                        )));
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            let Ok(comp) = std::str::from_utf8(comp) else {
+                return Err(self.not_found(key));
+            };
+            walked.push(comp);
+            let path = walked.join("/");
+            let target = match self.members.get(&path) {
+                Some(&Member::File(offset, size)) if pending.is_empty() => {
+                    return Ok((offset, size));
+                }
+                // a file on the way to something below it, or a directory: no member
+                Some(Member::File(..)) | None => continue,
+                Some(Member::Symlink(t)) => {
+                    if t.starts_with(b"/") {
+                        return Err(bad(format!(
+                            "the link {} has an absolute target, outside the archive",
+                            shown(&path, t)
+                        )));
+                    }
+                    walked.pop();
+                    t
+                }
+                Some(Member::Hardlink(t)) => {
+                    walked.clear();
+                    t
+                }
+            };
+            links += 1;
+            last_link = shown(&path, target);
+            if links > MAX_LINKS {
+                return Err(bad(format!(
+                    "more than {MAX_LINKS} links followed (a loop, at {last_link})"
+                )));
+            }
+            pending.extend(target.rsplit(|&b| b == b'/'));
+        }
+        Err(self.not_found(key))
+    }
+
+    /// Size of member `key` (a normalised relative path), following links.
+    ///
+    /// # Errors
+    /// As [`TarIndex::open_member`].
+    pub fn size(&self, key: &str) -> Result<u64> {
+        self.locate(key).map(|(_, size)| size)
+    }
+
+    /// Opens member `key` (a normalised relative path), following links.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when there is no such member; a link out of the archive or a loop.
     pub fn open_member(&self, key: &str) -> Result<BlobReader> {
-        let &(offset, size) = self
-            .members
-            .get(key)
-            .ok_or_else(|| Error::NotFound(format!("{key} in {}", self.name)))?;
+        let (offset, size) = self.locate(key)?;
         let mut f = self
             .file
             .try_clone()

@@ -469,3 +469,137 @@ fn bytes_quoted_from_a_bad_layer_are_escaped_and_cut() {
     assert!(err.contains("\\u{1b}"), "escaped: {err}");
     assert!(err.len() < 1000, "cut: {} bytes", err.len());
 }
+
+/// An oci-archive cut short, as a file and on standard input, is a "truncated archive" error
+/// naming the archive and where it ends (it used to be `blob sha256:… not found`): cut inside
+/// a blob's data, the member named; cut between members (no end-of-archive marker), the blob
+/// missing from it, with the note that the archive may be truncated.
+#[test]
+fn truncated_oci_archive_says_so() {
+    let tmp = tempdir();
+    let img = tmp.path().join("img");
+    Layout::single(
+        &img,
+        &[Layer::new(&[file("big", &[5u8; 100_000]), file("b", b"b")])],
+    );
+    // packed in a known order: index.json, oci-layout, then the blobs, the largest last
+    let mut names: Vec<String> = std::fs::read_dir(img.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| format!("blobs/sha256/{}", e.unwrap().file_name().to_string_lossy()))
+        .collect();
+    names.sort_by_key(|n| std::fs::metadata(img.join(n)).unwrap().len());
+    let mut b = tar::Builder::new(Vec::new());
+    for n in ["index.json", "oci-layout"]
+        .into_iter()
+        .chain(names.iter().map(|n| n.as_str()))
+    {
+        b.append_path_with_name(img.join(n), n).unwrap();
+    }
+    let bytes = b.into_inner().unwrap();
+    let member = names.last().unwrap().clone();
+    let (header, data, size) = tar::Archive::new(&bytes[..])
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap())
+        .find(|e| e.path().unwrap().to_string_lossy() == member)
+        .map(|e| {
+            (
+                e.raw_header_position() as usize,
+                e.raw_file_position() as usize,
+                e.size() as usize,
+            )
+        })
+        .unwrap();
+    let last = format!("sha256:{}", member.rsplit('/').next().unwrap());
+    let repo = Repo::new();
+    let good = tempdir();
+    Layout::single(
+        &good.path().join("img"),
+        &[Layer::new(&[file("ok", b"ok")])],
+    );
+    repo.import(&Repo::oci(&good.path().join("img"), "latest"), "good");
+    let snap = repo.snapshot();
+    for (cut, expect) in [
+        (
+            data + size / 2,
+            format!(
+                "truncated archive: it ends at byte {}, inside the data of \"{member}\", which runs to byte {}",
+                data + size / 2,
+                data + size
+            ),
+        ),
+        (
+            header,
+            format!("truncated archive? it ends at byte {header} with no end-of-archive marker"),
+        ),
+    ] {
+        let cut_file = tmp.path().join("cut.tar");
+        std::fs::write(&cut_file, &bytes[..cut]).unwrap();
+        let src = format!("oci-archive:{}:latest", cut_file.display());
+        let err = repo.fails(&["import", &src, "bad"]);
+        assert!(
+            err.contains(&format!("oci-archive:{}", cut_file.display())) && err.contains(&expect),
+            "expected {expect:?} in: {err}"
+        );
+        if cut == header {
+            assert!(err.contains(&format!("blob {last}")), "{err}");
+        }
+        let piped = output(
+            repo.cmd()
+                .args(["import", "oci-archive:-:latest", "bad"])
+                .stdin(std::fs::File::open(&cut_file).unwrap())
+                .output()
+                .unwrap(),
+        );
+        assert_eq!(piped.code, 2, "{piped:?}");
+        assert!(
+            piped.stderr.contains("oci-archive:-") && piped.stderr.contains(&expect),
+            "expected {expect:?} in: {piped:?}"
+        );
+        snap.assert_unchanged(&repo.path);
+    }
+}
+
+/// A blob path that is a directory (the layer's, then the config's) is an error naming the
+/// image and the blob, by digest and path (it used to be a bare `Is a directory (os error
+/// 21)`); the repository unchanged.
+#[test]
+fn blob_that_is_a_directory_names_image_and_blob() {
+    let tar = tar_entries();
+    let tmp = tempdir();
+    let (dir, layer) = raw_image(&tmp, &compress(&tar, Comp::Gzip), None, &sha256(&tar));
+    let manifest: serde_json::Value = {
+        let idx: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+        let m = idx["manifests"][0]["digest"].as_str().unwrap().to_string();
+        serde_json::from_slice(&std::fs::read(Layout::new(&dir).blob_path(&m)).unwrap()).unwrap()
+    };
+    let config = manifest["config"]["digest"].as_str().unwrap().to_string();
+    let repo = Repo::new();
+    let good = tempdir();
+    Layout::single(
+        &good.path().join("img"),
+        &[Layer::new(&[file("ok", b"ok")])],
+    );
+    repo.import(&Repo::oci(&good.path().join("img"), "latest"), "good");
+    let snap = repo.snapshot();
+    for blob in [&layer, &config] {
+        let p = dir
+            .join("blobs/sha256")
+            .join(blob.trim_start_matches("sha256:"));
+        let saved = std::fs::read(&p).unwrap();
+        std::fs::remove_file(&p).unwrap();
+        std::fs::create_dir(&p).unwrap();
+        let err = repo.fails(&["import", &Repo::oci(&dir, "latest"), "bad"]);
+        for e in [
+            &format!("oci:{}", dir.display()),
+            &format!("blob {blob}"),
+            &format!("{} is a directory", p.display()),
+        ] {
+            assert!(err.contains(e.as_str()), "expected {e:?} in: {err}");
+        }
+        snap.assert_unchanged(&repo.path);
+        std::fs::remove_dir(&p).unwrap();
+        std::fs::write(&p, saved).unwrap();
+    }
+}

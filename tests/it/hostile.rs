@@ -279,3 +279,64 @@ fn metadata_limit_is_a_flag() {
     let r = repo.ok(&["--max-metadata-size", "16777216", "import", &src, "big"]);
     assert_eq!(r.layers(), (1, 0));
 }
+
+/// `--max-metadata-size 18446744073709551615` (u64::MAX) is no limit at all: every source
+/// reads its index.json, docker-archive manifest.json and configs (one byte over the limit
+/// used to wrap to 0 and every document read as empty: `index.json: EOF while parsing`). A
+/// descriptor claiming a huge size is then a size mismatch, not an allocation of that size.
+#[test]
+fn metadata_limit_of_u64_max_is_no_limit() {
+    const MAX: &str = "18446744073709551615";
+    let tmp = tempdir();
+    let img = tmp.path().join("img");
+    let mut l = Layout::new(&img);
+    let m = l.image(&[Layer::new(&[file("a", b"1")])], false);
+    l.add(m.clone(), Some("latest"), None);
+    let archive = tmp.path().join("img.tar");
+    archive_of(&img, &archive);
+    let repo = Repo::new();
+    let first = repo.ok(&[
+        "--max-metadata-size",
+        MAX,
+        "import",
+        &Repo::oci(&img, "latest"),
+        "dir",
+    ]);
+    let oci_archive = format!("oci-archive:{}:latest", archive.display());
+    let r = repo.ok(&[
+        "--max-metadata-size",
+        MAX,
+        "import",
+        &oci_archive,
+        "archive",
+    ]);
+    assert_eq!(r.commit(), first.commit());
+    let docker = tmp.path().join("docker.tar");
+    repo.ok(&[
+        "export",
+        "dir",
+        &format!("docker-archive:{}", docker.display()),
+    ]);
+    repo.ok(&[
+        "--max-metadata-size",
+        MAX,
+        "import",
+        &format!("docker-archive:{}", docker.display()),
+        "docker",
+    ]);
+    assert_eq!(repo.ok(&["cat", "docker", "/a"]).stdout, "1");
+    // a manifest descriptor that claims 2^62 bytes
+    let mut huge = m;
+    huge["size"] = json!(1u64 << 62);
+    l.add(huge, Some("huge"), None);
+    let snap = repo.snapshot();
+    let err = repo.fails(&[
+        "--max-metadata-size",
+        MAX,
+        "import",
+        &Repo::oci(&img, "huge"),
+        "h",
+    ]);
+    assert!(err.contains("size mismatch"), "{err}");
+    snap.assert_unchanged(&repo.path);
+}

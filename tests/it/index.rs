@@ -205,3 +205,50 @@ fn nesting_is_limited() {
     assert!(err.contains("nested more than 8 deep"), "{err}");
     snap.assert_unchanged(&repo.path);
 }
+
+/// An index entry whose mediaType says index but which points at a manifest: an error saying
+/// the entry's mediaType does not match the document (it used to read as an empty index:
+/// "0 manifests match; choose one with @DIGEST:" and nothing after), by tag, by default and
+/// while looking for a digest. An empty nested index says the index lists no manifest.
+#[test]
+fn index_entry_media_type_must_match_the_document() {
+    let tmp = tempdir();
+    let dir = tmp.path().join("img");
+    let mut l = Layout::new(&dir);
+    let m = image(&l, b"m");
+    let mut lying = m.clone();
+    lying["mediaType"] = serde_json::json!("application/vnd.oci.image.index.v1+json");
+    l.add(lying, Some("lying"), None);
+    let repo = Repo::new();
+    let snap = repo.snapshot();
+    let src = format!("oci:{}", dir.display());
+    let d = m["digest"].as_str().unwrap();
+    let other = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    for s in [
+        format!("{src}:lying"),
+        src.clone(),
+        format!("{src}@{other}"),
+    ] {
+        let err = repo.fails(&["import", &s, "x"]);
+        assert!(
+            err.contains(&format!(
+                "the index entry for {d} says mediaType \"application/vnd.oci.image.index.v1+json\" \
+                 but the document is mediaType \"application/vnd.oci.image.manifest.v1+json\""
+            )) && err.contains("does not match the document")
+                && !err.contains("manifests match"),
+            "{s}: {err}"
+        );
+    }
+    // an empty nested index
+    let tmp = tempdir();
+    let dir = tmp.path().join("img");
+    let mut l = Layout::new(&dir);
+    let empty = l.nested_index(vec![]);
+    l.add(empty, Some("empty"), None);
+    let err = repo.fails(&["import", &format!("oci:{}:empty", dir.display()), "y"]);
+    assert!(
+        err.contains("lists no manifest") && !err.contains("manifests match"),
+        "{err}"
+    );
+    snap.assert_unchanged(&repo.path);
+}
