@@ -164,6 +164,7 @@ pub fn parse_sparse<R: Read>(
     // PAX path and linkpath, when the raw records are at hand (tar-rs may have lost them).
     let mut pax_path = None;
     let mut pax_link = None;
+    let mut pax_size: Option<u64> = None;
     let mut sparse = None;
     // tar-rs's PAX path and linkpath, when the raw records are not at hand
     let mut pax_view: (Option<Vec<u8>>, Option<Vec<u8>>) = (None, None);
@@ -184,6 +185,7 @@ pub fn parse_sparse<R: Read>(
                 b"linkpath" if value.is_empty() => return Err(empty("linkpath")),
                 b"path" => pax_path = Some(value.to_vec()),
                 b"linkpath" => pax_link = Some(value.to_vec()),
+                b"size" => pax_size = Some(parse_id().ok_or_else(|| unsupported("PAX size"))?),
                 _ => {
                     if let Some(name) = key.strip_prefix(xattrs::PAX_PREFIX.as_bytes()) {
                         xattrs.retain(|(n, _)| n != name);
@@ -237,6 +239,35 @@ pub fn parse_sparse<R: Read>(
     if long_link && let Some(l) = pax_link.as_ref().or(pax_view.1.as_ref()) {
         let gnu = entry.link_name_bytes().unwrap_or_default().into_owned();
         return Err(long("link name", &gnu, "linkpath", l));
+    }
+    // tar-rs splits PAX data at newlines: a record whose value holds a newline and what reads
+    // as another record (`\n15 path=forged\n` in an xattr) gives it a name, a link target or
+    // a size no length-aware reader (GNU tar, Go, ocitree's own parse) sees. Where the raw
+    // records are at hand, tar-rs must agree with them.
+    if ext.is_some_and(|x| x.pax.is_some()) {
+        let forged = |what: &str| {
+            ambiguous(format!(
+                "the PAX records give another {what} than tar-rs reads from them (a record's \
+                 value holds a newline and what reads as another record)"
+            ))
+        };
+        // tar-rs missing a record (a value holding a newline: it then reads the header's
+        // field) is harmless, as ocitree takes the record itself; reading one that is not
+        // there is not.
+        let header = entry.header();
+        let header_name = header.path_bytes().into_owned();
+        if !long_name && raw != header_name && pax_path.as_deref() != Some(&raw[..]) {
+            return Err(forged("name"));
+        }
+        let link = entry.link_name_bytes().map(|l| l.into_owned());
+        let header_link = header.link_name_bytes().map(|l| l.into_owned());
+        if !long_link && link != header_link && pax_link != link {
+            return Err(forged("link target"));
+        }
+        let header_size = header.entry_size().map_err(read_err)?;
+        if etype != EntryType::GNUSparse && pax_size.unwrap_or(header_size) != entry.size() {
+            return Err(forged("size"));
+        }
     }
     let id = |v: u64, what: &str| {
         u32::try_from(v).map_err(|_| unsupported(&format!("{what} {v} (above 2^32)")))
@@ -331,6 +362,16 @@ pub fn parse_sparse<R: Read>(
             )));
         }
     };
+    // Go's archive/tar reads no data for these and takes the next header where it starts;
+    // tar-rs skips `size` bytes: a hidden member for one is none for the other.
+    if kind != EntryKind::File && entry.size() > 0 {
+        return Err(ambiguous(format!(
+            "a {} header with {} bytes of data (Go's archive/tar reads none and takes the next \
+             header from where it starts; tar-rs skips them)",
+            kind.describe(),
+            entry.size()
+        )));
+    }
     let size = if kind == EntryKind::File {
         entry.size()
     } else {

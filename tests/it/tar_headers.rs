@@ -242,3 +242,57 @@ fn empty_pax_paths_are_refused() {
     .concat();
     rejected(tar, Some("l"), &["ambiguous", "empty PAX linkpath"]);
 }
+
+/// A directory, symlink, hardlink, device or FIFO header with a size: Go's archive/tar reads
+/// no data for it and takes the next header from where the data is (umoci extracted the
+/// member hidden there), tar-rs skips the data: refused, whatever the type.
+#[test]
+fn header_only_types_with_data_are_refused() {
+    for (typeflag, link, what) in [
+        (b'5', "", "directory"),
+        (b'2', "target", "symlink"),
+        (b'1', "target", "hardlink"),
+        (b'6', "", "FIFO"),
+    ] {
+        let mut tar = file("target", b"t");
+        tar.extend(header("odd", typeflag, 512, 0o755, link));
+        tar.extend(file("hidden", b"H"));
+        tar.extend(end());
+        rejected(tar, Some("odd"), &["ambiguous", what, "512 bytes of data"]);
+    }
+}
+
+/// A PAX record whose value holds a newline and what reads as another record: tar-rs (which
+/// splits at newlines) read `path=forged` and named the file so, where GNU tar, Go and the
+/// record lengths say `real`. Refused; a name that holds a newline itself still imports as it
+/// is (tar-rs misses that record, and ocitree reads it by its length).
+#[test]
+fn records_forged_inside_a_pax_value_are_refused() {
+    let tar = [
+        pax(&[("SCHILY.xattr.user.x", "a\n15 path=forged")]),
+        file("real", b"R"),
+        end(),
+    ]
+    .concat();
+    rejected(tar, None, &["ambiguous", "another name"]);
+
+    let tar = [
+        pax(&[("SCHILY.xattr.user.x", "a\n16 linkpath=lnk")]),
+        header("l", b'2', 0, 0o777, "target"),
+        end(),
+    ]
+    .concat();
+    rejected(tar, None, &["ambiguous", "another link target"]);
+
+    let tar = [
+        pax(&[("path", "new\nline")]),
+        file("ustar-name", b"N"),
+        end(),
+    ]
+    .concat();
+    let tmp = tempdir();
+    let (_, src) = image(&tmp, "img", tar);
+    let repo = Repo::new();
+    repo.import(&src, "img");
+    assert_eq!(repo.ok(&["cat", "img", "/new\nline"]).stdout, "N");
+}
