@@ -44,8 +44,9 @@ pub struct InspectArgs {
 /// A ref the image's commit is bound to (`ostree.ref-binding`) is deleted only when ocitree made it, it still points at that commit, and no other image has the commit. A ref ocitree did not make (a branch made with `ostree commit -b`), or that was moved since, is left alone.
 #[derive(Debug, Args)]
 pub struct RmArgs {
-    /// Image name.
-    name: String,
+    /// Image names; every one must exist, or none is removed.
+    #[arg(required = true)]
+    names: Vec<String>,
 }
 
 /// Remove layer refs no image uses and the bound refs import made for commits no image has, then every unreachable object, then what failed or interrupted imports left (staging directories, partial registry downloads kept for resuming); print what was freed.
@@ -210,13 +211,18 @@ pub fn rm(repo_path: &Path, a: RmArgs) -> Result<()> {
     let repo = ocitree::repo::open(repo_path)?;
     // Shared: beside imports and other removals, not in the middle of a prune.
     let _lock = ocitree::repo::RepoLock::shared(repo_path)?;
-    let r =
-        ocitree::image::remove(&repo, &a.name).with_context(|| format!("removing {}", a.name))?;
-    for b in &r.bound_refs {
-        out!("Removed ref {b} (the image's commit was bound to it)");
+    for name in &a.names {
+        ocitree::image::refs::image_commit(&repo, name)
+            .with_context(|| format!("removing {name} (nothing was removed)"))?;
+    }
+    for name in &a.names {
+        let r = ocitree::image::remove(&repo, name).with_context(|| format!("removing {name}"))?;
+        for b in &r.bound_refs {
+            out!("Removed ref {b} (the image's commit was bound to it)");
+        }
+        out!("Removed {name}");
     }
     crate::cli::serve::report_summary(ocitree::serve::summary::update(&repo)?)?;
-    out!("Removed {}", a.name);
     Ok(())
 }
 

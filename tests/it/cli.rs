@@ -167,6 +167,29 @@ fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// `rm` of several names: all or none.
+#[test]
+fn rm_takes_several_names_all_or_none() {
+    let (repo, _t, _ca, _cb) = two_images();
+    let snap = repo.snapshot();
+    let err = repo.fails(&["rm", "app:a", "nosuch", "app:b"]);
+    assert!(
+        err.contains("nosuch") && err.contains("nothing was removed"),
+        "{err}"
+    );
+    snap.assert_unchanged(&repo.path);
+    let r = repo.ok(&["rm", "app:a", "app:b"]);
+    assert!(
+        r.stdout.contains("Removed app:a") && r.stdout.contains("Removed app:b"),
+        "{r:?}"
+    );
+    assert!(
+        repo.ok(&["images"]).stdout.trim().lines().count() <= 1,
+        "{r:?}"
+    );
+    assert!(!repo.refs().iter().any(|r| r.starts_with("ocitree/image/")));
+}
+
 #[test]
 fn rm_and_prune() {
     let (repo, _t, _ca, _cb) = two_images();
