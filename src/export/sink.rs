@@ -10,6 +10,7 @@
 
 use std::fs;
 use std::io::{BufWriter, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
@@ -28,6 +29,16 @@ fn io(what: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
         context: format!("writing {}", what.display()),
         cause: e,
     }
+}
+
+/// A temporary file in `dir` that becomes a blob: readable by all as the documents written with
+/// [`fs::write`] (mode 0666 less the umask; a tempfile's own 0600 would make the layer blobs
+/// of a layout unreadable to other users and to a web server serving it).
+fn blob_tempfile(dir: &Path) -> Result<tempfile::NamedTempFile> {
+    tempfile::Builder::new()
+        .permissions(fs::Permissions::from_mode(0o666))
+        .tempfile_in(dir)
+        .map_err(io(dir))
 }
 
 /// Where the finished layout or archive goes.
@@ -203,7 +214,7 @@ impl Sink {
         } else {
             self.blobs()
         };
-        let tmp = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(io(&tmp_dir))?;
+        let tmp = blob_tempfile(&tmp_dir)?;
         let mut file = BufWriter::new(tmp.as_file());
         let out = write(&mut file)?;
         file.flush().map_err(io(&tmp_dir))?;
@@ -235,7 +246,7 @@ impl Sink {
             });
         }
         let dir = self.blobs();
-        let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io(&dir))?;
+        let tmp = blob_tempfile(&dir)?;
         let mut hasher = Hasher::sha256();
         let mut out = BufWriter::new(tmp.as_file());
         let mut buf = vec![0u8; 64 << 10];

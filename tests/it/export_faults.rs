@@ -452,3 +452,70 @@ fn export_and_encapsulate_wait_while_a_prune_holds_the_lock() {
         check_layout(&out.join(name));
     }
 }
+
+/// A repository holding image `x`: two small layers (quick to export, as the destination
+/// tests below export many times).
+fn small_image() -> (Repo, tempfile::TempDir) {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    let mut rng = Rng(0xde57);
+    Layout::single(
+        &src,
+        &[
+            Layer::new(&[dir("a"), file("a/data", &rng.bytes(200 << 10))]),
+            Layer::new(&[file("a/more", b"more"), file("b", b"b")]),
+        ],
+    );
+    let repo = Repo::new();
+    repo.import(&Repo::oci(&src, "latest"), "x");
+    (repo, tmp)
+}
+
+/// Every file of an exported layout is readable by all (0644 under umask 022), layer blobs
+/// (written through temporary files, which were 0600) as the manifest and config: in a new
+/// layout, an existing one, from export, encapsulate and a file tree.
+#[test]
+fn layout_blobs_are_readable_by_all() {
+    use std::os::unix::fs::PermissionsExt;
+    let (repo, tmp) = small_image();
+    let out = tmp.path().join("modes");
+    let runs: [&[&str]; 4] = [
+        &["export", "x", "oci:OUT:a"],
+        &["export", "--compression", "zstd", "x", "oci:OUT:b"],
+        &["encapsulate", "x", "oci:OUT:c"],
+        &["encapsulate", "--format", "file-tree", "x", "oci:OUT:d"],
+    ];
+    for args in runs {
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| a.replace("OUT", &out.display().to_string()))
+            .collect();
+        let r = Command::new("bash")
+            .arg("-c")
+            .arg("umask 022; exec \"$@\"")
+            .arg("bash")
+            .arg(bin())
+            .arg("--repo")
+            .arg(&repo.path)
+            .args(&args)
+            .env_remove("OCITREE_REPO")
+            .output()
+            .unwrap();
+        assert!(r.status.success(), "{args:?}: {r:?}");
+        let blobs = out.join("blobs/sha256");
+        let mut n = 0;
+        for e in std::fs::read_dir(&blobs).unwrap().flatten() {
+            let mode = e.metadata().unwrap().permissions().mode() & 0o7777;
+            assert_eq!(mode, 0o644, "{args:?}: {}", e.path().display());
+            n += 1;
+        }
+        assert!(n >= 4, "{args:?}");
+        for f in ["index.json", "oci-layout"] {
+            let mode = std::fs::metadata(out.join(f)).unwrap().permissions().mode() & 0o7777;
+            assert_eq!(mode, 0o644, "{args:?}: {f}");
+        }
+    }
+    // (a file tree's root is an index: check_layout reads image manifests only)
+    let index = json(&out.join("index.json"));
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 4, "{index}");
+}
