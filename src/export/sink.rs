@@ -6,7 +6,9 @@
 //!
 //! Nothing appears at the destination until [`Sink::finish`]: everything is written into a
 //! staging directory first ([`crate::export::staging`]), so that a failed or killed export
-//! leaves the destination as it was.
+//! leaves the destination as it was. An archive path that is a FIFO or a character device is
+//! written into as standard output is, never replaced; a symlink is followed; other files
+//! that are not regular files are refused.
 
 use std::fs;
 use std::io::{BufWriter, Write};
@@ -49,10 +51,111 @@ enum Target {
     /// An existing layout directory: new blobs are moved into it, then its `index.json` is
     /// replaced.
     Layout(PathBuf),
-    /// The staged layout is tarred into this file (`None`: standard output).
-    OciArchive(Option<PathBuf>),
-    /// The staged docker archive is tarred into this file (`None`: standard output).
-    DockerArchive(Option<PathBuf>),
+    /// The staged layout is tarred to this output.
+    OciArchive(ArchiveOut),
+    /// The staged docker archive is tarred to this output.
+    DockerArchive(ArchiveOut),
+}
+
+/// Where an archive is written.
+#[derive(Debug)]
+enum ArchiveOut {
+    /// Standard output (`-`).
+    Stdout,
+    /// A FIFO or a character device (a named pipe, the `/dev/fd/N` of a process substitution
+    /// `>(…)`, `/dev/stdout` on a pipe or terminal, a device), opened by [`Sink::open`] and
+    /// written straight into, as standard output is: never replaced.
+    Stream(PathBuf, fs::File),
+    /// A regular file, or none yet: the archive is staged beside it and renamed onto it. The
+    /// path is where the symlinks of the one given lead (a link stays, its target is written).
+    File(PathBuf),
+}
+
+impl ArchiveOut {
+    /// What `oci-archive:PATH` or `docker-archive:PATH` (`None`: `-`) writes to: see
+    /// [`ArchiveOut`]. A FIFO is opened for writing here, so this waits for its reader.
+    ///
+    /// # Errors
+    /// `path` is a directory, a socket, a block device; a FIFO or device cannot be opened for
+    /// writing; its symlinks loop.
+    fn of(dest: &SourceRef, path: Option<&Path>) -> Result<ArchiveOut> {
+        use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+        let Some(path) = path else {
+            return Ok(ArchiveOut::Stdout);
+        };
+        let refuse = |what: &str| {
+            Err(Error::InvalidReference {
+                reference: dest.to_string(),
+                reason: format!(
+                    "{} is {what}: an archive is written to a regular file (replaced), a FIFO \
+                     or a character device",
+                    path.display()
+                ),
+            })
+        };
+        // A missing path is a new file (a dangling symlink: its target is created).
+        if let Ok(m) = fs::metadata(path) {
+            let t = m.file_type();
+            if t.is_fifo() || t.is_char_device() {
+                let file = fs::OpenOptions::new()
+                    .write(true)
+                    .custom_flags(rustix::fs::OFlags::NOCTTY.bits() as i32)
+                    .open(path)
+                    .map_err(io(path))?;
+                return Ok(ArchiveOut::Stream(path.to_path_buf(), file));
+            }
+            if t.is_dir() {
+                return refuse("a directory");
+            }
+            if t.is_socket() {
+                return refuse("a socket");
+            }
+            if t.is_block_device() {
+                return refuse("a block device");
+            }
+            if !t.is_file() {
+                return refuse("not a regular file");
+            }
+        }
+        Ok(ArchiveOut::File(follow_links(path)?))
+    }
+}
+
+/// `path` with the symlinks it names followed to the end (which need not exist), so that an
+/// archive replaces or creates the file a symlink points to, and the link stays.
+///
+/// # Errors
+/// The symlinks loop (40 of them, as the kernel's limit), or one cannot be read.
+fn follow_links(path: &Path) -> Result<PathBuf> {
+    let mut p = path.to_path_buf();
+    for _ in 0..40 {
+        match fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let to = fs::read_link(&p).map_err(io(&p))?;
+                // relative to the link's directory (an absolute `to` replaces it all)
+                p = p.parent().map_or_else(|| to.clone(), |dir| dir.join(&to));
+            }
+            _ => return Ok(p),
+        }
+    }
+    Err(io(path)(rustix::io::Errno::LOOP.into()))
+}
+
+/// Whether an archive to `dest` goes to this process's standard output: `-`, or a FIFO or
+/// device that standard output is (`oci-archive:/dev/stdout`). What the command prints
+/// about it must go to standard error then.
+pub fn writes_to_stdout(dest: &SourceRef) -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let path = match dest {
+        SourceRef::OciArchive { path, .. } | SourceRef::DockerArchive { path, .. } => path,
+        _ => return false,
+    };
+    let Some(path) = path else { return true };
+    let (Ok(m), Ok(out)) = (fs::metadata(path), rustix::fs::fstat(std::io::stdout())) else {
+        return false;
+    };
+    let stream = m.file_type().is_fifo() || m.file_type().is_char_device();
+    stream && m.dev() == out.st_dev && m.ino() == out.st_ino
 }
 
 /// An export destination being written.
@@ -70,12 +173,14 @@ pub struct Sink {
 
 impl Sink {
     /// Opens `dest` for writing: a staging directory beside it (inside it for an existing
-    /// layout; in the temporary directory for standard output), after removing those that
-    /// killed exports to the same destination left.
+    /// layout; beside a symlink's target; in the temporary directory for standard output, a
+    /// FIFO or a device, which is opened now), after removing those that killed exports to
+    /// the same destination left.
     ///
     /// # Errors
     /// A digest selector (a destination takes a tag), a registry, a layout path that is not
-    /// a directory, or the staging directory cannot be created.
+    /// a directory, an archive path that is a directory, socket or block device, a FIFO or
+    /// device that cannot be opened, or the staging directory cannot be created.
     pub fn open(dest: &SourceRef) -> Result<Sink> {
         let tag = match dest.selector() {
             Selector::Default => None,
@@ -106,21 +211,28 @@ impl Sink {
                         .into(),
                 });
             }
-            SourceRef::OciArchive { path, .. } => Target::OciArchive(path.clone()),
-            SourceRef::DockerArchive { path, .. } => Target::DockerArchive(path.clone()),
+            SourceRef::OciArchive { path, .. } => {
+                Target::OciArchive(ArchiveOut::of(dest, path.as_deref())?)
+            }
+            SourceRef::DockerArchive { path, .. } => {
+                Target::DockerArchive(ArchiveOut::of(dest, path.as_deref())?)
+            }
         };
         let stage = match &target {
             Target::Layout(d) => {
                 staging::clean_stale(d, staging::MARK)?;
                 Stage::new_in(d, staging::MARK)?
             }
-            Target::NewLayout(p) | Target::OciArchive(Some(p)) | Target::DockerArchive(Some(p)) => {
+            Target::NewLayout(p)
+            | Target::OciArchive(ArchiveOut::File(p))
+            | Target::DockerArchive(ArchiveOut::File(p)) => {
                 let (parent, prefix) = staging::sibling(p);
                 fs::create_dir_all(&parent).map_err(io(&parent))?;
                 staging::clean_stale(&parent, &prefix)?;
                 Stage::new_in(&parent, &prefix)?
             }
-            Target::OciArchive(None) | Target::DockerArchive(None) => {
+            Target::OciArchive(ArchiveOut::Stdout | ArchiveOut::Stream(..))
+            | Target::DockerArchive(ArchiveOut::Stdout | ArchiveOut::Stream(..)) => {
                 let tmp = std::env::temp_dir();
                 staging::clean_stale(&tmp, staging::STDOUT_PREFIX)?;
                 Stage::new_in(&tmp, staging::STDOUT_PREFIX)?
@@ -349,13 +461,13 @@ impl Sink {
                 fs::rename(&self.dir, p).map_err(io(p))?;
             }
             Target::Layout(p) => self.move_into(p)?,
-            Target::OciArchive(out) => self.write_archive(out.as_deref(), None)?,
+            Target::OciArchive(out) => self.write_archive(out, None)?,
             Target::DockerArchive(out) => {
                 // docker load wants the layers, then the config, then manifest.json.
                 let mut names = self.docker_layers.clone();
                 names.push(format!("{}.json", Digest::sha256_of(config).encoded()));
                 names.push("manifest.json".into());
-                self.write_archive(out.as_deref(), Some(&names))?;
+                self.write_archive(out, Some(&names))?;
             }
         }
         Ok(())
@@ -383,21 +495,29 @@ impl Sink {
         fs::rename(self.dir.join("index.json"), &index).map_err(io(&index))
     }
 
-    /// Tars the staged directory (all of it, or `names` in that order) to `out` (through a
-    /// staged file renamed onto it at the end) or to standard output.
-    fn write_archive(&self, out: Option<&Path>, names: Option<&[String]>) -> Result<()> {
+    /// Tars the staged directory (all of it, or `names` in that order) to `out`: a file through
+    /// a staged file renamed onto it at the end; standard output, a FIFO or a device directly.
+    fn write_archive(&self, out: &ArchiveOut, names: Option<&[String]>) -> Result<()> {
         let staged = self.stage.path().join("archive");
-        let sink: Box<dyn Write> = match out {
-            Some(_) => Box::new(BufWriter::new(
-                fs::File::create(&staged).map_err(io(&staged))?,
-            )),
-            None => Box::new(std::io::stdout().lock()),
+        let (sink, name): (Box<dyn Write + '_>, String) = match out {
+            ArchiveOut::File(p) => (
+                Box::new(BufWriter::new(
+                    fs::File::create(&staged).map_err(io(&staged))?,
+                )),
+                p.display().to_string(),
+            ),
+            ArchiveOut::Stdout => (Box::new(std::io::stdout().lock()), "standard output".into()),
+            ArchiveOut::Stream(p, file) => {
+                (Box::new(BufWriter::new(file)), p.display().to_string())
+            }
         };
         let err = |e: std::io::Error| match out {
-            Some(p) => io(p)(e),
-            None if e.kind() == std::io::ErrorKind::BrokenPipe => Error::OutputClosed,
-            None => Error::Io {
-                context: "writing the archive to standard output (it is incomplete)".into(),
+            ArchiveOut::File(p) => io(p)(e),
+            _ if e.kind() == std::io::ErrorKind::BrokenPipe => Error::OutputClosed {
+                output: name.clone(),
+            },
+            _ => Error::Io {
+                context: format!("writing the archive to {name} (it is incomplete)"),
                 cause: e,
             },
         };
@@ -412,7 +532,7 @@ impl Sink {
             None => b.append_dir_all(".", &self.dir).map_err(err)?,
         }
         b.into_inner().and_then(|mut w| w.flush()).map_err(err)?;
-        if let Some(p) = out {
+        if let ArchiveOut::File(p) = out {
             fs::rename(&staged, p).map_err(io(p))?;
         }
         Ok(())

@@ -8,8 +8,10 @@
 //! - an existing layout gets its staging directory inside (`DIR/.ocitree-tmp-XXXXXX`): new
 //!   blobs are renamed into `blobs/sha256` at the end, then `index.json` is replaced by a
 //!   rename, so it only ever names complete blobs;
-//! - an archive file is built in a sibling staging directory and renamed onto the file;
-//! - standard output is staged in the temporary directory (`ocitree-export-XXXXXX`).
+//! - an archive file is built in a sibling staging directory and renamed onto the file (onto
+//!   a symlink's target);
+//! - standard output, a FIFO or a character device is staged in the temporary directory
+//!   (`ocitree-export-XXXXXX`) and written into at the end.
 //!
 //! A staging directory left by a killed export is removed by the next export to the same
 //! destination ([`clean_stale`]): nobody holds its lock any more, while a running export does.
@@ -24,7 +26,8 @@ use crate::error::{Error, Result};
 
 /// What staging directories start with, after a leading `.NAME` for siblings.
 pub const MARK: &str = ".ocitree-tmp-";
-/// The prefix of staging directories for standard output, in the temporary directory.
+/// The prefix of staging directories for standard output, FIFOs and devices, in the temporary
+/// directory.
 pub const STDOUT_PREFIX: &str = "ocitree-export-";
 /// The file in a staging directory that its export holds locked.
 const OWNER: &str = "owner";
