@@ -248,7 +248,9 @@ impl Sink {
         };
         fs::create_dir(&sink.dir).map_err(io(&sink.dir))?;
         // A malformed index.json is found now, not after every layer is written.
-        sink.existing_index()?;
+        if let Target::Layout(d) = &sink.target {
+            read_index(d)?;
+        }
         if !sink.is_docker() {
             let blobs = sink.blobs();
             fs::create_dir_all(&blobs).map_err(io(&blobs))?;
@@ -409,7 +411,7 @@ impl Sink {
     /// # Errors
     /// Writing fails, or an existing `index.json` is malformed.
     pub fn finish(self, config: &[u8], manifest: &[u8], media_type: &str) -> Result<Digest> {
-        let digest = if self.is_docker() {
+        let (digest, desc) = if self.is_docker() {
             let config_digest = Digest::sha256_of(config);
             let config_name = format!("{}.json", config_digest.encoded());
             let p = self.dir.join(&config_name);
@@ -420,16 +422,15 @@ impl Sink {
             let bytes = serde_json::to_vec(&doc).expect("JSON values serialize");
             let p = self.dir.join("manifest.json");
             fs::write(&p, &bytes).map_err(io(&p))?;
-            Digest::sha256_of(&bytes)
+            (Digest::sha256_of(&bytes), Value::Null)
         } else {
             self.put_blob(config)?;
             let digest = self.put_blob(manifest)?;
-            self.add_to_index(
-                json!({"mediaType": media_type, "digest": digest.as_str(), "size": manifest.len()}),
-            )?;
-            digest
+            let desc =
+                json!({"mediaType": media_type, "digest": digest.as_str(), "size": manifest.len()});
+            (digest, desc)
         };
-        self.complete(config)?;
+        self.complete(&desc, config)?;
         Ok(digest)
     }
 
@@ -447,21 +448,34 @@ impl Sink {
             });
         }
         let digest = self.put_blob(doc)?;
-        self.add_to_index(
-            json!({"mediaType": media_type, "digest": digest.as_str(), "size": doc.len()}),
+        self.complete(
+            &json!({"mediaType": media_type, "digest": digest.as_str(), "size": doc.len()}),
+            &[],
         )?;
-        self.complete(&[])?;
         Ok(digest)
     }
 
-    /// Moves the staged layout or archive to its target (`config`: a docker archive's).
-    fn complete(&self, config: &[u8]) -> Result<()> {
+    /// Tags the manifest descriptor `desc` in the layout's `index.json` and moves the staged
+    /// layout or archive to its target (`config`: a docker archive's; `desc` is not used).
+    fn complete(&self, desc: &Value, config: &[u8]) -> Result<()> {
         match &self.target {
             Target::NewLayout(p) => {
-                fs::rename(&self.dir, p).map_err(io(p))?;
+                self.write_index(None, desc)?;
+                if let Err(e) = fs::rename(&self.dir, p) {
+                    // Another export made the layout since `open` found none: this one adds
+                    // its tag to it, as to any existing layout.
+                    use std::io::ErrorKind::{AlreadyExists, DirectoryNotEmpty};
+                    if !matches!(e.kind(), AlreadyExists | DirectoryNotEmpty) {
+                        return Err(io(p)(e));
+                    }
+                    self.move_into(p, desc)?;
+                }
             }
-            Target::Layout(p) => self.move_into(p)?,
-            Target::OciArchive(out) => self.write_archive(out, None)?,
+            Target::Layout(p) => self.move_into(p, desc)?,
+            Target::OciArchive(out) => {
+                self.write_index(None, desc)?;
+                self.write_archive(out, None)?;
+            }
             Target::DockerArchive(out) => {
                 // docker load wants the layers, then the config, then manifest.json.
                 let mut names = self.docker_layers.clone();
@@ -474,9 +488,12 @@ impl Sink {
     }
 
     /// Moves the staged blobs into the existing layout `dest` (those it lacks), then its
-    /// `oci-layout` if it has none, then replaces its `index.json`: each step a rename, so
-    /// that `index.json` only ever names blobs that are there whole.
-    fn move_into(&self, dest: &Path) -> Result<()> {
+    /// `oci-layout` if it has none, then replaces its `index.json` by its own plus `desc`: each
+    /// step a rename, so that `index.json` only ever names blobs that are there whole. The
+    /// layout is locked meanwhile ([`lock_layout`]), so that concurrent exports to it do not
+    /// drop each other's tags.
+    fn move_into(&self, dest: &Path, desc: &Value) -> Result<()> {
+        let _lock = lock_layout(dest)?;
         let blobs = dest.join("blobs/sha256");
         fs::create_dir_all(&blobs).map_err(io(&blobs))?;
         let staged = self.blobs();
@@ -491,6 +508,8 @@ impl Sink {
         if !layout.exists() {
             fs::rename(self.dir.join("oci-layout"), &layout).map_err(io(&layout))?;
         }
+        // read now, under the lock: what another export added meanwhile is kept
+        self.write_index(read_index(dest)?, desc)?;
         let index = dest.join("index.json");
         fs::rename(self.dir.join("index.json"), &index).map_err(io(&index))
     }
@@ -538,39 +557,17 @@ impl Sink {
         Ok(())
     }
 
-    /// The `index.json` of the existing layout this export adds to, if any.
-    ///
-    /// # Errors
-    /// It is there but malformed.
-    fn existing_index(&self) -> Result<Option<Value>> {
-        let Target::Layout(dest) = &self.target else {
-            return Ok(None);
-        };
-        let path = dest.join("index.json");
-        let bad = |reason: String| Error::InvalidImage {
-            image: format!("oci:{}", dest.display()),
-            reason,
-        };
-        let index: Value = match fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| bad(format!("index.json: {e}")))?,
-            Err(_) => return Ok(None),
-        };
-        if !index["manifests"].is_array() {
-            return Err(bad("index.json has no manifests list".into()));
-        }
-        Ok(Some(index))
-    }
-
-    /// Writes the staged `index.json`: the existing layout's (if any) plus a manifest
-    /// descriptor, replacing one with the same tag.
-    fn add_to_index(&self, mut desc: Value) -> Result<()> {
+    /// Writes the staged `index.json`: `existing` (an existing layout's, if any) plus the
+    /// manifest descriptor `desc`, replacing one with the same tag.
+    fn write_index(&self, existing: Option<Value>, desc: &Value) -> Result<()> {
         let path = self.dir.join("index.json");
-        let mut index = self.existing_index()?.unwrap_or_else(
+        let mut index = existing.unwrap_or_else(
             || json!({"schemaVersion": 2, "mediaType": MEDIA_TYPE_INDEX, "manifests": []}),
         );
         let list = index["manifests"]
             .as_array_mut()
-            .expect("checked by existing_index");
+            .expect("checked by read_index");
+        let mut desc = desc.clone();
         if let Some(t) = &self.tag {
             list.retain(|m| m["annotations"][ANNOTATION_REF_NAME].as_str() != Some(t));
             desc["annotations"] = json!({ ANNOTATION_REF_NAME: t });
@@ -582,4 +579,37 @@ impl Sink {
         )
         .map_err(io(&path))
     }
+}
+
+/// Holds the layout directory `dir` locked (`flock` on the directory itself: no file is added
+/// to the layout; released however the process ends) while an export reads, extends and
+/// replaces its `index.json`: concurrent exports of different tags each keep theirs.
+///
+/// # Errors
+/// `dir` cannot be opened or locked.
+fn lock_layout(dir: &Path) -> Result<fs::File> {
+    let f = fs::File::open(dir).map_err(io(dir))?;
+    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
+        .map_err(|e| io(dir)(e.into()))?;
+    Ok(f)
+}
+
+/// The `index.json` of the layout `dest`, if it has one.
+///
+/// # Errors
+/// It is there but malformed.
+fn read_index(dest: &Path) -> Result<Option<Value>> {
+    let path = dest.join("index.json");
+    let bad = |reason: String| Error::InvalidImage {
+        image: format!("oci:{}", dest.display()),
+        reason,
+    };
+    let index: Value = match fs::read(&path) {
+        Ok(b) => serde_json::from_slice(&b).map_err(|e| bad(format!("index.json: {e}")))?,
+        Err(_) => return Ok(None),
+    };
+    if !index["manifests"].is_array() {
+        return Err(bad("index.json has no manifests list".into()));
+    }
+    Ok(Some(index))
 }

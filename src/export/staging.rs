@@ -4,10 +4,11 @@
 //! exporting process holds locked (`flock`, released however the process ends, as the
 //! repository lock, [`crate::repo::RepoLock`]):
 //! - a new `oci:` directory is built in a sibling `.NAME.ocitree-tmp-XXXXXX` and renamed into
-//!   place at the end;
+//!   place at the end (if another export made it meanwhile, added to as an existing layout);
 //! - an existing layout gets its staging directory inside (`DIR/.ocitree-tmp-XXXXXX`): new
 //!   blobs are renamed into `blobs/sha256` at the end, then `index.json` is replaced by a
-//!   rename, so it only ever names complete blobs;
+//!   rename, so it only ever names complete blobs (under a lock on the layout directory, so
+//!   that concurrent exports keep each other's tags);
 //! - an archive file is built in a sibling staging directory and renamed onto the file (onto
 //!   a symlink's target);
 //! - standard output, a FIFO or a character device is staged in the temporary directory

@@ -720,6 +720,99 @@ fn archive_to_a_directory_or_socket_is_refused() {
     }
 }
 
+/// Concurrent exports of different tags into an `oci:DIR` that does not exist yet all succeed
+/// and every tag is there (the exports whose rename of the new layout lost the race failed
+/// with "Directory not empty", their tag lost); then the same into the existing layout, whose
+/// `index.json` each replaces.
+#[test]
+fn concurrent_exports_into_a_new_layout_keep_every_tag() {
+    let (repo, tmp) = small_image();
+    for round in 0..4 {
+        let out = tmp.path().join(format!("round{round}"));
+        let _ = std::fs::remove_dir_all(&out);
+        let n = 3 + round % 2;
+        for existing in [false, true] {
+            let base = if existing { 10 } else { 0 };
+            let children: Vec<_> = (0..n)
+                .map(|i| {
+                    let cmd = if i % 2 == 0 { "export" } else { "encapsulate" };
+                    repo.cmd()
+                        .args([cmd, "x"])
+                        .arg(format!("oci:{}:t{}", out.display(), base + i))
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::piped())
+                        .spawn()
+                        .unwrap()
+                })
+                .collect();
+            for c in children {
+                let o = c.wait_with_output().unwrap();
+                assert!(
+                    o.status.success(),
+                    "round {round} (existing: {existing}): {}",
+                    String::from_utf8_lossy(&o.stderr)
+                );
+            }
+            let mut tags: Vec<String> = check_layout(&out).into_iter().map(|(t, _)| t).collect();
+            tags.sort();
+            let mut expect: Vec<String> = (0..n).map(|i| format!("t{i}")).collect();
+            if existing {
+                expect.extend((0..n).map(|i| format!("t{}", 10 + i)));
+            }
+            expect.sort();
+            assert_eq!(tags, expect, "round {round} (existing: {existing})");
+            let mut left = leftovers(tmp.path());
+            left.extend(leftovers(&out));
+            assert!(left.is_empty(), "round {round}: left {left:?}");
+        }
+    }
+}
+
+/// Adding a tag to a layout reads, extends and replaces its `index.json` under a lock on the
+/// layout directory (`flock`), so that concurrent exports keep each other's tags: an export
+/// waits while another holds it (here `flock -x` standing in for it), then adds its tag.
+#[test]
+fn export_into_a_layout_waits_while_another_holds_it() {
+    tools::require("flock");
+    let (repo, tmp) = small_image();
+    let out = tmp.path().join("locked");
+    repo.ok(&["export", "x", &format!("oci:{}:a", out.display())]);
+    let mut holder = Command::new("flock")
+        .arg("-x")
+        .arg(&out)
+        .args(["sleep", "3"])
+        .spawn()
+        .unwrap();
+    while Command::new("flock")
+        .args(["-n", "-s"])
+        .arg(&out)
+        .arg("true")
+        .status()
+        .unwrap()
+        .success()
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut child = repo
+        .cmd()
+        .args(["export", "x"])
+        .arg(format!("oci:{}:b", out.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "finished while the layout was locked"
+    );
+    assert!(holder.wait().unwrap().success());
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let tags: Vec<String> = check_layout(&out).into_iter().map(|(t, _)| t).collect();
+    assert_eq!(tags, ["a", "b"]);
+}
+
 /// Every file of an exported layout is readable by all (0644 under umask 022), layer blobs
 /// (written through temporary files, which were 0600) as the manifest and config: in a new
 /// layout, an existing one, from export, encapsulate and a file tree.
