@@ -32,6 +32,8 @@ pub const MARK: &str = ".ocitree-tmp-";
 pub const STDOUT_PREFIX: &str = "ocitree-export-";
 /// The file in a staging directory that its export holds locked.
 const OWNER: &str = "owner";
+/// What the owner file is called until it is locked.
+const OWNER_NEW: &str = "owner.new";
 /// A staging directory without an owner file is only removed when older than this (it may be
 /// one being created right now).
 const UNLOCKED_GRACE: Duration = Duration::from_secs(60);
@@ -61,9 +63,15 @@ impl Stage {
             .prefix(prefix)
             .tempdir_in(parent)
             .map_err(io(parent))?;
+        // The owner file is locked before it gets its name: an `owner` that a concurrent
+        // export's `clean_stale` could open between its creation and its lock would look
+        // stale, and this staging directory would be removed under this export. (Without an
+        // `owner` yet, the directory is too young to be stale.)
         let owner = dir.path().join(OWNER);
-        let file = File::create(&owner).map_err(io(&owner))?;
-        flock(&file, FlockOperation::NonBlockingLockExclusive).map_err(|e| io(&owner)(e.into()))?;
+        let new = dir.path().join(OWNER_NEW);
+        let file = File::create(&new).map_err(io(&new))?;
+        flock(&file, FlockOperation::NonBlockingLockExclusive).map_err(|e| io(&new)(e.into()))?;
+        fs::rename(&new, &owner).map_err(io(&owner))?;
         Ok(Stage { dir, _owner: file })
     }
 

@@ -727,7 +727,7 @@ fn archive_to_a_directory_or_socket_is_refused() {
 #[test]
 fn concurrent_exports_into_a_new_layout_keep_every_tag() {
     let (repo, tmp) = small_image();
-    for round in 0..4 {
+    for round in 0..10 {
         let out = tmp.path().join(format!("round{round}"));
         let _ = std::fs::remove_dir_all(&out);
         let n = 3 + round % 2;
