@@ -95,12 +95,15 @@ pub enum Error {
         /// The underlying error.
         cause: std::io::Error,
     },
-    /// Standard output was closed before an archive written to it was complete (`ocitree
-    /// export IMAGE oci-archive:- | head`): what the reader got is truncated.
+    /// Standard output, or a FIFO written to, was closed before an archive written to it was
+    /// complete (`ocitree export IMAGE oci-archive:- | head`): what the reader got is truncated.
     #[error(
-        "standard output was closed before the end of the archive: the reader got a truncated archive"
+        "{output} was closed before the end of the archive: the reader got a truncated archive"
     )]
-    OutputClosed,
+    OutputClosed {
+        /// `standard output`, or the path of the FIFO.
+        output: String,
+    },
     /// A registry request failed (after retries), or the registry answered something
     /// unexpected.
     #[error("{url}: {reason}")]

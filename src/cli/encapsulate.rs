@@ -222,10 +222,7 @@ pub fn run(repo_path: &Path, a: EncapsulateArgs) -> Result<()> {
     }
     let r = ocitree::export::encapsulate(&repo, &a.rev, &dest, &opts)
         .with_context(|| format!("encapsulating {} to {dest}", a.rev))?;
-    let to_stdout = matches!(
-        dest,
-        SourceRef::OciArchive { path: None, .. } | SourceRef::DockerArchive { path: None, .. }
-    );
+    let to_stdout = ocitree::export::sink::writes_to_stdout(&dest);
     let mut lines = vec![
         format!("Commit:   {}", r.commit),
         format!("Format:   {}", r.format),

@@ -146,10 +146,7 @@ pub fn run(repo_path: &Path, a: ExportArgs) -> Result<()> {
     let report = ocitree::export::export_image(&repo, &name, &dest, &opts)
         .with_context(|| format!("exporting {} to {dest}", name))?;
     // Standard output may be the archive itself: the summary goes to stderr then.
-    let to_stdout = matches!(
-        dest,
-        SourceRef::OciArchive { path: None, .. } | SourceRef::DockerArchive { path: None, .. }
-    );
+    let to_stdout = ocitree::export::sink::writes_to_stdout(&dest);
     let docker = matches!(dest, SourceRef::DockerArchive { .. });
     let mut lines = vec![
         format!("Image:    {}", name),

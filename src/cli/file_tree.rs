@@ -76,7 +76,7 @@ fn print(r: &FileTreeReport, dest: &SourceRef) -> Result<()> {
 
 /// Standard output may be the archive itself: the summary goes to stderr then.
 fn println_to(dest: &SourceRef, line: &str) -> Result<()> {
-    if matches!(dest, SourceRef::OciArchive { path: None, .. }) {
+    if ocitree::export::sink::writes_to_stdout(dest) {
         eprintln!("{line}");
     } else {
         out!("{line}");

@@ -6,10 +6,13 @@
 //!
 //! Nothing appears at the destination until [`Sink::finish`]: everything is written into a
 //! staging directory first ([`crate::export::staging`]), so that a failed or killed export
-//! leaves the destination as it was.
+//! leaves the destination as it was. An archive path that is a FIFO or a character device is
+//! written into as standard output is, never replaced; a symlink is followed; other files
+//! that are not regular files are refused.
 
 use std::fs;
 use std::io::{BufWriter, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
@@ -30,6 +33,16 @@ fn io(what: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     }
 }
 
+/// A temporary file in `dir` that becomes a blob: readable by all as the documents written with
+/// [`fs::write`] (mode 0666 less the umask; a tempfile's own 0600 would make the layer blobs
+/// of a layout unreadable to other users and to a web server serving it).
+fn blob_tempfile(dir: &Path) -> Result<tempfile::NamedTempFile> {
+    tempfile::Builder::new()
+        .permissions(fs::Permissions::from_mode(0o666))
+        .tempfile_in(dir)
+        .map_err(io(dir))
+}
+
 /// Where the finished layout or archive goes.
 #[derive(Debug)]
 enum Target {
@@ -38,10 +51,111 @@ enum Target {
     /// An existing layout directory: new blobs are moved into it, then its `index.json` is
     /// replaced.
     Layout(PathBuf),
-    /// The staged layout is tarred into this file (`None`: standard output).
-    OciArchive(Option<PathBuf>),
-    /// The staged docker archive is tarred into this file (`None`: standard output).
-    DockerArchive(Option<PathBuf>),
+    /// The staged layout is tarred to this output.
+    OciArchive(ArchiveOut),
+    /// The staged docker archive is tarred to this output.
+    DockerArchive(ArchiveOut),
+}
+
+/// Where an archive is written.
+#[derive(Debug)]
+enum ArchiveOut {
+    /// Standard output (`-`).
+    Stdout,
+    /// A FIFO or a character device (a named pipe, the `/dev/fd/N` of a process substitution
+    /// `>(…)`, `/dev/stdout` on a pipe or terminal, a device), opened by [`Sink::open`] and
+    /// written straight into, as standard output is: never replaced.
+    Stream(PathBuf, fs::File),
+    /// A regular file, or none yet: the archive is staged beside it and renamed onto it. The
+    /// path is where the symlinks of the one given lead (a link stays, its target is written).
+    File(PathBuf),
+}
+
+impl ArchiveOut {
+    /// What `oci-archive:PATH` or `docker-archive:PATH` (`None`: `-`) writes to: see
+    /// [`ArchiveOut`]. A FIFO is opened for writing here, so this waits for its reader.
+    ///
+    /// # Errors
+    /// `path` is a directory, a socket, a block device; a FIFO or device cannot be opened for
+    /// writing; its symlinks loop.
+    fn of(dest: &SourceRef, path: Option<&Path>) -> Result<ArchiveOut> {
+        use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+        let Some(path) = path else {
+            return Ok(ArchiveOut::Stdout);
+        };
+        let refuse = |what: &str| {
+            Err(Error::InvalidReference {
+                reference: dest.to_string(),
+                reason: format!(
+                    "{} is {what}: an archive is written to a regular file (replaced), a FIFO \
+                     or a character device",
+                    path.display()
+                ),
+            })
+        };
+        // A missing path is a new file (a dangling symlink: its target is created).
+        if let Ok(m) = fs::metadata(path) {
+            let t = m.file_type();
+            if t.is_fifo() || t.is_char_device() {
+                let file = fs::OpenOptions::new()
+                    .write(true)
+                    .custom_flags(rustix::fs::OFlags::NOCTTY.bits() as i32)
+                    .open(path)
+                    .map_err(io(path))?;
+                return Ok(ArchiveOut::Stream(path.to_path_buf(), file));
+            }
+            if t.is_dir() {
+                return refuse("a directory");
+            }
+            if t.is_socket() {
+                return refuse("a socket");
+            }
+            if t.is_block_device() {
+                return refuse("a block device");
+            }
+            if !t.is_file() {
+                return refuse("not a regular file");
+            }
+        }
+        Ok(ArchiveOut::File(follow_links(path)?))
+    }
+}
+
+/// `path` with the symlinks it names followed to the end (which need not exist), so that an
+/// archive replaces or creates the file a symlink points to, and the link stays.
+///
+/// # Errors
+/// The symlinks loop (40 of them, as the kernel's limit), or one cannot be read.
+fn follow_links(path: &Path) -> Result<PathBuf> {
+    let mut p = path.to_path_buf();
+    for _ in 0..40 {
+        match fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let to = fs::read_link(&p).map_err(io(&p))?;
+                // relative to the link's directory (an absolute `to` replaces it all)
+                p = p.parent().map_or_else(|| to.clone(), |dir| dir.join(&to));
+            }
+            _ => return Ok(p),
+        }
+    }
+    Err(io(path)(rustix::io::Errno::LOOP.into()))
+}
+
+/// Whether an archive to `dest` goes to this process's standard output: `-`, or a FIFO or
+/// device that standard output is (`oci-archive:/dev/stdout`). What the command prints
+/// about it must go to standard error then.
+pub fn writes_to_stdout(dest: &SourceRef) -> bool {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let path = match dest {
+        SourceRef::OciArchive { path, .. } | SourceRef::DockerArchive { path, .. } => path,
+        _ => return false,
+    };
+    let Some(path) = path else { return true };
+    let (Ok(m), Ok(out)) = (fs::metadata(path), rustix::fs::fstat(std::io::stdout())) else {
+        return false;
+    };
+    let stream = m.file_type().is_fifo() || m.file_type().is_char_device();
+    stream && m.dev() == out.st_dev && m.ino() == out.st_ino
 }
 
 /// An export destination being written.
@@ -59,12 +173,14 @@ pub struct Sink {
 
 impl Sink {
     /// Opens `dest` for writing: a staging directory beside it (inside it for an existing
-    /// layout; in the temporary directory for standard output), after removing those that
-    /// killed exports to the same destination left.
+    /// layout; beside a symlink's target; in the temporary directory for standard output, a
+    /// FIFO or a device, which is opened now), after removing those that killed exports to
+    /// the same destination left.
     ///
     /// # Errors
     /// A digest selector (a destination takes a tag), a registry, a layout path that is not
-    /// a directory, or the staging directory cannot be created.
+    /// a directory, an archive path that is a directory, socket or block device, a FIFO or
+    /// device that cannot be opened, or the staging directory cannot be created.
     pub fn open(dest: &SourceRef) -> Result<Sink> {
         let tag = match dest.selector() {
             Selector::Default => None,
@@ -95,21 +211,28 @@ impl Sink {
                         .into(),
                 });
             }
-            SourceRef::OciArchive { path, .. } => Target::OciArchive(path.clone()),
-            SourceRef::DockerArchive { path, .. } => Target::DockerArchive(path.clone()),
+            SourceRef::OciArchive { path, .. } => {
+                Target::OciArchive(ArchiveOut::of(dest, path.as_deref())?)
+            }
+            SourceRef::DockerArchive { path, .. } => {
+                Target::DockerArchive(ArchiveOut::of(dest, path.as_deref())?)
+            }
         };
         let stage = match &target {
             Target::Layout(d) => {
                 staging::clean_stale(d, staging::MARK)?;
                 Stage::new_in(d, staging::MARK)?
             }
-            Target::NewLayout(p) | Target::OciArchive(Some(p)) | Target::DockerArchive(Some(p)) => {
+            Target::NewLayout(p)
+            | Target::OciArchive(ArchiveOut::File(p))
+            | Target::DockerArchive(ArchiveOut::File(p)) => {
                 let (parent, prefix) = staging::sibling(p);
                 fs::create_dir_all(&parent).map_err(io(&parent))?;
                 staging::clean_stale(&parent, &prefix)?;
                 Stage::new_in(&parent, &prefix)?
             }
-            Target::OciArchive(None) | Target::DockerArchive(None) => {
+            Target::OciArchive(ArchiveOut::Stdout | ArchiveOut::Stream(..))
+            | Target::DockerArchive(ArchiveOut::Stdout | ArchiveOut::Stream(..)) => {
                 let tmp = std::env::temp_dir();
                 staging::clean_stale(&tmp, staging::STDOUT_PREFIX)?;
                 Stage::new_in(&tmp, staging::STDOUT_PREFIX)?
@@ -125,7 +248,9 @@ impl Sink {
         };
         fs::create_dir(&sink.dir).map_err(io(&sink.dir))?;
         // A malformed index.json is found now, not after every layer is written.
-        sink.existing_index()?;
+        if let Target::Layout(d) = &sink.target {
+            read_index(d)?;
+        }
         if !sink.is_docker() {
             let blobs = sink.blobs();
             fs::create_dir_all(&blobs).map_err(io(&blobs))?;
@@ -203,7 +328,7 @@ impl Sink {
         } else {
             self.blobs()
         };
-        let tmp = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(io(&tmp_dir))?;
+        let tmp = blob_tempfile(&tmp_dir)?;
         let mut file = BufWriter::new(tmp.as_file());
         let out = write(&mut file)?;
         file.flush().map_err(io(&tmp_dir))?;
@@ -235,7 +360,7 @@ impl Sink {
             });
         }
         let dir = self.blobs();
-        let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io(&dir))?;
+        let tmp = blob_tempfile(&dir)?;
         let mut hasher = Hasher::sha256();
         let mut out = BufWriter::new(tmp.as_file());
         let mut buf = vec![0u8; 64 << 10];
@@ -286,7 +411,7 @@ impl Sink {
     /// # Errors
     /// Writing fails, or an existing `index.json` is malformed.
     pub fn finish(self, config: &[u8], manifest: &[u8], media_type: &str) -> Result<Digest> {
-        let digest = if self.is_docker() {
+        let (digest, desc) = if self.is_docker() {
             let config_digest = Digest::sha256_of(config);
             let config_name = format!("{}.json", config_digest.encoded());
             let p = self.dir.join(&config_name);
@@ -297,16 +422,15 @@ impl Sink {
             let bytes = serde_json::to_vec(&doc).expect("JSON values serialize");
             let p = self.dir.join("manifest.json");
             fs::write(&p, &bytes).map_err(io(&p))?;
-            Digest::sha256_of(&bytes)
+            (Digest::sha256_of(&bytes), Value::Null)
         } else {
             self.put_blob(config)?;
             let digest = self.put_blob(manifest)?;
-            self.add_to_index(
-                json!({"mediaType": media_type, "digest": digest.as_str(), "size": manifest.len()}),
-            )?;
-            digest
+            let desc =
+                json!({"mediaType": media_type, "digest": digest.as_str(), "size": manifest.len()});
+            (digest, desc)
         };
-        self.complete(config)?;
+        self.complete(&desc, config)?;
         Ok(digest)
     }
 
@@ -324,36 +448,52 @@ impl Sink {
             });
         }
         let digest = self.put_blob(doc)?;
-        self.add_to_index(
-            json!({"mediaType": media_type, "digest": digest.as_str(), "size": doc.len()}),
+        self.complete(
+            &json!({"mediaType": media_type, "digest": digest.as_str(), "size": doc.len()}),
+            &[],
         )?;
-        self.complete(&[])?;
         Ok(digest)
     }
 
-    /// Moves the staged layout or archive to its target (`config`: a docker archive's).
-    fn complete(&self, config: &[u8]) -> Result<()> {
+    /// Tags the manifest descriptor `desc` in the layout's `index.json` and moves the staged
+    /// layout or archive to its target (`config`: a docker archive's; `desc` is not used).
+    fn complete(&self, desc: &Value, config: &[u8]) -> Result<()> {
         match &self.target {
             Target::NewLayout(p) => {
-                fs::rename(&self.dir, p).map_err(io(p))?;
+                self.write_index(None, desc)?;
+                if let Err(e) = fs::rename(&self.dir, p) {
+                    // Another export made the layout since `open` found none: this one adds
+                    // its tag to it, as to any existing layout.
+                    use std::io::ErrorKind::{AlreadyExists, DirectoryNotEmpty};
+                    if !matches!(e.kind(), AlreadyExists | DirectoryNotEmpty) {
+                        return Err(io(p)(e));
+                    }
+                    self.move_into(p, desc)?;
+                }
             }
-            Target::Layout(p) => self.move_into(p)?,
-            Target::OciArchive(out) => self.write_archive(out.as_deref(), None)?,
+            Target::Layout(p) => self.move_into(p, desc)?,
+            Target::OciArchive(out) => {
+                self.write_index(None, desc)?;
+                self.write_archive(out, None)?;
+            }
             Target::DockerArchive(out) => {
                 // docker load wants the layers, then the config, then manifest.json.
                 let mut names = self.docker_layers.clone();
                 names.push(format!("{}.json", Digest::sha256_of(config).encoded()));
                 names.push("manifest.json".into());
-                self.write_archive(out.as_deref(), Some(&names))?;
+                self.write_archive(out, Some(&names))?;
             }
         }
         Ok(())
     }
 
     /// Moves the staged blobs into the existing layout `dest` (those it lacks), then its
-    /// `oci-layout` if it has none, then replaces its `index.json`: each step a rename, so
-    /// that `index.json` only ever names blobs that are there whole.
-    fn move_into(&self, dest: &Path) -> Result<()> {
+    /// `oci-layout` if it has none, then replaces its `index.json` by its own plus `desc`: each
+    /// step a rename, so that `index.json` only ever names blobs that are there whole. The
+    /// layout is locked meanwhile ([`lock_layout`]), so that concurrent exports to it do not
+    /// drop each other's tags.
+    fn move_into(&self, dest: &Path, desc: &Value) -> Result<()> {
+        let _lock = lock_layout(dest)?;
         let blobs = dest.join("blobs/sha256");
         fs::create_dir_all(&blobs).map_err(io(&blobs))?;
         let staged = self.blobs();
@@ -368,25 +508,35 @@ impl Sink {
         if !layout.exists() {
             fs::rename(self.dir.join("oci-layout"), &layout).map_err(io(&layout))?;
         }
+        // read now, under the lock: what another export added meanwhile is kept
+        self.write_index(read_index(dest)?, desc)?;
         let index = dest.join("index.json");
         fs::rename(self.dir.join("index.json"), &index).map_err(io(&index))
     }
 
-    /// Tars the staged directory (all of it, or `names` in that order) to `out` (through a
-    /// staged file renamed onto it at the end) or to standard output.
-    fn write_archive(&self, out: Option<&Path>, names: Option<&[String]>) -> Result<()> {
+    /// Tars the staged directory (all of it, or `names` in that order) to `out`: a file through
+    /// a staged file renamed onto it at the end; standard output, a FIFO or a device directly.
+    fn write_archive(&self, out: &ArchiveOut, names: Option<&[String]>) -> Result<()> {
         let staged = self.stage.path().join("archive");
-        let sink: Box<dyn Write> = match out {
-            Some(_) => Box::new(BufWriter::new(
-                fs::File::create(&staged).map_err(io(&staged))?,
-            )),
-            None => Box::new(std::io::stdout().lock()),
+        let (sink, name): (Box<dyn Write + '_>, String) = match out {
+            ArchiveOut::File(p) => (
+                Box::new(BufWriter::new(
+                    fs::File::create(&staged).map_err(io(&staged))?,
+                )),
+                p.display().to_string(),
+            ),
+            ArchiveOut::Stdout => (Box::new(std::io::stdout().lock()), "standard output".into()),
+            ArchiveOut::Stream(p, file) => {
+                (Box::new(BufWriter::new(file)), p.display().to_string())
+            }
         };
         let err = |e: std::io::Error| match out {
-            Some(p) => io(p)(e),
-            None if e.kind() == std::io::ErrorKind::BrokenPipe => Error::OutputClosed,
-            None => Error::Io {
-                context: "writing the archive to standard output (it is incomplete)".into(),
+            ArchiveOut::File(p) => io(p)(e),
+            _ if e.kind() == std::io::ErrorKind::BrokenPipe => Error::OutputClosed {
+                output: name.clone(),
+            },
+            _ => Error::Io {
+                context: format!("writing the archive to {name} (it is incomplete)"),
                 cause: e,
             },
         };
@@ -401,45 +551,23 @@ impl Sink {
             None => b.append_dir_all(".", &self.dir).map_err(err)?,
         }
         b.into_inner().and_then(|mut w| w.flush()).map_err(err)?;
-        if let Some(p) = out {
+        if let ArchiveOut::File(p) = out {
             fs::rename(&staged, p).map_err(io(p))?;
         }
         Ok(())
     }
 
-    /// The `index.json` of the existing layout this export adds to, if any.
-    ///
-    /// # Errors
-    /// It is there but malformed.
-    fn existing_index(&self) -> Result<Option<Value>> {
-        let Target::Layout(dest) = &self.target else {
-            return Ok(None);
-        };
-        let path = dest.join("index.json");
-        let bad = |reason: String| Error::InvalidImage {
-            image: format!("oci:{}", dest.display()),
-            reason,
-        };
-        let index: Value = match fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| bad(format!("index.json: {e}")))?,
-            Err(_) => return Ok(None),
-        };
-        if !index["manifests"].is_array() {
-            return Err(bad("index.json has no manifests list".into()));
-        }
-        Ok(Some(index))
-    }
-
-    /// Writes the staged `index.json`: the existing layout's (if any) plus a manifest
-    /// descriptor, replacing one with the same tag.
-    fn add_to_index(&self, mut desc: Value) -> Result<()> {
+    /// Writes the staged `index.json`: `existing` (an existing layout's, if any) plus the
+    /// manifest descriptor `desc`, replacing one with the same tag.
+    fn write_index(&self, existing: Option<Value>, desc: &Value) -> Result<()> {
         let path = self.dir.join("index.json");
-        let mut index = self.existing_index()?.unwrap_or_else(
+        let mut index = existing.unwrap_or_else(
             || json!({"schemaVersion": 2, "mediaType": MEDIA_TYPE_INDEX, "manifests": []}),
         );
         let list = index["manifests"]
             .as_array_mut()
-            .expect("checked by existing_index");
+            .expect("checked by read_index");
+        let mut desc = desc.clone();
         if let Some(t) = &self.tag {
             list.retain(|m| m["annotations"][ANNOTATION_REF_NAME].as_str() != Some(t));
             desc["annotations"] = json!({ ANNOTATION_REF_NAME: t });
@@ -451,4 +579,37 @@ impl Sink {
         )
         .map_err(io(&path))
     }
+}
+
+/// Holds the layout directory `dir` locked (`flock` on the directory itself: no file is added
+/// to the layout; released however the process ends) while an export reads, extends and
+/// replaces its `index.json`: concurrent exports of different tags each keep theirs.
+///
+/// # Errors
+/// `dir` cannot be opened or locked.
+fn lock_layout(dir: &Path) -> Result<fs::File> {
+    let f = fs::File::open(dir).map_err(io(dir))?;
+    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
+        .map_err(|e| io(dir)(e.into()))?;
+    Ok(f)
+}
+
+/// The `index.json` of the layout `dest`, if it has one.
+///
+/// # Errors
+/// It is there but malformed.
+fn read_index(dest: &Path) -> Result<Option<Value>> {
+    let path = dest.join("index.json");
+    let bad = |reason: String| Error::InvalidImage {
+        image: format!("oci:{}", dest.display()),
+        reason,
+    };
+    let index: Value = match fs::read(&path) {
+        Ok(b) => serde_json::from_slice(&b).map_err(|e| bad(format!("index.json: {e}")))?,
+        Err(_) => return Ok(None),
+    };
+    if !index["manifests"].is_array() {
+        return Err(bad("index.json has no manifests list".into()));
+    }
+    Ok(Some(index))
 }

@@ -4,12 +4,15 @@
 //! exporting process holds locked (`flock`, released however the process ends, as the
 //! repository lock, [`crate::repo::RepoLock`]):
 //! - a new `oci:` directory is built in a sibling `.NAME.ocitree-tmp-XXXXXX` and renamed into
-//!   place at the end;
+//!   place at the end (if another export made it meanwhile, added to as an existing layout);
 //! - an existing layout gets its staging directory inside (`DIR/.ocitree-tmp-XXXXXX`): new
 //!   blobs are renamed into `blobs/sha256` at the end, then `index.json` is replaced by a
-//!   rename, so it only ever names complete blobs;
-//! - an archive file is built in a sibling staging directory and renamed onto the file;
-//! - standard output is staged in the temporary directory (`ocitree-export-XXXXXX`).
+//!   rename, so it only ever names complete blobs (under a lock on the layout directory, so
+//!   that concurrent exports keep each other's tags);
+//! - an archive file is built in a sibling staging directory and renamed onto the file (onto
+//!   a symlink's target);
+//! - standard output, a FIFO or a character device is staged in the temporary directory
+//!   (`ocitree-export-XXXXXX`) and written into at the end.
 //!
 //! A staging directory left by a killed export is removed by the next export to the same
 //! destination ([`clean_stale`]): nobody holds its lock any more, while a running export does.
@@ -24,10 +27,13 @@ use crate::error::{Error, Result};
 
 /// What staging directories start with, after a leading `.NAME` for siblings.
 pub const MARK: &str = ".ocitree-tmp-";
-/// The prefix of staging directories for standard output, in the temporary directory.
+/// The prefix of staging directories for standard output, FIFOs and devices, in the temporary
+/// directory.
 pub const STDOUT_PREFIX: &str = "ocitree-export-";
 /// The file in a staging directory that its export holds locked.
 const OWNER: &str = "owner";
+/// What the owner file is called until it is locked.
+const OWNER_NEW: &str = "owner.new";
 /// A staging directory without an owner file is only removed when older than this (it may be
 /// one being created right now).
 const UNLOCKED_GRACE: Duration = Duration::from_secs(60);
@@ -57,9 +63,15 @@ impl Stage {
             .prefix(prefix)
             .tempdir_in(parent)
             .map_err(io(parent))?;
+        // The owner file is locked before it gets its name: an `owner` that a concurrent
+        // export's `clean_stale` could open between its creation and its lock would look
+        // stale, and this staging directory would be removed under this export. (Without an
+        // `owner` yet, the directory is too young to be stale.)
         let owner = dir.path().join(OWNER);
-        let file = File::create(&owner).map_err(io(&owner))?;
-        flock(&file, FlockOperation::NonBlockingLockExclusive).map_err(|e| io(&owner)(e.into()))?;
+        let new = dir.path().join(OWNER_NEW);
+        let file = File::create(&new).map_err(io(&new))?;
+        flock(&file, FlockOperation::NonBlockingLockExclusive).map_err(|e| io(&new)(e.into()))?;
+        fs::rename(&new, &owner).map_err(io(&owner))?;
         Ok(Stage { dir, _owner: file })
     }
 

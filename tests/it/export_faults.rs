@@ -452,3 +452,412 @@ fn export_and_encapsulate_wait_while_a_prune_holds_the_lock() {
         check_layout(&out.join(name));
     }
 }
+
+/// A repository holding image `x`: two small layers (quick to export, as the destination
+/// tests below export many times).
+fn small_image() -> (Repo, tempfile::TempDir) {
+    let tmp = tempdir();
+    let src = tmp.path().join("src");
+    let mut rng = Rng(0xde57);
+    Layout::single(
+        &src,
+        &[
+            Layer::new(&[dir("a"), file("a/data", &rng.bytes(200 << 10))]),
+            Layer::new(&[file("a/more", b"more"), file("b", b"b")]),
+        ],
+    );
+    let repo = Repo::new();
+    repo.import(&Repo::oci(&src, "latest"), "x");
+    (repo, tmp)
+}
+
+/// The commands that write an archive destination, with the archive format: export in both
+/// formats, encapsulate.
+const ARCHIVE_CMDS: [(&[&str], &str); 3] = [
+    (&["export", "x"], "oci-archive"),
+    (&["export", "x"], "docker-archive"),
+    (&["encapsulate", "x"], "oci-archive"),
+];
+
+/// `cmd` to the archive FILE in format `format`; asserts success, returns the archive bytes.
+fn archive_to_file(repo: &Repo, cmd: &[&str], format: &str, file: &Path) -> Vec<u8> {
+    let dest = format!("{format}:{}", file.display());
+    repo.ok(&[cmd, &[dest.as_str()]].concat());
+    std::fs::read(file).unwrap()
+}
+
+/// The manifest digest skopeo reads from the archive `file` (for a docker archive: of the
+/// manifest skopeo makes of it).
+fn skopeo_manifest(format: &str, file: &Path) -> String {
+    tools::require("skopeo");
+    let out = tools::run(
+        Command::new("skopeo")
+            .args(["inspect", "--raw"])
+            .arg(format!("{format}:{}", file.display())),
+    );
+    sha256(&out.stdout)
+}
+
+fn file_type(p: &Path) -> std::fs::FileType {
+    std::fs::symlink_metadata(p).unwrap().file_type()
+}
+
+/// An archive to a FIFO is written into it, streaming, for a reader that has it open: the
+/// reader gets the very bytes a file export gets, and the FIFO stays a FIFO (it used to be
+/// replaced by a regular file, and the reader got nothing). The same through a process
+/// substitution (`oci-archive:>(cat > FILE)`, a `/dev/fd/N` path), and when the FIFO is the
+/// command's own standard output (the summary then goes to stderr, not into the archive). A
+/// reader that goes away early is an error, exit 2.
+#[test]
+fn archive_to_a_fifo_streams_to_its_reader() {
+    use std::os::unix::fs::FileTypeExt;
+    tools::require("mkfifo");
+    let (repo, tmp) = small_image();
+    let fifo = tmp.path().join("fifo");
+    tools::run(Command::new("mkfifo").arg(&fifo));
+    // a reader of the FIFO; `got` waits for what it read (a minute at most: a FIFO nobody
+    // opens for writing would block it for ever)
+    let reader = |fifo: PathBuf| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(std::fs::read(fifo).unwrap()));
+        rx
+    };
+    let read_back = |rx: std::sync::mpsc::Receiver<Vec<u8>>, what: &str| {
+        rx.recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("{what}: the FIFO's reader got no end of file"))
+    };
+    for (i, (cmd, format)) in ARCHIVE_CMDS.iter().enumerate() {
+        let file = tmp.path().join(format!("file{i}.tar"));
+        let expect = archive_to_file(&repo, cmd, format, &file);
+        let digest = skopeo_manifest(format, &file);
+        let what = format!("{cmd:?} to {format}");
+
+        // a named pipe, its reader started first
+        let rx = reader(fifo.clone());
+        let dest = format!("{format}:{}", fifo.display());
+        repo.ok(&[*cmd, &[dest.as_str()]].concat());
+        let got = read_back(rx, &what);
+        assert!(got == expect, "{what}: the reader got other bytes");
+        assert!(file_type(&fifo).is_fifo(), "{what}: the FIFO was replaced");
+
+        // a process substitution
+        let out = tmp.path().join(format!("subst{i}.tar"));
+        let script = "\"$0\" --repo \"$1\" \"${@:3}\" \"$FORMAT:\">(cat > \"$2\") >/dev/null; rc=$?; wait $!; exit $rc";
+        let r = Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .arg(bin())
+            .arg(&repo.path)
+            .arg(&out)
+            .args(*cmd)
+            .env("FORMAT", format)
+            .env_remove("OCITREE_REPO")
+            .output()
+            .unwrap();
+        assert!(r.status.success(), "{what} to >(…): {r:?}");
+        assert!(std::fs::read(&out).unwrap() == expect, "{what} to >(…)");
+        assert_eq!(skopeo_manifest(format, &out), digest, "{what} to >(…)");
+
+        // the FIFO is standard output too: the summary must not go into the archive
+        let rx = reader(fifo.clone());
+        let stdout = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+        let r = repo
+            .cmd()
+            .args(*cmd)
+            .arg(&dest)
+            .stdout(stdout)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let got = read_back(rx, &what);
+        let stderr = String::from_utf8_lossy(&r.stderr);
+        assert!(r.status.success(), "{what} as stdout: {stderr}");
+        assert!(
+            got == expect,
+            "{what} as stdout: the reader got other bytes"
+        );
+        assert!(stderr.contains("Manifest:"), "{what}: {stderr}");
+    }
+
+    // a reader that goes away early: a truncated archive, an error
+    let script = "head -c 1000 \"$2\" >/dev/null 2>&1 & \"$0\" --repo \"$1\" export x oci-archive:\"$2\"; rc=$?; kill $! 2>/dev/null; exit $rc";
+    let r = Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .arg(bin())
+        .arg(&repo.path)
+        .arg(&fifo)
+        .env_remove("OCITREE_REPO")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{} was closed before the end of the archive",
+            fifo.display()
+        )),
+        "{stderr}"
+    );
+    assert!(file_type(&fifo).is_fifo());
+}
+
+/// An archive to a symlink replaces or creates the file it points to (through a chain of
+/// relative and absolute links); the links stay (they used to be replaced by the archive).
+#[test]
+fn archive_to_a_symlink_writes_its_target() {
+    let (repo, tmp) = small_image();
+    let root = tmp.path().join("links");
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    let target = root.join("sub/target.tar");
+    // link -> sub/mid (relative), sub/mid -> /…/sub/target.tar (absolute)
+    std::os::unix::fs::symlink("sub/mid", root.join("link")).unwrap();
+    std::os::unix::fs::symlink(&target, root.join("sub/mid")).unwrap();
+    for (i, (cmd, format)) in ARCHIVE_CMDS.iter().enumerate() {
+        let what = format!("{cmd:?} to {format}");
+        let expect = archive_to_file(&repo, cmd, format, &tmp.path().join(format!("f{i}.tar")));
+        // created, then replaced
+        let _ = std::fs::remove_file(&target);
+        for existing in [false, true] {
+            if existing {
+                std::fs::write(&target, b"old").unwrap();
+            }
+            let dest = format!("{format}:{}", root.join("link").display());
+            repo.ok(&[*cmd, &[dest.as_str()]].concat());
+            assert!(file_type(&root.join("link")).is_symlink(), "{what}");
+            assert!(file_type(&root.join("sub/mid")).is_symlink(), "{what}");
+            assert!(file_type(&target).is_file(), "{what}");
+            assert!(std::fs::read(&target).unwrap() == expect, "{what}");
+            let mut left = leftovers(&root);
+            left.extend(leftovers(&root.join("sub")));
+            assert!(left.is_empty(), "{what}: left {left:?}");
+        }
+        assert_eq!(
+            skopeo_manifest(format, &root.join("link")),
+            skopeo_manifest(format, &tmp.path().join(format!("f{i}.tar"))),
+            "{what}"
+        );
+    }
+}
+
+/// An archive to a character device (a null device made here: `mknod c 1 3`, root only) is
+/// written to it, and the device stays (it used to be replaced by a regular file: as root,
+/// `oci-archive:/dev/stdout` replaced the system's /dev/stdout).
+#[test]
+fn archive_to_a_char_device_writes_the_device() {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    tools::require("mknod");
+    let (repo, tmp) = small_image();
+    let null = tmp.path().join("null");
+    tools::run(Command::new("mknod").arg(&null).args(["c", "1", "3"]));
+    for (cmd, format) in ARCHIVE_CMDS {
+        let what = format!("{cmd:?} to {format}");
+        let dest = format!("{format}:{}", null.display());
+        let r = repo.ok(&[cmd, &[dest.as_str()]].concat());
+        assert!(r.stdout.contains("Manifest:"), "{what}: {r:?}");
+        let m = std::fs::symlink_metadata(&null).unwrap();
+        assert!(
+            m.file_type().is_char_device(),
+            "{what}: the device was replaced"
+        );
+        assert_eq!(m.rdev(), rustix::fs::makedev(1, 3), "{what}");
+        assert!(leftovers(tmp.path()).is_empty(), "{what}");
+    }
+}
+
+/// An archive to a directory (or a symlink to one), a socket or a block device is refused
+/// before anything is written, exit 2, and nothing is changed (a socket or block device used
+/// to be replaced by the archive; a directory failed only once the archive was written).
+#[test]
+fn archive_to_a_directory_or_socket_is_refused() {
+    let (repo, tmp) = small_image();
+    let root = tmp.path().join("special");
+    std::fs::create_dir_all(root.join("dir")).unwrap();
+    std::fs::create_dir_all(root.join("empty")).unwrap();
+    std::fs::write(root.join("dir/keep"), b"keep").unwrap();
+    std::os::unix::fs::symlink("dir", root.join("dirlink")).unwrap();
+    let _socket = std::os::unix::net::UnixListener::bind(root.join("socket")).unwrap();
+    tools::require("mknod");
+    tools::run(
+        Command::new("mknod")
+            .arg(root.join("block"))
+            .args(["b", "7", "200"]),
+    );
+    let listing = || {
+        let mut v: Vec<String> = Vec::new();
+        for d in [root.clone(), root.join("dir")] {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let m = std::fs::symlink_metadata(e.path()).unwrap();
+                v.push(format!(
+                    "{} {:?} {}",
+                    e.path().display(),
+                    m.file_type(),
+                    m.len()
+                ));
+            }
+        }
+        v.sort();
+        v
+    };
+    let before = listing();
+    for (cmd, format) in ARCHIVE_CMDS {
+        for (name, kind) in [
+            ("dir", "a directory"),
+            ("empty", "a directory"),
+            ("dirlink", "a directory"),
+            ("socket", "a socket"),
+            ("block", "a block device"),
+        ] {
+            let p = root.join(name);
+            let dest = format!("{format}:{}", p.display());
+            let stderr = repo.fails(&[cmd, &[dest.as_str()]].concat());
+            assert!(
+                stderr.contains(&format!("{} is {kind}", p.display())),
+                "{cmd:?} to {dest}: {stderr}"
+            );
+            assert_eq!(listing(), before, "{cmd:?} to {dest}");
+        }
+    }
+}
+
+/// Concurrent exports of different tags into an `oci:DIR` that does not exist yet all succeed
+/// and every tag is there (the exports whose rename of the new layout lost the race failed
+/// with "Directory not empty", their tag lost); then the same into the existing layout, whose
+/// `index.json` each replaces.
+#[test]
+fn concurrent_exports_into_a_new_layout_keep_every_tag() {
+    let (repo, tmp) = small_image();
+    for round in 0..10 {
+        let out = tmp.path().join(format!("round{round}"));
+        let _ = std::fs::remove_dir_all(&out);
+        let n = 3 + round % 2;
+        for existing in [false, true] {
+            let base = if existing { 10 } else { 0 };
+            let children: Vec<_> = (0..n)
+                .map(|i| {
+                    let cmd = if i % 2 == 0 { "export" } else { "encapsulate" };
+                    repo.cmd()
+                        .args([cmd, "x"])
+                        .arg(format!("oci:{}:t{}", out.display(), base + i))
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::piped())
+                        .spawn()
+                        .unwrap()
+                })
+                .collect();
+            for c in children {
+                let o = c.wait_with_output().unwrap();
+                assert!(
+                    o.status.success(),
+                    "round {round} (existing: {existing}): {}",
+                    String::from_utf8_lossy(&o.stderr)
+                );
+            }
+            let mut tags: Vec<String> = check_layout(&out).into_iter().map(|(t, _)| t).collect();
+            tags.sort();
+            let mut expect: Vec<String> = (0..n).map(|i| format!("t{i}")).collect();
+            if existing {
+                expect.extend((0..n).map(|i| format!("t{}", 10 + i)));
+            }
+            expect.sort();
+            assert_eq!(tags, expect, "round {round} (existing: {existing})");
+            let mut left = leftovers(tmp.path());
+            left.extend(leftovers(&out));
+            assert!(left.is_empty(), "round {round}: left {left:?}");
+        }
+    }
+}
+
+/// Adding a tag to a layout reads, extends and replaces its `index.json` under a lock on the
+/// layout directory (`flock`), so that concurrent exports keep each other's tags: an export
+/// waits while another holds it (here `flock -x` standing in for it), then adds its tag.
+#[test]
+fn export_into_a_layout_waits_while_another_holds_it() {
+    tools::require("flock");
+    let (repo, tmp) = small_image();
+    let out = tmp.path().join("locked");
+    repo.ok(&["export", "x", &format!("oci:{}:a", out.display())]);
+    let mut holder = Command::new("flock")
+        .arg("-x")
+        .arg(&out)
+        .args(["sleep", "3"])
+        .spawn()
+        .unwrap();
+    while Command::new("flock")
+        .args(["-n", "-s"])
+        .arg(&out)
+        .arg("true")
+        .status()
+        .unwrap()
+        .success()
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut child = repo
+        .cmd()
+        .args(["export", "x"])
+        .arg(format!("oci:{}:b", out.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "finished while the layout was locked"
+    );
+    assert!(holder.wait().unwrap().success());
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let tags: Vec<String> = check_layout(&out).into_iter().map(|(t, _)| t).collect();
+    assert_eq!(tags, ["a", "b"]);
+}
+
+/// Every file of an exported layout is readable by all (0644 under umask 022), layer blobs
+/// (written through temporary files, which were 0600) as the manifest and config: in a new
+/// layout, an existing one, from export, encapsulate and a file tree.
+#[test]
+fn layout_blobs_are_readable_by_all() {
+    use std::os::unix::fs::PermissionsExt;
+    let (repo, tmp) = small_image();
+    let out = tmp.path().join("modes");
+    let runs: [&[&str]; 4] = [
+        &["export", "x", "oci:OUT:a"],
+        &["export", "--compression", "zstd", "x", "oci:OUT:b"],
+        &["encapsulate", "x", "oci:OUT:c"],
+        &["encapsulate", "--format", "file-tree", "x", "oci:OUT:d"],
+    ];
+    for args in runs {
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| a.replace("OUT", &out.display().to_string()))
+            .collect();
+        let r = Command::new("bash")
+            .arg("-c")
+            .arg("umask 022; exec \"$@\"")
+            .arg("bash")
+            .arg(bin())
+            .arg("--repo")
+            .arg(&repo.path)
+            .args(&args)
+            .env_remove("OCITREE_REPO")
+            .output()
+            .unwrap();
+        assert!(r.status.success(), "{args:?}: {r:?}");
+        let blobs = out.join("blobs/sha256");
+        let mut n = 0;
+        for e in std::fs::read_dir(&blobs).unwrap().flatten() {
+            let mode = e.metadata().unwrap().permissions().mode() & 0o7777;
+            assert_eq!(mode, 0o644, "{args:?}: {}", e.path().display());
+            n += 1;
+        }
+        assert!(n >= 4, "{args:?}");
+        for f in ["index.json", "oci-layout"] {
+            let mode = std::fs::metadata(out.join(f)).unwrap().permissions().mode() & 0o7777;
+            assert_eq!(mode, 0o644, "{args:?}: {f}");
+        }
+    }
+    // (a file tree's root is an index: check_layout reads image manifests only)
+    let index = json(&out.join("index.json"));
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 4, "{index}");
+}
