@@ -48,9 +48,10 @@ impl Source for OciDir {
             .join(digest.encoded());
         let image = || format!("oci:{}", self.root.display());
         // Checked before opening: a directory opens (and fails only when read, with a bare
-        // "Is a directory" naming nothing) and a FIFO would block the open forever.
+        // "Is a directory" naming nothing). A FIFO is a blob still being written (streamed
+        // into a layout): read as it comes.
         match std::fs::metadata(&p) {
-            Ok(m) if !m.is_file() => {
+            Ok(m) if !m.is_file() && !std::os::unix::fs::FileTypeExt::is_fifo(&m.file_type()) => {
                 let kind = if m.is_dir() {
                     "a directory"
                 } else {
