@@ -58,7 +58,7 @@ fn encode_block(
     Ok(out)
 }
 
-/// A stream of [`encode_block`] blocks: one gzip member (gzp's header, mtime 0 and OS 255,
+/// A stream of `encode_block` blocks: one gzip member (gzp's header, mtime 0 and OS 255,
 /// and CRC-32 trailer) when `GZIP`, else raw. gzp's own formats do not fit: its `RawDeflate`
 /// never ends the stream (zlib's inflate, libostree's reader, call that truncated) and its
 /// `Gzip` takes no dictionary unless gzp is built on a C zlib.

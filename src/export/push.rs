@@ -1,6 +1,6 @@
 //! Export and encapsulate to a registry: the image is written to an OCI layout in the
 //! repository's tmp directory ([`export_image`] rebuilds and checks every layer;
-//! [`encapsulate`] writes a commit as an image), which [`crate::registry::push_layout`] then
+//! [`encapsulate()`] writes a commit as an image), which [`crate::registry::push_layout`] then
 //! pushes.
 
 use ostree::Repo;
@@ -41,11 +41,11 @@ pub fn push_image(
     Ok((export, report))
 }
 
-/// Encapsulates commit `rev` ([`encapsulate`]) and pushes it to `dest` with `registry`'s
+/// Encapsulates commit `rev` ([`encapsulate()`]) and pushes it to `dest` with `registry`'s
 /// options. Blobs go through a layout in the repository's tmp directory, removed afterwards.
 ///
 /// # Errors
-/// As [`encapsulate`] and [`push_layout`].
+/// As [`encapsulate()`] and [`push_layout`].
 pub fn push_encapsulated(
     repo: &Repo,
     rev: &str,
