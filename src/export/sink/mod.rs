@@ -26,6 +26,13 @@ use crate::export::staging::{self, Stage};
 use crate::source::{Selector, SourceRef};
 use crate::spec::{ANNOTATION_REF_NAME, MEDIA_TYPE_INDEX};
 
+mod archive;
+mod layout;
+
+use archive::ArchiveOut;
+pub use archive::writes_to_stdout;
+use layout::{lock_layout, read_index};
+
 fn io(what: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |e| Error::Io {
         context: format!("writing {}", what.display()),
@@ -55,107 +62,6 @@ enum Target {
     OciArchive(ArchiveOut),
     /// The staged docker archive is tarred to this output.
     DockerArchive(ArchiveOut),
-}
-
-/// Where an archive is written.
-#[derive(Debug)]
-enum ArchiveOut {
-    /// Standard output (`-`).
-    Stdout,
-    /// A FIFO or a character device (a named pipe, the `/dev/fd/N` of a process substitution
-    /// `>(…)`, `/dev/stdout` on a pipe or terminal, a device), opened by [`Sink::open`] and
-    /// written straight into, as standard output is: never replaced.
-    Stream(PathBuf, fs::File),
-    /// A regular file, or none yet: the archive is staged beside it and renamed onto it. The
-    /// path is where the symlinks of the one given lead (a link stays, its target is written).
-    File(PathBuf),
-}
-
-impl ArchiveOut {
-    /// What `oci-archive:PATH` or `docker-archive:PATH` (`None`: `-`) writes to: see
-    /// [`ArchiveOut`]. A FIFO is opened for writing here, so this waits for its reader.
-    ///
-    /// # Errors
-    /// `path` is a directory, a socket, a block device; a FIFO or device cannot be opened for
-    /// writing; its symlinks loop.
-    fn of(dest: &SourceRef, path: Option<&Path>) -> Result<ArchiveOut> {
-        use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-        let Some(path) = path else {
-            return Ok(ArchiveOut::Stdout);
-        };
-        let refuse = |what: &str| {
-            Err(Error::InvalidReference {
-                reference: dest.to_string(),
-                reason: format!(
-                    "{} is {what}: an archive is written to a regular file (replaced), a FIFO \
-                     or a character device",
-                    path.display()
-                ),
-            })
-        };
-        // A missing path is a new file (a dangling symlink: its target is created).
-        if let Ok(m) = fs::metadata(path) {
-            let t = m.file_type();
-            if t.is_fifo() || t.is_char_device() {
-                let file = fs::OpenOptions::new()
-                    .write(true)
-                    .custom_flags(rustix::fs::OFlags::NOCTTY.bits() as i32)
-                    .open(path)
-                    .map_err(io(path))?;
-                return Ok(ArchiveOut::Stream(path.to_path_buf(), file));
-            }
-            if t.is_dir() {
-                return refuse("a directory");
-            }
-            if t.is_socket() {
-                return refuse("a socket");
-            }
-            if t.is_block_device() {
-                return refuse("a block device");
-            }
-            if !t.is_file() {
-                return refuse("not a regular file");
-            }
-        }
-        Ok(ArchiveOut::File(follow_links(path)?))
-    }
-}
-
-/// `path` with the symlinks it names followed to the end (which need not exist), so that an
-/// archive replaces or creates the file a symlink points to, and the link stays.
-///
-/// # Errors
-/// The symlinks loop (40 of them, as the kernel's limit), or one cannot be read.
-fn follow_links(path: &Path) -> Result<PathBuf> {
-    let mut p = path.to_path_buf();
-    for _ in 0..40 {
-        match fs::symlink_metadata(&p) {
-            Ok(m) if m.file_type().is_symlink() => {
-                let to = fs::read_link(&p).map_err(io(&p))?;
-                // relative to the link's directory (an absolute `to` replaces it all)
-                p = p.parent().map_or_else(|| to.clone(), |dir| dir.join(&to));
-            }
-            _ => return Ok(p),
-        }
-    }
-    Err(io(path)(rustix::io::Errno::LOOP.into()))
-}
-
-/// Whether an archive to `dest` goes to this process's standard output: `-`, or a FIFO or
-/// device that standard output is (`oci-archive:/dev/stdout`). What the command prints
-/// about it must go to standard error then.
-pub fn writes_to_stdout(dest: &SourceRef) -> bool {
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    let path = match dest {
-        SourceRef::OciArchive { path, .. } | SourceRef::DockerArchive { path, .. } => path,
-        _ => return false,
-    };
-    let Some(path) = path else { return true };
-    let (Ok(m), Ok(out)) = (fs::metadata(path), rustix::fs::fstat(std::io::stdout())) else {
-        return false;
-    };
-    let stream = m.file_type().is_fifo() || m.file_type().is_char_device();
-    stream && m.dev() == out.st_dev && m.ino() == out.st_ino
 }
 
 /// An export destination being written.
@@ -490,7 +396,7 @@ impl Sink {
     /// Moves the staged blobs into the existing layout `dest` (those it lacks), then its
     /// `oci-layout` if it has none, then replaces its `index.json` by its own plus `desc`: each
     /// step a rename, so that `index.json` only ever names blobs that are there whole. The
-    /// layout is locked meanwhile ([`lock_layout`]), so that concurrent exports to it do not
+    /// layout is locked meanwhile ([`layout::lock_layout`]), so that concurrent exports to it do not
     /// drop each other's tags.
     fn move_into(&self, dest: &Path, desc: &Value) -> Result<()> {
         let _lock = lock_layout(dest)?;
@@ -514,47 +420,10 @@ impl Sink {
         fs::rename(self.dir.join("index.json"), &index).map_err(io(&index))
     }
 
-    /// Tars the staged directory (all of it, or `names` in that order) to `out`: a file through
-    /// a staged file renamed onto it at the end; standard output, a FIFO or a device directly.
+    /// Tars the staged directory (all of it, or `names` in that order) to `out`
+    /// ([`archive::write`]).
     fn write_archive(&self, out: &ArchiveOut, names: Option<&[String]>) -> Result<()> {
-        let staged = self.stage.path().join("archive");
-        let (sink, name): (Box<dyn Write + '_>, String) = match out {
-            ArchiveOut::File(p) => (
-                Box::new(BufWriter::new(
-                    fs::File::create(&staged).map_err(io(&staged))?,
-                )),
-                p.display().to_string(),
-            ),
-            ArchiveOut::Stdout => (Box::new(std::io::stdout().lock()), "standard output".into()),
-            ArchiveOut::Stream(p, file) => {
-                (Box::new(BufWriter::new(file)), p.display().to_string())
-            }
-        };
-        let err = |e: std::io::Error| match out {
-            ArchiveOut::File(p) => io(p)(e),
-            _ if e.kind() == std::io::ErrorKind::BrokenPipe => Error::OutputClosed {
-                output: name.clone(),
-            },
-            _ => Error::Io {
-                context: format!("writing the archive to {name} (it is incomplete)"),
-                cause: e,
-            },
-        };
-        let mut b = tar::Builder::new(sink);
-        b.mode(tar::HeaderMode::Deterministic);
-        match names {
-            Some(names) => {
-                for n in names {
-                    b.append_path_with_name(self.dir.join(n), n).map_err(err)?;
-                }
-            }
-            None => b.append_dir_all(".", &self.dir).map_err(err)?,
-        }
-        b.into_inner().and_then(|mut w| w.flush()).map_err(err)?;
-        if let ArchiveOut::File(p) = out {
-            fs::rename(&staged, p).map_err(io(p))?;
-        }
-        Ok(())
+        archive::write(&self.dir, &self.stage.path().join("archive"), out, names)
     }
 
     /// Writes the staged `index.json`: `existing` (an existing layout's, if any) plus the
@@ -579,37 +448,4 @@ impl Sink {
         )
         .map_err(io(&path))
     }
-}
-
-/// Holds the layout directory `dir` locked (`flock` on the directory itself: no file is added
-/// to the layout; released however the process ends) while an export reads, extends and
-/// replaces its `index.json`: concurrent exports of different tags each keep theirs.
-///
-/// # Errors
-/// `dir` cannot be opened or locked.
-fn lock_layout(dir: &Path) -> Result<fs::File> {
-    let f = fs::File::open(dir).map_err(io(dir))?;
-    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
-        .map_err(|e| io(dir)(e.into()))?;
-    Ok(f)
-}
-
-/// The `index.json` of the layout `dest`, if it has one.
-///
-/// # Errors
-/// It is there but malformed.
-fn read_index(dest: &Path) -> Result<Option<Value>> {
-    let path = dest.join("index.json");
-    let bad = |reason: String| Error::InvalidImage {
-        image: format!("oci:{}", dest.display()),
-        reason,
-    };
-    let index: Value = match fs::read(&path) {
-        Ok(b) => serde_json::from_slice(&b).map_err(|e| bad(format!("index.json: {e}")))?,
-        Err(_) => return Ok(None),
-    };
-    if !index["manifests"].is_array() {
-        return Err(bad("index.json has no manifests list".into()));
-    }
-    Ok(Some(index))
 }
