@@ -25,7 +25,15 @@ fn oras(tmp: &Path, cwd: &Path, args: &[&str]) {
     let py = tools::oras_python();
     let script = tmp.join("oras_client.py");
     std::fs::write(&script, CLIENT).unwrap();
-    tools::run(Command::new(py).arg(&script).args(args).current_dir(cwd));
+    // The ORAS client leaves `oras-tmp.*` directories behind: keep them in the test's own
+    // scratch space, removed with it.
+    tools::run(
+        Command::new(py)
+            .arg(&script)
+            .args(args)
+            .current_dir(cwd)
+            .env("TMPDIR", tmp),
+    );
 }
 
 /// `oras push` of a plain file, a binary file, a tarball pushed as a file, a directory and a
