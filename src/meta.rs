@@ -20,6 +20,7 @@
 //! | `ocitree.layer.whiteouts` | `as` | layer | paths of whiteout and opaque markers (kept as files) |
 //! | `ocitree.layer.implicit-dirs` | `as` | layer | directories the tar never named (created for a child) |
 //! | `ocitree.layer.links` | `a(ss)` | layer | hardlinks to files of lower layers: (path, target) |
+//! | `ocitree.layer.late-dirs` | `as` | layer | directories the tar named only after entries below them (only when there are any) |
 //! | `ocitree.layer.skipped` | `a(ss)` | layer | entries OSTree cannot store: (path, kind) |
 //! | `ocitree.layer.tar-split` | `ay` | layer | zstd records rebuilding the exact tar (see [`crate::layer::tarsplit`]) |
 //! | `ocitree.layer.tar-split-version` | `u` | layer | version of that record format |
@@ -78,6 +79,11 @@ pub const LAYER_FORWARD_LINKS: &str = "ocitree.layer.forward-links";
 /// Layer commit: directories that replaced a non-directory of the same layer (set only when
 /// there are any): like an opaque directory, they hide what lower layers had there.
 pub const LAYER_REPLACED_DIRS: &str = "ocitree.layer.replaced-dirs";
+/// Layer commit: directories the tar named only after entries below them (set only when there
+/// are any). Over a lower-layer non-directory such a layer is refused: extracting it in tar
+/// order writes those entries through a symlink (or fails on a file) before the directory
+/// replaces it, which no tree of the layer alone can say.
+pub const LAYER_LATE_DIRS: &str = "ocitree.layer.late-dirs";
 /// Layer commit: skipped entries.
 pub const LAYER_SKIPPED: &str = "ocitree.layer.skipped";
 /// Layer commit: tar-split records.

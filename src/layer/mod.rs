@@ -60,6 +60,7 @@ pub struct LayerBuilder<'r> {
     pending_links: Vec<(Entry, Vec<String>)>,
     forward_links: Vec<(String, String)>,
     replaced_dirs: BTreeSet<String>,
+    late_dirs: BTreeSet<String>,
     tar_split: Vec<u8>,
     exact_gzip: Option<(Vec<u8>, (u32, String))>,
     external_links: Vec<(String, String)>,
@@ -106,6 +107,7 @@ impl<'r> LayerBuilder<'r> {
             pending_links: Vec::new(),
             forward_links: Vec::new(),
             replaced_dirs: BTreeSet::new(),
+            late_dirs: BTreeSet::new(),
             tar_split: Vec::new(),
             exact_gzip: None,
             external_links: Vec::new(),
@@ -406,7 +408,11 @@ impl<'r> LayerBuilder<'r> {
                 let m = self.objects.dirmeta(e.uid, e.gid, e.mode, &e.xattrs)?;
                 let d = mtree::replace_with_dir(&parent, name).map_err(at("adding directory"))?;
                 d.set_metadata_checksum(&m);
-                self.implicit.remove(&path::join(&e.path));
+                // made implicitly for an earlier entry below it: named late
+                let p = path::join(&e.path);
+                if self.implicit.remove(&p) {
+                    self.late_dirs.insert(p);
+                }
             }
             EntryKind::File => {
                 let csum = self.objects.file(&e, data)?;
@@ -550,6 +556,10 @@ impl<'r> LayerBuilder<'r> {
         if !self.replaced_dirs.is_empty() {
             let dirs: Vec<String> = self.replaced_dirs.iter().cloned().collect();
             dict.insert(meta::LAYER_REPLACED_DIRS, dirs);
+        }
+        if !self.late_dirs.is_empty() {
+            let dirs: Vec<String> = self.late_dirs.iter().cloned().collect();
+            dict.insert(meta::LAYER_LATE_DIRS, dirs);
         }
         let skipped: Vec<(String, String)> = self
             .skipped

@@ -12,6 +12,9 @@
 //! - an implicit directory over a lower symlink follows the symlink **inside the root**
 //!   (merged-/usr images: `lib -> usr/lib`, then `lib/x` lands in `usr/lib/x`); over a lower
 //!   file it is an error, as extracting the tar fails there (`ENOTDIR`);
+//! - a directory the tar names only after entries below it is an error over a lower
+//!   non-directory (in tar order those entries went through the lower symlink, or failed on
+//!   the lower file, before the directory replaced it);
 //! - a directory that replaced a non-directory of the same layer hides the lower directory's
 //!   contents, as an opaque one does (in tar order the non-directory removed them);
 //! - whiteout and opaque markers never create anything: below a non-directory, a missing
@@ -219,6 +222,20 @@ impl<'r> Merger<'r> {
                                 .into(),
                         });
                     }
+                }
+                Some(Node::File(csum)) if layer.late_dirs.contains(&child) => {
+                    let what = match self.symlink_target(&csum)? {
+                        Some(_) => "symlink (they went through it)",
+                        None => "file (they could not be written)",
+                    };
+                    return Err(LayerError::EntryConflict {
+                        path: child,
+                        reason: format!(
+                            "the layer names this directory only after entries below it, and a \
+                             lower layer has a {what} there before the directory replaces it: \
+                             the result depends on how the tar is extracted"
+                        ),
+                    });
                 }
                 None if markers_only => continue, // nothing below to delete
                 _ => {

@@ -32,6 +32,9 @@ pub struct LayerTree {
     /// Directories that replaced a non-directory of the same layer: opaque to lower layers
     /// ([`meta::LAYER_REPLACED_DIRS`]).
     pub replaced_dirs: HashSet<String>,
+    /// Directories the tar named only after entries below them: refused over a lower-layer
+    /// non-directory ([`meta::LAYER_LATE_DIRS`]).
+    pub late_dirs: HashSet<String>,
     /// Entries the layer could not store (device nodes, FIFOs), by parent directory: their
     /// paths still belong to this layer, so the merge removes what lower layers had there.
     pub skipped: HashMap<String, Vec<String>>,
@@ -106,6 +109,7 @@ impl LayerTree {
             .unwrap_or_default();
         let replaced_dirs: HashSet<String> =
             strings(meta::LAYER_REPLACED_DIRS).into_iter().collect();
+        let late_dirs: HashSet<String> = strings(meta::LAYER_LATE_DIRS).into_iter().collect();
         let skipped_paths: Vec<(String, String)> = dict
             .lookup::<Vec<(String, String)>>(meta::LAYER_SKIPPED)
             .ok()
@@ -149,6 +153,7 @@ impl LayerTree {
             links,
             forward_links,
             replaced_dirs,
+            late_dirs,
             skipped,
             content_dirs,
         })
@@ -199,6 +204,7 @@ impl LayerTree {
             links: Vec::new(),
             forward_links: Vec::new(),
             replaced_dirs: HashSet::new(),
+            late_dirs: HashSet::new(),
             skipped: HashMap::new(),
             content_dirs: HashSet::new(),
         })

@@ -68,6 +68,17 @@ fn a_directory_over_a_non_directory_of_the_same_layer_hides_the_lower_one() {
     assert_eq!(repo.ok(&["cat", "img", "/x/foo"]).stdout, "foo");
 }
 
+/// A directory the tar names only after entries below it merges as any other where the lower
+/// layers have a directory or nothing there (compared with umoci).
+#[test]
+fn a_directory_named_after_its_entries_merges_over_a_directory_or_nothing() {
+    let upper = vec![file("a/x", b"x"), dir("a"), file("a/y", b"y")];
+    let (repo, _) = check(&[vec![dir("a"), file("a/old", b"o")], upper.clone()]);
+    assert_eq!(repo.ok(&["cat", "img", "/a/old"]).stdout, "o");
+    assert_eq!(repo.ok(&["cat", "img", "/a/x"]).stdout, "x");
+    check(&[vec![dir("b")], upper]);
+}
+
 /// `..` in a symlink of the layer, out of a directory the layer made, is resolved there.
 #[test]
 fn dotdot_out_of_a_directory_of_the_layer_resolves() {
@@ -120,6 +131,20 @@ fn what_tar_extraction_refuses_or_the_layer_cannot_place_is_an_error() {
                 vec![symlink("a", "s/.."), file("a/z", b"z")],
             ],
             &["a/z", "depends on the lower layers"],
+        ),
+        (
+            // In tar order `a/x` went through the lower symlink, then `a/` replaced it.
+            "directory-named-late-over-lower-symlink",
+            vec![
+                vec![dir("b"), symlink("a", "b")],
+                vec![file("a/x", b"x"), dir("a")],
+            ],
+            &["\"a\"", "only after entries below it", "symlink"],
+        ),
+        (
+            "directory-named-late-over-lower-file",
+            vec![vec![file("a", b"f")], vec![file("a/x", b"x"), dir("a")]],
+            &["\"a\"", "only after entries below it", "file"],
         ),
         (
             "symlink-loop",
