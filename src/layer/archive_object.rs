@@ -21,8 +21,10 @@
 //! The staging directory is the one whose lock file this process holds open (libostree keeps
 //! that descriptor for the whole transaction). When it cannot be told (no transaction, or two
 //! in this process), [`ArchiveStore::find`] gives `None` and libostree writes the objects.
-//! libostree's `min-free-space` reserve is not checked for these objects (a full disk still
-//! fails the write, and the import with it, leaving the repository as it was).
+//! libostree's free-space reserve (`core.min-free-space-size`, else
+//! `core.min-free-space-percent`, 3 % unless set) holds for these objects as for its own: an
+//! object that would leave less free is not stored, and the import fails naming the setting,
+//! leaving the repository as it was.
 
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -49,6 +51,8 @@ pub struct ArchiveStore {
     objects: PathBuf,
     staging: PathBuf,
     level: u32,
+    /// Bytes the file system must keep free (libostree's `min-free-space`); 0 for none.
+    reserve: u64,
 }
 
 /// The compression level `repo` is configured with (`core.zlib-level`, 1 to 9 as libostree
@@ -75,6 +79,7 @@ impl ArchiveStore {
             objects: dir.join("objects"),
             staging,
             level: zlib_level(repo),
+            reserve: repo.min_free_space_bytes().unwrap_or(0),
         })
     }
 
@@ -185,8 +190,10 @@ impl ArchiveStore {
             .tempfile_in(&self.staging)
     }
 
-    /// Moves the written `tmp` into the staging directory as object `csum`.
+    /// Moves the written `tmp` into the staging directory as object `csum`, if the file
+    /// system keeps its reserve ([`ArchiveStore::check_reserve`]) with it written.
     fn persist(&self, tmp: tempfile::NamedTempFile, csum: &str) -> io::Result<()> {
+        self.check_reserve()?;
         let (sub, name) = object_name(csum);
         let dest_dir = self.staging.join(sub);
         match std::fs::create_dir(&dest_dir) {
@@ -199,6 +206,39 @@ impl ArchiveStore {
             Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => Ok(()),
             Err(e) => Err(e.error),
         }
+    }
+}
+
+impl ArchiveStore {
+    /// Whether the file system still has the repository's reserve free, counted as libostree
+    /// counts it: the blocks free to root when running as root, else those free to users.
+    /// Checked again for every object (the free space of a file system shared with other
+    /// writers changes under a running import).
+    ///
+    /// # Errors
+    /// Less is free ([`io::ErrorKind::StorageFull`]), or the file system cannot be asked.
+    fn check_reserve(&self) -> io::Result<()> {
+        if self.reserve == 0 {
+            return Ok(());
+        }
+        let s = rustix::fs::statvfs(&self.staging)?;
+        let blocks = if rustix::process::getuid().is_root() {
+            s.f_bfree
+        } else {
+            s.f_bavail
+        };
+        let free = blocks.saturating_mul(s.f_frsize);
+        if free < self.reserve {
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                format!(
+                    "the repository's min-free-space reserve ({} bytes, core.min-free-space-size \
+                     or -percent) would be exceeded: {free} bytes left",
+                    self.reserve
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 

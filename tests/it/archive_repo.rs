@@ -109,3 +109,95 @@ fn a_failed_import_into_an_archive_repository_leaves_none_of_its_objects() {
     assert!(err.contains("diff_id"), "{err}");
     snap.assert_unchanged(&repo.path);
 }
+
+/// `n` bytes that do not compress (xorshift output).
+fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// A tmpfs mounted at a directory for the length of a test (needs root, as CI runs).
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let opts = format!("size={size}");
+        tools::run(
+            std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &opts, "tmpfs"])
+                .arg(dir),
+        );
+        Tmpfs(dir.to_path_buf())
+    }
+
+    fn free(&self) -> u64 {
+        let s = rustix::fs::statvfs(&self.0).unwrap();
+        s.f_bfree * s.f_frsize
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// libostree's free-space reserve holds for the objects ocitree compresses itself: an import
+/// that would leave less free than `core.min-free-space-size` fails naming it, the repository
+/// is as before and the reserve is still free (the same import fits the file system without
+/// the reserve, so it is the reserve that stops it).
+#[test]
+fn an_archive_import_keeps_the_repositorys_free_space_reserve() {
+    let tmp = tempdir();
+    // 30 MiB that do not compress: small files (buffered whole) and one streamed in blocks.
+    let mut entries = vec![dir("d")];
+    let names: Vec<String> = (0..160).map(|i| format!("d/f{i}")).collect();
+    for (i, n) in names.iter().enumerate() {
+        entries.push(file(n, &noise(128 << 10, i as u64 + 7)));
+    }
+    entries.push(file("big", &noise(10 << 20, 3)));
+    let src_dir = tmp.path().join("img");
+    Layout::single(&src_dir, &[Layer::new(&entries)]);
+    let src = Repo::oci(&src_dir, "latest");
+
+    let fs = Tmpfs::mount(&tmp.path().join("fs"), "48m");
+    let repo = Repo {
+        tmp: tempdir(),
+        path: fs.0.join("repo"),
+    };
+    repo.ok(&["init", "--mode", "archive"]);
+    tools::ostree(
+        &repo.path,
+        &["config", "set", "core.min-free-space-size", "24MB"],
+    );
+    let snap = repo.snapshot();
+    let err = repo.fails(&["import", &src, "img"]);
+    assert!(err.contains("min-free-space"), "{err}");
+    snap.assert_unchanged(&repo.path);
+    assert!(fs.free() >= 24 << 20, "{} bytes free", fs.free());
+    tools::fsck(&repo.path);
+
+    // Without the reserve, the same import fits.
+    tools::ostree(
+        &repo.path,
+        &["config", "set", "core.min-free-space-size", "0MB"],
+    );
+    tools::ostree(
+        &repo.path,
+        &["config", "set", "core.min-free-space-percent", "0"],
+    );
+    repo.import(&src, "img");
+    assert!(fs.free() < 24 << 20, "{} bytes free", fs.free());
+    tools::fsck(&repo.path);
+}
