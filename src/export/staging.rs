@@ -154,8 +154,11 @@ pub fn scratch_layout(
     dir: &Path,
     prefix: &str,
 ) -> Result<(tempfile::TempDir, crate::source::SourceRef)> {
+    // 0777 less the umask, as `mkdir` makes it (an index export renames it into place; a
+    // temporary directory's own 0700 would keep the layout from other users).
     let scratch = tempfile::Builder::new()
         .prefix(prefix)
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o777))
         .tempdir_in(dir)
         .map_err(Error::io(format!(
             "creating a directory in {}",

@@ -164,6 +164,21 @@ fn index_of_refuses_two_images_of_one_platform_and_all_platforms_needs_a_name() 
     assert!(err.contains("both for platform linux/arm64"), "{err}");
     assert!(!out.exists());
     snap.assert_unchanged(&repo.path);
+    // A new layout directory gets the mode `mkdir` gives (the staging directory's 0700 made
+    // the layout unreadable to other users and to a web server serving it).
+    repo.ok(&[
+        "export",
+        "--index-of",
+        "app@linux/arm64",
+        &format!("oci:{}", out.display()),
+    ]);
+    let made = tmp.path().join("made-by-mkdir");
+    std::fs::create_dir(&made).unwrap();
+    let mode = |p: &std::path::Path| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
+    };
+    assert_eq!(mode(&out), mode(&made));
 }
 
 /// The platform parts come from the index and become part of image names: one that is not a
