@@ -24,6 +24,7 @@
 //! | `ocitree.layer.skipped` | `a(ss)` | layer | entries OSTree cannot store: (path, kind) |
 //! | `ocitree.layer.tar-split` | `ay` | layer | zstd records rebuilding the exact tar (see [`crate::layer::tarsplit`]) |
 //! | `ocitree.layer.tar-split-version` | `u` | layer | version of that record format |
+//! | `ocitree.layer.rules` | `u` | layer | version of the rules the tar layer's tree was built under (see [`crate::layer::rules`]) |
 //! | `ocitree.layer.exact-gzip` | `ay` | layer | records rebuilding the original gzip blob from the tar (see `layer::exact_gzip`, feature `exact-gzip`); only when that rebuild was checked at import |
 //! | `ocitree.layer.exact-gzip-format` | `(us)` | layer | (version of that record format, version of the preflate-rs crate that made it) |
 
@@ -90,6 +91,9 @@ pub const LAYER_SKIPPED: &str = "ocitree.layer.skipped";
 pub const LAYER_TAR_SPLIT: &str = "ocitree.layer.tar-split";
 /// Layer commit: tar-split format version.
 pub const LAYER_TAR_SPLIT_VERSION: &str = "ocitree.layer.tar-split-version";
+/// Tar layer commit: the version of the rules its tree was built under
+/// ([`crate::layer::rules`]); a layer under other rules is read again.
+pub const LAYER_RULES: &str = "ocitree.layer.rules";
 /// Layer commit: records rebuilding the original gzip blob bit for bit (feature `exact-gzip`).
 pub const LAYER_EXACT_GZIP: &str = "ocitree.layer.exact-gzip";
 /// Layer commit: (record format version, preflate-rs version) of [`LAYER_EXACT_GZIP`].

@@ -68,7 +68,8 @@ pub fn check(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<Ch
             digest: l.digest.to_string(),
             diff_id: l.diff_id.as_ref().map(ToString::to_string),
             size: l.size,
-            present: refs::find_layer(repo, &l.digest, l.diff_id.as_ref())?.is_some(),
+            // what an import would reuse (not a layer stored under other rules)
+            present: super::read_layers::present_layer(repo, l)?.is_some(),
         });
     }
     let manifest_digest = p.resolved.digest.to_string();

@@ -127,7 +127,7 @@ fn by_digest(source: &SourceRef, digest: &Digest) -> String {
 }
 
 /// The commit of image `name` if it already is this manifest and config with every layer
-/// present.
+/// present, built under the current layer rules ([`crate::layer::rules`]).
 ///
 /// # Errors
 /// libostree fails.
@@ -145,10 +145,11 @@ pub fn up_to_date(
     };
     let same = info.manifest_digest == manifest_digest
         && info.config == config
-        && info
-            .layers
-            .iter()
-            .all(|l| refs::resolve(repo, &refname::blob_ref(l)).is_ok_and(|c| c.is_some()));
+        && info.layers.iter().all(|l| {
+            refs::resolve(repo, &refname::blob_ref(l)).is_ok_and(|c| {
+                c.is_some_and(|c| crate::layer::rules::current(repo, &c).unwrap_or(false))
+            })
+        });
     Ok(same.then_some(commit))
 }
 

@@ -29,13 +29,19 @@ use crate::progress::Event;
 use crate::select;
 use crate::source::Source;
 
-/// The layer commit already in the repository for `layer`, if it can serve: one holding a
-/// tree where a file is wanted cannot (the blob is read again, and its artifact commit then
-/// takes the blob ref: it gives back the same tree as well).
+/// The layer commit already in the repository for `layer`, if it can serve: one built under
+/// other layer rules cannot ([`crate::layer::rules`]), nor one holding a tree where a file is
+/// wanted (the blob is read again, and its artifact commit then takes the blob ref: it gives
+/// back the same tree as well).
 pub(super) fn present_layer(repo: &Repo, layer: &LayerBlob) -> Result<Option<String>> {
     let Some(c) = refs::find_layer(repo, &layer.digest, layer.diff_id.as_ref())? else {
         return Ok(None);
     };
+    if !crate::layer::rules::current(repo, &c)
+        .map_err(Error::ostree(format!("loading layer {c}")))?
+    {
+        return Ok(None);
+    }
     if let select::Treatment::File(_) = layer.treatment {
         let is_file = crate::layer::file::is_file_layer(repo, &c)
             .map_err(Error::ostree(format!("loading layer {c}")))?;

@@ -14,6 +14,7 @@ pub mod archive_object;
 pub mod exact_gzip;
 pub mod file;
 pub mod object;
+pub mod rules;
 pub mod skipped;
 pub mod sniff;
 pub mod stream;
@@ -573,6 +574,7 @@ impl<'r> LayerBuilder<'r> {
             &glib::Variant::array_from_fixed_array(&self.tar_split),
         );
         dict.insert(meta::LAYER_TAR_SPLIT_VERSION, tarsplit::VERSION);
+        dict.insert(meta::LAYER_RULES, rules::VERSION);
         if let Some((records, format)) = &self.exact_gzip {
             dict.insert_value(
                 meta::LAYER_EXACT_GZIP,

@@ -79,6 +79,71 @@ fn present_layers_are_not_read() {
     assert_eq!(other.commit(), first.commit());
 }
 
+/// A layer commit stored under other layer rules (an earlier ocitree's, here one without the
+/// `ocitree.layer.rules` version and with a wrong tree) is not reused: it is read again from
+/// its blob, on an import under a new name and on a re-import of the same image, and the
+/// image and layer commits are those a fresh repository gets.
+#[test]
+fn layers_stored_under_other_rules_are_read_again() {
+    let imgs = wild_images();
+    let src = Repo::oci(&imgs.join("small"), "latest");
+    let fresh = Repo::new();
+    let want = fresh.import(&src, "small").commit();
+    let repo = Repo::new();
+    repo.import(&src, "small");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&repo.ok(&["inspect", "small"]).stdout).unwrap();
+    let digest = manifest["manifest"]["layers"][0]["digest"]
+        .as_str()
+        .unwrap();
+    let diff_id = manifest["config"]["rootfs"]["diff_ids"][0]
+        .as_str()
+        .unwrap();
+    let blob_ref = format!("ocitree/blob/sha256/{}", &digest[7..]);
+    let good_layer = tools::ostree(&repo.path, &["rev-parse", &blob_ref]);
+    // What an older build could have left: same refs and records, another tree, no version.
+    let tmp = tempdir();
+    std::fs::write(tmp.path().join("stale"), b"merged under other rules\n").unwrap();
+    let stale = |repo: &Repo| {
+        tools::ostree(
+            &repo.path,
+            &[
+                "commit",
+                "--branch",
+                &blob_ref,
+                "--tree",
+                &format!("dir={}", tmp.path().display()),
+                "--add-metadata-string",
+                &format!("ocitree.layer.digest={digest}"),
+                "--add-metadata-string",
+                &format!("ocitree.layer.diff-id={diff_id}"),
+                "--add-metadata-string",
+                "ocitree.layer.media-type=application/vnd.oci.image.layer.v1.tar+gzip",
+            ],
+        );
+    };
+    stale(&repo);
+    // `check` tells what an import would read: that layer again.
+    let checked = repo.ok(&["check", &src, "small"]).stdout;
+    assert!(checked.contains("(2 present, 1 to fetch"), "{checked}");
+    let again = repo.import(&src, "small");
+    assert_eq!(again.layers(), (1, 2));
+    assert_eq!(again.commit(), want);
+    assert_eq!(
+        tools::ostree(&repo.path, &["rev-parse", &blob_ref]),
+        good_layer
+    );
+    stale(&repo);
+    let other = repo.import(&src, "other");
+    assert_eq!(other.layers(), (1, 2));
+    assert_eq!(other.commit(), want);
+    assert_eq!(
+        tools::ostree(&repo.path, &["rev-parse", &blob_ref]),
+        good_layer
+    );
+    tools::fsck(&repo.path);
+}
+
 /// An image commit is a function of the image alone: the same image from a relative and an
 /// absolute path, under two names, after `rm` + `prune`, gives one commit; where each name
 /// came from is kept beside it (detached metadata) and shown by `inspect`.

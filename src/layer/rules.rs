@@ -1,0 +1,32 @@
+//! The version of the rules a tar layer's tree is built under: how its entries apply in tar
+//! order, what is refused, what the layer commit records for the merge (README, "Layer
+//! rules"). Every tar layer commit carries it ([`meta::LAYER_RULES`]); one stored under other
+//! rules (an earlier ocitree's) is not reused but read again from its blob, so a rule that
+//! changes — a case once merged one way, now refused or merged right — holds for every image
+//! imported after the change, whatever the repository held before.
+
+use ostree::{ObjectType, Repo, glib};
+
+use crate::meta;
+
+/// The rules this build applies. Raise it when a layer's tree or its records would differ.
+pub const VERSION: u32 = 1;
+
+/// Whether layer commit `commit` can be reused under [`VERSION`]: a tar layer built under it,
+/// or an artifact layer (the blob as one file, which no rule changes) whose tree, if it keeps
+/// one, is.
+///
+/// # Errors
+/// A commit is missing.
+pub fn current(repo: &Repo, commit: &str) -> Result<bool, glib::Error> {
+    let (is_file, tree) = crate::layer::file::file_layer_info(repo, commit)?;
+    if is_file {
+        return match tree {
+            Some(t) => current(repo, &t),
+            None => Ok(true),
+        };
+    }
+    let v = repo.load_variant(ObjectType::Commit, commit)?;
+    let dict = glib::VariantDict::new(Some(&v.child_value(0)));
+    Ok(dict.lookup::<u32>(meta::LAYER_RULES).ok().flatten() == Some(VERSION))
+}
