@@ -13,20 +13,20 @@ use crate::meta;
 pub const VERSION: u32 = 1;
 
 /// Whether layer commit `commit` can be reused under [`VERSION`]: a tar layer built under it,
-/// or an artifact layer (the blob as one file, which no rule changes) whose tree, if it keeps
-/// one, is.
+/// or a commit of another kind ([`meta::LAYER_KIND`]: an artifact blob as one file, a file
+/// tree's manifest, which no tar rule changes) whose tree, if it keeps one, is.
 ///
 /// # Errors
 /// A commit is missing.
 pub fn current(repo: &Repo, commit: &str) -> Result<bool, glib::Error> {
-    let (is_file, tree) = crate::layer::file::file_layer_info(repo, commit)?;
-    if is_file {
-        return match tree {
-            Some(t) => current(repo, &t),
+    let v = repo.load_variant(ObjectType::Commit, commit)?;
+    let dict = glib::VariantDict::new(Some(&v.child_value(0)));
+    let string = |key| dict.lookup::<String>(key).ok().flatten();
+    if string(meta::LAYER_KIND).is_some() {
+        return match string(meta::LAYER_TREE_COMMIT) {
+            Some(tree) => current(repo, &tree),
             None => Ok(true),
         };
     }
-    let v = repo.load_variant(ObjectType::Commit, commit)?;
-    let dict = glib::VariantDict::new(Some(&v.child_value(0)));
     Ok(dict.lookup::<u32>(meta::LAYER_RULES).ok().flatten() == Some(VERSION))
 }
