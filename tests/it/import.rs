@@ -122,25 +122,21 @@ fn layers_stored_under_other_rules_are_read_again() {
             ],
         );
     };
-    stale(&repo);
-    // `check` tells what an import would read: that layer again.
-    let checked = repo.ok(&["check", &src, "small"]).stdout;
-    assert!(checked.contains("(2 present, 1 to fetch"), "{checked}");
-    let again = repo.import(&src, "small");
-    assert_eq!(again.layers(), (1, 2));
-    assert_eq!(again.commit(), want);
-    assert_eq!(
-        tools::ostree(&repo.path, &["rev-parse", &blob_ref]),
-        good_layer
-    );
-    stale(&repo);
-    let other = repo.import(&src, "other");
-    assert_eq!(other.layers(), (1, 2));
-    assert_eq!(other.commit(), want);
-    assert_eq!(
-        tools::ostree(&repo.path, &["rev-parse", &blob_ref]),
-        good_layer
-    );
+    // A re-import of the same name (not "up to date"), then an import under a new name.
+    for name in ["small", "other"] {
+        stale(&repo);
+        // `check` tells what an import would read: that layer again.
+        let checked = repo.ok(&["check", &src, name]).stdout;
+        assert!(
+            checked.contains("(2 present, 1 to fetch"),
+            "{name}: {checked}"
+        );
+        let r = repo.import(&src, name);
+        assert_eq!(r.layers(), (1, 2), "{name}");
+        assert_eq!(r.commit(), want, "{name}");
+        let layer = tools::ostree(&repo.path, &["rev-parse", &blob_ref]);
+        assert_eq!(layer, good_layer, "{name}");
+    }
     tools::fsck(&repo.path);
 }
 
