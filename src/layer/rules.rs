@@ -14,17 +14,26 @@ pub const VERSION: u32 = 1;
 
 /// Whether layer commit `commit` can be reused under [`VERSION`]: a tar layer built under it,
 /// or a commit of another kind ([`meta::LAYER_KIND`]: an artifact blob as one file, a file
-/// tree's manifest, which no tar rule changes) whose tree, if it keeps one, is.
+/// tree's manifest, which no tar rule changes) whose tree, if it keeps one and the tree is
+/// still stored, is.
 ///
 /// # Errors
 /// A commit is missing.
 pub fn current(repo: &Repo, commit: &str) -> Result<bool, glib::Error> {
     let v = repo.load_variant(ObjectType::Commit, commit)?;
+    current_commit(repo, &v)
+}
+
+fn current_commit(repo: &Repo, v: &glib::Variant) -> Result<bool, glib::Error> {
     let dict = glib::VariantDict::new(Some(&v.child_value(0)));
     let string = |key| dict.lookup::<String>(key).ok().flatten();
     if string(meta::LAYER_KIND).is_some() {
         return match string(meta::LAYER_TREE_COMMIT) {
-            Some(tree) => current(repo, &tree),
+            // a tree pruned since is rebuilt from the kept blob, under these rules
+            Some(tree) => match repo.load_variant_if_exists(ObjectType::Commit, &tree)? {
+                Some(t) => current_commit(repo, &t),
+                None => Ok(true),
+            },
             None => Ok(true),
         };
     }
