@@ -143,14 +143,19 @@ pub fn up_to_date(
     let Ok(info) = ImageInfo::load_commit(repo, name, &commit) else {
         return Ok(None);
     };
-    let same = info.manifest_digest == manifest_digest
-        && info.config == config
-        && info.layers.iter().all(|l| {
-            refs::resolve(repo, &refname::blob_ref(l)).is_ok_and(|c| {
-                c.is_some_and(|c| crate::layer::rules::current(repo, &c).unwrap_or(false))
-            })
-        });
-    Ok(same.then_some(commit))
+    if info.manifest_digest != manifest_digest || info.config != config {
+        return Ok(None);
+    }
+    for layer in &info.layers {
+        let stored = match Digest::parse(layer) {
+            Ok(d) => super::read_layers::stored_layer(repo, &d, None)?,
+            Err(_) => None,
+        };
+        if stored.is_none() {
+            return Ok(None);
+        }
+    }
+    Ok(Some(commit))
 }
 
 /// Pairs the manifest's layer descriptors with the config's diff_ids, validating both, and

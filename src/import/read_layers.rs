@@ -19,6 +19,7 @@ use ostree::Repo;
 
 use super::ImportOptions;
 use crate::blob::BlobReader;
+use crate::digest::Digest;
 use crate::error::{Error, LayerError, Result};
 use crate::image::refs;
 use crate::layer::Skipped;
@@ -34,20 +35,34 @@ use crate::source::Source;
 /// wanted (the blob is read again, and its artifact commit then takes the blob ref: it gives
 /// back the same tree as well).
 pub(super) fn present_layer(repo: &Repo, layer: &LayerBlob) -> Result<Option<String>> {
-    let Some(c) = refs::find_layer(repo, &layer.digest, layer.diff_id.as_ref())? else {
+    let Some(c) = stored_layer(repo, &layer.digest, layer.diff_id.as_ref())? else {
         return Ok(None);
     };
-    if !crate::layer::rules::current(repo, &c)
-        .map_err(Error::ostree(format!("loading layer {c}")))?
-    {
-        return Ok(None);
-    }
     if let select::Treatment::File(_) = layer.treatment {
         let is_file = crate::layer::file::is_file_layer(repo, &c)
             .map_err(Error::ostree(format!("loading layer {c}")))?;
         return Ok(is_file.then_some(c));
     }
     Ok(Some(c))
+}
+
+/// The layer commit stored for blob `digest` (or, failing that, for its `diff_id`) if it was
+/// built under the current layer rules ([`crate::layer::rules`]): one built under others is
+/// read again.
+///
+/// # Errors
+/// libostree fails.
+pub(super) fn stored_layer(
+    repo: &Repo,
+    digest: &Digest,
+    diff_id: Option<&Digest>,
+) -> Result<Option<String>> {
+    let Some(c) = refs::find_layer(repo, digest, diff_id)? else {
+        return Ok(None);
+    };
+    let current = crate::layer::rules::current(repo, &c)
+        .map_err(Error::ostree(format!("loading layer {c}")))?;
+    Ok(current.then_some(c))
 }
 
 /// What a layer stored before this import must still pass, as reading it would have made it:
