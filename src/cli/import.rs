@@ -301,7 +301,9 @@ fn warn_left_refs(report: &ocitree::import::ImportReport) {
 /// and config, and lists which layers an import would read and how many bytes.
 ///
 /// Status is "up to date" (NAME already is this manifest), "update available" (NAME is
-/// another one) or "not imported" (no image is called NAME). The repository must exist;
+/// another one), "same manifest, N layer(s) to read again" (NAME is this manifest, but an
+/// earlier ocitree stored some of its layers under other layer rules, which an import reads
+/// again) or "not imported" (no image is called NAME). The repository must exist;
 /// nothing is written to it.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -320,10 +322,15 @@ pub fn check(repo_path: &Path, a: CheckArgs) -> Result<()> {
     out!("Manifest: {}", r.manifest_digest);
     out!(
         "Status:   {}",
-        match (r.up_to_date, r.imported) {
-            (true, _) => "up to date",
-            (false, true) => "update available",
-            (false, false) => "not imported",
+        if r.up_to_date {
+            "up to date".to_string()
+        } else if r.imported_manifest.as_deref() == Some(r.manifest_digest.as_str()) {
+            // stored under other layer rules by an earlier ocitree
+            format!("same manifest, {missing} layer(s) to read again")
+        } else if r.imported {
+            "update available".to_string()
+        } else {
+            "not imported".to_string()
         }
     );
     out!(

@@ -31,7 +31,11 @@ pub struct CheckReport {
     pub manifest_digest: String,
     /// The repository has an image of this name (else an import adds a new one).
     pub imported: bool,
-    /// The image already is this manifest: an import would do nothing.
+    /// The manifest digest the image of this name has now, if it has one.
+    pub imported_manifest: Option<String>,
+    /// The image already is this manifest, every layer stored under the current layer rules:
+    /// an import would do nothing. (The same manifest with a layer stored under other rules
+    /// is not up to date: the import reads that layer again.)
     pub up_to_date: bool,
     /// Every layer, base first.
     pub layers: Vec<LayerStatus>,
@@ -75,9 +79,23 @@ pub fn check(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<Ch
     let manifest_digest = p.resolved.digest.to_string();
     Ok(CheckReport {
         imported: refs::resolve(repo, &crate::refname::image_ref(&p.name))?.is_some(),
+        imported_manifest: imported_manifest(repo, &p.name)?,
         up_to_date: up_to_date(repo, &p.name, &manifest_digest, &p.config_str)?.is_some(),
         name: p.name,
         manifest_digest,
         layers,
     })
+}
+
+/// The manifest digest of the image called `name`, if there is one whose records load.
+///
+/// # Errors
+/// libostree fails.
+pub(super) fn imported_manifest(repo: &Repo, name: &str) -> Result<Option<String>> {
+    let Some(commit) = refs::resolve(repo, &crate::refname::image_ref(name))? else {
+        return Ok(None);
+    };
+    Ok(crate::image::ImageInfo::load_commit(repo, name, &commit)
+        .ok()
+        .map(|i| i.manifest_digest))
 }

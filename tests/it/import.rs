@@ -131,6 +131,11 @@ fn layers_stored_under_other_rules_are_read_again() {
             checked.contains("(2 present, 1 to fetch"),
             "{name}: {checked}"
         );
+        let status = match name {
+            "small" => "Status:   same manifest, 1 layer(s) to read again\n",
+            _ => "Status:   not imported\n",
+        };
+        assert!(checked.contains(status), "{name}: {checked}");
         let r = repo.import(&src, name);
         assert_eq!(r.layers(), (1, 2), "{name}");
         assert_eq!(r.commit(), want, "{name}");

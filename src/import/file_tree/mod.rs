@@ -156,6 +156,7 @@ pub fn check(
     }
     Ok(CheckReport {
         imported: refs::resolve(repo, &refname::image_ref(&name))?.is_some(),
+        imported_manifest: crate::import::check::imported_manifest(repo, &name)?,
         up_to_date: up_to_date(repo, &name, &root.digest_str, "{}")?.is_some(),
         name,
         manifest_digest: root.digest_str.clone(),
