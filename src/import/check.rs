@@ -79,23 +79,12 @@ pub fn check(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<Ch
     let manifest_digest = p.resolved.digest.to_string();
     Ok(CheckReport {
         imported: refs::resolve(repo, &crate::refname::image_ref(&p.name))?.is_some(),
-        imported_manifest: imported_manifest(repo, &p.name)?,
+        imported_manifest: crate::image::ImageInfo::load(repo, &p.name)
+            .ok()
+            .map(|i| i.manifest_digest),
         up_to_date: up_to_date(repo, &p.name, &manifest_digest, &p.config_str)?.is_some(),
         name: p.name,
         manifest_digest,
         layers,
     })
-}
-
-/// The manifest digest of the image called `name`, if there is one whose records load.
-///
-/// # Errors
-/// libostree fails.
-pub(super) fn imported_manifest(repo: &Repo, name: &str) -> Result<Option<String>> {
-    let Some(commit) = refs::resolve(repo, &crate::refname::image_ref(name))? else {
-        return Ok(None);
-    };
-    Ok(crate::image::ImageInfo::load_commit(repo, name, &commit)
-        .ok()
-        .map(|i| i.manifest_digest))
 }

@@ -156,7 +156,9 @@ pub fn check(
     }
     Ok(CheckReport {
         imported: refs::resolve(repo, &refname::image_ref(&name))?.is_some(),
-        imported_manifest: crate::import::check::imported_manifest(repo, &name)?,
+        imported_manifest: crate::image::ImageInfo::load(repo, &name)
+            .ok()
+            .map(|i| i.manifest_digest),
         up_to_date: up_to_date(repo, &name, &root.digest_str, "{}")?.is_some(),
         name,
         manifest_digest: root.digest_str.clone(),
