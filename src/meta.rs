@@ -1,7 +1,7 @@
 //! Metadata keys of the commits ocitree writes. Every key has the `ocitree.` prefix; nothing else
 //! in the crate spells a key. An image commit's detached metadata (beside the commit, not part
-//! of its checksum) holds [`SOURCES`] and [`PREVIOUS`]: where the image came from and which
-//! commit it replaced, by local name.
+//! of its checksum) holds [`SOURCES`], [`PREVIOUS`] and [`BUILT`]: where the image came from,
+//! which commit it replaced and how its tree was built, by local name.
 //!
 //! | key | type | on | meaning |
 //! |---|---|---|---|
@@ -34,6 +34,11 @@ pub const SOURCES: &str = "ocitree.sources";
 /// Image commit's **detached** metadata: `a{ss}`, image name → the commit that name pointed
 /// at before this one (what `ocitree delta --from-previous` makes a delta from).
 pub const PREVIOUS: &str = "ocitree.previous";
+/// Image commit's **detached** metadata: `a{ss}`, image name → how a plain import built
+/// the tree of that name's image (the reading, the layer rules and the layer commits merged;
+/// see [`crate::import::up_to_date`]). Absent when the name was imported with a layer
+/// selection, per-dir layers or per-type rules: a plain import then builds the tree again.
+pub const BUILT: &str = "ocitree.built";
 /// Image commit metadata of ocitree before 0.2 (read, never written): the source reference.
 pub const LEGACY_SOURCE: &str = "ocitree.source";
 /// Image commit: manifest bytes.

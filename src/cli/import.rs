@@ -301,8 +301,9 @@ fn warn_left_refs(report: &ocitree::import::ImportReport) {
 /// and config, and lists which layers an import would read and how many bytes.
 ///
 /// Status is "up to date" (NAME already is this manifest), "update available" (NAME is
-/// another one), "same manifest, N layer(s) to read again" (NAME is this manifest, but an
-/// earlier ocitree stored some of its layers under other layer rules, which an import reads
+/// another one), "same manifest, tree to build again (N layer(s) to read)" (NAME is this
+/// manifest, but its tree was built another way: with a layer selection or per-dir layers,
+/// or from layers an earlier ocitree stored under other layer rules, which an import reads
 /// again) or "not imported" (no image is called NAME). The repository must exist;
 /// nothing is written to it.
 #[derive(Debug, Args)]
@@ -325,8 +326,9 @@ pub fn check(repo_path: &Path, a: CheckArgs) -> Result<()> {
         if r.up_to_date {
             "up to date".to_string()
         } else if r.imported_manifest.as_deref() == Some(r.manifest_digest.as_str()) {
-            // stored under other layer rules by an earlier ocitree
-            format!("same manifest, {missing} layer(s) to read again")
+            // built another way (a layer selection, per-dir layers), or from layers an
+            // earlier ocitree stored under other layer rules
+            format!("same manifest, tree to build again ({missing} layer(s) to read)")
         } else if r.imported {
             "update available".to_string()
         } else {

@@ -40,6 +40,9 @@ pub struct ImageMeta<'a> {
     pub ostree_base: Option<&'a str>,
     /// For an imported file tree: its [`meta::FILE_TREE`] record (JSON).
     pub file_tree: Option<&'a str>,
+    /// How a plain import built the tree (kept in the detached metadata under the name, not
+    /// on the commit): [`meta::BUILT`].
+    pub built: Option<&'a str>,
 }
 
 /// Writes the merged tree and the image commit, and records name and source in its detached
@@ -74,6 +77,9 @@ pub fn write_image_commit(repo: &Repo, tree: &MutableTree, m: &ImageMeta<'_>) ->
     let commit = crate::repo::write_tree_commit(repo, tree, &subject, &dict, m.timestamp)
         .map_err(Error::ostree("writing the image commit"))?;
     record_source(repo, &commit, m.name, m.source)?;
+    if let Some(b) = m.built {
+        set_detached_entry(repo, &commit, meta::BUILT, m.name, b)?;
+    }
     Ok(commit)
 }
 
@@ -92,6 +98,15 @@ pub fn sources(repo: &Repo, commit: &str) -> Result<BTreeMap<String, String>> {
 /// libostree cannot read or write the detached metadata.
 pub fn record_source(repo: &Repo, commit: &str, name: &str, source: &str) -> Result<()> {
     set_detached_entry(repo, commit, meta::SOURCES, name, source)
+}
+
+/// How plain imports built the tree of image commit `commit`, per image name
+/// ([`meta::BUILT`]).
+///
+/// # Errors
+/// libostree cannot read the detached metadata.
+pub fn built(repo: &Repo, commit: &str) -> Result<BTreeMap<String, String>> {
+    detached_map(repo, commit, meta::BUILT)
 }
 
 /// The commits image names pointed at before `commit` (name → previous commit), as

@@ -3,6 +3,7 @@
 use ostree::Repo;
 
 use crate::error::Result;
+use crate::image::format::reading;
 use crate::image::refs;
 use crate::import::{ImportOptions, file_tree, prepare_with, up_to_date};
 use crate::source::SourceRef;
@@ -66,23 +67,35 @@ pub fn check(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<Ch
         return file_tree::check(repo, source, src, &root, opts);
     }
     let p = prepare_with(source, src, opts)?;
+    let format = reading(&p.image, &p.config.labels(), opts.format)?.format();
     let mut layers = Vec::with_capacity(p.layers.len());
+    let mut stored = Vec::with_capacity(p.layers.len());
     for l in &p.layers {
+        // what an import would reuse (not a layer stored under other rules)
+        let present = super::read_layers::present_layer(repo, l)?;
         layers.push(LayerStatus {
             digest: l.digest.to_string(),
             diff_id: l.diff_id.as_ref().map(ToString::to_string),
             size: l.size,
-            // what an import would reuse (not a layer stored under other rules)
-            present: super::read_layers::present_layer(repo, l)?.is_some(),
+            present: present.is_some(),
         });
+        stored.push(present);
     }
     let manifest_digest = p.resolved.digest.to_string();
+    // As the import decides it: the stored tree is the one it would build.
+    let stored: Option<Vec<&str>> = stored.iter().map(Option::as_deref).collect();
+    let up_to_date = match stored.and_then(|c| super::up_to_date::record(format, opts, &c)) {
+        Some(record) => {
+            up_to_date(repo, &p.name, &manifest_digest, &p.config_str, &record)?.is_some()
+        }
+        None => false,
+    };
     Ok(CheckReport {
         imported: refs::resolve(repo, &crate::refname::image_ref(&p.name))?.is_some(),
         imported_manifest: crate::image::ImageInfo::load(repo, &p.name)
             .ok()
             .map(|i| i.manifest_digest),
-        up_to_date: up_to_date(repo, &p.name, &manifest_digest, &p.config_str)?.is_some(),
+        up_to_date,
         name: p.name,
         manifest_digest,
         layers,

@@ -19,11 +19,13 @@ mod platforms;
 mod prepare;
 mod read_layers;
 mod unchanged;
+mod up_to_date;
 
 pub use check::{CheckReport, LayerStatus, check};
 pub use platforms::{import_all_platforms, platform_name};
-pub use prepare::{Prepared, prepare, prepare_with, up_to_date};
+pub use prepare::{Prepared, prepare, prepare_with};
 pub use read_layers::default_jobs;
+pub use up_to_date::up_to_date;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -244,30 +246,31 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
 
     // How to read it (plain, encapsulated commit, ...): decided now, before any layer is read.
     let mut flatpak = None;
-    let (encapsulated, native) =
-        match image::format::reading(&image, &config.labels(), opts.format)? {
-            Reading::Plain if !opts.verify.is_empty() => {
-                return Err(Error::Signature {
-                    what: format!("image {image}"),
-                    reason: "a plain image carries no OSTree commit whose signatures could be \
+    let reading = image::format::reading(&image, &config.labels(), opts.format)?;
+    let format = reading.format();
+    let (encapsulated, native) = match reading {
+        Reading::Plain if !opts.verify.is_empty() => {
+            return Err(Error::Signature {
+                what: format!("image {image}"),
+                reason: "a plain image carries no OSTree commit whose signatures could be \
                              verified"
-                        .into(),
-                });
-            }
-            Reading::Plain => (None, None),
-            Reading::Flatpak(commit) if opts.verify.is_empty() => {
-                flatpak = Some(commit);
-                (None, None)
-            }
-            Reading::Flatpak(_) => {
-                return Err(Error::Signature {
-                    what: format!("image {image}"),
-                    reason: "a flatpak image carries no signed OSTree commit".into(),
-                });
-            }
-            Reading::Encapsulated(commit) => (Some(commit), None),
-            Reading::OstreeNative(commit) => (None, Some(commit)),
-        };
+                    .into(),
+            });
+        }
+        Reading::Plain => (None, None),
+        Reading::Flatpak(commit) if opts.verify.is_empty() => {
+            flatpak = Some(commit);
+            (None, None)
+        }
+        Reading::Flatpak(_) => {
+            return Err(Error::Signature {
+                what: format!("image {image}"),
+                reason: "a flatpak image carries no signed OSTree commit".into(),
+            });
+        }
+        Reading::Encapsulated(commit) => (Some(commit), None),
+        Reading::OstreeNative(commit) => (None, Some(commit)),
+    };
     // How many layers carry the commit; those after it are derived layers.
     let native_layers = match &native {
         Some(n) => native_preconditions(n, &image, opts, &config.rootfs.diff_ids)?,
@@ -286,22 +289,20 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
         )?;
     }
 
-    // Same manifest under the same name already: nothing to read, nothing to write. (With a
-    // layer selection or per-dir layers, the tree is rebuilt: cheap, every layer is reused.)
-    let plain = opts.layers.is_all()
-        && opts.layers_mode == LayersMode::Merge
-        && opts.layer_rules.is_empty();
-    if let (true, Some(commit)) = (
-        plain,
-        up_to_date(repo, &name, &report.manifest_digest, &config_str)?,
-    ) {
-        return unchanged::finish(repo, &name, &image, &commit, &layers, opts, report);
-    }
-
     let present: Vec<Option<String>> = layers
         .iter()
         .map(|l| read_layers::present_layer(repo, l))
         .collect::<Result<_>>()?;
+    // Same manifest under the same name already, its tree built as this import would build
+    // it: nothing to read, nothing to write.
+    let stored: Option<Vec<&str>> = present.iter().map(Option::as_deref).collect();
+    if let Some(record) = stored.and_then(|c| up_to_date::record(format, opts, &c))
+        && let Some(commit) =
+            up_to_date(repo, &name, &report.manifest_digest, &config_str, &record)?
+    {
+        return unchanged::finish(repo, &name, &image, &commit, &layers, opts, report);
+    }
+
     let read_opts = ReadOptions {
         on_special: opts.on_special,
         exact_gzip: opts.exact_gzip,
@@ -463,6 +464,11 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
             cause,
         })?
     };
+    let layer_commits: Vec<&str> = layers
+        .iter()
+        .map(|l| commits[l.digest.as_str()].as_str())
+        .collect();
+    let built = up_to_date::record(format, opts, &layer_commits);
     let meta = ImageMeta {
         name: &name,
         source: &image,
@@ -485,6 +491,7 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
             .filter(|_| derived)
             .map(|n| n.checksum.as_str()),
         file_tree: None,
+        built: built.as_deref(),
     };
     // The image ref points at the encapsulated commit, identical to the one encapsulated, and
     // ocitree's record of the image goes beside it; or at the image commit, which is the record.

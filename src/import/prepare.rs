@@ -1,11 +1,9 @@
 //! The first step of an import: open the source, pick the manifest, read and check the
 //! config, and pair layers with diff_ids. Reads no layer blob.
 
-use ostree::Repo;
-
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::image::{ImageInfo, refs};
+
 use crate::import::{ImportOptions, default_name};
 use crate::layer::stream::LayerBlob;
 use crate::progress::Event;
@@ -124,38 +122,6 @@ fn by_digest(source: &SourceRef, digest: &Digest) -> String {
         }
     };
     s.to_string()
-}
-
-/// The commit of image `name` if it already is this manifest and config with every layer
-/// present, built under the current layer rules ([`crate::layer::rules`]).
-///
-/// # Errors
-/// libostree fails.
-pub fn up_to_date(
-    repo: &Repo,
-    name: &str,
-    manifest_digest: &str,
-    config: &str,
-) -> Result<Option<String>> {
-    let Some(commit) = refs::resolve(repo, &refname::image_ref(name))? else {
-        return Ok(None);
-    };
-    let Ok(info) = ImageInfo::load_commit(repo, name, &commit) else {
-        return Ok(None);
-    };
-    if info.manifest_digest != manifest_digest || info.config != config {
-        return Ok(None);
-    }
-    for layer in &info.layers {
-        let stored = match Digest::parse(layer) {
-            Ok(d) => super::read_layers::stored_layer(repo, &d, None)?,
-            Err(_) => None,
-        };
-        if stored.is_none() {
-            return Ok(None);
-        }
-    }
-    Ok(Some(commit))
 }
 
 /// Pairs the manifest's layer descriptors with the config's diff_ids, validating both, and

@@ -52,11 +52,7 @@ pub(super) fn present_layer(repo: &Repo, layer: &LayerBlob) -> Result<Option<Str
 ///
 /// # Errors
 /// libostree fails.
-pub(super) fn stored_layer(
-    repo: &Repo,
-    digest: &Digest,
-    diff_id: Option<&Digest>,
-) -> Result<Option<String>> {
+fn stored_layer(repo: &Repo, digest: &Digest, diff_id: Option<&Digest>) -> Result<Option<String>> {
     let Some(c) = refs::find_layer(repo, digest, diff_id)? else {
         return Ok(None);
     };

@@ -104,4 +104,13 @@ fn inspect_names_an_encapsulated_image_as_such() {
     let inspect: serde_json::Value =
         serde_json::from_str(&repo.ok(&["inspect", "flat"]).stdout).unwrap();
     assert_eq!(inspect["format"], "plain");
+    // The same manifest under one name, read the other way, is not "up to date": each
+    // reading gives its own commit, both ways round.
+    for (format, want) in [("plain", plain.commit()), ("ocitree-encapsulated", commit)] {
+        let r = repo.ok(&["import", "--format", format, &Repo::oci(&out, "v1"), "os"]);
+        assert_eq!(r.commit(), want, "{format}");
+        let inspect: serde_json::Value =
+            serde_json::from_str(&repo.ok(&["inspect", "os"]).stdout).unwrap();
+        assert_eq!(inspect["format"], format);
+    }
 }

@@ -132,7 +132,7 @@ fn layers_stored_under_other_rules_are_read_again() {
             "{name}: {checked}"
         );
         let status = match name {
-            "small" => "Status:   same manifest, 1 layer(s) to read again\n",
+            "small" => "Status:   same manifest, tree to build again (1 layer(s) to read)\n",
             _ => "Status:   not imported\n",
         };
         assert!(checked.contains(status), "{name}: {checked}");
@@ -141,6 +141,40 @@ fn layers_stored_under_other_rules_are_read_again() {
         assert_eq!(r.commit(), want, "{name}");
         let layer = tools::ostree(&repo.path, &["rev-parse", &blob_ref]);
         assert_eq!(layer, good_layer, "{name}");
+    }
+    tools::fsck(&repo.path);
+}
+
+/// "Up to date" means the stored tree is the one this import builds: after an import of the
+/// same manifest under the same name with a layer selection or per-dir layers, a plain
+/// import builds the merged tree again (every layer reused) and gives the commit a fresh
+/// repository gets; `check` says so first. (Other readings: `formats::`.)
+#[test]
+fn a_tree_built_another_way_is_built_again() {
+    let imgs = wild_images();
+    let src = Repo::oci(&imgs.join("small"), "latest");
+    let want = Repo::new().import(&src, "small").commit();
+    let repo = Repo::new();
+    // every layer stored: the tree alone is built again
+    repo.import(&src, "y");
+    for other in [&["--layer-index", "0"][..], &["--layers", "per-dir"]] {
+        let args = [&["import"], other, &[src.as_str(), "x"]].concat();
+        let r = repo.ok(&args);
+        assert_ne!(r.commit(), want, "{other:?}");
+        let checked = repo.ok(&["check", &src, "x"]).stdout;
+        assert!(
+            checked.contains("Status:   same manifest, tree to build again (0 layer(s) to read)\n"),
+            "{other:?}: {checked}"
+        );
+        let r = repo.import(&src, "x");
+        assert_eq!(r.commit(), want, "{other:?}");
+        assert_eq!(r.layers(), (0, 3), "{other:?}");
+        let checked = repo.ok(&["check", &src, "x"]).stdout;
+        assert!(
+            checked.contains("Status:   up to date\n"),
+            "{other:?}: {checked}"
+        );
+        assert_eq!(repo.import(&src, "x").commit(), want, "{other:?}");
     }
     tools::fsck(&repo.path);
 }

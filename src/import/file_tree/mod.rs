@@ -12,7 +12,7 @@ use ostree::{MutableTree, Repo, gio};
 use crate::error::{Error, Result};
 use crate::image::file_tree::{ARTIFACT_TYPE, DEFAULT_MAX_BLOBS, FileTreeRecord};
 use crate::image::{ImageFormat, ImageInfo, ImageMeta, refs};
-use crate::import::{CheckReport, ImportOptions, ImportReport, LayerStatus, up_to_date};
+use crate::import::{CheckReport, ImportOptions, ImportReport, LayerStatus};
 use crate::progress::Event;
 use crate::refname;
 use crate::resolve::read_blob;
@@ -154,12 +154,16 @@ pub fn check(
             digest,
         });
     }
+    // A file tree is always built the same way from its root document: it is up to date
+    // when the name has that root and every manifest of files is stored.
+    let imported_manifest = crate::image::ImageInfo::load(repo, &name)
+        .ok()
+        .map(|i| i.manifest_digest);
     Ok(CheckReport {
         imported: refs::resolve(repo, &refname::image_ref(&name))?.is_some(),
-        imported_manifest: crate::image::ImageInfo::load(repo, &name)
-            .ok()
-            .map(|i| i.manifest_digest),
-        up_to_date: up_to_date(repo, &name, &root.digest_str, "{}")?.is_some(),
+        up_to_date: imported_manifest.as_deref() == Some(root.digest_str.as_str())
+            && layers.iter().all(|l| l.present),
+        imported_manifest,
         name,
         manifest_digest: root.digest_str.clone(),
         layers,
@@ -253,6 +257,7 @@ pub fn import(
         encapsulated: None,
         ostree_base: None,
         file_tree: Some(&record),
+        built: None,
     };
     let commit = crate::image::write_image_commit(repo, &tree, &meta)?;
     let mut written = std::mem::take(&mut w.written);
