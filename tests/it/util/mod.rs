@@ -10,7 +10,9 @@ pub mod keys;
 #[path = "../../../src/testing.rs"]
 pub mod mutate;
 pub mod proxy;
+pub mod read;
 pub mod registry;
+pub mod source;
 pub mod tools;
 pub mod tree;
 pub mod wild;
@@ -21,6 +23,8 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
 pub use image::*;
+pub use read::*;
+pub use source::*;
 
 /// Scratch space on disk (not tmpfs: checkouts need user xattrs).
 pub fn tempdir() -> tempfile::TempDir {
