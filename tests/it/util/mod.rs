@@ -146,11 +146,22 @@ impl Repo {
     /// Checks `rev` out with the real ostree CLI and compares it with `umoci unpack` of the
     /// same image.
     pub fn assert_matches_umoci(&self, rev: &str, layout: &Path, tag: &str) {
+        self.compare_with_umoci(rev, layout, tag, tree::assert_same);
+    }
+
+    /// [`Repo::assert_matches_umoci`] with `compare(ours, umoci's)` as the comparison.
+    pub fn compare_with_umoci(
+        &self,
+        rev: &str,
+        layout: &Path,
+        tag: &str,
+        compare: impl FnOnce(&Path, &Path),
+    ) {
         let work = tempdir();
         let ours = work.path().join("ours");
         tools::ostree_checkout(&self.path, rev, &ours);
         let rootfs = tools::umoci_unpack(layout, tag, &work.path().join("bundle"));
-        tree::assert_same(&ours, &rootfs);
+        compare(&ours, &rootfs);
         tools::fsck(&self.path);
     }
 
