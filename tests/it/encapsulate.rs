@@ -11,126 +11,6 @@ use serde_json::Value;
 
 use crate::util::*;
 
-/// A repository made by `ostree init`, and a working tree to commit from.
-struct Source {
-    _tmp: tempfile::TempDir,
-    repo: PathBuf,
-    tree: PathBuf,
-    work: PathBuf,
-}
-
-impl Source {
-    fn new() -> Source {
-        let tmp = tempdir();
-        let repo = tmp.path().join("src-repo");
-        let tree = tmp.path().join("tree");
-        let work = tmp.path().join("work");
-        std::fs::create_dir_all(&tree).unwrap();
-        std::fs::create_dir_all(&work).unwrap();
-        tools::ostree(&repo, &["init", "--mode=bare-user"]);
-        Source {
-            _tmp: tmp,
-            repo,
-            tree,
-            work,
-        }
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.tree.join(rel)
-    }
-
-    fn write(&self, rel: &str, data: &[u8]) {
-        let p = self.path(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, data).unwrap();
-    }
-
-    fn chmod(&self, rel: &str, mode: u32) {
-        std::fs::set_permissions(self.path(rel), std::fs::Permissions::from_mode(mode)).unwrap();
-    }
-
-    fn setfattr(&self, rel: &str, name: &str, hex_value: &str) {
-        tools::require("setfattr");
-        tools::run(
-            Command::new("setfattr")
-                .args(["-h", "-n", name, "-v", hex_value])
-                .arg(self.path(rel)),
-        );
-    }
-
-    /// `ostree commit` of the tree on branch `branch` with extra arguments; returns the checksum.
-    fn commit(&self, branch: &str, extra: &[&str]) -> String {
-        let tree = format!("--tree=dir={}", self.tree.display());
-        let mut args = vec!["commit", "-b", branch, &tree];
-        args.extend_from_slice(extra);
-        tools::ostree(&self.repo, &args).trim().to_string()
-    }
-
-    /// ocitree on the source repo.
-    fn ocitree(&self, args: &[&str]) -> Run {
-        let out = Command::new(bin())
-            .arg("--repo")
-            .arg(&self.repo)
-            .args(args)
-            .env_remove("OCITREE_REPO")
-            .output()
-            .unwrap();
-        let r = Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        };
-        assert_eq!(r.code, 0, "ocitree {args:?} failed: {r:?}");
-        r
-    }
-
-    /// Encapsulates `rev` into the layout `work/NAME` tagged `latest`; returns the layout.
-    fn encapsulate(&self, rev: &str, name: &str, extra: &[&str]) -> PathBuf {
-        let dir = self.work.join(name);
-        let dest = format!("oci:{}:latest", dir.display());
-        let mut args = vec!["encapsulate", rev, &dest];
-        args.extend_from_slice(extra);
-        self.ocitree(&args);
-        dir
-    }
-}
-
-fn json(p: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
-}
-
-fn blob_path(layout: &Path, digest: &str) -> PathBuf {
-    layout
-        .join("blobs/sha256")
-        .join(digest.trim_start_matches("sha256:"))
-}
-
-/// (manifest digest, manifest, config) of the only image of a layout.
-fn image_of(layout: &Path) -> (String, Value, Value) {
-    let index = json(&layout.join("index.json"));
-    let digest = index["manifests"][0]["digest"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let manifest = json(&blob_path(layout, &digest));
-    let config = json(&blob_path(
-        layout,
-        manifest["config"]["digest"].as_str().unwrap(),
-    ));
-    (digest, manifest, config)
-}
-
-fn layer_digests(layout: &Path) -> Vec<String> {
-    let (_, m, _) = image_of(layout);
-    m["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["digest"].as_str().unwrap().to_string())
-        .collect()
-}
-
 /// A tree with what must survive: owners, setuid/sticky modes, `user.*` and
 /// `security.capability` xattrs (files and directories), hardlinks, symlinks (one with a
 /// denormal target), empty directories, a path longer than 100 bytes, a file streamed in
@@ -163,28 +43,6 @@ fn rich_tree(s: &Source) {
     std::os::unix::fs::chown(s.path("etc/big-ids"), Some(4_000_000), Some(3_000_000)).unwrap();
     let big: Vec<u8> = (0..6_000_000u32).map(|i| (i % 251) as u8).collect();
     s.write("usr/lib/big.bin", &big);
-}
-
-/// Imports `layout` into a fresh repo and asserts it gives commit `expected`, with the same
-/// commit object and detached metadata as in `src`, and a clean fsck.
-fn assert_identical_import(src: &Source, layout: &Path, expected: &str) -> Repo {
-    let fresh = Repo::new();
-    let r = fresh.import(&Repo::oci(layout, "latest"), "img");
-    assert_eq!(
-        r.commit(),
-        expected,
-        "import must give the identical commit"
-    );
-    assert_eq!(
-        tools::ostree(&fresh.path, &["rev-parse", "ocitree/image/img"]).trim(),
-        expected
-    );
-    tools::fsck(&fresh.path);
-    assert_eq!(
-        tools::ostree(&fresh.path, &["show", "--raw", expected]),
-        tools::ostree(&src.repo, &["show", "--raw", expected]),
-    );
-    fresh
 }
 
 /// The layer tar of a one-layer encapsulation: root first as `./`, paths sorted, every entry
@@ -621,7 +479,6 @@ fn mismatched_commit_is_refused_and_nothing_committed() {
     before.assert_unchanged(&fresh.path);
 }
 
-/// The `ContentChecksum:` line of `ostree show` (the root dirtree + dirmeta).
 /// `flatpak build-import-bundle --oci` of `layout` into a new archive repo; returns the repo.
 fn flatpak_import(layout: &Path) -> PathBuf {
     let repo = layout.with_extension("flatpak-repo");
@@ -633,15 +490,6 @@ fn flatpak_import(layout: &Path) -> PathBuf {
             .arg(layout),
     );
     repo
-}
-
-fn content_checksum(repo: &Path, rev: &str) -> String {
-    tools::ostree(repo, &["show", rev])
-        .lines()
-        .find_map(|l| l.strip_prefix("ContentChecksum:"))
-        .unwrap_or_else(|| panic!("no ContentChecksum for {rev}"))
-        .trim()
-        .to_string()
 }
 
 /// A flatpak app commit made by the real `flatpak build-export` (from a hand-made build

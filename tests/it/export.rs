@@ -7,40 +7,6 @@ use serde_json::Value;
 
 use crate::util::*;
 
-fn json(p: &std::path::Path) -> Value {
-    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
-}
-
-/// (manifest, config digest, layer descriptors) of LAYOUT:TAG.
-fn manifest_of(layout: &std::path::Path, tag: &str) -> (Value, String) {
-    let index = json(&layout.join("index.json"));
-    let desc = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
-        .unwrap_or_else(|| panic!("no tag {tag} in {index}"))
-        .clone();
-    let digest = desc["digest"].as_str().unwrap().to_string();
-    (
-        json(
-            &layout
-                .join("blobs/sha256")
-                .join(digest.trim_start_matches("sha256:")),
-        ),
-        digest,
-    )
-}
-
-fn blob(layout: &std::path::Path, digest: &str) -> Vec<u8> {
-    std::fs::read(
-        layout
-            .join("blobs/sha256")
-            .join(digest.trim_start_matches("sha256:")),
-    )
-    .unwrap()
-}
-
 /// Imports LAYOUT:TAG, exports it, and checks config, diff_ids and the unpacked tree.
 fn roundtrip(layout: &std::path::Path, tag: &str) -> (Repo, std::path::PathBuf, tempfile::TempDir) {
     roundtrip_with(layout, tag, &[])
@@ -71,13 +37,7 @@ fn roundtrip_with(
         serde_json::from_slice(&blob(&out, new["config"]["digest"].as_str().unwrap())).unwrap();
     let diff_ids = config["rootfs"]["diff_ids"].as_array().unwrap();
     for (l, diff_id) in new["layers"].as_array().unwrap().iter().zip(diff_ids) {
-        let data = blob(&out, l["digest"].as_str().unwrap());
-        let mut tar = Vec::new();
-        std::io::Read::read_to_end(
-            &mut ocitree::decompress::decompress(&data[..]).unwrap(),
-            &mut tar,
-        )
-        .unwrap();
+        let tar = layer_tar(&out, l["digest"].as_str().unwrap());
         assert_eq!(
             sha256(&tar),
             diff_id.as_str().unwrap(),

@@ -31,6 +31,10 @@ mod bad_input;
 mod export;
 // Export faults: SIGKILL at random points, a full disk, a closed stdout under an archive.
 mod export_faults;
+// Round trips of random inputs (proptest): any ostree commit → encapsulate → import gives the
+// identical commit or a documented refusal; any image → import → export gives its config and
+// layer tars back.
+mod roundtrip;
 // Encapsulate: ostree commits → OCI → import gives the identical commit; stable layers.
 mod encapsulate;
 // Directory trees as nested indexes (encapsulate --format file-tree): round trips, registry

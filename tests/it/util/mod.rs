@@ -10,7 +10,9 @@ pub mod keys;
 #[path = "../../../src/testing.rs"]
 pub mod mutate;
 pub mod proxy;
+pub mod read;
 pub mod registry;
+pub mod source;
 pub mod tools;
 pub mod tree;
 pub mod wild;
@@ -21,6 +23,8 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
 pub use image::*;
+pub use read::*;
+pub use source::*;
 
 /// Scratch space on disk (not tmpfs: checkouts need user xattrs).
 pub fn tempdir() -> tempfile::TempDir {
@@ -142,11 +146,22 @@ impl Repo {
     /// Checks `rev` out with the real ostree CLI and compares it with `umoci unpack` of the
     /// same image.
     pub fn assert_matches_umoci(&self, rev: &str, layout: &Path, tag: &str) {
+        self.compare_with_umoci(rev, layout, tag, tree::assert_same);
+    }
+
+    /// [`Repo::assert_matches_umoci`] with `compare(ours, umoci's)` as the comparison.
+    pub fn compare_with_umoci(
+        &self,
+        rev: &str,
+        layout: &Path,
+        tag: &str,
+        compare: impl FnOnce(&Path, &Path),
+    ) {
         let work = tempdir();
         let ours = work.path().join("ours");
         tools::ostree_checkout(&self.path, rev, &ours);
         let rootfs = tools::umoci_unpack(layout, tag, &work.path().join("bundle"));
-        tree::assert_same(&ours, &rootfs);
+        compare(&ours, &rootfs);
         tools::fsck(&self.path);
     }
 

@@ -90,8 +90,15 @@ pub fn walk(root: &Path) -> BTreeMap<String, Node> {
     out
 }
 
-/// Panics with a readable diff unless the two trees are equal.
+/// Panics with a readable diff unless the two trees are equal and not empty.
 pub fn assert_same(ours: &Path, oracle: &Path) {
+    let n = assert_equal(ours, oracle);
+    assert!(n > 0, "empty trees prove nothing");
+}
+
+/// Panics with a readable diff unless the two trees are equal (both empty included); returns
+/// the number of paths.
+pub fn assert_equal(ours: &Path, oracle: &Path) -> usize {
     let (a, b) = (walk(ours), walk(oracle));
     let mut diffs = Vec::new();
     for k in a
@@ -115,5 +122,5 @@ pub fn assert_same(ours: &Path, oracle: &Path) {
         b.len(),
         diffs.join("\n")
     );
-    assert!(!a.is_empty(), "empty trees prove nothing");
+    a.len()
 }
