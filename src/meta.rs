@@ -82,12 +82,18 @@ pub const LAYER_LINKS: &str = "ocitree.layer.links";
 /// (set only when there are any). A lower-layer file at the target when the layer is applied
 /// is what the link takes, as extracting the tar in order gives.
 pub const LAYER_FORWARD_LINKS: &str = "ocitree.layer.forward-links";
+/// Layer commit: hardlinks written before the same layer put a directory at their target
+/// (set only when there are any). In tar order the link took the file the lower layers have
+/// there, which must exist when the layer is applied.
+pub const LAYER_EARLY_LINKS: &str = "ocitree.layer.early-links";
 /// Layer commit: directories that replaced a non-directory of the same layer (set only when
 /// there are any): like an opaque directory, they hide what lower layers had there.
 pub const LAYER_REPLACED_DIRS: &str = "ocitree.layer.replaced-dirs";
-/// Layer commit: directories the tar named only after entries below them (set only when there
-/// are any). Over a lower-layer non-directory such a layer is refused: extracting it in tar
-/// order writes those entries through a symlink (or fails on a file) before the directory
+/// Layer commit: paths the tar named only after entries below them (set only when there are
+/// any): a directory, or a file or symlink over a directory the layer made for entries that
+/// left nothing in its tree (a hardlink waiting for its target, a skipped device or FIFO).
+/// Over a lower-layer non-directory such a layer is refused: extracting it in tar order
+/// writes those entries through a symlink (or fails on a file) before the path's own entry
 /// replaces it, which no tree of the layer alone can say.
 pub const LAYER_LATE_DIRS: &str = "ocitree.layer.late-dirs";
 /// Layer commit: skipped entries.

@@ -60,6 +60,7 @@ pub struct LayerBuilder<'r> {
     whiteouts: Vec<String>,
     pending_links: Vec<(Entry, Vec<String>)>,
     forward_links: Vec<(String, String)>,
+    early_links: Vec<(String, String)>,
     replaced_dirs: BTreeSet<String>,
     late_dirs: BTreeSet<String>,
     tar_split: Vec<u8>,
@@ -107,6 +108,7 @@ impl<'r> LayerBuilder<'r> {
             whiteouts: Vec::new(),
             pending_links: Vec::new(),
             forward_links: Vec::new(),
+            early_links: Vec::new(),
             replaced_dirs: BTreeSet::new(),
             late_dirs: BTreeSet::new(),
             tar_split: Vec::new(),
@@ -464,6 +466,13 @@ impl<'r> LayerBuilder<'r> {
         let here = path::join(&e.path);
         let is_dir = e.kind == EntryKind::Dir;
         let below = format!("{here}/");
+        // Entries written below `here` that left nothing in its tree: a hardlink waiting for
+        // its target, a skipped device node or FIFO.
+        let wrote_below = self
+            .pending_links
+            .iter()
+            .any(|(l, _)| path::join(&l.path).starts_with(&below))
+            || self.skipped.iter().any(|s| s.path.starts_with(&below));
         self.pending_links.retain(|(l, _)| {
             let p = path::join(&l.path);
             p != here && (is_dir || !p.starts_with(&below))
@@ -474,6 +483,11 @@ impl<'r> LayerBuilder<'r> {
             }
             Some(Node::Dir(d)) if !is_dir && self.implicit.contains(&here) => {
                 if d.copy_files().is_empty() && d.copy_subdirs().is_empty() {
+                    // Those entries went through whatever the lower layers have here:
+                    // refused over a non-directory when the layer is applied.
+                    if wrote_below {
+                        self.late_dirs.insert(here);
+                    }
                     return Ok(());
                 }
                 return Err(LayerError::EntryConflict {
@@ -523,6 +537,14 @@ impl<'r> LayerBuilder<'r> {
                 .parent_dir(&e.raw_path, &e.path[..e.path.len() - 1], false)?
                 .expect("replaces files");
             let link = (path::join(&e.path), path::join(&target));
+            // Not in this layer when the link was written, a directory of it now: in tar
+            // order the link took the lower layers' file, before the directory replaced it.
+            if let Some(Node::Dir(_)) =
+                mtree::get_path(&self.root, &target).map_err(ostree_err(&e.path, "reading tree"))?
+            {
+                self.early_links.push(link);
+                continue;
+            }
             if self.link(&parent, &e, &target)? {
                 self.forward_links.push(link);
             } else {
@@ -553,6 +575,9 @@ impl<'r> LayerBuilder<'r> {
         // Only when there are any: every other layer commit stays as it was.
         if !self.forward_links.is_empty() {
             dict.insert(meta::LAYER_FORWARD_LINKS, &self.forward_links);
+        }
+        if !self.early_links.is_empty() {
+            dict.insert(meta::LAYER_EARLY_LINKS, &self.early_links);
         }
         if !self.replaced_dirs.is_empty() {
             let dirs: Vec<String> = self.replaced_dirs.iter().cloned().collect();

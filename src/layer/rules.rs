@@ -10,7 +10,9 @@ use ostree::{ObjectType, Repo, glib};
 use crate::meta;
 
 /// The rules this build applies. Raise it when a layer's tree or its records would differ.
-pub const VERSION: u32 = 1;
+/// 2: a file or symlink over a directory the layer made for a hardlink or skipped entry
+/// alone is recorded as late ([`meta::LAYER_LATE_DIRS`]).
+pub const VERSION: u32 = 2;
 
 /// Whether layer commit `commit` can be reused under [`VERSION`]: a tar layer built under it,
 /// or a commit of another kind ([`meta::LAYER_KIND`]: an artifact blob as one file, a file

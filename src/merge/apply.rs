@@ -134,7 +134,26 @@ impl<'r> Merger<'r> {
                 lower_targets.push((path, csum));
             }
         }
+        // What early links take: the lower layers' file, before this layer's directory.
+        let mut early = Vec::with_capacity(layer.early_links.len());
+        for (path, target) in &layer.early_links {
+            let comps: Vec<String> = target.split('/').map(String::from).collect();
+            match mtree::get_path(&root, &comps).map_err(err(path, "reading merged tree"))? {
+                Some(Node::File(csum)) => early.push((path, csum)),
+                _ => {
+                    return Err(LayerError::BadHardlink {
+                        path: path.clone(),
+                        target: target.clone(),
+                        reason: "is a directory the layer wrote after the link, and the layers \
+                                 below have no file there",
+                    });
+                }
+            }
+        }
         self.apply_dir(layer, &root, &[], &layer.contents, "")?;
+        for (path, csum) in early {
+            self.place_link(path, &csum)?;
+        }
         for (path, target) in &layer.links {
             self.link_lower(path, target)?;
         }
@@ -177,6 +196,13 @@ impl<'r> Merger<'r> {
         }
         for (name, csum) in &files {
             if whiteout::classify(name) == Whiteout::None {
+                let child = join(path, name);
+                if layer.late_dirs.contains(&child)
+                    && let Some(Node::File(lower)) =
+                        mtree::get(merged, name).map_err(err(&child, "reading merged tree"))?
+                {
+                    return Err(self.late_over_lower(child, &lower)?);
+                }
                 mtree::replace_with_file(merged, name, csum).map_err(err(path, "adding file"))?;
             }
         }
@@ -224,18 +250,7 @@ impl<'r> Merger<'r> {
                     }
                 }
                 Some(Node::File(csum)) if layer.late_dirs.contains(&child) => {
-                    let what = match self.symlink_target(&csum)? {
-                        Some(_) => "symlink (they went through it)",
-                        None => "file (they could not be written)",
-                    };
-                    return Err(LayerError::EntryConflict {
-                        path: child,
-                        reason: format!(
-                            "the layer names this directory only after entries below it, and a \
-                             lower layer has a {what} there before the directory replaces it: \
-                             the result depends on how the tar is extracted"
-                        ),
-                    });
+                    return Err(self.late_over_lower(child, &csum)?);
                 }
                 None if markers_only => continue, // nothing below to delete
                 _ => {
@@ -359,6 +374,24 @@ impl<'r> Merger<'r> {
             }
         };
         self.place_link(path, &csum)
+    }
+
+    /// The error for `path`, which the layer names only after entries below it, over lower
+    /// non-directory `csum`: in tar order those entries went through it (a symlink) or
+    /// could not be written (a file) before the layer's entry replaced it.
+    fn late_over_lower(&mut self, path: String, csum: &str) -> Result<LayerError, LayerError> {
+        let what = match self.symlink_target(csum)? {
+            Some(_) => "symlink (they went through it)",
+            None => "file (they could not be written)",
+        };
+        Ok(LayerError::EntryConflict {
+            path,
+            reason: format!(
+                "the layer names this path only after entries below it, and a lower layer has \
+                 a {what} there before the layer's entry replaces it: the result depends on how \
+                 the tar is extracted"
+            ),
+        })
     }
 
     /// Puts file object `csum` at `path` (a hardlink), creating missing parents.

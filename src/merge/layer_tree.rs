@@ -29,6 +29,9 @@ pub struct LayerTree {
     /// Hardlinks written before their target, which came later in the layer, (path, target):
     /// they take a lower-layer file at the target if there is one ([`meta::LAYER_FORWARD_LINKS`]).
     pub forward_links: Vec<(String, String)>,
+    /// Hardlinks written before the layer put a directory at their target, (path, target):
+    /// they take the lower layers' file there, which must exist ([`meta::LAYER_EARLY_LINKS`]).
+    pub early_links: Vec<(String, String)>,
     /// Directories that replaced a non-directory of the same layer: opaque to lower layers
     /// ([`meta::LAYER_REPLACED_DIRS`]).
     pub replaced_dirs: HashSet<String>,
@@ -107,6 +110,11 @@ impl LayerTree {
             .ok()
             .flatten()
             .unwrap_or_default();
+        let early_links: Vec<(String, String)> = dict
+            .lookup::<Vec<(String, String)>>(meta::LAYER_EARLY_LINKS)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         let replaced_dirs: HashSet<String> =
             strings(meta::LAYER_REPLACED_DIRS).into_iter().collect();
         let late_dirs: HashSet<String> = strings(meta::LAYER_LATE_DIRS).into_iter().collect();
@@ -130,6 +138,7 @@ impl LayerTree {
         }
         for path in links
             .iter()
+            .chain(&early_links)
             .map(|(p, _)| p)
             .chain(skipped_paths.iter().map(|(p, _)| p))
         {
@@ -152,6 +161,7 @@ impl LayerTree {
             special,
             links,
             forward_links,
+            early_links,
             replaced_dirs,
             late_dirs,
             skipped,
@@ -203,6 +213,7 @@ impl LayerTree {
             special: HashSet::new(),
             links: Vec::new(),
             forward_links: Vec::new(),
+            early_links: Vec::new(),
             replaced_dirs: HashSet::new(),
             late_dirs: HashSet::new(),
             skipped: HashMap::new(),

@@ -32,7 +32,20 @@ fn hardlinks_take_what_their_target_was_when_written() {
         ],
     ]);
     // A file over the link's parent directory removes the link with it.
-    check(&[lower, vec![hardlink("d/b", "etc/a"), file("d", b"d\n")]]);
+    check(&[
+        lower.clone(),
+        vec![hardlink("d/b", "etc/a"), file("d", b"d\n")],
+    ]);
+    // A directory over the target after the link: the link keeps the lower file.
+    let (repo, _) = check(&[
+        lower,
+        vec![
+            hardlink("etc/b", "etc/a"),
+            dir("etc/a"),
+            file("etc/a/x", b"x"),
+        ],
+    ]);
+    assert_eq!(repo.ok(&["cat", "img", "/etc/b"]).stdout, "old\n");
 }
 
 /// A directory that replaces a file or symlink of the same layer starts empty: in tar order
@@ -145,6 +158,33 @@ fn what_tar_extraction_refuses_or_the_layer_cannot_place_is_an_error() {
             "directory-named-late-over-lower-file",
             vec![vec![file("a", b"f")], vec![file("a/x", b"x"), dir("a")]],
             &["\"a\"", "only after entries below it", "file"],
+        ),
+        (
+            // The link went through the lower symlink (to `c/h`) before `a` replaced it.
+            "file-over-implicit-dir-holding-a-link",
+            vec![
+                vec![dir("c"), symlink("a", "c"), file("t", b"t")],
+                vec![hardlink("a/h", "t"), file("a", b"f")],
+            ],
+            &["\"a\"", "only after entries below it", "symlink"],
+        ),
+        (
+            // As above, with an entry OSTree cannot store below `a`.
+            "file-over-implicit-dir-holding-a-fifo",
+            vec![
+                vec![dir("c"), symlink("a", "c")],
+                vec![E::Fifo { path: "a/f".into() }, symlink("a", "elsewhere")],
+            ],
+            &["\"a\"", "only after entries below it", "symlink"],
+        ),
+        (
+            // The link took what the layers below have at `a`: nothing.
+            "early-link-to-nothing",
+            vec![
+                vec![dir("etc")],
+                vec![hardlink("etc/b", "etc/a"), dir("etc/a")],
+            ],
+            &["etc/b", "etc/a", "layers below have no file there"],
         ),
         (
             "symlink-loop",

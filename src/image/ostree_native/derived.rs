@@ -294,7 +294,9 @@ impl<'r> DerivedApplier<'r> {
     /// [`LayerError::Derived`] or [`LayerError::BadHardlink`] for what is refused (see the
     /// module documentation); libostree failures.
     pub fn apply_layer(&mut self, layer: &LayerTree) -> Result<(), LayerError> {
-        if let Some((path, target)) = layer.links.iter().find(|(p, _)| kept(p)) {
+        if let Some((path, target)) =
+            (layer.links.iter().chain(&layer.early_links)).find(|(p, _)| kept(p))
+        {
             return Err(LayerError::BadHardlink {
                 path: path.clone(),
                 target: target.clone(),
