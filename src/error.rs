@@ -189,11 +189,13 @@ pub enum LayerError {
         /// The path as written in the tar (lossy if not UTF-8).
         path: String,
     },
-    /// A file name is not UTF-8, which OSTree cannot store.
-    #[error("entry {path:?}: file name is not UTF-8 (bytes {bytes}); OSTree cannot store it")]
+    /// A file name or symlink target is not UTF-8, which OSTree cannot store.
+    #[error("entry {path:?}: {what} is not UTF-8 (bytes {bytes}); OSTree cannot store it")]
     NonUtf8Name {
         /// The path, lossily decoded.
         path: String,
+        /// What is not UTF-8.
+        what: NonUtf8,
         /// The raw bytes, hex-escaped.
         bytes: String,
     },
@@ -363,4 +365,22 @@ pub fn printable(text: &str) -> String {
         }
     }
     out
+}
+
+/// What [`LayerError::NonUtf8Name`] found not UTF-8.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NonUtf8 {
+    /// A path component.
+    FileName,
+    /// A symlink's target.
+    SymlinkTarget,
+}
+
+impl std::fmt::Display for NonUtf8 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NonUtf8::FileName => "file name",
+            NonUtf8::SymlinkTarget => "symlink target",
+        })
+    }
 }

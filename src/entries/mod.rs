@@ -321,7 +321,8 @@ pub fn parse_sparse<R: Read>(
             EntryKind::Symlink(
                 String::from_utf8(target).map_err(|e| LayerError::NonUtf8Name {
                     path: raw_path.clone(),
-                    bytes: format!("symlink target {}", path::escape_bytes(e.as_bytes())),
+                    what: crate::error::NonUtf8::SymlinkTarget,
+                    bytes: path::escape_bytes(e.as_bytes()),
                 })?,
             )
         }

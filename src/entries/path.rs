@@ -61,6 +61,7 @@ pub fn normalize(raw: &[u8]) -> Result<Vec<String>, LayerError> {
                 Err(_) => {
                     return Err(LayerError::NonUtf8Name {
                         path: lossy(raw),
+                        what: crate::error::NonUtf8::FileName,
                         bytes: escape_bytes(raw),
                     });
                 }

@@ -197,6 +197,30 @@ fn non_utf8_name() {
 }
 
 #[test]
+fn non_utf8_symlink_target() {
+    let mut h = tar::Header::new_ustar();
+    h.set_path("l").unwrap();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_mode(0o777);
+    h.set_size(0);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_link_name_literal(b"caf\xe9").unwrap();
+    h.set_cksum();
+    let mut b = tar::Builder::new(Vec::new());
+    b.append(&h, std::io::empty()).unwrap();
+    let tar = b.into_inner().unwrap();
+    let tmp = tempdir();
+    let (dir, layer) = raw_image(&tmp, &compress(&tar, Comp::Gzip), None, &sha256(&tar));
+    rejects(
+        &dir,
+        &layer,
+        &["\"l\": symlink target is not UTF-8", "caf\\xe9"],
+    );
+}
+
+#[test]
 fn hardlink_to_nothing() {
     let tar = tar_of(&[hardlink("b", "nowhere")]);
     let tmp = tempdir();

@@ -430,6 +430,20 @@ fn untransportable_trees_are_refused() {
         err.contains("/etc/.wh.passwd") && err.contains("whiteout"),
         "{err}"
     );
+    // libostree commits a symlink target that is not UTF-8 (with a warning) but no import
+    // stores it: refused here, not written as an image its own import refuses.
+    let t = Source::new();
+    std::os::unix::fs::symlink(
+        <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"caf\xe9"),
+        t.path("l"),
+    )
+    .unwrap();
+    t.commit("bad-target", &[]);
+    let err = fails(&t, "bad-target");
+    assert!(
+        err.contains("/l: its symlink target is not UTF-8") && err.contains("caf\\xe9"),
+        "{err}"
+    );
     let err = fails(&s, "no-such-ref");
     assert!(
         err.contains("no-such-ref") && err.contains("not found"),

@@ -185,9 +185,7 @@ impl<'r> TarWriter<'r> {
                     };
                     self.check(&node.path, &m)?;
                     if info.file_type() == gio::FileType::SymbolicLink {
-                        use std::os::unix::ffi::OsStrExt;
-                        let target = info.symlink_target().unwrap_or_default();
-                        let target = target.as_os_str().as_bytes().to_vec();
+                        let target = symlink_target(&self.rev, &node.path, &info)?;
                         self.entry(out, node.path.as_bytes(), &m, Entry::Symlink(&target))
                             .map_err(self.io(&node.path))?;
                         continue;
@@ -238,6 +236,28 @@ impl<'r> TarWriter<'r> {
         entry: Entry<'_>,
     ) -> io::Result<()> {
         write_entry(out, path, m, entry, self.mtime)
+    }
+}
+
+/// The target of symlink `info` at `path`: UTF-8, or the tree cannot be carried (libostree
+/// commits other targets, with a warning, but refuses them on import, as ocitree does).
+///
+/// # Errors
+/// [`Error::Unencapsulable`] for a target that is not UTF-8.
+pub(crate) fn symlink_target(rev: &str, path: &str, info: &gio::FileInfo) -> Result<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    let target = info.symlink_target().unwrap_or_default();
+    let bytes = target.as_os_str().as_bytes();
+    match std::str::from_utf8(bytes) {
+        Ok(_) => Ok(bytes.to_vec()),
+        Err(_) => Err(Error::Unencapsulable {
+            rev: rev.to_string(),
+            path: path.to_string(),
+            reason: format!(
+                "its symlink target is not UTF-8 (bytes {}): OSTree refuses to import it",
+                crate::entries::path::escape_bytes(bytes)
+            ),
+        }),
     }
 }
 

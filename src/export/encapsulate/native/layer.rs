@@ -30,7 +30,7 @@ use ostree::{ObjectType, Repo, gio, glib};
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::export::encapsulate::tar::{Entry, Meta, write_entry};
+use crate::export::encapsulate::tar::{Entry, Meta, symlink_target, write_entry};
 use crate::export::encapsulate::walk::{Kind, Node};
 use crate::image::EncapsulatedCommit;
 use crate::image::ostree_native::object_path;
@@ -252,10 +252,8 @@ impl<'r> LayerWriter<'r> {
                 };
                 self.entry(out, &file_path, &m, e)?;
             } else {
-                use std::os::unix::ffi::OsStrExt;
-                let target = info.symlink_target().unwrap_or_default();
-                let target = target.as_os_str().as_bytes();
-                self.entry(out, &file_path, &m, Entry::Symlink(target))?;
+                let target = symlink_target(self.rev, &file_path, &info)?;
+                self.entry(out, &file_path, &m, Entry::Symlink(&target))?;
             }
             for p in paths {
                 let e = if regular && size == 0 {
