@@ -23,8 +23,9 @@
 //! in this process), [`ArchiveStore::find`] gives `None` and libostree writes the objects.
 //! libostree's free-space reserve (`core.min-free-space-size`, else
 //! `core.min-free-space-percent`, 3 % unless set) holds for these objects as for its own: an
-//! object that would leave less free is not stored, and the import fails naming the setting,
-//! leaving the repository as it was.
+//! object that would leave less free is not stored (a large one is checked every 32 MiB as
+//! it is written, so it stops at the reserve, not on a full disk), and the import fails
+//! naming the setting, leaving the repository as it was.
 
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -135,8 +136,14 @@ impl ArchiveStore {
         let mut src = data.take(entry.size);
         let mut read_failed = None;
         let level = self.level;
+        // A large object keeps the reserve while it is written, not only once it is.
+        let out = ReserveKept {
+            store: self,
+            out: tmp.as_file_mut(),
+            unchecked: 0,
+        };
         let copied = par_deflate::deflate_into::<RawDeflate, _, _>(
-            tmp.as_file_mut(),
+            out,
             level,
             par_deflate::threads(),
             |out| {
@@ -206,6 +213,34 @@ impl ArchiveStore {
             Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => Ok(()),
             Err(e) => Err(e.error),
         }
+    }
+}
+
+/// A writer that checks the repository's reserve ([`ArchiveStore::check_reserve`]) every
+/// [`ReserveKept::EVERY`] bytes written through it.
+struct ReserveKept<'a, W> {
+    store: &'a ArchiveStore,
+    out: W,
+    unchecked: u64,
+}
+
+impl<W> ReserveKept<'_, W> {
+    const EVERY: u64 = 32 << 20;
+}
+
+impl<W: Write> Write for ReserveKept<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.unchecked >= Self::EVERY {
+            self.store.check_reserve()?;
+            self.unchecked = 0;
+        }
+        let n = self.out.write(buf)?;
+        self.unchecked += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
     }
 }
 
