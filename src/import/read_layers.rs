@@ -101,6 +101,7 @@ pub(super) fn read_layer(
         size: layer.size,
     });
     let blob: BlobReader = Box::new(opts.progress.counting(index, blob));
+    let read_opts = keeping_what_was_kept(repo, layer, read_opts);
     let imported = import_treated(repo, blob, layer, read_opts).map_err(|cause| Error::Layer {
         image: image.to_string(),
         layer: layer.digest.to_string(),
@@ -112,6 +113,24 @@ pub(super) fn read_layer(
         commit: imported.commit.clone(),
     });
     Ok(imported)
+}
+
+/// The options for reading `layer` again where its blob ref names a commit this import does
+/// not reuse (stored under other layer rules): what that commit kept for an exact export is
+/// kept again — the blob of an artifact, the exact-gzip records — whatever this import asks,
+/// so that no image already stored loses its blob digests on export.
+fn keeping_what_was_kept(repo: &Repo, layer: &LayerBlob, mut opts: ReadOptions) -> ReadOptions {
+    let stored = refs::resolve(repo, &crate::refname::blob_ref(layer.digest.as_str()));
+    let Ok(Some(commit)) = stored else {
+        return opts;
+    };
+    let Ok(v) = repo.load_variant(ostree::ObjectType::Commit, &commit) else {
+        return opts;
+    };
+    let dict = ostree::glib::VariantDict::new(Some(&v.child_value(0)));
+    opts.keep_blob |= dict.contains(crate::meta::LAYER_TREE_COMMIT);
+    opts.exact_gzip |= dict.contains(crate::meta::LAYER_EXACT_GZIP);
+    opts
 }
 
 /// The number of layers read at once when the user did not say: one per core.

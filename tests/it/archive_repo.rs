@@ -191,7 +191,10 @@ fn an_archive_import_keeps_the_repositorys_free_space_reserve() {
     // One file larger than the whole file system: the reserve holds while it is written,
     // the import stops there (not on a full disk).
     let huge_dir = tmp.path().join("huge");
-    Layout::single(&huge_dir, &[Layer::new(&[file("huge", &noise(50 << 20, 5))])]);
+    Layout::single(
+        &huge_dir,
+        &[Layer::new(&[file("huge", &noise(50 << 20, 5))])],
+    );
     let err = repo.fails(&["import", &Repo::oci(&huge_dir, "latest"), "huge"]);
     assert!(err.contains("min-free-space"), "{err}");
     snap.assert_unchanged(&repo.path);

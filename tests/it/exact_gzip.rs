@@ -267,3 +267,43 @@ fn unreproducible_layers_are_recompressed_and_reported() {
     assert!(e.stdout.contains("imported from another blob"), "{e:?}");
     assert_diff_ids(&out, &again);
 }
+
+/// A layer stored under other layer rules is read again by the next import that meets it,
+/// keeping the exact-gzip records its stored commit had even under `--no-exact-gzip`: the
+/// image stored before still exports with its manifest digest.
+#[test]
+fn a_layer_read_again_keeps_its_exact_gzip_records() {
+    let layers = vec![gzip_layer(tar_data(7, 8), &["gzip", "-6", "-n"])];
+    let tmp = tempdir();
+    let dir = tmp.path().join("img");
+    let (manifest, blobs, repo, _) = import_expecting(&dir, &layers, "1 of 1");
+    let blob_ref = format!("ocitree/blob/sha256/{}", &blobs[0][7..]);
+    let good = tools::ostree(&repo.path, &["rev-parse", &blob_ref]);
+    // What an earlier build left: records kept, no rules version.
+    tools::ostree(
+        &repo.path,
+        &[
+            "commit",
+            "--branch",
+            &blob_ref,
+            &format!("--tree=ref={good}"),
+            "--add-metadata=ocitree.layer.exact-gzip=[byte 0x01]",
+        ],
+    );
+    let r = repo.ok(&[
+        "import",
+        "--no-exact-gzip",
+        &Repo::oci(&dir, "latest"),
+        "other",
+    ]);
+    assert_eq!(r.layers(), (1, 0), "{r:?}");
+    assert_eq!(
+        tools::ostree(&repo.path, &["rev-parse", &blob_ref]),
+        good,
+        "the layer commit an exact import makes"
+    );
+    let out = tmp.path().join("out");
+    let e = export(&repo, &out);
+    assert!(e.stdout.contains("manifest digest unchanged"), "{e:?}");
+    assert_eq!(digests(&out, "exported").0, manifest);
+}
