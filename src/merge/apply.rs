@@ -150,6 +150,29 @@ impl<'r> Merger<'r> {
                 }
             }
         }
+        // A path named only after entries below it, over a lower non-directory: in tar order
+        // those entries went through it (or failed), perhaps before a marker of this layer
+        // (here, or opaque above it) removed it: looked up before the layer applies. Below a
+        // directory that replaced a non-directory of this layer, the lower one was gone first.
+        let mut late: Vec<&String> = (layer.late_dirs.iter())
+            .filter(|p| {
+                !layer
+                    .replaced_dirs
+                    .iter()
+                    .any(|d| p.starts_with(&format!("{d}/")))
+            })
+            .collect();
+        late.sort();
+        for path in late {
+            let mut comps: VecDeque<String> = path.split('/').map(String::from).collect();
+            let name = comps.pop_back().expect("split yields one part");
+            if let Some((dir, _)) = self.resolve_dir(Vec::new(), comps, path, false)?
+                && let Some(Node::File(lower)) =
+                    mtree::get(&dir, &name).map_err(err(path, "reading merged tree"))?
+            {
+                return Err(self.late_over_lower(path.clone(), &lower)?);
+            }
+        }
         self.apply_dir(layer, &root, &[], &layer.contents, "")?;
         for (path, csum) in early {
             self.place_link(path, &csum)?;
@@ -196,13 +219,6 @@ impl<'r> Merger<'r> {
         }
         for (name, csum) in &files {
             if whiteout::classify(name) == Whiteout::None {
-                let child = join(path, name);
-                if layer.late_dirs.contains(&child)
-                    && let Some(Node::File(lower)) =
-                        mtree::get(merged, name).map_err(err(&child, "reading merged tree"))?
-                {
-                    return Err(self.late_over_lower(child, &lower)?);
-                }
                 mtree::replace_with_file(merged, name, csum).map_err(err(path, "adding file"))?;
             }
         }
@@ -248,9 +264,6 @@ impl<'r> Merger<'r> {
                                 .into(),
                         });
                     }
-                }
-                Some(Node::File(csum)) if layer.late_dirs.contains(&child) => {
-                    return Err(self.late_over_lower(child, &csum)?);
                 }
                 None if markers_only => continue, // nothing below to delete
                 _ => {

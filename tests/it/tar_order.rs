@@ -90,6 +90,18 @@ fn a_directory_named_after_its_entries_merges_over_a_directory_or_nothing() {
     assert_eq!(repo.ok(&["cat", "img", "/a/old"]).stdout, "o");
     assert_eq!(repo.ok(&["cat", "img", "/a/x"]).stdout, "x");
     check(&[vec![dir("b")], upper]);
+    // Below a directory that first replaced a file of the same layer, the lower symlink was
+    // gone before the entries came.
+    let (repo, _) = check(&[
+        vec![dir("x"), dir("c"), symlink("x/a", "../c")],
+        vec![
+            file("x", b"f"),
+            dir("x"),
+            file("x/a/y", b"y"),
+            dir("x/a"),
+        ],
+    ]);
+    assert_eq!(repo.ok(&["cat", "img", "/x/a/y"]).stdout, "y");
 }
 
 /// `..` in a symlink of the layer, out of a directory the layer made, is resolved there.
@@ -153,6 +165,23 @@ fn what_tar_extraction_refuses_or_the_layer_cannot_place_is_an_error() {
                 vec![file("a/x", b"x"), dir("a")],
             ],
             &["\"a\"", "only after entries below it", "symlink"],
+        ),
+        (
+            // The marker may come after `p/a/x`, which then went through the symlink.
+            "directory-named-late-over-lower-symlink-an-opaque-marker-removes",
+            vec![
+                vec![dir("c"), dir("p"), symlink("p/a", "../c")],
+                vec![file("p/a/x", b"x"), opaque("p"), dir("p/a")],
+            ],
+            &["\"p/a\"", "only after entries below it", "symlink"],
+        ),
+        (
+            "directory-named-late-over-lower-symlink-a-whiteout-removes",
+            vec![
+                vec![dir("c"), dir("p"), symlink("p/a", "../c")],
+                vec![file("p/a/x", b"x"), whiteout("p/a"), dir("p/a")],
+            ],
+            &["\"p/a\"", "only after entries below it", "symlink"],
         ),
         (
             "directory-named-late-over-lower-file",
