@@ -6,8 +6,6 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use serde_json::Value;
-
 use crate::util::*;
 
 /// A few MiB of tar: text-like files (several 1 MiB analysis pieces), a binary one, small ones.
@@ -80,10 +78,6 @@ fn gzip_layer(tar: Vec<u8>, cmd: &[&str]) -> Layer {
     l
 }
 
-fn json(p: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
-}
-
 /// The manifest digest and layer digests tagged `tag` in an OCI layout.
 /// Writes `layers` as an image at `dir`, imports it and checks the `Exact:` line starts with
 /// `kept` ("K of N"); returns (manifest digest, layer digests, repo, import output).
@@ -101,24 +95,14 @@ fn import_expecting(dir: &Path, layers: &[Layer], kept: &str) -> (String, Vec<St
 }
 
 fn digests(layout: &Path, tag: &str) -> (String, Vec<String>) {
-    let index = json(&layout.join("index.json"));
-    let m = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
-        .unwrap()["digest"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let manifest = json(&layout.join("blobs/sha256").join(&m[7..]));
+    let (manifest, digest) = crate::util::read::manifest_of(layout, tag);
     let layers = manifest["layers"]
         .as_array()
         .unwrap()
         .iter()
         .map(|l| l["digest"].as_str().unwrap().to_string())
         .collect();
-    (m, layers)
+    (digest, layers)
 }
 
 /// Every exported blob hashes to its name, and decompresses to the original diff_id.

@@ -94,12 +94,7 @@ fn a_directory_named_after_its_entries_merges_over_a_directory_or_nothing() {
     // gone before the entries came.
     let (repo, _) = check(&[
         vec![dir("x"), dir("c"), symlink("x/a", "../c")],
-        vec![
-            file("x", b"f"),
-            dir("x"),
-            file("x/a/y", b"y"),
-            dir("x/a"),
-        ],
+        vec![file("x", b"f"), dir("x"), file("x/a/y", b"y"), dir("x/a")],
     ]);
     assert_eq!(repo.ok(&["cat", "img", "/x/a/y"]).stdout, "y");
 }
