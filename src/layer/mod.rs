@@ -398,6 +398,14 @@ impl<'r> LayerBuilder<'r> {
         let at = |op| ostree_err(&e.path, op);
         match &e.kind {
             _ if is_marker => {
+                if self.marker_after_entries(&parent, whiteout::classify(name), &e.path)? {
+                    return Err(LayerError::BadWhiteout {
+                        path: e.raw_path.clone(),
+                        reason: "it comes after entries of the same layer at or below what it \
+                                 removes: extracting the tar in order and applying markers \
+                                 first give different trees (markers must come first)",
+                    });
+                }
                 let marker = Entry {
                     kind: EntryKind::File,
                     size: e.size,
@@ -453,6 +461,48 @@ impl<'r> LayerBuilder<'r> {
             }
         }
         Ok(None)
+    }
+
+    /// Whether whiteout `marker` (at `path`, in directory `parent`) comes after an entry of
+    /// this layer at or below the path it removes (`.wh.NAME`: NAME; `.wh..wh..opq`: any
+    /// child of `parent`), pending links and skipped entries included.
+    fn marker_after_entries(
+        &self,
+        parent: &MutableTree,
+        marker: Whiteout<'_>,
+        path: &[String],
+    ) -> Result<bool, LayerError> {
+        let dir = path::join(&path[..path.len() - 1]);
+        let (at, any_child) = match marker {
+            Whiteout::Remove(name) => (path::join(&[dir.clone(), name.to_string()]), false),
+            Whiteout::Opaque => (dir.clone(), true),
+            _ => return Ok(false),
+        };
+        let at = at.trim_start_matches('/').to_string();
+        let below = if at.is_empty() {
+            String::new()
+        } else {
+            format!("{at}/")
+        };
+        let hidden = |p: &str| p.starts_with(&below) || (!any_child && p == at);
+        if self
+            .pending_links
+            .iter()
+            .any(|(l, _)| hidden(&path::join(&l.path)))
+            || self.skipped.iter().any(|s| hidden(&s.path))
+        {
+            return Ok(true);
+        }
+        match marker {
+            Whiteout::Remove(name) => Ok(mtree::get(parent, name)
+                .map_err(ostree_err(path, "reading tree"))?
+                .is_some()),
+            _ => {
+                let entry = |n: &String| whiteout::classify(n) == Whiteout::None;
+                Ok(parent.copy_files().keys().any(&entry)
+                    || parent.copy_subdirs().keys().any(entry))
+            }
+        }
     }
 
     /// What entry `e` (not a whiteout marker) does to what this layer has at its path, in tar

@@ -252,6 +252,24 @@ impl<'r> Merger<'r> {
                         let Some((d, p)) = found else {
                             continue; // markers below a symlink to nothing: no-op
                         };
+                        // Content through a lower symlink into what a marker of this layer
+                        // hides: the marker acts on the lower layers only, yet the merge,
+                        // one directory at a time, may apply it after that content.
+                        let real = p.join("/");
+                        let hides = |h: &String| {
+                            h.is_empty() || real == *h || real.starts_with(&format!("{h}/"))
+                        };
+                        if !markers_only && layer.hidden.iter().any(hides) {
+                            return Err(LayerError::EntryConflict {
+                                path: child,
+                                reason: format!(
+                                    "the layer writes below it through a lower layer's symlink \
+                                     into {real:?}, where a whiteout marker of the same layer \
+                                     hides the lower content: the result depends on the order \
+                                     the two are applied in"
+                                ),
+                            });
+                        }
                         child_merged_path = p;
                         d
                     } else if markers_only {

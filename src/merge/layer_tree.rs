@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use ostree::{ObjectType, Repo, glib};
 
+use crate::entries::whiteout::{self, Whiteout};
 use crate::error::LayerError;
 use crate::meta;
 
@@ -24,6 +25,9 @@ pub struct LayerTree {
     /// Directories that must be walked rather than grafted: those holding whiteout markers or
     /// lower-layer hardlinks, and all their ancestors.
     pub special: HashSet<String>,
+    /// The paths whose lower content the layer's whiteout markers hide, with all below them:
+    /// NAME for `DIR/.wh.NAME`, DIR for `DIR/.wh..wh..opq` ("" is the root).
+    pub hidden: Vec<String>,
     /// Hardlinks to lower-layer files, (path, target), in tar order.
     pub links: Vec<(String, String)>,
     /// Hardlinks written before their target, which came later in the layer, (path, target):
@@ -124,7 +128,15 @@ impl LayerTree {
             .flatten()
             .unwrap_or_default();
         let mut special = HashSet::new();
+        let mut hidden = Vec::new();
         for w in strings(meta::LAYER_WHITEOUTS) {
+            let (dir, name) = w.rsplit_once('/').unwrap_or(("", &w));
+            match whiteout::classify(name) {
+                Whiteout::Remove(t) if dir.is_empty() => hidden.push(t.to_string()),
+                Whiteout::Remove(t) => hidden.push(format!("{dir}/{t}")),
+                Whiteout::Opaque => hidden.push(dir.to_string()),
+                _ => {}
+            }
             special.extend(ancestors(parent(&w)));
         }
         let mut content_dirs = HashSet::new();
@@ -159,6 +171,7 @@ impl LayerTree {
             diff_id: diff_id(&dict, commit)?,
             implicit,
             special,
+            hidden,
             links,
             forward_links,
             early_links,
@@ -211,6 +224,7 @@ impl LayerTree {
             diff_id,
             implicit: ancestors(dirs).collect(),
             special: HashSet::new(),
+            hidden: Vec::new(),
             links: Vec::new(),
             forward_links: Vec::new(),
             early_links: Vec::new(),
