@@ -74,10 +74,9 @@ impl Ent {
     /// The member name in the tar.
     fn tar_path(&self) -> String {
         match self {
-            Ent::File(p, ..)
-            | Ent::Dir(p, ..)
-            | Ent::Symlink(p, _)
-            | Ent::Hardlink(p, _) => p.clone(),
+            Ent::File(p, ..) | Ent::Dir(p, ..) | Ent::Symlink(p, _) | Ent::Hardlink(p, _) => {
+                p.clone()
+            }
             Ent::Whiteout(p) => match p.rsplit_once('/') {
                 Some((d, n)) => format!("{d}/.wh.{n}"),
                 None => format!(".wh.{p}"),
@@ -189,11 +188,17 @@ impl LayerSpec {
                     files.push(p.clone());
                     out.push(e);
                 }
-                Ent::Hardlink(p, i) if !files.is_empty() => {
-                    let i: usize = i.parse().unwrap();
-                    out.push(Ent::Hardlink(p, files[i % files.len()].clone()));
+                Ent::Hardlink(p, i) => {
+                    // Never a link to its own path: GNU tar keeps the file there (ocitree
+                    // does too), umoci (and containerd) remove the path before linking and
+                    // fail with ENOENT. The image-spec says nothing of it; it is reported
+                    // rather than compared.
+                    let targets: Vec<&String> = files.iter().filter(|f| **f != p).collect();
+                    if !targets.is_empty() {
+                        let i: usize = i.parse().unwrap();
+                        out.push(Ent::Hardlink(p, targets[i % targets.len()].clone()));
+                    }
                 }
-                Ent::Hardlink(..) => {}
                 e => out.push(e),
             }
         }
@@ -311,12 +316,8 @@ fn tree_diff(ours: &Path, oracle: &Path) -> Vec<String> {
 }
 
 /// Imports the case into a fresh repo, unpacks it with umoci, and checks the outcomes agree.
-fn check(work: &Path, c: &Case, counts: &RefCell<Counts>) -> Result<(), TestCaseError> {
-    let layers: Vec<Layer> = c
-        .layers()
-        .iter()
-        .map(|l| Layer::new(&l.iter().map(Ent::to_e).collect::<Vec<_>>()))
-        .collect();
+fn check(work: &Path, layers: &[Vec<E>], counts: &RefCell<Counts>) -> Result<(), TestCaseError> {
+    let layers: Vec<Layer> = layers.iter().map(|l| Layer::new(l)).collect();
     let img = work.join("img");
     Layout::single(&img, &layers);
 
@@ -365,7 +366,7 @@ fn check(work: &Path, c: &Case, counts: &RefCell<Counts>) -> Result<(), TestCase
             // the message past the image and layer names, which differ in every case
             let first = r.stderr.lines().next().unwrap_or("");
             let reason = match first.find("layer sha256:") {
-                Some(i) => first[i + 78..].to_string(),
+                Some(i) => first[i + 79..].to_string(),
                 None => first.to_string(),
             };
             *n.reasons.entry(reason).or_default() += 1;
@@ -388,7 +389,12 @@ fn random_layer_stacks_match_umoci() {
     });
     let result = runner.run(&case(), |c| {
         let work = tmp.path().join("case");
-        let r = check(&work, &c, &counts);
+        let layers: Vec<Vec<E>> = c
+            .layers()
+            .iter()
+            .map(|l| l.iter().map(Ent::to_e).collect())
+            .collect();
+        let r = check(&work, &layers, &counts);
         std::fs::remove_dir_all(&work).unwrap();
         r
     });
@@ -410,4 +416,63 @@ fn random_layer_stacks_match_umoci() {
         "only {} of {total} cases were compared",
         n.compared
     );
+}
+
+/// Divergences the property found (ocitree's tree differs from umoci's, or ocitree imports
+/// what umoci cannot unpack), minimised. Ignored until ocitree is fixed; each passes when
+/// ocitree gives umoci's tree or refuses the image cleanly.
+fn known(layers: &[Vec<E>]) {
+    let tmp = tempdir();
+    let counts = RefCell::new(Counts::default());
+    if let Err(e) = check(&tmp.path().join("case"), layers, &counts) {
+        panic!("{e}");
+    }
+}
+
+/// A marker of a layer removes an entry of the same layer that reached the marker's
+/// directory through a lower symlink (at a name sorting before it): ocitree drops `c/x`,
+/// umoci keeps it (markers apply only to lower layers).
+#[test]
+#[ignore = "known divergence: markers remove same-layer entries written through a lower symlink"]
+fn known_marker_removes_same_layer_entry_through_lower_symlink() {
+    let lower = vec![dir("c"), file("c/old", b"o"), symlink("a", "c")];
+    known(&[lower.clone(), vec![file("a/x", b"x"), opaque("c")]]);
+    known(&[lower, vec![file("a/x", b"x"), whiteout("c/x")]]);
+}
+
+/// A directory named after entries below it, then replaced by a non-directory, over a lower
+/// symlink or file: in tar order the entries went through the symlink (`x/a`) or failed;
+/// ocitree drops them (or imports what umoci refuses) instead of refusing the layer.
+#[test]
+#[ignore = "known divergence: a late directory replaced by a non-directory escapes the late-directory check"]
+fn known_late_directory_then_replaced() {
+    let through = vec![dir("x"), symlink("c", "x")];
+    known(&[
+        through.clone(),
+        vec![file("c/a", b"A"), dir("c"), symlink("c", "a")],
+    ]);
+    known(&[through, vec![file("c/a", b"A"), dir("c"), file("c", b"F")]]);
+    known(&[
+        vec![file("c", b"")],
+        vec![dir("c/a"), dir("c"), symlink("c", "a")],
+    ]);
+}
+
+/// A marker after entries below the path it acts on, in the same layer: in tar order (umoci,
+/// containerd) the entries went through the lower symlink (`x/a`, then the symlink is
+/// removed), failed on the lower file, or kept the lower directory `b/d` (mode 0700) that the
+/// opaque marker then spared; ocitree applies the marker first (a new `c/a`, `b/d` 0755).
+/// The result depends on the order; the image-spec only says markers SHOULD come first.
+#[test]
+#[ignore = "known divergence: a marker after entries below the path it acts on"]
+fn known_marker_after_entries_below_it() {
+    known(&[
+        vec![dir("x"), symlink("c", "x")],
+        vec![file("c/a", b"A"), whiteout("c")],
+    ]);
+    known(&[vec![file("c", b"")], vec![file("c/a", b"A"), whiteout("c")]]);
+    known(&[
+        vec![dir("b"), dir_meta("b/d", 0o700, 0, 0, &[])],
+        vec![file("b/d/x", b"A"), opaque("b")],
+    ]);
 }
