@@ -69,6 +69,9 @@ mod registry;
 mod faults;
 // Hostile sizes: decompression bombs, huge PAX records and index.json, long names, many layers.
 mod hostile;
+// Random layer stacks (files, directories, symlinks, hardlinks, whiteouts, opaque markers,
+// type changes, tar orders) imported and compared with `umoci unpack`, or refused cleanly.
+mod differential;
 // Whole-image mutation: every mutated image imports or fails cleanly, never panics or hangs.
 mod fuzz;
 // Tar headers tar readers disagree on (GNU tar, Go's archive/tar): read as umoci reads them
