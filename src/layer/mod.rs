@@ -398,7 +398,7 @@ impl<'r> LayerBuilder<'r> {
         let at = |op| ostree_err(&e.path, op);
         match &e.kind {
             _ if is_marker => {
-                if self.marker_after_entries(&parent, whiteout::classify(name), &e.path)? {
+                if self.marker_after_entries(whiteout::classify(name), &e.path) {
                     return Err(LayerError::BadWhiteout {
                         path: e.raw_path.clone(),
                         reason: "it comes after entries of the same layer at or below what it \
@@ -463,46 +463,26 @@ impl<'r> LayerBuilder<'r> {
         Ok(None)
     }
 
-    /// Whether whiteout `marker` (at `path`, in directory `parent`) comes after an entry of
-    /// this layer at or below the path it removes (`.wh.NAME`: NAME; `.wh..wh..opq`: any
-    /// child of `parent`), pending links and skipped entries included.
-    fn marker_after_entries(
-        &self,
-        parent: &MutableTree,
-        marker: Whiteout<'_>,
-        path: &[String],
-    ) -> Result<bool, LayerError> {
+    /// Whether whiteout `marker` (at `path`) comes after entries of this layer written
+    /// through a directory the layer never named at or below the path it hides (`.wh.NAME`:
+    /// NAME; `.wh..wh..opq`: below its directory). In tar order those entries went into (or
+    /// through, or failed on) what the lower layers had there before the marker removed it;
+    /// applied first, the marker removes it before they come.
+    fn marker_after_entries(&self, marker: Whiteout<'_>, path: &[String]) -> bool {
         let dir = path::join(&path[..path.len() - 1]);
-        let (at, any_child) = match marker {
-            Whiteout::Remove(name) => (path::join(&[dir.clone(), name.to_string()]), false),
-            Whiteout::Opaque => (dir.clone(), true),
-            _ => return Ok(false),
+        let below = match marker {
+            Whiteout::Remove(name) if dir.is_empty() => name.to_string(),
+            Whiteout::Remove(name) => format!("{dir}/{name}"),
+            Whiteout::Opaque if dir.is_empty() => String::new(),
+            Whiteout::Opaque => format!("{dir}/"),
+            _ => return false,
         };
-        let at = at.trim_start_matches('/').to_string();
-        let below = if at.is_empty() {
-            String::new()
-        } else {
-            format!("{at}/")
-        };
-        let hidden = |p: &str| p.starts_with(&below) || (!any_child && p == at);
-        if self
-            .pending_links
-            .iter()
-            .any(|(l, _)| hidden(&path::join(&l.path)))
-            || self.skipped.iter().any(|s| hidden(&s.path))
-        {
-            return Ok(true);
-        }
-        match marker {
-            Whiteout::Remove(name) => Ok(mtree::get(parent, name)
-                .map_err(ostree_err(path, "reading tree"))?
-                .is_some()),
-            _ => {
-                let entry = |n: &String| whiteout::classify(n) == Whiteout::None;
-                Ok(parent.copy_files().keys().any(&entry)
-                    || parent.copy_subdirs().keys().any(entry))
-            }
-        }
+        let opaque = marker == Whiteout::Opaque;
+        self.implicit.iter().any(|d| {
+            !d.is_empty()
+                && d.starts_with(&below)
+                && (opaque || d.len() == below.len() || d.as_bytes()[below.len()] == b'/')
+        })
     }
 
     /// What entry `e` (not a whiteout marker) does to what this layer has at its path, in tar

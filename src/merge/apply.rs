@@ -257,7 +257,10 @@ impl<'r> Merger<'r> {
                         // one directory at a time, may apply it after that content.
                         let real = p.join("/");
                         let hides = |h: &String| {
-                            h.is_empty() || real == *h || real.starts_with(&format!("{h}/"))
+                            h.is_empty()
+                                || real == *h
+                                || real.starts_with(&format!("{h}/"))
+                                || h.starts_with(&format!("{real}/"))
                         };
                         if !markers_only && layer.hidden.iter().any(hides) {
                             return Err(LayerError::EntryConflict {

@@ -418,9 +418,9 @@ fn random_layer_stacks_match_umoci() {
     );
 }
 
-/// Divergences the property found (ocitree's tree differs from umoci's, or ocitree imports
-/// what umoci cannot unpack), minimised. Ignored until ocitree is fixed; each passes when
-/// ocitree gives umoci's tree or refuses the image cleanly.
+/// Divergences the property found (ocitree's tree differed from umoci's, or ocitree imported
+/// what umoci cannot unpack), minimised: each passes when ocitree gives umoci's tree or
+/// refuses the image cleanly, as it now does.
 fn known(layers: &[Vec<E>]) {
     let tmp = tempdir();
     let counts = RefCell::new(Counts::default());
@@ -433,8 +433,7 @@ fn known(layers: &[Vec<E>]) {
 /// directory through a lower symlink (at a name sorting before it): ocitree drops `c/x`,
 /// umoci keeps it (markers apply only to lower layers).
 #[test]
-#[ignore = "known divergence: markers remove same-layer entries written through a lower symlink"]
-fn known_marker_removes_same_layer_entry_through_lower_symlink() {
+fn found_marker_removes_same_layer_entry_through_lower_symlink() {
     let lower = vec![dir("c"), file("c/old", b"o"), symlink("a", "c")];
     known(&[lower.clone(), vec![file("a/x", b"x"), opaque("c")]]);
     known(&[lower, vec![file("a/x", b"x"), whiteout("c/x")]]);
@@ -444,8 +443,7 @@ fn known_marker_removes_same_layer_entry_through_lower_symlink() {
 /// symlink or file: in tar order the entries went through the symlink (`x/a`) or failed;
 /// ocitree drops them (or imports what umoci refuses) instead of refusing the layer.
 #[test]
-#[ignore = "known divergence: a late directory replaced by a non-directory escapes the late-directory check"]
-fn known_late_directory_then_replaced() {
+fn found_late_directory_then_replaced() {
     let through = vec![dir("x"), symlink("c", "x")];
     known(&[
         through.clone(),
@@ -464,8 +462,7 @@ fn known_late_directory_then_replaced() {
 /// opaque marker then spared; ocitree applies the marker first (a new `c/a`, `b/d` 0755).
 /// The result depends on the order; the image-spec only says markers SHOULD come first.
 #[test]
-#[ignore = "known divergence: a marker after entries below the path it acts on"]
-fn known_marker_after_entries_below_it() {
+fn found_marker_after_entries_below_it() {
     known(&[
         vec![dir("x"), symlink("c", "x")],
         vec![file("c/a", b"A"), whiteout("c")],
