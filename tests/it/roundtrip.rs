@@ -814,8 +814,19 @@ fn entry_path(e: &E) -> &str {
 /// "Headers tar readers read differently are refused" does not list it (reported). Nor an
 /// entry two levels below a setgid directory: the implicit directory between them inherits
 /// setgid and group from its parent under umoci (which sets a directory's mode when it meets
-/// it), not under GNU tar (which sets it at the end) nor ocitree (0755 root:root).
+/// it), not under GNU tar (which sets it at the end) nor ocitree (0755 root:root). Nor a
+/// hardlink written before its target in the same layer: ocitree links it (README "Hardlinks
+/// in any order within a layer"), umoci and GNU tar fail on it.
 fn umoci_comparable(c: &ImageCase) -> bool {
+    let forward_link = |es: &[E]| {
+        es.iter().enumerate().any(|(i, e)| match e {
+            E::Hardlink { target, .. } => {
+                !es[..i].iter().any(|b| entry_path(b) == target)
+                    && es[i + 1..].iter().any(|b| entry_path(b) == target)
+            }
+            _ => false,
+        })
+    };
     let setgid_dirs: Vec<&str> = c
         .layers
         .iter()
@@ -842,6 +853,7 @@ fn umoci_comparable(c: &ImageCase) -> bool {
     !c.docker
         && c.layers.iter().all(|(comp, es)| {
             *comp != Comp::ZstdMulti
+                && !forward_link(es)
                 && !es.iter().any(unreadable)
                 && es.iter().filter_map(marker_target).all(|(t, _)| {
                     es.iter()
