@@ -39,7 +39,7 @@ pub fn record(format: ImageFormat, opts: &ImportOptions, layer_commits: &[&str])
 }
 
 /// The commit of image `name` if it already is this manifest and config, with its tree built
-/// as `record` says ([`record`]): an import would change nothing.
+/// as `record` says (see the module documentation): an import would change nothing.
 ///
 /// # Errors
 /// libostree fails.
