@@ -8,12 +8,17 @@
 //! lower layers had there). A GNU sparse member is stored as the expanded file, its map kept
 //! in the tar-split. The commit's timestamp is 0, so the same layer gives the same
 //! commit checksum in every repository.
+//!
+//! Here: the tar read entry by entry into the layer tree; in `order`, what an entry does to
+//! the same layer's entries before it; in `commit`, the tree and its metadata written.
 
 pub mod archive_object;
+mod commit;
 #[cfg(feature = "exact-gzip")]
 pub mod exact_gzip;
 pub mod file;
 pub mod object;
+mod order;
 pub mod rules;
 pub mod skipped;
 pub mod sniff;
@@ -32,7 +37,6 @@ use crate::entries::sparse::{self, Sparse};
 use crate::entries::whiteout::{self, Whiteout};
 use crate::entries::{self, Entry, EntryKind, path};
 use crate::error::LayerError;
-use crate::meta;
 use crate::mtree::{self, Node};
 pub use skipped::{OnSpecial, Skipped};
 use writer::ObjectWriter;
@@ -270,7 +274,8 @@ impl<'r> LayerBuilder<'r> {
     }
 
     /// Keeps `records`, which rebuild the layer's compressed blob from its tar, in the commit
-    /// ([`meta::LAYER_EXACT_GZIP`]), with their `format` ([`meta::LAYER_EXACT_GZIP_FORMAT`]).
+    /// ([`crate::meta::LAYER_EXACT_GZIP`]), with their `format`
+    /// ([`crate::meta::LAYER_EXACT_GZIP_FORMAT`]).
     pub fn set_exact_gzip(&mut self, records: Vec<u8>, format: (u32, String)) {
         self.exact_gzip = Some((records, format));
     }
@@ -461,190 +466,5 @@ impl<'r> LayerBuilder<'r> {
             }
         }
         Ok(None)
-    }
-
-    /// Whether whiteout `marker` (at `path`) comes after entries of this layer written
-    /// through a directory the layer never named at or below the path it hides (`.wh.NAME`:
-    /// NAME; `.wh..wh..opq`: below its directory). In tar order those entries went into (or
-    /// through, or failed on) what the lower layers had there before the marker removed it;
-    /// applied first, the marker removes it before they come.
-    fn marker_after_entries(&self, marker: Whiteout<'_>, path: &[String]) -> bool {
-        let dir = path::join(&path[..path.len() - 1]);
-        let below = match marker {
-            Whiteout::Remove(name) if dir.is_empty() => name.to_string(),
-            Whiteout::Remove(name) => format!("{dir}/{name}"),
-            Whiteout::Opaque if dir.is_empty() => String::new(),
-            Whiteout::Opaque => format!("{dir}/"),
-            _ => return false,
-        };
-        let opaque = marker == Whiteout::Opaque;
-        self.implicit.iter().any(|d| {
-            !d.is_empty()
-                && d.starts_with(&below)
-                && (opaque || d.len() == below.len() || d.as_bytes()[below.len()] == b'/')
-        })
-    }
-
-    /// What entry `e` (not a whiteout marker) does to what this layer has at its path, in tar
-    /// order: a hardlink waiting there for its target is gone, with those below when `e` is
-    /// not a directory; a directory over a non-directory hides the lower layers' directory as
-    /// an opaque one does. A non-directory over a directory the tar never named but wrote
-    /// below is refused: those entries went wherever the lower layers' path led (through a
-    /// symlink there, elsewhere), which the layer alone cannot tell.
-    fn replacing(&mut self, parent: &MutableTree, e: &Entry) -> Result<(), LayerError> {
-        let name = e.path.last().expect("entries below the root have a name");
-        let here = path::join(&e.path);
-        let is_dir = e.kind == EntryKind::Dir;
-        let below = format!("{here}/");
-        // Entries written below `here` that left nothing in its tree: a hardlink waiting for
-        // its target, a skipped device node or FIFO.
-        let wrote_below = self
-            .pending_links
-            .iter()
-            .any(|(l, _)| path::join(&l.path).starts_with(&below))
-            || self.skipped.iter().any(|s| s.path.starts_with(&below));
-        self.pending_links.retain(|(l, _)| {
-            let p = path::join(&l.path);
-            p != here && (is_dir || !p.starts_with(&below))
-        });
-        match mtree::get(parent, name).map_err(ostree_err(&e.path, "reading tree"))? {
-            Some(Node::File(_)) if is_dir => {
-                self.replaced_dirs.insert(here);
-            }
-            Some(Node::Dir(d)) if !is_dir && self.implicit.contains(&here) => {
-                if d.copy_files().is_empty() && d.copy_subdirs().is_empty() {
-                    // Those entries went through whatever the lower layers have here:
-                    // refused over a non-directory when the layer is applied.
-                    if wrote_below {
-                        self.late_dirs.insert(here);
-                    }
-                    return Ok(());
-                }
-                return Err(LayerError::EntryConflict {
-                    path: e.raw_path.clone(),
-                    reason: format!(
-                        "this {} replaces directory {here:?}, which the layer wrote entries below \
-                         without creating it: where they went depends on the lower layers",
-                        e.kind.describe()
-                    ),
-                });
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-
-    /// Links `e` to `target` if the target is in this layer's tree; `false` if it is not (yet).
-    fn link(&self, parent: &MutableTree, e: &Entry, target: &[String]) -> Result<bool, LayerError> {
-        let name = e.path.last().expect("links have a name");
-        let marker = target
-            .last()
-            .is_some_and(|n| whiteout::classify(n) != Whiteout::None);
-        match mtree::get_path(&self.root, target).map_err(ostree_err(&e.path, "reading tree"))? {
-            Some(Node::File(_)) if marker => Err(LayerError::BadHardlink {
-                path: e.raw_path.clone(),
-                target: path::join(target),
-                reason: "is a whiteout marker",
-            }),
-            Some(Node::File(csum)) => {
-                mtree::replace_with_file(parent, name, &csum)
-                    .map_err(ostree_err(&e.path, "adding hardlink"))?;
-                Ok(true)
-            }
-            Some(Node::Dir(_)) => Err(LayerError::BadHardlink {
-                path: e.raw_path.clone(),
-                target: path::join(target),
-                reason: "is a directory",
-            }),
-            None => Ok(false),
-        }
-    }
-
-    /// Resolves hardlinks whose target came later in the tar; the rest point into lower layers.
-    fn resolve_pending_links(&mut self) -> Result<(), LayerError> {
-        for (e, target) in std::mem::take(&mut self.pending_links) {
-            let parent = self
-                .parent_dir(&e.raw_path, &e.path[..e.path.len() - 1], false)?
-                .expect("replaces files");
-            let link = (path::join(&e.path), path::join(&target));
-            // Not in this layer when the link was written, a directory of it now: in tar
-            // order the link took the lower layers' file, before the directory replaced it.
-            if let Some(Node::Dir(_)) =
-                mtree::get_path(&self.root, &target).map_err(ostree_err(&e.path, "reading tree"))?
-            {
-                self.early_links.push(link);
-                continue;
-            }
-            if self.link(&parent, &e, &target)? {
-                self.forward_links.push(link);
-            } else {
-                self.external_links.push(link);
-            }
-        }
-        Ok(())
-    }
-
-    /// Writes the tree and the layer commit; returns its checksum and the skipped entries.
-    ///
-    /// # Errors
-    /// libostree fails.
-    pub fn commit(mut self, source: &LayerSource) -> Result<(String, Vec<Skipped>), LayerError> {
-        self.resolve_pending_links()?;
-        let none: &[String] = &[];
-        let err = |op| ostree_err(none, op);
-        let dict = glib::VariantDict::new(None);
-        dict.insert(meta::LAYER_DIGEST, source.digest.as_str());
-        dict.insert(meta::LAYER_DIFF_ID, source.diff_id.as_str());
-        dict.insert(meta::LAYER_MEDIA_TYPE, source.media_type.as_str());
-        dict.insert(meta::LAYER_WHITEOUTS, &self.whiteouts);
-        dict.insert(
-            meta::LAYER_IMPLICIT_DIRS,
-            self.implicit.iter().cloned().collect::<Vec<_>>(),
-        );
-        dict.insert(meta::LAYER_LINKS, &self.external_links);
-        // Only when there are any: every other layer commit stays as it was.
-        if !self.forward_links.is_empty() {
-            dict.insert(meta::LAYER_FORWARD_LINKS, &self.forward_links);
-        }
-        if !self.early_links.is_empty() {
-            dict.insert(meta::LAYER_EARLY_LINKS, &self.early_links);
-        }
-        if !self.replaced_dirs.is_empty() {
-            let dirs: Vec<String> = self.replaced_dirs.iter().cloned().collect();
-            dict.insert(meta::LAYER_REPLACED_DIRS, dirs);
-        }
-        if !self.late_dirs.is_empty() {
-            let dirs: Vec<String> = self.late_dirs.iter().cloned().collect();
-            dict.insert(meta::LAYER_LATE_DIRS, dirs);
-        }
-        let skipped: Vec<(String, String)> = self
-            .skipped
-            .iter()
-            .map(|s| (s.path.clone(), s.kind.clone()))
-            .collect();
-        dict.insert(meta::LAYER_SKIPPED, &skipped);
-        // array_from_fixed_array: one serialised `ay`, not one child variant per byte.
-        dict.insert_value(
-            meta::LAYER_TAR_SPLIT,
-            &glib::Variant::array_from_fixed_array(&self.tar_split),
-        );
-        dict.insert(meta::LAYER_TAR_SPLIT_VERSION, tarsplit::VERSION);
-        dict.insert(meta::LAYER_RULES, rules::VERSION);
-        if let Some((records, format)) = &self.exact_gzip {
-            dict.insert_value(
-                meta::LAYER_EXACT_GZIP,
-                &glib::Variant::array_from_fixed_array(records),
-            );
-            dict.insert(meta::LAYER_EXACT_GZIP_FORMAT, format);
-        }
-        let refs = [
-            crate::refname::blob_ref(source.digest.as_str()),
-            crate::refname::diffid_ref(source.diff_id.as_str()),
-        ];
-        crate::repo::collection::bind(self.repo, &dict, &refs);
-        let subject = format!("layer {}", source.digest);
-        let commit = crate::repo::write_tree_commit(self.repo, &self.root, &subject, &dict, 0)
-            .map_err(err("writing layer commit"))?;
-        Ok((commit, self.skipped))
     }
 }
