@@ -113,3 +113,87 @@ fn mislabelled_gzip_layer_goes_back_compressed() {
         .unwrap();
     assert_eq!(plain, tar);
 }
+
+/// An artifact's extracted layer whose tree was stored under other layer rules (an earlier
+/// ocitree's) and is read again for a container image that uses the same blob: the layer
+/// commit keeps the blob, as the artifact's did, so the artifact still exports to its
+/// manifest digest.
+#[test]
+fn a_layer_read_again_keeps_its_artifact_blob() {
+    let tmp = tempdir();
+    let layout = tmp.path().join("flux");
+    let mut l = Layout::new(&layout);
+    let tar = tar_of(&[
+        dir("deploy"),
+        file("deploy/app.yaml", b"kind: Deployment\n"),
+    ]);
+    // level 9: bytes an export would not write again from the tree
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    std::io::Write::write_all(&mut gz, &tar).unwrap();
+    let content = gz.finish().unwrap();
+    let desc = manifest(
+        &l,
+        None,
+        ("application/vnd.cncf.flux.config.v1+json", b"{}"),
+        &[(FLUX, content.clone(), json!({}))],
+    );
+    l.add(desc.clone(), Some("v1"), None);
+    let repo = Repo::new();
+    repo.import(&Repo::oci(&layout, "v1"), "flux");
+    let blob_ref = format!("ocitree/blob/sha256/{}", &sha256(&content)[7..]);
+    let diffid_ref = format!("ocitree/diffid/sha256/{}", &sha256(&tar)[7..]);
+    let artifact = tools::ostree(&repo.path, &["rev-parse", &blob_ref]);
+    let tree = tools::ostree(&repo.path, &["rev-parse", &diffid_ref]);
+    assert_ne!(artifact, tree, "an artifact commit apart from its tree's");
+    // What an earlier build left: the tree without a rules version, the artifact naming it.
+    let stale = tools::ostree(
+        &repo.path,
+        &[
+            "commit",
+            "--branch",
+            &diffid_ref,
+            &format!("--tree=ref={tree}"),
+        ],
+    );
+    tools::ostree(
+        &repo.path,
+        &[
+            "commit",
+            "--branch",
+            &blob_ref,
+            &format!("--tree=ref={artifact}"),
+            "--add-metadata-string=ocitree.layer.kind=file",
+            &format!(
+                "--add-metadata-string=ocitree.layer.tree-commit={}",
+                stale.trim()
+            ),
+        ],
+    );
+    // A container image with the same blob as its layer (tree only, were it read first).
+    let image = Layer {
+        tar: tar.clone(),
+        blob: content.clone(),
+        media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+    };
+    let image = l.image(&[image], false);
+    l.add(image, Some("image"), None);
+    let r = repo.ok(&["import", &Repo::oci(&layout, "image"), "image"]);
+    assert_eq!(r.layers(), (1, 0), "read again: {r:?}");
+    let kept = tools::ostree(&repo.path, &["rev-parse", &blob_ref]);
+    let meta = tools::ostree(
+        &repo.path,
+        &[
+            "show",
+            "--print-metadata-key=ocitree.layer.tree-commit",
+            &kept,
+        ],
+    );
+    assert_eq!(
+        meta.trim().trim_matches('\''),
+        tools::ostree(&repo.path, &["rev-parse", &diffid_ref]).trim(),
+        "the blob ref names an artifact commit holding the blob and its tree again"
+    );
+    let (digest, out) = export_digest(&repo, "flux", tmp.path());
+    assert_eq!(digest, desc["digest"].as_str().unwrap(), "{out}");
+    tools::fsck(&repo.path);
+}
