@@ -176,8 +176,8 @@ pub fn run(repo_path: &Path, a: ImportArgs) -> Result<()> {
                     "name": JsonLines::bounded(&r.name),
                     "manifest": r.manifest_digest,
                     "commit": r.commit,
-                    "layers-imported": r.layers_imported,
-                    "layers-reused": r.layers_reused,
+                    "layers_imported": r.layers_imported,
+                    "layers_reused": r.layers_reused,
                 }));
             } else if a.quiet {
                 out!("{}", r.commit);
@@ -205,8 +205,8 @@ pub fn run(repo_path: &Path, a: ImportArgs) -> Result<()> {
             "name": JsonLines::bounded(&report.name),
             "manifest": report.manifest_digest,
             "commit": report.commit,
-            "layers-imported": report.layers_imported,
-            "layers-reused": report.layers_reused,
+            "layers_imported": report.layers_imported,
+            "layers_reused": report.layers_reused,
         }));
         return Ok(());
     }

@@ -499,8 +499,8 @@ fn check_lists_what_an_import_would_fetch() {
     assert!(!typo.exists(), "check created {}", typo.display());
 }
 
-/// `--json`: one bounded JSON object per line, events in order with sizes that add up, and a
-/// final result; `--quiet`: the commit checksum alone.
+/// `--json`: one bounded JSON object per line, keys in snake_case, events in order with sizes
+/// that add up, and a final result; `--quiet`: the commit checksum alone.
 #[test]
 fn import_json_events_and_quiet() {
     let imgs = wild_images();
@@ -546,7 +546,15 @@ fn import_json_events_and_quiet() {
     let imported = events.last().unwrap();
     let commit = tools::ostree(&repo.path, &["rev-parse", "ocitree/image/a"]);
     assert_eq!(imported["commit"], commit.trim());
-    assert_eq!(imported["layers-imported"], resolved["to_read"]);
+    assert_eq!(imported["layers_imported"], resolved["to_read"]);
+    assert_eq!(imported["layers_reused"], 0, "{imported}");
+    // one spelling for every key, as `inspect --json` writes them: snake_case
+    for e in &events {
+        for k in e.as_object().unwrap().keys() {
+            let snake = k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+            assert!(snake, "key {k:?} is not snake_case: {e}");
+        }
+    }
 
     // the same image under another name: every layer reported as reused, none read
     let r = repo.ok(&["import", &Repo::oci(&small, "latest"), "b", "--json"]);
