@@ -336,7 +336,8 @@ impl<'r> Merger<'r> {
 
     /// Resolves `rest` below the merged directory `start`, following symlinks inside the root;
     /// returns the directory and its real path. Missing directories are created when `create`
-    /// says so; otherwise a missing directory, a file or a symlink loop on the way gives `None`.
+    /// says so; otherwise a missing directory or a file on the way gives `None`. A symlink loop
+    /// on the way is an error either way.
     fn resolve_dir(
         &mut self,
         start: Vec<String>,
@@ -355,10 +356,9 @@ impl<'r> Merger<'r> {
             Ok(_) => Ok(None),
             Err(e) => Err(err(for_path, "reading merged tree")(e)),
         })?;
+        // A loop is an error even where nothing is created: extracting the tar fails there
+        // (`ELOOP`), for a marker below it as for content.
         let Some(resolved) = resolved else {
-            if !create {
-                return Ok(None);
-            }
             return Err(fail(
                 gio::IOErrorEnum::TooManyLinks,
                 "too many levels of symbolic links",

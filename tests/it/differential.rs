@@ -473,3 +473,16 @@ fn found_marker_after_entries_below_it() {
         vec![file("b/d/x", b"A"), opaque("b")],
     ]);
 }
+
+/// A whiteout below a lower symlink that loops (`c -> /c`): umoci (and containerd) cannot
+/// resolve where the marker acts and refuse the image; ocitree took the marker for a no-op.
+/// Both refuse it now, as they refuse content below such a symlink.
+#[test]
+fn found_marker_below_a_symlink_loop() {
+    known(&[vec![symlink("c", "/c")], vec![whiteout("c/a")]]);
+    known(&[vec![symlink("c", "c")], vec![opaque("c")]]);
+    known(&[
+        vec![symlink("c", "a"), symlink("a", "c/x")],
+        vec![whiteout("c/a/b")],
+    ]);
+}
