@@ -21,6 +21,7 @@ use ostree::{MutableTree, ObjectType, Repo, gio, glib};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::meta::labels;
+use crate::repo::collection::REF_BINDING;
 
 /// A commit object with its detached metadata, as carried by an encapsulated image.
 #[derive(Clone, Debug)]
@@ -63,9 +64,6 @@ pub fn keep_detached(repo: &Repo, checksum: &str, detached: Option<&glib::Varian
     Ok(())
 }
 
-/// libostree's commit metadata key of ref bindings.
-pub const REF_BINDING: &str = "ostree.ref-binding";
-
 fn commit_type() -> &'static glib::VariantTy {
     glib::VariantTy::new("(a{sv}aya(say)sstayay)").expect("valid type string")
 }
@@ -76,14 +74,7 @@ impl EncapsulatedCommit {
     /// # Errors
     /// The commit is missing or unreadable.
     pub fn load(repo: &Repo, checksum: &str) -> Result<EncapsulatedCommit> {
-        let (commit, _) = repo
-            .load_commit(checksum)
-            .map_err(Error::ostree(format!("loading commit {checksum}")))?;
-        let detached = repo
-            .read_commit_detached_metadata(checksum, gio::Cancellable::NONE)
-            .map_err(Error::ostree(format!(
-                "reading detached metadata of {checksum}"
-            )))?;
+        let (commit, detached) = crate::repo::load_commit(repo, checksum)?;
         Ok(EncapsulatedCommit {
             checksum: checksum.to_string(),
             commit,

@@ -16,12 +16,11 @@ use ostree::{MutableTree, Repo, glib};
 
 use crate::error::{Error, Result};
 use crate::image::EncapsulatedCommit;
-use crate::image::encapsulated::REF_BINDING;
+use crate::repo::collection::{COLLECTION_BINDING, REF_BINDING};
 
 /// The label naming the flatpak ref (`app/ID/ARCH/BRANCH` or `runtime/…`).
 pub const REF_LABEL: &str = "org.flatpak.ref";
 const METADATA_PREFIX: &str = "org.flatpak.commit-metadata.";
-const COLLECTION_BINDING: &str = "ostree.collection-binding";
 
 /// The commit a flatpak image describes, before its tree is written.
 #[derive(Clone, Debug)]

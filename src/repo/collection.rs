@@ -13,6 +13,9 @@ use crate::error::{Error, Result};
 /// libostree's commit metadata key of the collection binding.
 pub const COLLECTION_BINDING: &str = "ostree.collection-binding";
 
+/// libostree's commit metadata key of ref bindings.
+pub const REF_BINDING: &str = "ostree.ref-binding";
+
 /// Gives the repository collection ID `id`. Setting the ID it has already is a no-op.
 ///
 /// # Errors
@@ -48,6 +51,6 @@ pub fn bind(repo: &Repo, dict: &glib::VariantDict, refs: &[String]) {
         let mut refs = refs.to_vec();
         refs.sort();
         refs.dedup();
-        dict.insert(crate::image::encapsulated::REF_BINDING, &refs);
+        dict.insert(REF_BINDING, &refs);
     }
 }

@@ -180,6 +180,25 @@ pub fn write_tree(
     Ok((contents.unwrap_or_default(), meta.unwrap_or_default()))
 }
 
+/// Commit `checksum` (`(a{sv}aya(say)sstayay)`) and its detached metadata (`a{sv}`), if any.
+///
+/// # Errors
+/// The commit is missing or unreadable.
+pub fn load_commit(
+    repo: &Repo,
+    checksum: &str,
+) -> Result<(ostree::glib::Variant, Option<ostree::glib::Variant>)> {
+    let (commit, _) = repo
+        .load_commit(checksum)
+        .map_err(Error::ostree(format!("loading commit {checksum}")))?;
+    let detached = repo
+        .read_commit_detached_metadata(checksum, gio::Cancellable::NONE)
+        .map_err(Error::ostree(format!(
+            "reading detached metadata of {checksum}"
+        )))?;
+    Ok((commit, detached))
+}
+
 /// The root (dirtree, dirmeta) checksums a commit object names.
 pub fn commit_root(commit: &ostree::glib::Variant) -> (String, String) {
     (

@@ -120,14 +120,14 @@ pub fn sign_commit(repo: &Repo, commit: &str, opts: &SignOptions) -> Result<()> 
     if opts.ed25519_key_files.is_empty() {
         return Ok(());
     }
-    let loaded = crate::image::EncapsulatedCommit::load(repo, commit)?;
+    let (object, detached) = crate::repo::load_commit(repo, commit)?;
     let mut signatures = Vec::new();
     for file in &opts.ed25519_key_files {
         for key in ed25519::secret_keys(file)? {
-            signatures.push(ed25519::sign(&key, loaded.commit.data()).to_vec());
+            signatures.push(ed25519::sign(&key, object.data()).to_vec());
         }
     }
-    let dict = add_signatures(loaded.detached.as_ref(), ed25519::DETACHED_KEY, signatures);
+    let dict = add_signatures(detached.as_ref(), ed25519::DETACHED_KEY, signatures);
     repo.write_commit_detached_metadata(commit, Some(&dict), gio::Cancellable::NONE)
         .map_err(Error::ostree(format!(
             "writing detached metadata of {commit}"

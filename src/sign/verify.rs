@@ -201,11 +201,7 @@ fn gpg_signers(
 /// # Errors
 /// libostree cannot read the commit or its detached metadata.
 pub fn describe(repo: &Repo, commit: &str) -> Result<Vec<Signer>> {
-    let crate::image::EncapsulatedCommit {
-        commit: object,
-        detached,
-        ..
-    } = crate::image::EncapsulatedCommit::load(repo, commit)?;
+    let (object, detached) = crate::repo::load_commit(repo, commit)?;
     let mut out = Vec::new();
     let gpg = signatures(detached.as_ref(), GPG_KEY);
     if !gpg.is_empty() {

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use ostree::glib;
 
 use crate::image::EncapsulatedCommit;
+use crate::repo::collection::REF_BINDING;
 
 /// Commit metadata key flatpak stores the app's `metadata` file under.
 const XA_METADATA: &str = "xa.metadata";
@@ -32,7 +33,7 @@ pub fn labels(
         .ok()
         .flatten()
         .or_else(|| {
-            meta.lookup::<Vec<String>>("ostree.ref-binding")
+            meta.lookup::<Vec<String>>(REF_BINDING)
                 .ok()
                 .flatten()
                 .and_then(|v| v.into_iter().next())
