@@ -55,6 +55,7 @@ pub mod export;
 pub mod image;
 pub mod import;
 pub mod layer;
+pub mod manage;
 pub mod merge;
 pub mod meta;
 pub mod mtree;

@@ -200,7 +200,7 @@ pub fn run(repo_path: &Path, a: EncapsulateArgs) -> Result<()> {
     let sign = a.sign.options();
     if !sign.is_empty() {
         // The signatures travel in the image with the commit's detached metadata.
-        let commit = ocitree::export::encapsulate::resolve_rev(&repo, &a.rev)?;
+        let commit = ocitree::image::refs::resolve_rev(&repo, &a.rev)?;
         ocitree::sign::sign_commit(&repo, &commit, &sign)
             .with_context(|| format!("signing {} before encapsulating it", a.rev))?;
     }

@@ -216,7 +216,7 @@ pub fn rm(repo_path: &Path, a: RmArgs) -> Result<()> {
             .with_context(|| format!("removing {name} (nothing was removed)"))?;
     }
     for name in &a.names {
-        let r = ocitree::image::remove(&repo, name).with_context(|| format!("removing {name}"))?;
+        let r = ocitree::manage::remove(&repo, name).with_context(|| format!("removing {name}"))?;
         for b in &r.bound_refs {
             out!("Removed ref {b} (the image's commit was bound to it)");
         }
@@ -228,7 +228,7 @@ pub fn rm(repo_path: &Path, a: RmArgs) -> Result<()> {
 
 pub fn prune(repo_path: &Path, _a: PruneArgs) -> Result<()> {
     let repo = ocitree::repo::open(repo_path)?;
-    let r = ocitree::image::gc::prune_waiting(&repo, || {
+    let r = ocitree::manage::prune::prune_waiting(&repo, || {
         eprintln!(
             "Waiting for other ocitree commands on {} to finish (imports, rm)...",
             repo_path.display()

@@ -1,4 +1,5 @@
-//! Finding layers (by blob digest or diff_id) and images (by name) through their refs.
+//! Finding layers (by blob digest or diff_id) and images (by name) through their refs, and
+//! any commit by ref, checksum or image name ([`resolve_rev`]).
 
 use ostree::{Repo, RepoListRefsExtFlags, gio};
 
@@ -15,6 +16,18 @@ pub fn resolve(repo: &Repo, r: &str) -> Result<Option<String>> {
         .resolve_rev(r, true)
         .map_err(Error::ostree(format!("resolving {r}")))?
         .map(|c| c.to_string()))
+}
+
+/// Resolves `rev`: a ref or checksum of the repository, else the name of an image in it.
+///
+/// # Errors
+/// [`Error::NotFound`] when it is neither.
+pub fn resolve_rev(repo: &Repo, rev: &str) -> Result<String> {
+    if let Ok(Some(c)) = repo.resolve_rev(rev, true) {
+        return Ok(c.to_string());
+    }
+    resolve(repo, &refname::image_ref(rev))?
+        .ok_or_else(|| Error::NotFound(format!("ref, commit or image {rev:?}")))
 }
 
 /// The layer commit for a blob digest or, failing that, for its diff_id.

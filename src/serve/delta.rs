@@ -11,7 +11,7 @@ use ostree::gio::prelude::*;
 use ostree::{Repo, StaticDeltaGenerateOpt, gio, glib};
 
 use crate::error::{Error, Result};
-use crate::image::{ImageInfo, commit};
+use crate::image::{ImageInfo, commit, refs};
 
 /// Where a delta starts.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,7 +35,7 @@ pub fn generate(repo: &Repo, name: &str, from: &DeltaFrom) -> Result<String> {
     let to = info.commit;
     let from = match from {
         DeltaFrom::Scratch => None,
-        DeltaFrom::Rev(r) => Some(crate::export::encapsulate::resolve_rev(repo, r)?),
+        DeltaFrom::Rev(r) => Some(refs::resolve_rev(repo, r)?),
         DeltaFrom::Previous => {
             let holder = info.record.as_deref().unwrap_or(&to);
             let prev = commit::previous(repo, holder)?

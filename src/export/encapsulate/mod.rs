@@ -36,7 +36,6 @@ use crate::export::compress::LayerCompression;
 use crate::export::sink::Sink;
 use crate::image::format::ImageFormat;
 use crate::image::{EncapsulatedCommit, ImageInfo, refs};
-use crate::refname;
 use crate::source::SourceRef;
 use crate::spec::{MEDIA_TYPE_MANIFEST, Platform};
 use chunk::PriorLayers;
@@ -183,18 +182,6 @@ pub struct EncapsulateReport {
     pub paths: usize,
 }
 
-/// Resolves `rev`: a ref or checksum of the repository, else the name of an image in it.
-///
-/// # Errors
-/// [`Error::NotFound`] when it is neither.
-pub fn resolve_rev(repo: &Repo, rev: &str) -> Result<String> {
-    if let Ok(Some(c)) = repo.resolve_rev(rev, true) {
-        return Ok(c.to_string());
-    }
-    refs::resolve(repo, &refname::image_ref(rev))?
-        .ok_or_else(|| Error::NotFound(format!("ref, commit or image {rev:?}")))
-}
-
 /// Where the files of an earlier image lay in its layers (for [`EncapsulateOptions::prior`]).
 /// `platform` picks the manifest of a multi-platform source (default: the host's).
 ///
@@ -307,7 +294,7 @@ pub fn encapsulate(
 ) -> Result<EncapsulateReport> {
     // What it reads stays until it is done: a `prune` waits.
     let _lock = crate::repo::RepoLock::reading(&crate::repo::dir(repo))?;
-    let checksum = resolve_rev(repo, rev)?;
+    let checksum = refs::resolve_rev(repo, rev)?;
     let commit = EncapsulatedCommit::load(repo, &checksum)?;
     let (contents, meta) = commit.root();
     let nodes = walk::walk(repo, &contents, &meta)?;

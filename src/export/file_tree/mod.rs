@@ -17,8 +17,9 @@ pub mod push;
 use ostree::Repo;
 
 use crate::error::{Error, Result};
-use crate::export::encapsulate::{resolve_rev, walk};
+use crate::export::encapsulate::walk;
 use crate::export::sink::Sink;
+use crate::image::refs::resolve_rev;
 use crate::registry::{PushReport, RegistryOptions};
 use crate::source::SourceRef;
 

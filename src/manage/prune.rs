@@ -1,5 +1,5 @@
 //! Garbage collection: drop layer refs no image uses, records of removed encapsulated
-//! images and the bound refs ocitree made for commits no image has ([`super::bound`]), then
+//! images and the bound refs ocitree made for commits no image has ([`crate::image::bound`]), then
 //! prune unreachable objects, unused transaction staging directories and spooled
 //! downloads.
 //!
@@ -73,7 +73,7 @@ pub fn prune_waiting(repo: &Repo, on_wait: impl FnOnce()) -> Result<PruneReport>
     }
     // Markers of bound refs, and the refs ocitree made for commits no image has.
     let mut report = PruneReport {
-        bound_refs: super::bound::prune(repo, &images)?,
+        bound_refs: crate::image::bound::prune(repo, &images)?,
         ..PruneReport::default()
     };
     // Records of encapsulated commits whose image is gone (or re-imported as a plain image).

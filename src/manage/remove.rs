@@ -1,5 +1,5 @@
 //! Removing an image: its ref, the record of an encapsulated image, and the refs its commit
-//! is bound to that import made for clients ([`super::bound`]) unless another image still has
+//! is bound to that import made for clients ([`crate::image::bound`]) unless another image still has
 //! that commit. Layers and objects stay until `prune`.
 
 use ostree::{Repo, gio};
@@ -43,6 +43,6 @@ pub fn remove(repo: &Repo, name: &str) -> Result<RemoveReport> {
     if refs::resolve(repo, &record)?.is_some() {
         delete(repo, &record)?;
     }
-    let bound_refs = super::bound::remove(repo, &commit, bound_refs(&object), shared)?;
+    let bound_refs = crate::image::bound::remove(repo, &commit, bound_refs(&object), shared)?;
     Ok(RemoveReport { commit, bound_refs })
 }
