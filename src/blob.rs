@@ -30,8 +30,8 @@ impl<R: Read> VerifiedReader<R> {
     /// Wraps `inner`, which must yield exactly `size` bytes hashing to `digest`.
     ///
     /// # Errors
-    /// [`crate::Error::InvalidDigest`] when the digest's algorithm cannot be verified.
-    pub fn new(inner: R, digest: &Digest, size: u64) -> crate::Result<Self> {
+    /// [`crate::error::Error::InvalidDigest`] when the digest's algorithm cannot be verified.
+    pub fn new(inner: R, digest: &Digest, size: u64) -> crate::error::Result<Self> {
         Ok(VerifiedReader {
             inner,
             hasher: Some(digest.hasher()?),

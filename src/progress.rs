@@ -99,7 +99,7 @@ pub trait Progress: Send + Sync {
     fn event(&self, e: &Event);
 }
 
-/// Where an import's events go: a shared [`Progress`] in [`crate::ImportOptions`], none by
+/// Where an import's events go: a shared [`Progress`] in [`crate::import::ImportOptions`], none by
 /// default.
 #[derive(Clone, Default)]
 pub struct Reporter(Option<Arc<dyn Progress>>);

@@ -168,11 +168,11 @@ pub const MAX_COMPONENT: usize = 255;
 /// in one file name ([`MAX_COMPONENT`] bytes). Checked before an import writes anything.
 ///
 /// # Errors
-/// [`crate::Error::InvalidName`] saying how long the escaped name is.
-pub fn check_image_name(name: &str) -> crate::Result<()> {
+/// [`crate::error::Error::InvalidName`] saying how long the escaped name is.
+pub fn check_image_name(name: &str) -> crate::error::Result<()> {
     let n = escape(name).len();
     if n > MAX_COMPONENT {
-        return Err(crate::Error::InvalidName {
+        return Err(crate::error::Error::InvalidName {
             name: name.chars().take(80).collect::<String>() + "…",
             reason: format!(
                 "too long: escaped for its ref it is {n} bytes, the limit is {MAX_COMPONENT} (bytes outside A-Z a-z 0-9 . - take 3)"

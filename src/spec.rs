@@ -64,8 +64,8 @@ impl Descriptor {
     /// The validated digest.
     ///
     /// # Errors
-    /// [`crate::Error::InvalidDigest`].
-    pub fn digest(&self) -> crate::Result<Digest> {
+    /// [`crate::error::Error::InvalidDigest`].
+    pub fn digest(&self) -> crate::error::Result<Digest> {
         Digest::parse(&self.digest_str)
     }
 
@@ -100,8 +100,8 @@ impl Platform {
     /// Parses `os/arch[/variant]`.
     ///
     /// # Errors
-    /// [`crate::Error::InvalidPlatform`] for anything else.
-    pub fn parse(s: &str) -> crate::Result<Platform> {
+    /// [`crate::error::Error::InvalidPlatform`] for anything else.
+    pub fn parse(s: &str) -> crate::error::Result<Platform> {
         let parts: Vec<&str> = s.split('/').collect();
         match parts.as_slice() {
             [os, arch] | [os, arch, _] if !os.is_empty() && !arch.is_empty() => Ok(Platform {
@@ -112,7 +112,7 @@ impl Platform {
                     .filter(|v| !v.is_empty())
                     .map(|v| v.to_string()),
             }),
-            _ => Err(crate::Error::InvalidPlatform(s.to_string())),
+            _ => Err(crate::error::Error::InvalidPlatform(s.to_string())),
         }
     }
 
@@ -261,7 +261,7 @@ impl RootFs {
     /// need not state its type.
     ///
     /// # Errors
-    /// What is wrong, as a sentence for [`crate::Error::InvalidImage`].
+    /// What is wrong, as a sentence for [`crate::error::Error::InvalidImage`].
     pub fn check(&self, layers: usize, image: bool) -> Result<(), String> {
         if !image && self.diff_ids.is_empty() {
             return Ok(());

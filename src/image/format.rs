@@ -1,6 +1,6 @@
 //! The ways ocitree reads an image, in one place. Which one applies is decided from the
 //! image config's labels before any layer is read, or forced by the user
-//! ([`crate::ImportOptions::format`], `import --format`).
+//! ([`crate::import::ImportOptions::format`], `import --format`).
 //!
 //! | format | recognised by | read as |
 //! |---|---|---|

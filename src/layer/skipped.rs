@@ -7,7 +7,7 @@ use crate::error::LayerError;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum OnSpecial {
-    /// Leave it out and report it in [`crate::ImportReport::skipped`] (the default).
+    /// Leave it out and report it in [`crate::import::ImportReport::skipped`] (the default).
     #[default]
     Skip,
     /// Fail the import (`--strict`).

@@ -222,7 +222,7 @@ fn prior_from_repo(repo: &Repo, name: &str) -> Result<PriorLayers> {
 /// Reads the entry paths of every layer of an image outside the repository (digests are
 /// checked on the way, as at import).
 fn prior_from_source(source: &SourceRef, platform: Option<&Platform>) -> Result<PriorLayers> {
-    let mut opts = crate::ImportOptions::new();
+    let mut opts = crate::import::ImportOptions::new();
     opts.platform = platform.cloned();
     let prepared = crate::import::prepare(source, &opts)?;
     let mut src = prepared.src;

@@ -240,12 +240,13 @@ impl<'a> Writer<'a> {
             .load_variant(ostree::ObjectType::Commit, commit)
             .map_err(ostree_err(format!("loading commit {commit}")))?;
         let (contents, _) = crate::repo::commit_root(&v);
-        let (files, dirs) =
-            crate::export::encapsulate::walk::load_dirtree(self.repo, &contents, "")?;
-        let files: HashMap<String, String> = files
-            .into_iter()
-            .map(|(n, c)| (n, hex::encode(c)))
-            .collect();
+        // not a dirtree: a stored commit that cannot serve, so the shard is written again
+        let Some((files, dirs)) = crate::mtree::load_dirtree(self.repo, &contents)
+            .map_err(ostree_err(format!("loading the tree of commit {commit}")))?
+        else {
+            return Ok(None);
+        };
+        let files: HashMap<String, String> = files.into_iter().collect();
         let same = dirs.is_empty()
             && files.len() == s.files.len()
             && s.files.iter().all(|f| files.contains_key(&f.name));

@@ -78,7 +78,7 @@ struct Checking {
 pub type Checked = (Vec<u8>, Vec<u8>);
 
 impl Checking {
-    fn new(digest: &Digest) -> crate::Result<Self> {
+    fn new(digest: &Digest) -> crate::error::Result<Self> {
         Ok(Checking {
             rebuilder: Rebuilder::new(HashingWriter::new(io::sink(), digest.hasher()?)),
             expected: digest.clone(),
@@ -172,7 +172,7 @@ impl Analyser {
     ///
     /// # Errors
     /// The digest's algorithm cannot be computed.
-    pub fn new(digest: &Digest, size: u64) -> crate::Result<Self> {
+    pub fn new(digest: &Digest, size: u64) -> crate::error::Result<Self> {
         Ok(Self::with(
             Check::Inline(Box::new(Checking::new(digest)?)),
             size,
@@ -188,7 +188,7 @@ impl Analyser {
     pub fn with_check_thread(
         digest: &Digest,
         size: u64,
-    ) -> crate::Result<(Self, Checker, Receiver<Checked>)> {
+    ) -> crate::error::Result<(Self, Checker, Receiver<Checked>)> {
         digest.hasher()?;
         let checker = Checker {
             expected: digest.clone(),
