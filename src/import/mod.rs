@@ -403,7 +403,9 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
             imported.commit
         };
         // The tree records the diff_id: computed for a new layer, recorded for a reused one.
-        let tree = tree_of(repo, &commit, layer, opts.on_special).map_err(layer_err)?;
+        let tree = tree_of(repo, &commit, layer, opts.on_special)
+            .and_then(|t| LayerTree::given(repo, &t))
+            .map_err(layer_err)?;
         if stored {
             let checked = read_layers::check_stored(repo, layer, &tree, opts);
             report.skipped.extend(checked.map_err(layer_err)?);

@@ -21,7 +21,6 @@ use crate::layer::file::{
 };
 use crate::layer::sniff::{Head, sniff};
 use crate::layer::stream::{ExactGzipStatus, ImportedLayer, LayerBlob, import_layer};
-use crate::merge::LayerTree;
 use crate::select::Treatment;
 
 /// How [`import_treated`] reads.
@@ -95,6 +94,21 @@ pub fn import_treated(
     })
 }
 
+/// The tree a layer commit gives in an image ([`tree_of`]); the merge loads it
+/// ([`crate::merge::LayerTree::given`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GivenTree {
+    /// The tree of this tar layer commit.
+    Tar(String),
+    /// One file at `path`: the blob this artifact layer commit holds.
+    File {
+        /// The artifact layer commit.
+        commit: String,
+        /// Where the file goes (relative, normalised).
+        path: String,
+    },
+}
+
 /// The tree layer commit `commit` gives for a layer treated as `layer.treatment`: a file at
 /// its path, or a tar's tree (an artifact commit keeping a tar's blob gives the tree it names,
 /// read again from the blob if that commit is gone).
@@ -107,21 +121,25 @@ pub fn tree_of(
     commit: &str,
     layer: &LayerBlob,
     on_special: OnSpecial,
-) -> Result<LayerTree, LayerError> {
+) -> Result<GivenTree, LayerError> {
+    let file = |p: &String| GivenTree::File {
+        commit: commit.to_string(),
+        path: p.clone(),
+    };
     let (is_file, tree) =
         file_layer_info(repo, commit).map_err(ostree_err("loading layer commit"))?;
     match (&layer.treatment, is_file) {
-        (Treatment::File(p), true) => LayerTree::artifact(repo, commit, p),
+        (Treatment::File(p), true) => Ok(file(p)),
         (Treatment::File(_), false) => Err(LayerError::KindConflict {
             stored: "a tree",
             wanted: "a file",
             hint: "its blob is read again",
         }),
-        (Treatment::Tar | Treatment::TarOrFile(_), false) => LayerTree::load(repo, commit),
+        (Treatment::Tar | Treatment::TarOrFile(_), false) => Ok(GivenTree::Tar(commit.into())),
         (_, true) => {
             let stored = tree.filter(|t| repo.load_variant(ostree::ObjectType::Commit, t).is_ok());
             if let Some(t) = stored {
-                return LayerTree::load(repo, &t);
+                return Ok(GivenTree::Tar(t));
             }
             // Stored as a file (by a --copy, or its tree pruned): read the tree from the blob.
             let csum = crate::layer::file::blob_object(repo, commit)
@@ -139,8 +157,8 @@ pub fn tree_of(
             )
             .map_err(ostree_err("reading the stored blob"))??;
             match (read, &layer.treatment) {
-                (Some(t), _) => LayerTree::load(repo, &t),
-                (None, Treatment::TarOrFile(p)) => LayerTree::artifact(repo, commit, p),
+                (Some(t), _) => Ok(GivenTree::Tar(t)),
+                (None, Treatment::TarOrFile(p)) => Ok(file(p)),
                 (None, _) => Err(LayerError::NotATar {
                     media_type: layer.media_type.clone(),
                 }),

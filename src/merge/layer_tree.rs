@@ -7,6 +7,7 @@ use ostree::{ObjectType, Repo, glib};
 
 use crate::entries::whiteout::{self, Whiteout};
 use crate::error::LayerError;
+use crate::layer::treated::GivenTree;
 use crate::meta;
 
 /// A loaded layer commit.
@@ -184,6 +185,17 @@ impl LayerTree {
 }
 
 impl LayerTree {
+    /// The tree a layer gives in an image, as [`crate::layer::treated::tree_of`] found it.
+    ///
+    /// # Errors
+    /// As [`LayerTree::load`] and [`LayerTree::artifact`].
+    pub fn given(repo: &Repo, tree: &GivenTree) -> Result<LayerTree, LayerError> {
+        match tree {
+            GivenTree::Tar(commit) => LayerTree::load(repo, commit),
+            GivenTree::File { commit, path } => LayerTree::artifact(repo, commit, path),
+        }
+    }
+
     /// An artifact layer commit ([`crate::layer::file`]) as a layer that adds one file at
     /// `path` (relative, normalised: [`crate::select::title::title_path`]); the directories
     /// above it are implicit (they take the metadata lower layers give them). The small tree
