@@ -29,6 +29,12 @@
 //!            -> oci dir | oci-archive | docker-archive             export::sink
 //! ```
 //!
+//! ```text
+//! rm, prune: image ref -> layer refs and bound refs no image uses  manage::
+//!              -> unreachable objects                              repo::prune
+//!              -> summary and deltas kept current                  serve::
+//! ```
+//!
 //! ## On-repo format
 //!
 //! Refs (built only in [`refname`]; names escaped so any image name is a valid ref):
