@@ -2,7 +2,7 @@
 //! ([`super::unchanged`]). That is right only when the stored image is the very tree this
 //! import would build: the same manifest and config, read the same way (format, rules for
 //! derived layers, every layer merged), from the same layer commits under the same layer
-//! rules. A plain import records how it built the tree ([`record`]) beside the image commit,
+//! and merge rules. A plain import records how it built the tree ([`record`]) beside the image commit,
 //! under the image's name ([`meta::BUILT`], detached metadata: not part of the checksum), and
 //! the shortcut compares that record. An image imported with a layer selection, per-dir
 //! layers or per-type rules records none, nor does one imported by an ocitree that kept no
@@ -30,8 +30,9 @@ fn plain(opts: &ImportOptions) -> bool {
 pub fn record(format: ImageFormat, opts: &ImportOptions, layer_commits: &[&str]) -> Option<String> {
     plain(opts).then(|| {
         format!(
-            "rules={} format={format} derived={:?} layers={}",
+            "rules={} merge={} format={format} derived={:?} layers={}",
             crate::layer::rules::VERSION,
+            crate::merge::VERSION,
             opts.derived_rules,
             layer_commits.join(",")
         )

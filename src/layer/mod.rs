@@ -365,6 +365,24 @@ impl<'r> LayerBuilder<'r> {
         Ok(out)
     }
 
+    /// Whether resolving the parents of `target` (through this layer's symlinks) passes
+    /// through `link`, the resolved path of a hardlink to it.
+    fn resolves_through(&self, target: &[String], link: &[String]) -> Result<bool, LayerError> {
+        let Some((_, parents)) = target.split_last() else {
+            return Ok(false);
+        };
+        let root = self.root.clone();
+        let mut through = false;
+        mtree::resolve_in_root(Vec::new(), parents.iter().cloned(), |p| {
+            through |= p == link;
+            match mtree::get_path(&root, p).map_err(ostree_err(target, "reading tree"))? {
+                Some(Node::File(csum)) => Ok(self.symlinks.get(&csum).cloned()),
+                _ => Ok(None),
+            }
+        })?;
+        Ok(through)
+    }
+
     /// Adds one entry; returns the object checksum of a regular file's data.
     fn add_entry(
         &mut self,
@@ -378,6 +396,14 @@ impl<'r> LayerBuilder<'r> {
         let is_marker = marker != Whiteout::None;
         e.path = self.resolve_parents(&e.path)?;
         if let EntryKind::Hardlink(target) = &e.kind {
+            if self.resolves_through(target, &e.path)? {
+                return Err(LayerError::BadHardlink {
+                    path: e.raw_path.clone(),
+                    target: path::join(target),
+                    reason: "leads through the link's own path, which extracting the tar \
+                             empties before it makes the link (umoci and GNU tar fail there)",
+                });
+            }
             e.kind = EntryKind::Hardlink(self.resolve_parents(target)?);
         }
         let Some((name, parents)) = e.path.split_last() else {

@@ -12,7 +12,8 @@ use crate::meta;
 /// The rules this build applies. Raise it when a layer's tree or its records would differ.
 /// 2: a file or symlink over a directory the layer made for a hardlink or skipped entry
 /// alone is recorded as late ([`meta::LAYER_LATE_DIRS`]).
-pub const VERSION: u32 = 2;
+/// 3: a hardlink whose target leads through the link's own path is refused.
+pub const VERSION: u32 = 3;
 
 /// Whether layer commit `commit` can be reused under [`VERSION`]: a tar layer built under it,
 /// or a commit of another kind ([`meta::LAYER_KIND`]: an artifact blob as one file, a file

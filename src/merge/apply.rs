@@ -11,7 +11,10 @@
 //!   not name (implicit) keeps them;
 //! - an implicit directory over a lower symlink follows the symlink **inside the root**
 //!   (merged-/usr images: `lib -> usr/lib`, then `lib/x` lands in `usr/lib/x`); over a lower
-//!   file it is an error, as extracting the tar fails there (`ENOTDIR`);
+//!   file it is an error, as extracting the tar fails there (`ENOTDIR`). Where the symlink
+//!   leads through a path the same layer changes (a non-directory there, or a directory over
+//!   a lower non-directory), it is an error too: the tar's order, which the layer tree does
+//!   not keep, decided whether the entry went through the old path or the new one;
 //! - a directory the tar names only after entries below it is an error over a lower
 //!   non-directory (in tar order those entries went through the lower symlink, or failed on
 //!   the lower file, before the directory replaced it);
@@ -32,7 +35,7 @@
 //! restart at the tree's root and `..` stops at it. Resolution gives up after
 //! [`MAX_SYMLINK_HOPS`] links.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use ostree::{MutableTree, Repo, gio, glib};
 
@@ -52,6 +55,16 @@ pub struct Merger<'r> {
     root: MutableTree,
     default_meta: String,
     symlinks: HashMap<String, Option<String>>,
+    /// Real paths where the layer being applied put a directory over a lower non-directory.
+    replaced_lower: HashSet<String>,
+}
+
+/// What a layer puts at a path, looked up in its own tree without following anything.
+#[derive(Debug, PartialEq, Eq)]
+enum LayerNode {
+    Nothing,
+    Dir,
+    NonDir,
 }
 
 /// The error of libostree operation `op` on `path` of a layer.
@@ -83,6 +96,7 @@ impl<'r> Merger<'r> {
             root: root.clone(),
             default_meta,
             symlinks: HashMap::new(),
+            replaced_lower: HashSet::new(),
         }
     }
 
@@ -120,6 +134,7 @@ impl<'r> Merger<'r> {
     /// # Errors
     /// libostree failures, unresolvable symlinked parents, hardlinks to nothing.
     pub fn apply_layer(&mut self, layer: &LayerTree) -> Result<(), LayerError> {
+        self.replaced_lower.clear();
         if !layer.implicit.contains("") {
             self.root.set_metadata_checksum(&layer.meta);
         }
@@ -166,7 +181,7 @@ impl<'r> Merger<'r> {
         for path in late {
             let mut comps: VecDeque<String> = path.split('/').map(String::from).collect();
             let name = comps.pop_back().expect("split yields one part");
-            if let Some((dir, _)) = self.resolve_dir(Vec::new(), comps, path, false)?
+            if let Some((dir, _)) = self.resolve_dir(Vec::new(), comps, path, false, None)?
                 && let Some(Node::File(lower)) =
                     mtree::get(&dir, &name).map_err(err(path, "reading merged tree"))?
             {
@@ -175,13 +190,13 @@ impl<'r> Merger<'r> {
         }
         self.apply_dir(layer, &root, &[], &layer.contents, "")?;
         for (path, csum) in early {
-            self.place_link(path, &csum)?;
+            self.place_link(layer, path, &csum)?;
         }
         for (path, target) in &layer.links {
-            self.link_lower(path, target)?;
+            self.link_lower(layer, path, target)?;
         }
         for (path, csum) in lower_targets {
-            self.place_link(path, &csum)?;
+            self.place_link(layer, path, &csum)?;
         }
         Ok(())
     }
@@ -247,8 +262,13 @@ impl<'r> Merger<'r> {
                 Some(Node::File(csum)) if implicit => {
                     if self.symlink_target(&csum)?.is_some() {
                         let rest = VecDeque::from([name.clone()]);
-                        let found =
-                            self.resolve_dir(merged_path.to_vec(), rest, &child, !markers_only)?;
+                        let found = self.resolve_dir(
+                            merged_path.to_vec(),
+                            rest,
+                            &child,
+                            !markers_only,
+                            Some(layer),
+                        )?;
                         let Some((d, p)) = found else {
                             continue; // markers below a symlink to nothing: no-op
                         };
@@ -288,6 +308,9 @@ impl<'r> Merger<'r> {
                 }
                 None if markers_only => continue, // nothing below to delete
                 _ => {
+                    if existing.is_some() {
+                        self.replaced_lower.insert(child_merged_path.join("/"));
+                    }
                     let d = mtree::replace_with_dir(merged, name)
                         .map_err(err(&child, "adding directory"))?;
                     if !layer.special.contains(&child) {
@@ -338,12 +361,18 @@ impl<'r> Merger<'r> {
     /// returns the directory and its real path. Missing directories are created when `create`
     /// says so; otherwise a missing directory or a file on the way gives `None`. A symlink loop
     /// on the way is an error either way.
+    ///
+    /// With `layer` (the layer being applied), a path the resolution reaches after following a
+    /// symlink must be one the layer leaves as it finds it, or makes a directory where there
+    /// was nothing ([`Merger::order_dependent`]): otherwise where the entry lands depends on
+    /// whether the tar wrote it before or after the layer's own entry there.
     fn resolve_dir(
         &mut self,
         start: Vec<String>,
         rest: VecDeque<String>,
         for_path: &str,
         create: bool,
+        layer: Option<&LayerTree>,
     ) -> Result<Option<(MutableTree, Vec<String>)>, LayerError> {
         let fail = |code, msg: &str| LayerError::Ostree {
             path: for_path.to_string(),
@@ -351,10 +380,28 @@ impl<'r> Merger<'r> {
             cause: glib::Error::new(code, msg),
         };
         let root = self.root.clone();
-        let resolved = mtree::resolve_in_root(start, rest, |p| match mtree::get_path(&root, p) {
-            Ok(Some(Node::File(csum))) => self.symlink_target(&csum),
-            Ok(_) => Ok(None),
-            Err(e) => Err(err(for_path, "reading merged tree")(e)),
+        let mut followed = false;
+        let resolved = mtree::resolve_in_root(start, rest, |p| {
+            let node = mtree::get_path(&root, p).map_err(err(for_path, "reading merged tree"))?;
+            if let (true, Some(layer)) = (followed, layer)
+                && let Some(what) = self.order_dependent(layer, p, node.as_ref())?
+            {
+                return Err(LayerError::EntryConflict {
+                    path: for_path.to_string(),
+                    reason: format!(
+                        "the layer writes below it through a lower layer's symlink that leads \
+                         through {:?}, where the same layer puts {what}: where the entry lands \
+                         depends on which of the two the tar has first",
+                        p.join("/")
+                    ),
+                });
+            }
+            let target = match node {
+                Some(Node::File(csum)) => self.symlink_target(&csum)?,
+                _ => None,
+            };
+            followed |= target.is_some();
+            Ok(target)
         })?;
         // A loop is an error even where nothing is created: extracting the tar fails there
         // (`ELOOP`), for a marker below it as for content.
@@ -385,8 +432,73 @@ impl<'r> Merger<'r> {
         Ok(Some((cur, resolved)))
     }
 
+    /// What layer `layer` puts at real path `p` (where the merged tree now has `now`) that
+    /// makes a path resolved through `p` depend on tar order: a non-directory (file, symlink,
+    /// hardlink, skipped entry), or a directory it names over a lower non-directory. `None`
+    /// for nothing, a directory it does not name, or one it names over a lower directory or
+    /// nothing: there the path resolves the same whatever the order.
+    fn order_dependent(
+        &self,
+        layer: &LayerTree,
+        p: &[String],
+        now: Option<&Node>,
+    ) -> Result<Option<&'static str>, LayerError> {
+        let path = p.join("/");
+        let (dir, name) = path.rsplit_once('/').unwrap_or(("", &path));
+        let written = layer
+            .skipped
+            .get(dir)
+            .is_some_and(|s| s.iter().any(|n| n == name))
+            || (layer.links.iter())
+                .chain(&layer.forward_links)
+                .chain(&layer.early_links)
+                .any(|(l, _)| *l == path);
+        if written {
+            return Ok(Some("a hardlink or an entry it skipped"));
+        }
+        Ok(match self.layer_node(layer, p)? {
+            LayerNode::NonDir => Some("a file or symlink"),
+            LayerNode::Dir
+                if !layer.implicit.contains(&path)
+                    && (matches!(now, Some(Node::File(_)))
+                        || self.replaced_lower.contains(&path)) =>
+            {
+                Some("a directory in place of a lower symlink or file")
+            }
+            _ => None,
+        })
+    }
+
+    /// What the layer's own tree has at `p`, following nothing.
+    fn layer_node(&self, layer: &LayerTree, p: &[String]) -> Result<LayerNode, LayerError> {
+        let mut contents = layer.contents.clone();
+        for (i, c) in p.iter().enumerate() {
+            let at = p[..i].join("/");
+            let (files, dirs) = self.dirtree(&contents, &at)?;
+            let last = i + 1 == p.len();
+            if files.iter().any(|(n, _)| n == c) {
+                return Ok(if last {
+                    LayerNode::NonDir
+                } else {
+                    LayerNode::Nothing
+                });
+            }
+            match dirs.into_iter().find(|(n, _, _)| n == c) {
+                Some(_) if last => return Ok(LayerNode::Dir),
+                Some((_, sub, _)) => contents = sub,
+                None => return Ok(LayerNode::Nothing),
+            }
+        }
+        Ok(LayerNode::Dir)
+    }
+
     /// Places a hardlink to a file the lower layers left at `target`.
-    fn link_lower(&mut self, path: &str, target: &str) -> Result<(), LayerError> {
+    fn link_lower(
+        &mut self,
+        layer: &LayerTree,
+        path: &str,
+        target: &str,
+    ) -> Result<(), LayerError> {
         let target_comps: Vec<String> = target.split('/').map(String::from).collect();
         let csum = match mtree::get_path(&self.root, &target_comps)
             .map_err(err(path, "reading merged tree"))?
@@ -407,7 +519,7 @@ impl<'r> Merger<'r> {
                 });
             }
         };
-        self.place_link(path, &csum)
+        self.place_link(layer, path, &csum)
     }
 
     /// The error for `path`, which the layer names only after entries below it, over lower
@@ -428,12 +540,12 @@ impl<'r> Merger<'r> {
         })
     }
 
-    /// Puts file object `csum` at `path` (a hardlink), creating missing parents.
-    fn place_link(&mut self, path: &str, csum: &str) -> Result<(), LayerError> {
+    /// Puts file object `csum` at `path` (a hardlink of `layer`), creating missing parents.
+    fn place_link(&mut self, layer: &LayerTree, path: &str, csum: &str) -> Result<(), LayerError> {
         let mut comps: VecDeque<String> = path.split('/').map(String::from).collect();
         let name = comps.pop_back().expect("split yields one part");
         let (dir, _) = self
-            .resolve_dir(Vec::new(), comps, path, true)?
+            .resolve_dir(Vec::new(), comps, path, true, Some(layer))?
             .expect("created when missing");
         mtree::replace_with_file(&dir, &name, csum).map_err(err(path, "adding hardlink"))
     }

@@ -14,6 +14,12 @@ use ostree::{MutableTree, Repo};
 use crate::error::LayerError;
 pub use layer_tree::LayerTree;
 
+/// The version of the merge's rules ([`apply`]), part of the record of how an image's tree
+/// was built ([`crate::import::up_to_date`]): raise it when the same layer commits could
+/// merge into another tree, or be refused, so that images merged before are merged again.
+/// 2: an entry reached through a lower symlink at a path the same layer changes is refused.
+pub const VERSION: u32 = 2;
+
 /// Puts each layer in its own directory of an empty tree (`--layers per-dir`): every layer is
 /// applied alone (so its whiteout markers do not show) and grafted by checksum under its name.
 ///

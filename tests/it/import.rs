@@ -179,6 +179,45 @@ fn a_tree_built_another_way_is_built_again() {
     tools::fsck(&repo.path);
 }
 
+/// A tree merged under other merge rules (an earlier ocitree's, whose merge a fix has changed
+/// since) is merged again: the record of how the tree was built names the merge rules, so
+/// neither `check` nor `import` takes the stored tree for up to date.
+#[test]
+fn a_tree_merged_under_other_merge_rules_is_merged_again() {
+    use ocitree::glib::prelude::*;
+    let imgs = wild_images();
+    let src = Repo::oci(&imgs.join("small"), "latest");
+    let repo = Repo::new();
+    let commit = repo.import(&src, "x").commit();
+    // What an earlier build recorded: no merge rules.
+    let r = ocitree::ostree::Repo::new_for_path(&repo.path);
+    r.open(ocitree::gio::Cancellable::NONE).unwrap();
+    let detached = r
+        .read_commit_detached_metadata(&commit, ocitree::gio::Cancellable::NONE)
+        .unwrap()
+        .unwrap();
+    let dict = ocitree::glib::VariantDict::new(Some(&detached));
+    let mut built: std::collections::BTreeMap<String, String> =
+        dict.lookup("ocitree.built").unwrap().unwrap();
+    let record = built.get_mut("x").unwrap();
+    let merge = format!(" merge={}", ocitree::merge::VERSION);
+    assert!(record.contains(&merge), "{record}");
+    *record = record.replacen(&merge, "", 1);
+    dict.insert_value("ocitree.built", &built.to_variant());
+    r.write_commit_detached_metadata(&commit, Some(&dict.end()), ocitree::gio::Cancellable::NONE)
+        .unwrap();
+    let checked = repo.ok(&["check", &src, "x"]).stdout;
+    assert!(
+        checked.contains("Status:   same manifest, tree to build again (0 layer(s) to read)\n"),
+        "{checked}"
+    );
+    let again = repo.import(&src, "x");
+    assert_eq!((again.commit(), again.layers()), (commit, (0, 3)));
+    let checked = repo.ok(&["check", &src, "x"]).stdout;
+    assert!(checked.contains("Status:   up to date\n"), "{checked}");
+    tools::fsck(&repo.path);
+}
+
 /// An image commit is a function of the image alone: the same image from a relative and an
 /// absolute path, under two names, after `rm` + `prune`, gives one commit; where each name
 /// came from is kept beside it (detached metadata) and shown by `inspect`.
