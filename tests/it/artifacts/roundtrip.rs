@@ -2,11 +2,21 @@
 //! through `rm` and `prune` of the images that used it as a tree; a container image layer
 //! whose gzip blob a `.tar` media type mislabels goes back compressed, under that media type.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::*;
 
 const FLUX: &str = "application/vnd.cncf.flux.content.v1.tar+gzip";
+
+/// A Flux artifact manifest whose one layer is `content`; its descriptor.
+fn flux_manifest(l: &Layout, content: &[u8]) -> Value {
+    manifest(
+        l,
+        None,
+        ("application/vnd.cncf.flux.config.v1+json", b"{}"),
+        &[(FLUX, content.to_vec(), json!({}))],
+    )
+}
 
 /// The tree commit of an extracted Flux layer is pruned once no image lists its diff_id; the
 /// blob, kept by an image that holds it as a file, still gives the tree (read again from the
@@ -23,12 +33,7 @@ fn extracted_blob_survives_prune() {
         ]),
         Comp::Gzip,
     );
-    let desc = manifest(
-        &l,
-        None,
-        ("application/vnd.cncf.flux.config.v1+json", b"{}"),
-        &[(FLUX, content.clone(), json!({}))],
-    );
+    let desc = flux_manifest(&l, &content);
     l.add(desc.clone(), Some("v1"), None);
     let src = Repo::oci(&layout, "v1");
     let repo = Repo::new();
@@ -40,12 +45,7 @@ fn extracted_blob_survives_prune() {
     // the source is gone: whatever comes now comes from the repository
     std::fs::remove_dir_all(&layout).unwrap();
     let mut l = Layout::new(&layout);
-    let desc2 = manifest(
-        &l,
-        None,
-        ("application/vnd.cncf.flux.config.v1+json", b"{}"),
-        &[(FLUX, content.clone(), json!({}))],
-    );
+    let desc2 = flux_manifest(&l, &content);
     assert_eq!(desc2, desc);
     l.add(desc2, Some("v1"), None);
     std::fs::remove_file(l.blob_path(&sha256(&content))).unwrap();
@@ -131,12 +131,7 @@ fn a_layer_read_again_keeps_its_artifact_blob() {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     std::io::Write::write_all(&mut gz, &tar).unwrap();
     let content = gz.finish().unwrap();
-    let desc = manifest(
-        &l,
-        None,
-        ("application/vnd.cncf.flux.config.v1+json", b"{}"),
-        &[(FLUX, content.clone(), json!({}))],
-    );
+    let desc = flux_manifest(&l, &content);
     l.add(desc.clone(), Some("v1"), None);
     let repo = Repo::new();
     repo.import(&Repo::oci(&layout, "v1"), "flux");
