@@ -13,8 +13,10 @@
 //!   (merged-/usr images: `lib -> usr/lib`, then `lib/x` lands in `usr/lib/x`); over a lower
 //!   file it is an error, as extracting the tar fails there (`ENOTDIR`). Where the symlink
 //!   leads through a path the same layer changes (a non-directory there, or a directory over
-//!   a lower non-directory), it is an error too: the tar's order, which the layer tree does
-//!   not keep, decided whether the entry went through the old path or the new one;
+//!   a lower non-directory), or into a directory the layer also writes under its own name
+//!   where the two meet, it is an error too: the tar's order, which the layer tree does not
+//!   keep, decided whether the entry went through the old path or the new one, or which of
+//!   two entries for one path came last;
 //! - a directory the tar names only after entries below it is an error over a lower
 //!   non-directory (in tar order those entries went through the lower symlink, or failed on
 //!   the lower file, before the directory replaced it);
@@ -63,7 +65,8 @@ pub struct Merger<'r> {
 #[derive(Debug, PartialEq, Eq)]
 enum LayerNode {
     Nothing,
-    Dir,
+    /// A directory, with its dirtree checksum.
+    Dir(String),
     NonDir,
 }
 
@@ -293,6 +296,22 @@ impl<'r> Merger<'r> {
                                 ),
                             });
                         }
+                        // Entries of the layer that land where it also writes under the real
+                        // path's own name.
+                        if real != child
+                            && let LayerNode::Dir(direct) = self.layer_node(layer, &p)?
+                            && let Some(at) =
+                                self.overlap(layer, (sub_contents, &child), (&direct, &real))?
+                        {
+                            return Err(LayerError::EntryConflict {
+                                path: child,
+                                reason: format!(
+                                    "a lower layer's symlink here leads to {real:?}, where the \
+                                     same layer also writes: its entries under both names meet \
+                                     at {at:?}, and which the tar has first decides the result"
+                                ),
+                            });
+                        }
                         child_merged_path = p;
                         d
                     } else if markers_only {
@@ -458,7 +477,7 @@ impl<'r> Merger<'r> {
         }
         Ok(match self.layer_node(layer, p)? {
             LayerNode::NonDir => Some("a file or symlink"),
-            LayerNode::Dir
+            LayerNode::Dir(_)
                 if !layer.implicit.contains(&path)
                     && (matches!(now, Some(Node::File(_)))
                         || self.replaced_lower.contains(&path)) =>
@@ -484,12 +503,66 @@ impl<'r> Merger<'r> {
                 });
             }
             match dirs.into_iter().find(|(n, _, _)| n == c) {
-                Some(_) if last => return Ok(LayerNode::Dir),
                 Some((_, sub, _)) => contents = sub,
                 None => return Ok(LayerNode::Nothing),
             }
         }
-        Ok(LayerNode::Dir)
+        Ok(LayerNode::Dir(contents))
+    }
+
+    /// A path where two directories of one layer's tree, `a` (at layer path `a_path`) and
+    /// `b` (at `b_path`), which land in the same merged directory, would write over each
+    /// other: a name both have unless both are directories (then their contents, and both
+    /// named with different metadata), a whiteout marker for a name the other has, an opaque
+    /// marker beside anything of the other. Which the tar has first decides the result.
+    fn overlap(
+        &self,
+        layer: &LayerTree,
+        (a, a_path): (&str, &str),
+        (b, b_path): (&str, &str),
+    ) -> Result<Option<String>, LayerError> {
+        let (a_files, a_dirs) = self.dirtree(a, a_path)?;
+        let (b_files, b_dirs) = self.dirtree(b, b_path)?;
+        let names = |files: &[(String, String)], dirs: &[(String, String, String)]| {
+            let mut all: Vec<String> = files.iter().map(|(n, _)| n.clone()).collect();
+            all.extend(dirs.iter().map(|(n, _, _)| n.clone()));
+            all
+        };
+        let (a_names, b_names) = (names(&a_files, &a_dirs), names(&b_files, &b_dirs));
+        for (files, other, path) in [(&a_files, &b_names, a_path), (&b_files, &a_names, b_path)] {
+            for (name, _) in files.iter() {
+                let clash = match whiteout::classify(name) {
+                    Whiteout::Opaque => other
+                        .iter()
+                        .any(|n| whiteout::classify(n) != Whiteout::Opaque),
+                    Whiteout::Remove(t) => other.iter().any(|n| n == t),
+                    Whiteout::None => other
+                        .iter()
+                        .any(|n| *n == *name || *n == format!(".wh.{name}")),
+                    _ => false,
+                };
+                if clash {
+                    return Ok(Some(join(path, name)));
+                }
+            }
+        }
+        for (name, a_sub, a_meta) in &a_dirs {
+            if whiteout::classify(name) != Whiteout::None {
+                continue;
+            }
+            let Some((_, b_sub, b_meta)) = b_dirs.iter().find(|(n, _, _)| n == name) else {
+                continue;
+            };
+            let (a_child, b_child) = (join(a_path, name), join(b_path, name));
+            let named = |p: &String| !layer.implicit.contains(p);
+            if named(&a_child) && named(&b_child) && a_meta != b_meta {
+                return Ok(Some(a_child));
+            }
+            if let Some(p) = self.overlap(layer, (a_sub, &a_child), (b_sub, &b_child))? {
+                return Ok(Some(p));
+            }
+        }
+        Ok(None)
     }
 
     /// Places a hardlink to a file the lower layers left at `target`.

@@ -532,3 +532,23 @@ fn found_hardlink_through_its_own_path() {
         hardlink("b", "d/a"),
     ]]);
 }
+
+/// Entries of one layer that meet in one merged directory under two names: through a lower
+/// symlink (`c -> .`, so `c/a` is `a`) and directly (`a/a`). In tar order umoci made the
+/// symlink `a -> a` first and then failed below it; ocitree applied `a/a` first and let the
+/// symlink replace it. Which the tar has first decides, so the layer is refused.
+#[test]
+fn found_one_layer_writing_one_path_under_two_names() {
+    known(&[
+        vec![symlink("c", ".")],
+        vec![symlink("c/a", "a"), dir_meta("a/a", 0o755, 0, 0, &[])],
+    ]);
+    known(&[
+        vec![dir("d"), symlink("c", "d")],
+        vec![file("c/x", b"1"), file("d/x", b"2")],
+    ]);
+    known(&[
+        vec![dir("d"), file("d/old", b"o"), symlink("c", "d")],
+        vec![file("c/x", b"1"), opaque("d")],
+    ]);
+}
