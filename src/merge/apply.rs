@@ -14,7 +14,7 @@
 //!   file it is an error, as extracting the tar fails there (`ENOTDIR`). Where the symlink
 //!   leads through a path the same layer changes (a non-directory there, or a directory over
 //!   a lower non-directory), or into a directory the layer also writes under its own name
-//!   where the two meet, it is an error too: the tar's order, which the layer tree does not
+//!   where the two meet, or when an entry lands on a symlink of that way, it is an error too: the tar's order, which the layer tree does not
 //!   keep, decided whether the entry went through the old path or the new one, or which of
 //!   two entries for one path came last;
 //! - a directory the tar names only after entries below it is an error over a lower
@@ -59,6 +59,15 @@ pub struct Merger<'r> {
     symlinks: HashMap<String, Option<String>>,
     /// Real paths where the layer being applied put a directory over a lower non-directory.
     replaced_lower: HashSet<String>,
+}
+
+/// A directory of the merged tree found by [`Merger::resolve_dir`].
+struct Resolved {
+    dir: MutableTree,
+    /// Its real path.
+    path: Vec<String>,
+    /// The real paths of the symlinks followed on the way.
+    route: Vec<Vec<String>>,
 }
 
 /// What a layer puts at a path, looked up in its own tree without following anything.
@@ -184,7 +193,8 @@ impl<'r> Merger<'r> {
         for path in late {
             let mut comps: VecDeque<String> = path.split('/').map(String::from).collect();
             let name = comps.pop_back().expect("split yields one part");
-            if let Some((dir, _)) = self.resolve_dir(Vec::new(), comps, path, false, None)?
+            if let Some(Resolved { dir, .. }) =
+                self.resolve_dir(Vec::new(), comps, path, false, None)?
                 && let Some(Node::File(lower)) =
                     mtree::get(&dir, &name).map_err(err(path, "reading merged tree"))?
             {
@@ -272,7 +282,12 @@ impl<'r> Merger<'r> {
                             !markers_only,
                             Some(layer),
                         )?;
-                        let Some((d, p)) = found else {
+                        let Some(Resolved {
+                            dir: d,
+                            path: p,
+                            route,
+                        }) = found
+                        else {
                             continue; // markers below a symlink to nothing: no-op
                         };
                         // Content through a lower symlink into what a marker of this layer
@@ -281,6 +296,7 @@ impl<'r> Merger<'r> {
                         let real = p.join("/");
                         let hides = |h: &String| {
                             h.is_empty()
+                                || real.is_empty()
                                 || real == *h
                                 || real.starts_with(&format!("{h}/"))
                                 || h.starts_with(&format!("{real}/"))
@@ -295,6 +311,30 @@ impl<'r> Merger<'r> {
                                      the two are applied in"
                                 ),
                             });
+                        }
+                        // Entries of the layer that land on the way there (the symlink itself,
+                        // or one it leads through): in tar order they changed the way.
+                        for v in &route {
+                            let Some(rel) = v.strip_prefix(p.as_slice()) else {
+                                continue;
+                            };
+                            let below = format!("{child}/{}", rel.join("/"));
+                            let changes = match self.node_in(sub_contents, rel, &child)? {
+                                LayerNode::NonDir => true,
+                                LayerNode::Dir(_) => !layer.implicit.contains(&below),
+                                LayerNode::Nothing => false,
+                            };
+                            if !rel.is_empty() && changes {
+                                return Err(LayerError::EntryConflict {
+                                    path: below,
+                                    reason: format!(
+                                        "it lands, through a lower layer's symlink, on {:?}, \
+                                         which is on that symlink's own way: which entry the \
+                                         tar has first decides where the others go",
+                                        v.join("/")
+                                    ),
+                                });
+                            }
                         }
                         // Entries of the layer that land where it also writes under the real
                         // path's own name.
@@ -392,7 +432,7 @@ impl<'r> Merger<'r> {
         for_path: &str,
         create: bool,
         layer: Option<&LayerTree>,
-    ) -> Result<Option<(MutableTree, Vec<String>)>, LayerError> {
+    ) -> Result<Option<Resolved>, LayerError> {
         let fail = |code, msg: &str| LayerError::Ostree {
             path: for_path.to_string(),
             op: "resolving parent directory",
@@ -400,6 +440,7 @@ impl<'r> Merger<'r> {
         };
         let root = self.root.clone();
         let mut followed = false;
+        let mut route = Vec::new();
         let resolved = mtree::resolve_in_root(start, rest, |p| {
             let node = mtree::get_path(&root, p).map_err(err(for_path, "reading merged tree"))?;
             if let (true, Some(layer)) = (followed, layer)
@@ -419,7 +460,10 @@ impl<'r> Merger<'r> {
                 Some(Node::File(csum)) => self.symlink_target(&csum)?,
                 _ => None,
             };
-            followed |= target.is_some();
+            if target.is_some() {
+                followed = true;
+                route.push(p.to_vec());
+            }
             Ok(target)
         })?;
         // A loop is an error even where nothing is created: extracting the tar fails there
@@ -448,7 +492,11 @@ impl<'r> Merger<'r> {
                 }
             };
         }
-        Ok(Some((cur, resolved)))
+        Ok(Some(Resolved {
+            dir: cur,
+            path: resolved,
+            route,
+        }))
     }
 
     /// What layer `layer` puts at real path `p` (where the merged tree now has `now`) that
@@ -490,9 +538,15 @@ impl<'r> Merger<'r> {
 
     /// What the layer's own tree has at `p`, following nothing.
     fn layer_node(&self, layer: &LayerTree, p: &[String]) -> Result<LayerNode, LayerError> {
-        let mut contents = layer.contents.clone();
+        self.node_in(&layer.contents, p, "")
+    }
+
+    /// What the layer directory `contents` (at layer path `base`) has at `p` below it,
+    /// following nothing.
+    fn node_in(&self, contents: &str, p: &[String], base: &str) -> Result<LayerNode, LayerError> {
+        let mut contents = contents.to_string();
         for (i, c) in p.iter().enumerate() {
-            let at = p[..i].join("/");
+            let at = join(base, &p[..i].join("/"));
             let (files, dirs) = self.dirtree(&contents, &at)?;
             let last = i + 1 == p.len();
             if files.iter().any(|(n, _)| n == c) {
@@ -617,7 +671,7 @@ impl<'r> Merger<'r> {
     fn place_link(&mut self, layer: &LayerTree, path: &str, csum: &str) -> Result<(), LayerError> {
         let mut comps: VecDeque<String> = path.split('/').map(String::from).collect();
         let name = comps.pop_back().expect("split yields one part");
-        let (dir, _) = self
+        let Resolved { dir, .. } = self
             .resolve_dir(Vec::new(), comps, path, true, Some(layer))?
             .expect("created when missing");
         mtree::replace_with_file(&dir, &name, csum).map_err(err(path, "adding hardlink"))

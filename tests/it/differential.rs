@@ -552,3 +552,23 @@ fn found_one_layer_writing_one_path_under_two_names() {
         vec![file("c/x", b"1"), opaque("d")],
     ]);
 }
+
+/// An entry of a layer that lands, through a lower symlink, on that symlink itself (`a -> .`,
+/// then the directory `a/a`, which is `a`): umoci replaced the symlink with the directory
+/// and wrote `a/c` into it; ocitree resolved `a` once and wrote `c` at the root. Refused: the
+/// tar's order decides.
+#[test]
+fn found_entry_landing_on_its_own_symlink() {
+    known(&[
+        vec![symlink("a", ".")],
+        vec![
+            dir_meta("a/a", 0o755, 0, 0, &[]),
+            file("a/c", b""),
+            file("b", b""),
+        ],
+    ]);
+    known(&[
+        vec![symlink("a", "."), file("x", b"")],
+        vec![file("a/c", b""), whiteout("x")],
+    ]);
+}
