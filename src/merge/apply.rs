@@ -14,9 +14,9 @@
 //!   file it is an error, as extracting the tar fails there (`ENOTDIR`). Where the symlink
 //!   leads through a path the same layer changes (a non-directory there, or a directory over
 //!   a lower non-directory), or into a directory the layer also writes under its own name
-//!   where the two meet, or when an entry lands on a symlink of that way, it is an error too: the tar's order, which the layer tree does not
-//!   keep, decided whether the entry went through the old path or the new one, or which of
-//!   two entries for one path came last;
+//!   where the two meet, or when an entry lands on a symlink of that way, it is an error
+//!   too: the tar's order, which the layer tree does not keep, decided whether the entry went
+//!   through the old path or the new one, or which of two entries for one path came last;
 //! - a directory the tar names only after entries below it is an error over a lower
 //!   non-directory (in tar order those entries went through the lower symlink, or failed on
 //!   the lower file, before the directory replaced it);
