@@ -8,6 +8,7 @@
 
 pub mod apply;
 pub mod layer_tree;
+mod order;
 
 use ostree::{MutableTree, Repo};
 
