@@ -80,6 +80,17 @@ impl LayerBuilder<'_> {
                     ),
                 });
             }
+            Some(Node::Dir(_)) if !is_dir => {
+                // A directory the tar named, replaced: the directories below it the tar never
+                // named went wherever the lower layers' paths led (through a symlink there,
+                // or failing on a file) before the replacement removed them. Refused over a
+                // lower non-directory when the layer is applied, as a late directory is.
+                let dropped: Vec<String> = (self.implicit.range(below.clone()..))
+                    .take_while(|p| p.starts_with(&below))
+                    .cloned()
+                    .collect();
+                self.late_dirs.extend(dropped);
+            }
             _ => {}
         }
         Ok(())

@@ -572,3 +572,24 @@ fn found_entry_landing_on_its_own_symlink() {
         vec![file("a/c", b""), whiteout("x")],
     ]);
 }
+
+/// A directory the tar named (`c`), an entry below it through a directory it never named
+/// (`c/c/a`, over the lower file `c/c`), then a file replacing `c`: in tar order the entry
+/// failed on the lower file (or, over a lower symlink, went where it led); ocitree dropped it
+/// with the directory and imported. Refused now over a lower non-directory.
+#[test]
+fn found_dropped_entries_below_a_replaced_directory() {
+    let lower = vec![dir_meta("c", 0o755, 0, 0, &[]), file("c/c", b"")];
+    known(&[
+        lower,
+        vec![
+            dir_meta("c", 0o755, 0, 0, &[]),
+            dir_meta("c/c/a", 0o755, 0, 0, &[]),
+            file("c", b""),
+        ],
+    ]);
+    known(&[
+        vec![dir("c"), dir("x"), symlink("c/c", "/x")],
+        vec![dir("c"), file("c/c/a", b"A"), file("c", b"")],
+    ]);
+}
