@@ -99,7 +99,8 @@ impl Merger<'_> {
 
     /// What layer `layer` puts at real path `p` (where the merged tree now has `now`) that
     /// makes a path resolved through `p` depend on tar order: a non-directory (file, symlink,
-    /// hardlink, skipped entry), or a directory it names over a lower non-directory. `None`
+    /// hardlink, skipped entry), or a directory it names over a lower non-directory or over a
+    /// non-directory it wrote there first. `None`
     /// for nothing, a directory it does not name, or one it names over a lower directory or
     /// nothing: there the path resolves the same whatever the order.
     pub(super) fn order_dependent(
@@ -123,6 +124,9 @@ impl Merger<'_> {
         }
         Ok(match self.layer_node(layer, p)? {
             LayerNode::NonDir => Some("a file or symlink"),
+            LayerNode::Dir(_) if layer.replaced_dirs.contains(&path) => {
+                Some("a directory in place of a file or symlink it wrote first")
+            }
             LayerNode::Dir(_)
                 if !layer.implicit.contains(&path)
                     && (matches!(now, Some(Node::File(_)))

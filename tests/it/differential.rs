@@ -593,3 +593,19 @@ fn found_dropped_entries_below_a_replaced_directory() {
         vec![dir("c"), file("c/c/a", b"A"), file("c", b"")],
     ]);
 }
+
+/// Content through a lower symlink (`a -> c`) into a directory the layer made in place of its
+/// own earlier symlink (`c -> a`, then `a/a`, then the directory `c`): in tar order the entry
+/// met the layer's symlink loop and failed; ocitree, whose layer tree holds only the final
+/// directory, wrote `c/a`. Refused: a directory in `replaced_dirs` counts as a change.
+#[test]
+fn found_content_through_a_lower_symlink_into_a_replaced_directory() {
+    known(&[
+        vec![symlink("a", "c")],
+        vec![
+            symlink("c", "a"),
+            symlink("a/a", "a"),
+            dir_meta("c", 0o755, 0, 0, &[]),
+        ],
+    ]);
+}
