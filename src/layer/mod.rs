@@ -404,7 +404,16 @@ impl<'r> LayerBuilder<'r> {
                              empties before it makes the link (umoci and GNU tar fail there)",
                 });
             }
-            e.kind = EntryKind::Hardlink(self.resolve_parents(target)?);
+            let resolved = self.resolve_parents(target)?;
+            if resolved == e.path {
+                return Err(LayerError::BadHardlink {
+                    path: e.raw_path.clone(),
+                    target: path::join(target),
+                    reason: "is the link's own path, which umoci and containerd remove before \
+                             they make the link, and fail (GNU tar keeps the file)",
+                });
+            }
+            e.kind = EntryKind::Hardlink(resolved);
         }
         let Some((name, parents)) = e.path.split_last() else {
             if e.kind != EntryKind::Dir {

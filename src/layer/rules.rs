@@ -12,7 +12,7 @@ use crate::meta;
 /// The rules this build applies. Raise it when a layer's tree or its records would differ.
 /// 2: a file or symlink over a directory the layer made for a hardlink or skipped entry
 /// alone is recorded as late ([`meta::LAYER_LATE_DIRS`]).
-/// 3: a hardlink whose target leads through the link's own path is refused; the directories
+/// 3: a hardlink whose target is, or leads through, the link's own path is refused; the directories
 /// the tar never named below a directory that a non-directory then replaces are recorded as
 /// late.
 pub const VERSION: u32 = 3;

@@ -189,11 +189,9 @@ impl LayerSpec {
                     out.push(e);
                 }
                 Ent::Hardlink(p, i) => {
-                    // Never a link to its own path: GNU tar keeps the file there (ocitree
-                    // does too), umoci (and containerd) remove the path before linking and
-                    // fail with ENOENT. The image-spec says nothing of it; it is reported
-                    // rather than compared.
-                    let targets: Vec<&String> = files.iter().filter(|f| **f != p).collect();
+                    // A link to its own path is generated too: umoci (and containerd) remove
+                    // the path before linking and fail with ENOENT, and ocitree refuses it.
+                    let targets: Vec<&String> = files.iter().collect();
                     if !targets.is_empty() {
                         let i: usize = i.parse().unwrap();
                         out.push(Ent::Hardlink(p, targets[i % targets.len()].clone()));
@@ -608,4 +606,17 @@ fn found_content_through_a_lower_symlink_into_a_replaced_directory() {
             dir_meta("c", 0o755, 0, 0, &[]),
         ],
     ]);
+}
+
+/// A hardlink to its own path, named as such or reached through a symlink of the layer
+/// (`c -> a`, `c/b`, then hardlink `a/b` to `c/b`): umoci and containerd remove `a/b` before
+/// linking and fail; ocitree kept the file, as GNU tar does. Refused now, as they fail.
+#[test]
+fn found_hardlink_to_its_own_path() {
+    known(&[vec![
+        symlink("c", "a"),
+        file("c/b", b""),
+        hardlink("a/b", "c/b"),
+    ]]);
+    known(&[vec![file("a", b"x"), hardlink("a", "a")]]);
 }
