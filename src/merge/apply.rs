@@ -59,6 +59,12 @@ pub struct Merger<'r> {
     symlinks: HashMap<String, Option<String>>,
     /// Real paths where the layer being applied put a directory over a lower non-directory.
     pub(super) replaced_lower: HashSet<String>,
+    /// Real paths a resolution of the layer being applied passed after following a symlink,
+    /// with the path it resolved.
+    pub(super) passed: Vec<(String, String)>,
+    /// Real paths the layer being applied wrote (or removed) in a directory it reached through
+    /// a lower symlink, with the layer path that did.
+    pub(super) aliased: HashMap<String, String>,
 }
 
 /// A directory of the merged tree found by [`Merger::resolve_dir`].
@@ -100,6 +106,8 @@ impl<'r> Merger<'r> {
             default_meta,
             symlinks: HashMap::new(),
             replaced_lower: HashSet::new(),
+            passed: Vec::new(),
+            aliased: HashMap::new(),
         }
     }
 
@@ -138,6 +146,8 @@ impl<'r> Merger<'r> {
     /// libostree failures, unresolvable symlinked parents, hardlinks to nothing.
     pub fn apply_layer(&mut self, layer: &LayerTree) -> Result<(), LayerError> {
         self.replaced_lower.clear();
+        self.passed.clear();
+        self.aliased.clear();
         if !layer.implicit.contains("") {
             self.root.set_metadata_checksum(&layer.meta);
         }
@@ -193,6 +203,7 @@ impl<'r> Merger<'r> {
             }
         }
         self.apply_dir(layer, &root, &[], &layer.contents, "")?;
+        self.check_aliases()?;
         for (path, csum) in early {
             self.place_link(layer, path, &csum)?;
         }
@@ -222,6 +233,24 @@ impl<'r> Merger<'r> {
                 .any(|(n, _)| whiteout::classify(n) == Whiteout::Opaque)
         {
             mtree::clear(merged).map_err(err(path, "applying opaque marker"))?;
+        }
+        // Reached through a lower symlink: what lands here is recorded ([`Merger::alias`]).
+        let real = merged_path.join("/");
+        if real != path {
+            for (name, _) in &files {
+                let name = match whiteout::classify(name) {
+                    Whiteout::None => name.as_str(),
+                    Whiteout::Remove(target) => target,
+                    _ => continue,
+                };
+                self.alias(join(&real, name), join(path, name))?;
+            }
+            for (name, _, _) in &dirs {
+                let child = join(path, name);
+                if !layer.implicit.contains(&child) {
+                    self.alias(join(&real, name), child)?;
+                }
+            }
         }
         for (name, _) in &files {
             if let Whiteout::Remove(target) = whiteout::classify(name) {
@@ -371,8 +400,12 @@ impl<'r> Merger<'r> {
         let root = self.root.clone();
         let mut followed = false;
         let mut route = Vec::new();
+        let mut passed = Vec::new();
         let resolved = mtree::resolve_in_root(start, rest, |p| {
             let node = mtree::get_path(&root, p).map_err(err(for_path, "reading merged tree"))?;
+            if followed && layer.is_some() {
+                passed.push(p.join("/"));
+            }
             if let (true, Some(layer)) = (followed, layer)
                 && let Some(what) = self.order_dependent(layer, p, node.as_ref())?
             {
@@ -396,6 +429,7 @@ impl<'r> Merger<'r> {
             }
             Ok(target)
         })?;
+        (self.passed).extend(passed.into_iter().map(|p| (p, for_path.to_string())));
         // A loop is an error even where nothing is created: extracting the tar fails there
         // (`ELOOP`), for a marker below it as for content.
         let Some(resolved) = resolved else {

@@ -19,8 +19,8 @@ pub use layer_tree::LayerTree;
 /// was built ([`crate::import::up_to_date`]): raise it when the same layer commits could
 /// merge into another tree, or be refused, so that images merged before are merged again.
 /// 2: an entry reached through a lower symlink at a path the same layer changes, into a
-/// directory where it meets the layer's own entries there, or onto a symlink of its own way,
-/// is refused.
+/// directory where it meets the layer's own entries there, onto a symlink of its own way, or
+/// where another way through a lower symlink leads, is refused.
 pub const VERSION: u32 = 2;
 
 /// Puts each layer in its own directory of an empty tree (`--layers per-dir`): every layer is

@@ -97,6 +97,44 @@ impl Merger<'_> {
         Ok(())
     }
 
+    /// Records that layer path `layer_path`, in a directory the layer reached through a lower
+    /// symlink, lands at real path `real`: an error when another layer path landed there
+    /// through another way (which the tar has last decides what stays).
+    pub(super) fn alias(&mut self, real: String, layer_path: String) -> Result<(), LayerError> {
+        match self.aliased.get(&real) {
+            Some(other) if *other != layer_path => Err(LayerError::EntryConflict {
+                path: layer_path,
+                reason: format!(
+                    "it lands, through a lower layer's symlink, on {real:?}, where the same \
+                     layer's {other:?} lands too: which the tar has last decides what stays"
+                ),
+            }),
+            _ => {
+                self.aliased.insert(real, layer_path);
+                Ok(())
+            }
+        }
+    }
+
+    /// After the layer's tree is applied: no resolution through a lower symlink passed a real
+    /// path that the layer wrote, through another lower symlink, under another name (in tar
+    /// order, the way led through what was there before or after that entry).
+    pub(super) fn check_aliases(&self) -> Result<(), LayerError> {
+        for (real, for_path) in &self.passed {
+            if let Some(other) = self.aliased.get(real) {
+                return Err(LayerError::EntryConflict {
+                    path: for_path.clone(),
+                    reason: format!(
+                        "a lower layer's symlink on its path leads through {real:?}, where the \
+                         same layer writes {other:?} through another symlink: which the tar has \
+                         first decides where it lands"
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// What layer `layer` puts at real path `p` (where the merged tree now has `now`) that
     /// makes a path resolved through `p` depend on tar order: a non-directory (file, symlink,
     /// hardlink, skipped entry), or a directory it names over a lower non-directory or over a
