@@ -203,7 +203,6 @@ impl<'r> Merger<'r> {
             }
         }
         self.apply_dir(layer, &root, &[], &layer.contents, "")?;
-        self.check_aliases()?;
         for (path, csum) in early {
             self.place_link(layer, path, &csum)?;
         }
@@ -213,7 +212,8 @@ impl<'r> Merger<'r> {
         for (path, csum) in lower_targets {
             self.place_link(layer, path, &csum)?;
         }
-        Ok(())
+        // After the hardlinks too: their ways through lower symlinks count.
+        self.check_aliases()
     }
 
     /// Applies the layer directory `path` (dirtree `contents`) onto the merged directory

@@ -21,7 +21,7 @@ enum LayerNode {
 }
 
 impl Merger<'_> {
-    /// Checks the way the layer directory `child` (dirtree `contents`), which the tar never
+    /// Checks the way the layer directory `child` (dirtree `sub_contents`), which the tar never
     /// named, took through a lower symlink to real path `p`, following the symlinks at
     /// `route`: content (not `markers_only`) into what a marker of the layer hides, an entry
     /// landing on a symlink of the way, entries meeting the layer's own at `p`.
@@ -58,7 +58,7 @@ impl Merger<'_> {
         // Entries of the layer that land on the way there (the symlink itself,
         // or one it leads through): in tar order they changed the way.
         for v in route {
-            let Some(rel) = v.strip_prefix(p) else {
+            let Some(rel) = v.strip_prefix(p).filter(|r| !r.is_empty()) else {
                 continue;
             };
             let below = format!("{child}/{}", rel.join("/"));
@@ -67,7 +67,7 @@ impl Merger<'_> {
                 LayerNode::Dir(_) => !layer.implicit.contains(&below),
                 LayerNode::Nothing => false,
             };
-            if !rel.is_empty() && changes {
+            if changes {
                 return Err(LayerError::EntryConflict {
                     path: below,
                     reason: format!(
