@@ -63,8 +63,8 @@ pub fn multi_layer_image(dir: &Path, seed: u64, layers: usize, files: usize, siz
 pub enum Ended {
     /// Killed (SIGKILL) while running.
     Killed,
-    /// It had exited before the kill, with this code.
-    Exited(i32),
+    /// It had exited before the kill, with this code, after this long.
+    Exited(i32, Duration),
 }
 
 /// Starts `cmd`, sends it SIGKILL after `after`, and reaps it.
@@ -78,7 +78,7 @@ pub fn kill_after(cmd: &mut Command, after: Duration) -> Ended {
     let start = Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {
-            return Ended::Exited(status.code().unwrap_or(-1));
+            return Ended::Exited(status.code().unwrap_or(-1), start.elapsed());
         }
         let left = after.saturating_sub(start.elapsed());
         if left.is_zero() {
@@ -89,8 +89,81 @@ pub fn kill_after(cmd: &mut Command, after: Duration) -> Ended {
     child.kill().unwrap();
     let status = child.wait().unwrap();
     match status.code() {
-        Some(code) => Ended::Exited(code),
+        Some(code) => Ended::Exited(code, start.elapsed()),
         None => Ended::Killed,
+    }
+}
+
+/// Kills of one command at seeded random offsets over its run time, until enough landed.
+///
+/// The run time is measured before the campaign, and the machine's load changes while it
+/// runs (the tests run side by side): a run that finishes before its kill shortens the span
+/// to its own time, and the campaign goes on past `rounds` (up to three times as many) until
+/// `want` kills landed mid-run. Offsets stay uniform over the span, so kills still reach
+/// every part of the run, start-up included.
+#[derive(Debug)]
+pub struct Campaign {
+    what: &'static str,
+    span: Duration,
+    rng: Rng,
+    rounds: usize,
+    want: usize,
+    round: usize,
+    killed: usize,
+    finished_first: usize,
+}
+
+impl Campaign {
+    /// A campaign of at least `rounds` kills of `what` over `span`, wanting `want` to land.
+    pub fn new(what: &'static str, span: Duration, seed: u64, rounds: usize, want: usize) -> Self {
+        Campaign {
+            what,
+            span,
+            rng: Rng::new(seed),
+            rounds,
+            want,
+            round: 0,
+            killed: 0,
+            finished_first: 0,
+        }
+    }
+
+    /// Whether another round is due.
+    pub fn more(&self) -> bool {
+        self.round < self.rounds || (self.killed < self.want && self.round < 3 * self.rounds)
+    }
+
+    /// Runs `cmd` and kills it at the next offset; returns a description of the round for
+    /// assertion messages. A run that exits non-zero before its kill fails the test.
+    pub fn kill(&mut self, cmd: &mut Command) -> String {
+        let at = self.span.mul_f64(self.rng.unit());
+        let round = self.round;
+        self.round += 1;
+        match kill_after(cmd, at) {
+            Ended::Killed => self.killed += 1,
+            Ended::Exited(0, took) => {
+                self.finished_first += 1;
+                self.span = self.span.min(took);
+            }
+            Ended::Exited(c, _) => panic!("round {round}: {} exited {c}", self.what),
+        }
+        format!("round {round}, {} killed after {at:?}", self.what)
+    }
+
+    /// Prints the tally (`cargo test -- --nocapture`) and checks that enough kills landed.
+    pub fn finish(&self) {
+        eprintln!(
+            "{}: {} rounds, span {:?}, killed {}, finished first {}",
+            self.what, self.round, self.span, self.killed, self.finished_first
+        );
+        assert!(
+            self.killed >= self.want,
+            "{}: too few kills landed in {} rounds: {} of {} wanted",
+            self.what,
+            self.round,
+            self.killed,
+            self.want
+        );
     }
 }
 
