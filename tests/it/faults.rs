@@ -371,12 +371,16 @@ fn prune_waits_for_another_programs_transaction() {
     repo.import(&Repo::oci(&img, "latest"), "x");
     repo.ok(&["rm", "x"]);
     let ready = tmp.path().join("ready");
+    let released = tmp.path().join("released");
     // libostree takes open file description locks; a POSIX record lock from another process
-    // conflicts with them the same way.
+    // conflicts with them the same way. The holder writes the time just before it exits and
+    // so lets go of the lock: a prune that waited ends after that time, however loaded the
+    // machine is.
     let script = format!(
-        "import fcntl, time\nf = open({:?}, 'a+')\nfcntl.lockf(f, fcntl.LOCK_SH)\nopen({:?}, 'w').close()\ntime.sleep(1.5)\n",
+        "import fcntl, time\nf = open({:?}, 'a+')\nfcntl.lockf(f, fcntl.LOCK_SH)\nopen({:?}, 'w').close()\ntime.sleep(1.5)\nopen({:?}, 'w').write(repr(time.time()))\n",
         repo.path.join(".lock").display().to_string(),
-        ready.display().to_string()
+        ready.display().to_string(),
+        released.display().to_string()
     );
     let mut holder = Command::new("python3")
         .arg("-c")
@@ -384,13 +388,20 @@ fn prune_waits_for_another_programs_transaction() {
         .spawn()
         .unwrap();
     wait_for(|| ready.exists());
-    let start = std::time::Instant::now();
     let out = repo.ok(&["prune"]);
-    let waited = start.elapsed();
+    let ended = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
     assert!(holder.wait().unwrap().success());
+    let let_go: f64 = std::fs::read_to_string(&released)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     assert!(
-        waited >= Duration::from_millis(800),
-        "prune did not wait: {waited:?}"
+        ended >= let_go,
+        "prune did not wait: it ended at {ended}, the lock was let go after {let_go}"
     );
     assert!(out.stdout.contains("layer refs"), "{out:?}");
     assert_eq!(repo.refs(), Vec::<String>::new());
