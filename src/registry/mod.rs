@@ -3,6 +3,8 @@
 //!
 //! ```text
 //! pull:  reference -> registries_conf     mirrors tried in order, then the origin
+//!          -> places                      the one serving the manifest, then those after
+//!                                          it for the blobs it fails on
 //!          -> client (auth: anonymous | basic | bearer token; retries; timeouts)
 //!          -> GET /v2/REPO/manifests/REF   manifest or index (OCI or docker v2 schema 2)
 //!          -> source::registry             the Source the import reads, with an index.json
@@ -22,6 +24,7 @@ pub mod client;
 pub mod cred_helper;
 pub mod credentials;
 pub mod fetch;
+pub mod places;
 pub mod push;
 pub mod reference;
 pub mod registries_conf;

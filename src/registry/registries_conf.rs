@@ -24,7 +24,8 @@
 //! A reference `HOST[:PORT]/REPO[:TAG|@DIGEST]` uses the entry whose prefix matches it
 //! longest (a prefix matches at a `/`, `:` or `@` boundary, or the whole name). A pull tries
 //! the entry's mirrors in order, then the (rewritten) location; the first that serves the
-//! manifest serves the blobs too. A push goes to the reference as written; only `blocked` and
+//! manifest serves the blobs too, and the places after it the blobs it fails on
+//! ([`crate::registry::places`]). A push goes to the reference as written; only `blocked` and
 //! `insecure` apply to it, as in containers/image. Other keys
 //! (`unqualified-search-registries`, `[aliases]`, …) are ignored; the version 1 format
 //! (`[registries.search]`) is refused.

@@ -3,7 +3,8 @@
 //! fetched by digest, and blobs from `/v2/REPO/blobs/` — layer blobs through a
 //! [`Prefetch`] pool when the import asks for them ahead. With mirrors in registries.conf
 //! ([`RegistriesConf`]), the first place (mirror, then the origin) that serves the manifest
-//! serves everything else.
+//! serves everything else, and the places after it serve the blobs it fails on
+//! ([`Places`]).
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
@@ -18,6 +19,7 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::registry::client::{Access, Client, Payload};
 use crate::registry::fetch::{self, Prefetch};
+use crate::registry::places::Places;
 use crate::registry::registries_conf::RegistriesConf;
 use crate::registry::{ACCEPT_MANIFESTS, ImageReference, RegistryOptions};
 use crate::source::Source;
@@ -29,10 +31,9 @@ use crate::spec::{ANNOTATION_REF_NAME, Index, MEDIA_TYPE_INDEX};
 pub struct Registry {
     /// The reference asked for (named in the synthesized index whichever place serves it).
     requested: ImageReference,
-    /// The place serving the image (the first candidate until the manifest is fetched).
-    client: Arc<Client>,
-    /// The places still to try, in order (mirrors, then the origin).
-    candidates: Vec<Arc<Client>>,
+    /// The places to read from, in order (mirrors, then the origin); once the manifest is
+    /// fetched, the first is the one that served it.
+    places: Places,
     /// Manifests and indexes fetched so far, by digest.
     manifests: HashMap<Digest, Vec<u8>>,
     /// Digests known to name manifests (listed in an index served), fetched on demand.
@@ -51,7 +52,7 @@ impl Registry {
     /// An auth file or registries.conf is malformed, or the registry is blocked.
     pub fn open(reference: &ImageReference, opts: &RegistryOptions) -> Result<Registry> {
         let conf = RegistriesConf::load(opts.registries_conf.as_deref())?;
-        let mut candidates = conf
+        let clients = conf
             .pull_endpoints(reference)?
             .iter()
             .map(|e| {
@@ -64,8 +65,7 @@ impl Registry {
             .collect::<Result<Vec<_>>>()?;
         Ok(Registry {
             requested: reference.clone(),
-            client: candidates.remove(0),
-            candidates,
+            places: Places::new(clients),
             manifests: HashMap::new(),
             manifest_digests: HashSet::new(),
             prefetch: None,
@@ -74,68 +74,31 @@ impl Registry {
         })
     }
 
-    /// GETs a manifest by tag or digest; returns its bytes, media type and digest (checked
-    /// when `reference` is a digest).
-    fn fetch_manifest(&mut self, reference: &str) -> Result<(Vec<u8>, String, Digest)> {
-        let url = self.client.url(&format!("/manifests/{reference}"));
-        let mut resp = self.client.send(
-            Method::GET,
-            &url,
-            &[("Accept", ACCEPT_MANIFESTS)],
-            Payload::Empty,
-        )?;
-        if !resp.status().is_success() {
-            return Err(self.client.status_error(&url, "manifest", resp));
-        }
-        let content_type = resp
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(';').next().unwrap_or_default().trim().to_string())
-            .unwrap_or_default();
-        let mut bytes = Vec::new();
-        resp.body_mut()
-            .as_reader()
-            .take(metadata_limit().saturating_add(1))
-            .read_to_end(&mut bytes)
-            .map_err(|e| Error::Registry {
-                url: url.clone(),
-                reason: format!("reading the manifest: {e}"),
-            })?;
-        if bytes.len() as u64 > metadata_limit() {
-            return Err(Error::Registry {
-                url,
-                reason: format!("manifest larger than {} bytes", metadata_limit()),
-            });
-        }
-        let digest = match Digest::parse(reference) {
-            Ok(wanted) => {
-                let mut h = wanted.hasher()?;
-                h.update(&bytes);
-                let found = h.finish();
-                if found != wanted {
-                    return Err(Error::Registry {
-                        url,
-                        reason: format!("manifest digest mismatch: content hashes to {found}"),
-                    });
-                }
-                wanted
-            }
-            Err(_) => Digest::sha256_of(&bytes),
-        };
-        // The document's own mediaType wins over a generic Content-Type.
-        #[derive(serde::Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Typed {
-            media_type: Option<String>,
-        }
-        let media_type = serde_json::from_slice::<Typed>(&bytes)
-            .ok()
-            .and_then(|t| t.media_type)
-            .unwrap_or(content_type);
+    /// The manifest from the first place that serves it, which then serves the rest.
+    fn first_serving(&mut self) -> Result<(Vec<u8>, String, Digest)> {
+        let (i, found) = self
+            .places
+            .first_ok(|client| get_manifest(client, &client.reference().manifest_reference()))?;
+        self.places.keep_from(i);
+        self.remember(&found)?;
+        Ok(found)
+    }
+
+    /// GETs the manifest or index `digest` names (one an index served lists): from the
+    /// serving place, or the places after it when it fails.
+    fn fetch_manifest(&mut self, digest: &Digest) -> Result<(Vec<u8>, String, Digest)> {
+        let (_, found) = self
+            .places
+            .first_ok(|client| get_manifest(client, digest.as_str()))?;
+        self.remember(&found)?;
+        Ok(found)
+    }
+
+    /// Keeps a manifest or index fetched, and notes the manifests an index lists.
+    fn remember(&mut self, (bytes, media_type, digest): &(Vec<u8>, String, Digest)) -> Result<()> {
         if media_type == MEDIA_TYPE_INDEX || media_type == crate::spec::MEDIA_TYPE_DOCKER_LIST {
-            let index: Index = serde_json::from_slice(&bytes).map_err(|e| Error::Registry {
-                url: url.clone(),
+            let index: Index = serde_json::from_slice(bytes).map_err(|e| Error::Registry {
+                url: self.places.first().url(&format!("/manifests/{digest}")),
                 reason: format!("index: {e}"),
             })?;
             for m in index.manifests {
@@ -145,40 +108,70 @@ impl Registry {
             }
         }
         self.manifests.insert(digest.clone(), bytes.clone());
-        Ok((bytes, media_type, digest))
+        Ok(())
     }
 }
 
-impl Registry {
-    /// The manifest from the first place that serves it, which then serves the rest.
-    fn first_serving(&mut self) -> Result<(Vec<u8>, String, Digest)> {
-        let mut failed = Vec::new();
-        let mut rest = std::mem::take(&mut self.candidates).into_iter();
-        loop {
-            let at = self.client.reference().manifest_reference();
-            let err = match self.fetch_manifest(&at) {
-                Ok(found) => return Ok(found),
-                Err(e) => e,
-            };
-            match rest.next() {
-                Some(next) => {
-                    failed.push(format!("{}: {err}", self.client.reference()));
-                    self.client = next;
-                }
-                None if failed.is_empty() => return Err(err),
-                None => {
-                    let tried = format!("{}; mirrors tried first: {}", err, failed.join("; "));
-                    return Err(match err {
-                        Error::NotFound(_) => Error::NotFound(tried),
-                        _ => Error::Registry {
-                            url: format!("docker://{}", self.client.reference()),
-                            reason: tried,
-                        },
-                    });
-                }
-            }
-        }
+/// GETs a manifest by tag or digest from `client`; returns its bytes, media type and digest
+/// (checked when `reference` is a digest).
+fn get_manifest(client: &Client, reference: &str) -> Result<(Vec<u8>, String, Digest)> {
+    let url = client.url(&format!("/manifests/{reference}"));
+    let mut resp = client.send(
+        Method::GET,
+        &url,
+        &[("Accept", ACCEPT_MANIFESTS)],
+        Payload::Empty,
+    )?;
+    if !resp.status().is_success() {
+        return Err(client.status_error(&url, "manifest", resp));
     }
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or_default().trim().to_string())
+        .unwrap_or_default();
+    let mut bytes = Vec::new();
+    resp.body_mut()
+        .as_reader()
+        .take(metadata_limit().saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::Registry {
+            url: url.clone(),
+            reason: format!("reading the manifest: {e}"),
+        })?;
+    if bytes.len() as u64 > metadata_limit() {
+        return Err(Error::Registry {
+            url,
+            reason: format!("manifest larger than {} bytes", metadata_limit()),
+        });
+    }
+    let digest = match Digest::parse(reference) {
+        Ok(wanted) => {
+            let mut h = wanted.hasher()?;
+            h.update(&bytes);
+            let found = h.finish();
+            if found != wanted {
+                return Err(Error::Registry {
+                    url,
+                    reason: format!("manifest digest mismatch: content hashes to {found}"),
+                });
+            }
+            wanted
+        }
+        Err(_) => Digest::sha256_of(&bytes),
+    };
+    // The document's own mediaType wins over a generic Content-Type.
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Typed {
+        media_type: Option<String>,
+    }
+    let media_type = serde_json::from_slice::<Typed>(&bytes)
+        .ok()
+        .and_then(|t| t.media_type)
+        .unwrap_or(content_type);
+    Ok((bytes, media_type, digest))
 }
 
 impl Source for Registry {
@@ -208,7 +201,7 @@ impl Source for Registry {
             return Ok(Box::new(std::io::Cursor::new(b.clone())));
         }
         if self.manifest_digests.contains(digest) {
-            let (bytes, _, _) = self.fetch_manifest(digest.as_str())?;
+            let (bytes, _, _) = self.fetch_manifest(digest)?;
             return Ok(Box::new(std::io::Cursor::new(bytes)));
         }
         if let Some(p) = &self.prefetch
@@ -216,7 +209,10 @@ impl Source for Registry {
         {
             return r;
         }
-        fetch::open_blob(&self.client, digest)
+        let (_, blob) = self
+            .places
+            .first_ok(|client| fetch::open_blob(client, digest))?;
+        Ok(blob)
     }
 
     fn prefetch(
@@ -227,7 +223,7 @@ impl Source for Registry {
     ) -> Result<()> {
         if !blobs.is_empty() {
             self.prefetch = Some(Prefetch::start(
-                Arc::clone(&self.client),
+                self.places.clone(),
                 blobs,
                 spool,
                 self.parallel,

@@ -1,5 +1,6 @@
 //! One blob from the registry into the spool: resumed with `Range` requests, hashed as it is
-//! written, renamed complete only when its digest matches.
+//! written, renamed complete only when its digest matches. A place that fails on the blob
+//! hands it to the next place, which resumes from what the first one delivered.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -13,6 +14,7 @@ use super::spool::{SpoolLock, Spooled, private_paths, spool_err, spool_paths};
 use crate::digest::{Digest, Hasher};
 use crate::error::{Error, Result};
 use crate::registry::client::{ATTEMPTS, Client, Payload, backoff};
+use crate::registry::places::Places;
 
 /// Why one transfer attempt stopped.
 enum Stop {
@@ -22,8 +24,8 @@ enum Stop {
     Fatal(Error),
 }
 
-/// Downloads blob `digest` of `size` bytes into `spool`, resuming a partial file; returns the
-/// path of the verified complete file. While another download (another process, or another
+/// Downloads blob `digest` of `size` bytes into `spool` from the first of `places` that
+/// delivers it, resuming a partial file; returns the path of the verified complete file. While another download (another process, or another
 /// pool of this one) owns the blob's spool files, this one uses private names and keeps
 /// nothing for a later run.
 ///
@@ -31,10 +33,10 @@ enum Stop {
 /// the file is not taken over before it has been read.
 ///
 /// # Errors
-/// The registry fails past the retries, or the content does not match `digest` (after one
-/// fresh download when a resumed one did not match).
+/// Every place fails past the retries, or delivers content that does not match `digest`
+/// (after one fresh download when a resumed one did not match).
 pub fn download(
-    client: &Client,
+    places: &Places,
     digest: &Digest,
     size: u64,
     spool: &Path,
@@ -48,20 +50,42 @@ pub fn download(
     let lock = SpoolLock::acquire(spool, digest).map_err(io_err(spool))?;
     let Some(lock) = lock else {
         let (done, partial) = private_paths(spool, digest);
-        let r = download_to(client, digest, size, (&done, &partial), cancel, progress);
+        let r = download_from(places, digest, size, (&done, &partial), cancel, progress);
         if r.is_err() {
             let _ = fs::remove_file(&partial);
         }
         return r.map(|path| Spooled { path, _lock: None });
     };
     let (done, partial) = spool_paths(spool, digest);
-    download_to(client, digest, size, (&done, &partial), cancel, progress).map(|path| Spooled {
+    download_from(places, digest, size, (&done, &partial), cancel, progress).map(|path| Spooled {
         path,
         _lock: Some(lock),
     })
 }
 
-/// [`download`] into the files `done` and `partial`.
+/// [`download`] into the files `done` and `partial`, from each place in turn until one
+/// delivers; the next place resumes from what the failed one wrote.
+fn download_from(
+    places: &Places,
+    digest: &Digest,
+    size: u64,
+    files: (&Path, &Path),
+    cancel: &AtomicBool,
+    progress: &dyn Fn(Progress),
+) -> Result<PathBuf> {
+    let (_, path) = places.first_ok(|client| {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(Error::Registry {
+                url: client.url(&format!("/blobs/{digest}")),
+                reason: "download cancelled".into(),
+            });
+        }
+        download_to(client, digest, size, files, cancel, progress)
+    })?;
+    Ok(path)
+}
+
+/// [`download`] from one place into the files `done` and `partial`.
 fn download_to(
     client: &Client,
     digest: &Digest,

@@ -16,7 +16,7 @@ use crate::blob::BlobReader;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::progress;
-use crate::registry::client::Client;
+use crate::registry::places::Places;
 
 /// The state of one prefetched blob.
 #[derive(Debug)]
@@ -61,9 +61,10 @@ pub struct Prefetch {
 }
 
 impl Prefetch {
-    /// Starts `threads` downloaders (at least one) for `blobs` into `spool`.
+    /// Starts `threads` downloaders (at least one) for `blobs` into `spool`, from the first
+    /// of `places` or, where it fails, the places after it.
     pub fn start(
-        client: Arc<Client>,
+        places: Places,
         blobs: &[(Digest, u64)],
         spool: &Path,
         threads: usize,
@@ -84,13 +85,13 @@ impl Prefetch {
         });
         let workers = (0..n)
             .map(|_| {
-                let (shared, client, spool, events) = (
+                let (shared, places, spool, events) = (
                     Arc::clone(&shared),
-                    Arc::clone(&client),
+                    places.clone(),
                     spool.to_path_buf(),
                     events.clone(),
                 );
-                std::thread::spawn(move || worker(&shared, &client, &spool, &events))
+                std::thread::spawn(move || worker(&shared, &places, &spool, &events))
             })
             .collect();
         Prefetch { shared, workers }
@@ -206,7 +207,7 @@ impl Read for TailReader {
     }
 }
 
-fn worker(shared: &Shared, client: &Client, spool: &Path, events: &progress::Reporter) {
+fn worker(shared: &Shared, places: &Places, spool: &Path, events: &progress::Reporter) {
     loop {
         let next = shared.lock().queue.pop_front();
         let Some((digest, size)) = next else { return };
@@ -241,7 +242,7 @@ fn worker(shared: &Shared, client: &Client, spool: &Path, events: &progress::Rep
             }
             shared.ready.notify_all();
         };
-        let result = download(client, &digest, size, spool, &shared.cancel, &progress);
+        let result = download(places, &digest, size, spool, &shared.cancel, &progress);
         let mut s = shared.lock();
         if let Some(slot) = s.slots.get_mut(&digest) {
             *slot = Slot::Done(result);

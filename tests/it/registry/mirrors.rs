@@ -210,3 +210,108 @@ fn insecure_registries_skip_verification_and_blocked_ones_are_refused() {
     assert!(err.contains("blocked"), "{err}");
     snap.assert_unchanged(&repo.path);
 }
+
+/// registries.conf with `origin` and one mirror at 127.0.0.1:`mirror`, in `dir`.
+fn conf_with_mirror(dir: &std::path::Path, origin: u16, mirror: u16) -> String {
+    write_conf(
+        dir,
+        &format!(
+            "[[registry]]\nlocation = \"127.0.0.1:{origin}\"\ninsecure = true\n\
+             [[registry.mirror]]\nlocation = \"127.0.0.1:{mirror}\"\ninsecure = true\n"
+        ),
+    )
+}
+
+/// A mirror that serves the manifest but none of the blobs (a mirror of manifests only, or
+/// one whose blob store lost them): every blob comes from the origin, the config (one
+/// streamed GET) as well as the layers (downloaded ahead), and the tree is umoci's.
+#[test]
+fn blobs_a_mirror_does_not_hold_come_from_the_origin() {
+    let origin = registry_with_small();
+    let mirror = registry_with_small();
+    let at_origin = Proxy::start(origin.port, Fault::None);
+    let at_mirror = Proxy::start(
+        mirror.port,
+        Fault::AnswerAll("GET /v2/test/small/blobs/", 404),
+    );
+    let tmp = tempdir();
+    let conf = conf_with_mirror(tmp.path(), at_origin.port, at_mirror.port);
+    let reference = format!("{}:latest", at_origin.url("test/small"));
+    let repo = Repo::new();
+    let r = repo.ok(&["import", "--registries-conf", &conf, &reference, "small"]);
+    assert_eq!(r.field("Manifest"), skopeo_digest(&conf, &reference));
+    assert_eq!(r.layers(), (3, 0));
+    repo.assert_matches_umoci(&r.commit(), &wild_images().join("small"), "latest");
+    // the mirror served the manifest; the origin only the blobs it was asked for
+    let (mirrored, origins) = (at_mirror.requests(), at_origin.requests());
+    assert!(
+        mirrored.contains("GET /v2/test/small/manifests/latest "),
+        "{mirrored}"
+    );
+    assert!(!origins.contains("/manifests/"), "{origins}");
+    for (layer, _) in small_layers() {
+        assert_eq!(at_mirror.blob_requests(&layer).len(), 1, "{mirrored}");
+        assert_eq!(at_origin.blob_requests(&layer).len(), 1, "{origins}");
+    }
+    assert!(spool_files(&repo).is_empty());
+}
+
+/// A mirror that goes down in the middle of the big layer: the origin resumes the blob from
+/// where the mirror stopped (a `Range` request), and the tree is umoci's.
+#[test]
+fn a_mirror_down_mid_blob_is_resumed_from_the_origin() {
+    let origin = registry_with_small();
+    let mirror = registry_with_small();
+    let (big, size, _) = big_layer();
+    let at_origin = Proxy::start(origin.port, Fault::None);
+    let at_mirror = Proxy::start(mirror.port, Fault::CutThenDown(1 << 20));
+    let tmp = tempdir();
+    let conf = conf_with_mirror(tmp.path(), at_origin.port, at_mirror.port);
+    let reference = format!("{}:latest", at_origin.url("test/small"));
+    let repo = Repo::new();
+    let r = repo.ok(&["import", "--registries-conf", &conf, &reference, "small"]);
+    assert_eq!(r.field("Manifest"), skopeo_digest(&conf, &reference));
+    repo.assert_matches_umoci(&r.commit(), &wild_images().join("small"), "latest");
+    let origins = at_origin.blob_requests(&big);
+    assert_eq!(origins.len(), 1, "{origins:?}");
+    let from: u64 = origins[0]
+        .to_ascii_lowercase()
+        .split("range: bytes=")
+        .nth(1)
+        .unwrap_or_else(|| panic!("the origin did not resume: {origins:?}"))
+        .split('-')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(from > 0 && from < size, "{origins:?}");
+    assert!(spool_files(&repo).is_empty());
+}
+
+/// When no place holds a blob, the error names the blob and what each place answered, and
+/// nothing is committed.
+#[test]
+fn a_blob_no_place_holds_names_every_place() {
+    let origin = registry_with_small();
+    let mirror = registry_with_small();
+    let (big, _, _) = big_layer();
+    let line: &'static str = Box::leak(format!("GET /v2/test/small/blobs/{big}").into_boxed_str());
+    let at_origin = Proxy::start(origin.port, Fault::AnswerAll(line, 404));
+    let at_mirror = Proxy::start(mirror.port, Fault::AnswerAll(line, 404));
+    let tmp = tempdir();
+    let conf = conf_with_mirror(tmp.path(), at_origin.port, at_mirror.port);
+    let reference = format!("{}:latest", at_origin.url("test/small"));
+    let repo = Repo::new();
+    let snap = Snapshot::take(&repo.path);
+    let err = repo.fails(&["import", "--registries-conf", &conf, &reference, "small"]);
+    assert!(err.contains(&big), "{err}");
+    assert!(
+        err.contains(&format!("127.0.0.1:{}", at_origin.port)),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("tried first: 127.0.0.1:{}", at_mirror.port)),
+        "{err}"
+    );
+    snap.assert_unchanged(&repo.path);
+}

@@ -38,6 +38,12 @@ pub enum Fault {
     /// `Content-Length` body), then close the connection: the registry never sees it. Only
     /// its head is logged.
     AnswerLine(&'static str, usize, u16),
+    /// As `AnswerLine`, for every request whose line starts with this text (a mirror that
+    /// does not hold those blobs).
+    AnswerAll(&'static str, u16),
+    /// Once a connection carried this many response bytes, close it, and from then on close
+    /// every connection and every further request at once (a mirror that went down).
+    CutThenDown(usize),
 }
 
 /// A loopback TCP proxy in front of a registry, with a log of every request byte sent.
@@ -62,6 +68,10 @@ impl Proxy {
                     return;
                 }
                 let Ok(client) = conn else { continue };
+                if matches!(fault, Fault::CutThenDown(_)) && cut_done.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                }
                 let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
                     continue;
                 };
@@ -77,6 +87,12 @@ impl Proxy {
                     while let Ok(n) = from.read(&mut buf) {
                         if n == 0 {
                             break;
+                        }
+                        if matches!(fault, Fault::CutThenDown(_)) && dropped.load(Ordering::SeqCst)
+                        {
+                            let _ = to.shutdown(Shutdown::Both);
+                            let _ = from.shutdown(Shutdown::Both);
+                            return;
                         }
                         if let Fault::DropRequestOnce(at) = fault
                             && sent + n > at
@@ -95,18 +111,26 @@ impl Proxy {
                             let _ = from.shutdown(Shutdown::Both);
                             return;
                         }
-                        if let Fault::AnswerLine(text, nth, status) = fault
-                            && let Some(i) = find_nth(&buf[..n], text.as_bytes(), &seen, nth)
-                        {
+                        let answer = match fault {
+                            Fault::AnswerLine(text, nth, status) => {
+                                find_nth(&buf[..n], text.as_bytes(), &seen, nth)
+                                    .map(|i| (i, status))
+                            }
+                            Fault::AnswerAll(text, status) => {
+                                find_line(&buf[..n], text.as_bytes()).map(|i| (i, status))
+                            }
+                            _ => None,
+                        };
+                        if let Some((i, status)) = answer {
                             let _ = to.write_all(&buf[..i]);
                             log.lock().unwrap().extend_from_slice(&buf[..i]);
                             let head = read_request(&mut from, buf[i..n].to_vec());
                             log.lock().unwrap().extend_from_slice(&head);
-                            let answer = format!(
+                            let reply = format!(
                                 "HTTP/1.1 {status} Injected\r\nContent-Length: 0\r\n\
                                  Connection: close\r\n\r\n"
                             );
-                            let _ = from.write_all(answer.as_bytes());
+                            let _ = from.write_all(reply.as_bytes());
                             let _ = to.shutdown(Shutdown::Both);
                             let _ = from.shutdown(Shutdown::Both);
                             return;
@@ -141,7 +165,8 @@ impl Proxy {
                             Fault::None
                             | Fault::DropRequestOnce(_)
                             | Fault::DropRequestLine(..)
-                            | Fault::AnswerLine(..) => {}
+                            | Fault::AnswerLine(..)
+                            | Fault::AnswerAll(..) => {}
                             Fault::Stall => continue,
                             Fault::PauseOnce(at, secs) => {
                                 if sent + n > at && !cut_done.swap(true, Ordering::SeqCst) {
@@ -164,7 +189,9 @@ impl Proxy {
                                     return;
                                 }
                             }
-                            Fault::CutOnce(at) | Fault::CutOnceNoRange(at) => {
+                            Fault::CutOnce(at)
+                            | Fault::CutOnceNoRange(at)
+                            | Fault::CutThenDown(at) => {
                                 if sent + n > at && !cut_done.swap(true, Ordering::SeqCst) {
                                     let _ = to.write_all(&chunk[..at - sent]);
                                     let _ = to.shutdown(Shutdown::Both);
@@ -221,6 +248,12 @@ fn find_nth(buf: &[u8], line: &[u8], seen: &AtomicUsize, nth: usize) -> Option<u
             && buf[i..].starts_with(line)
             && seen.fetch_add(1, Ordering::SeqCst) + 1 == nth
     })
+}
+
+/// The offset in `buf` of the first occurrence of `line` at a line start, if any.
+fn find_line(buf: &[u8], line: &[u8]) -> Option<usize> {
+    (0..buf.len().saturating_sub(line.len()))
+        .find(|&i| (i == 0 || buf[i - 1] == b'\n') && buf[i..].starts_with(line))
 }
 
 /// Reads the rest of one request from `from`, `got` being its start: the head up to the
