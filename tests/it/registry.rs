@@ -62,6 +62,18 @@ fn big_layer() -> (String, u64, Vec<u8>) {
     (d, s, bytes)
 }
 
+/// The first byte a request asked for with `Range: bytes=N-`, if it has that header.
+fn resumed_from(request: &str) -> Option<u64> {
+    request
+        .to_ascii_lowercase()
+        .split("range: bytes=")
+        .nth(1)?
+        .split('-')
+        .next()?
+        .parse()
+        .ok()
+}
+
 fn registry_with_small() -> Registry {
     let reg = Registry::start();
     reg.skopeo_push(&wild_images().join("small"), "latest", "test/small", None);

@@ -211,15 +211,67 @@ fn insecure_registries_skip_verification_and_blocked_ones_are_refused() {
     snap.assert_unchanged(&repo.path);
 }
 
-/// registries.conf with `origin` and one mirror at 127.0.0.1:`mirror`, in `dir`.
-fn conf_with_mirror(dir: &std::path::Path, origin: u16, mirror: u16) -> String {
-    write_conf(
-        dir,
-        &format!(
-            "[[registry]]\nlocation = \"127.0.0.1:{origin}\"\ninsecure = true\n\
-             [[registry.mirror]]\nlocation = \"127.0.0.1:{mirror}\"\ninsecure = true\n"
-        ),
-    )
+/// The small image on an origin and on one mirror, each behind a proxy with its fault, and a
+/// registries.conf naming the mirror for the origin.
+struct Mirrored {
+    _registries: (Registry, Registry),
+    at_origin: Proxy,
+    at_mirror: Proxy,
+    _tmp: tempfile::TempDir,
+    conf: String,
+    /// `test/small:latest` on the origin.
+    reference: String,
+}
+
+impl Mirrored {
+    fn start(origin_fault: Fault, mirror_fault: Fault) -> Mirrored {
+        let (origin, mirror) = (registry_with_small(), registry_with_small());
+        let at_origin = Proxy::start(origin.port, origin_fault);
+        let at_mirror = Proxy::start(mirror.port, mirror_fault);
+        let tmp = tempdir();
+        let conf = write_conf(
+            tmp.path(),
+            &format!(
+                "[[registry]]\nlocation = \"127.0.0.1:{}\"\ninsecure = true\n\
+                 [[registry.mirror]]\nlocation = \"127.0.0.1:{}\"\ninsecure = true\n",
+                at_origin.port, at_mirror.port
+            ),
+        );
+        let reference = format!("{}:latest", at_origin.url("test/small"));
+        Mirrored {
+            _registries: (origin, mirror),
+            at_origin,
+            at_mirror,
+            _tmp: tmp,
+            conf,
+            reference,
+        }
+    }
+
+    /// The arguments of `ocitree import` of the reference through the conf, as `small`.
+    fn import_args(&self) -> [&str; 5] {
+        [
+            "import",
+            "--registries-conf",
+            &self.conf,
+            &self.reference,
+            "small",
+        ]
+    }
+
+    /// Imports into a new repository; asserts success, skopeo's manifest digest (through
+    /// the same conf) and umoci's tree, and that no spooled blob is left.
+    fn import_ok(&self) -> (Repo, Run) {
+        let repo = Repo::new();
+        let r = repo.ok(&self.import_args());
+        assert_eq!(
+            r.field("Manifest"),
+            skopeo_digest(&self.conf, &self.reference)
+        );
+        repo.assert_matches_umoci(&r.commit(), &wild_images().join("small"), "latest");
+        assert!(spool_files(&repo).is_empty());
+        (repo, r)
+    }
 }
 
 /// A mirror that serves the manifest but none of the blobs (a mirror of manifests only, or
@@ -227,91 +279,54 @@ fn conf_with_mirror(dir: &std::path::Path, origin: u16, mirror: u16) -> String {
 /// streamed GET) as well as the layers (downloaded ahead), and the tree is umoci's.
 #[test]
 fn blobs_a_mirror_does_not_hold_come_from_the_origin() {
-    let origin = registry_with_small();
-    let mirror = registry_with_small();
-    let at_origin = Proxy::start(origin.port, Fault::None);
-    let at_mirror = Proxy::start(
-        mirror.port,
+    let m = Mirrored::start(
+        Fault::None,
         Fault::AnswerAll("GET /v2/test/small/blobs/", 404),
     );
-    let tmp = tempdir();
-    let conf = conf_with_mirror(tmp.path(), at_origin.port, at_mirror.port);
-    let reference = format!("{}:latest", at_origin.url("test/small"));
-    let repo = Repo::new();
-    let r = repo.ok(&["import", "--registries-conf", &conf, &reference, "small"]);
-    assert_eq!(r.field("Manifest"), skopeo_digest(&conf, &reference));
+    let (_, r) = m.import_ok();
     assert_eq!(r.layers(), (3, 0));
-    repo.assert_matches_umoci(&r.commit(), &wild_images().join("small"), "latest");
     // the mirror served the manifest; the origin only the blobs it was asked for
-    let (mirrored, origins) = (at_mirror.requests(), at_origin.requests());
+    let (mirrored, origins) = (m.at_mirror.requests(), m.at_origin.requests());
     assert!(
         mirrored.contains("GET /v2/test/small/manifests/latest "),
         "{mirrored}"
     );
     assert!(!origins.contains("/manifests/"), "{origins}");
     for (layer, _) in small_layers() {
-        assert_eq!(at_mirror.blob_requests(&layer).len(), 1, "{mirrored}");
-        assert_eq!(at_origin.blob_requests(&layer).len(), 1, "{origins}");
+        assert_eq!(m.at_mirror.blob_requests(&layer).len(), 1, "{mirrored}");
+        assert_eq!(m.at_origin.blob_requests(&layer).len(), 1, "{origins}");
     }
-    assert!(spool_files(&repo).is_empty());
 }
 
 /// A mirror that goes down in the middle of the big layer: the origin resumes the blob from
 /// where the mirror stopped (a `Range` request), and the tree is umoci's.
 #[test]
 fn a_mirror_down_mid_blob_is_resumed_from_the_origin() {
-    let origin = registry_with_small();
-    let mirror = registry_with_small();
     let (big, size, _) = big_layer();
-    let at_origin = Proxy::start(origin.port, Fault::None);
-    let at_mirror = Proxy::start(mirror.port, Fault::CutThenDown(1 << 20));
-    let tmp = tempdir();
-    let conf = conf_with_mirror(tmp.path(), at_origin.port, at_mirror.port);
-    let reference = format!("{}:latest", at_origin.url("test/small"));
-    let repo = Repo::new();
-    let r = repo.ok(&["import", "--registries-conf", &conf, &reference, "small"]);
-    assert_eq!(r.field("Manifest"), skopeo_digest(&conf, &reference));
-    repo.assert_matches_umoci(&r.commit(), &wild_images().join("small"), "latest");
-    let origins = at_origin.blob_requests(&big);
+    let m = Mirrored::start(Fault::None, Fault::CutThenDown(1 << 20));
+    m.import_ok();
+    let origins = m.at_origin.blob_requests(&big);
     assert_eq!(origins.len(), 1, "{origins:?}");
-    let from: u64 = origins[0]
-        .to_ascii_lowercase()
-        .split("range: bytes=")
-        .nth(1)
-        .unwrap_or_else(|| panic!("the origin did not resume: {origins:?}"))
-        .split('-')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(from > 0 && from < size, "{origins:?}");
-    assert!(spool_files(&repo).is_empty());
+    let from = resumed_from(&origins[0]);
+    assert!(from.is_some_and(|f| f > 0 && f < size), "{origins:?}");
 }
 
 /// When no place holds a blob, the error names the blob and what each place answered, and
 /// nothing is committed.
 #[test]
 fn a_blob_no_place_holds_names_every_place() {
-    let origin = registry_with_small();
-    let mirror = registry_with_small();
     let (big, _, _) = big_layer();
     let line: &'static str = Box::leak(format!("GET /v2/test/small/blobs/{big}").into_boxed_str());
-    let at_origin = Proxy::start(origin.port, Fault::AnswerAll(line, 404));
-    let at_mirror = Proxy::start(mirror.port, Fault::AnswerAll(line, 404));
-    let tmp = tempdir();
-    let conf = conf_with_mirror(tmp.path(), at_origin.port, at_mirror.port);
-    let reference = format!("{}:latest", at_origin.url("test/small"));
+    let m = Mirrored::start(Fault::AnswerAll(line, 404), Fault::AnswerAll(line, 404));
     let repo = Repo::new();
     let snap = Snapshot::take(&repo.path);
-    let err = repo.fails(&["import", "--registries-conf", &conf, &reference, "small"]);
+    let err = repo.fails(&m.import_args());
     assert!(err.contains(&big), "{err}");
     assert!(
-        err.contains(&format!("127.0.0.1:{}", at_origin.port)),
+        err.contains(&format!("127.0.0.1:{}", m.at_origin.port)),
         "{err}"
     );
-    assert!(
-        err.contains(&format!("tried first: 127.0.0.1:{}", at_mirror.port)),
-        "{err}"
-    );
+    let mirror = format!("tried first: 127.0.0.1:{}", m.at_mirror.port);
+    assert!(err.contains(&mirror), "{err}");
     snap.assert_unchanged(&repo.path);
 }
