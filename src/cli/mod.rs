@@ -30,7 +30,19 @@ use clap::{Parser, Subcommand};
 /// Every layer is stored as its own commit (shared by all images that use it) and every image
 /// as one merged commit, applied with OCI whiteout semantics.
 #[derive(Debug, Parser)]
-#[command(name = "ocitree", version, about, long_about)]
+#[command(
+    name = "ocitree",
+    version,
+    about,
+    long_about,
+    after_long_help = "Environment, for registry requests:\n\n\
+        HTTPS_PROXY, HTTP_PROXY: the proxy of https:// and http:// requests (lower case too; \
+        socks5:// works). Loopback addresses are never proxied.\n\n\
+        NO_PROXY: what is not proxied: *, addresses, CIDR blocks, domain names (with their \
+        subdomains; .name: subdomains only), each with an optional :PORT.\n\n\
+        REGISTRY_AUTH_FILE, CONTAINERS_REGISTRIES_CONF, OCITREE_CERTS_D: see --authfile, \
+        --registries-conf, --cert-dir of import."
+)]
 pub struct Cli {
     /// Path of the OSTree repository (default ~/.local/share/ocitree/repo). `init` and `import` create it (bare-user by default) when it does not exist yet; the other commands need it to exist.
     #[arg(long, global = true, env = "OCITREE_REPO", value_name = "PATH")]

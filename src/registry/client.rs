@@ -7,9 +7,10 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use ureq::http::{self, Response};
-use ureq::{Agent, Body, SendBody};
+use ureq::{Body, SendBody};
 
 use crate::error::{Error, Result};
+use crate::registry::agents::Agents;
 use crate::registry::auth::{self, Challenge};
 use crate::registry::credentials::Credentials;
 use crate::registry::reference::ImageReference;
@@ -53,7 +54,7 @@ enum Scheme {
 /// A client for one repository of one registry.
 #[derive(Debug)]
 pub struct Client {
-    agent: Agent,
+    agents: Agents,
     /// `https://HOST[:PORT]` and `http://HOST[:PORT]`.
     https_base: String,
     http_base: String,
@@ -109,21 +110,9 @@ impl Client {
             None => auth::default_auth_files(),
         };
         let creds = auth::lookup(opts.creds.as_ref(), &files, reference)?;
-        let t = Some(opts.timeout);
-        let agent: Agent = Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(t)
-            .timeout_send_request(t)
-            .timeout_recv_response(t)
-            .timeout_per_read(t)
-            .timeout_per_write(t)
-            .user_agent(format!("ocitree/{}", env!("CARGO_PKG_VERSION")))
-            .max_redirects(10)
-            .tls_config(tls::config(opts, &reference.registry)?)
-            .build()
-            .into();
+        let agents = Agents::new(opts.timeout, tls::config(opts, &reference.registry)?);
         Ok(Client {
-            agent,
+            agents,
             https_base: format!("https://{}", reference.api_host()),
             http_base: format!("http://{}", reference.api_host()),
             scheme: Mutex::new(match opts.tls {
@@ -241,7 +230,7 @@ impl Client {
             }
         };
         let req = b.body(body).map_err(ureq::Error::Http)?;
-        self.agent.run(req)
+        self.agents.for_url(url)?.run(req)
     }
 
     /// Sends a request, answering an authentication challenge once and retrying transient
@@ -308,9 +297,12 @@ impl Client {
                 }
                 Err(e) => {
                     let hint = tls::hint(&self.opts, &self.reference.registry, &e.to_string());
+                    let route = self.agents.route_note(url);
                     return Err(Error::Registry {
                         url: url.to_string(),
-                        reason: format!("{method} failed after {attempt} attempt(s): {e}{hint}"),
+                        reason: format!(
+                            "{method} failed after {attempt} attempt(s){route}: {e}{hint}"
+                        ),
                     });
                 }
             }
@@ -427,7 +419,7 @@ impl Client {
                 .cloned(),
         );
         let request = || {
-            let mut req = self.agent.get(realm);
+            let mut req = self.agents.for_url(realm)?.get(realm);
             if let Some(s) = c.params.get("service") {
                 req = req.query("service", s);
             }

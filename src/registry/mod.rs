@@ -19,12 +19,14 @@
 //! Every request has a connect and a per-read/write timeout ([`RegistryOptions::timeout`]);
 //! connection failures, timeouts, 5xx and 429 answers are retried with exponential backoff.
 
+pub(crate) mod agents;
 pub mod auth;
 pub mod client;
 pub mod cred_helper;
 pub mod credentials;
 pub mod fetch;
 pub mod places;
+pub mod proxy;
 pub mod push;
 pub mod reference;
 pub mod registries_conf;

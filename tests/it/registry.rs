@@ -22,6 +22,8 @@ mod push;
 mod mirrors;
 // Multi-platform: import --all-platforms, export --index-of (issue 12).
 mod platforms;
+// HTTP proxies from the environment.
+mod proxies;
 
 /// The small image's layer blobs (digest, size), base first, from its OCI layout.
 fn small_layers() -> Vec<(String, u64)> {

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod faults;
+pub mod forward_proxy;
 pub mod image;
 pub mod keys;
 /// Mutations for the fuzz tests: the same module the unit fuzz targets use.
