@@ -37,6 +37,21 @@ fn unspecified(reg: &Registry, repo: &str) -> String {
     format!("docker://0.0.0.0:{}/{repo}", reg.port)
 }
 
+/// Imports `test/small:latest` from `reg` at 0.0.0.0 into a new repository with the proxy
+/// variables `vars`; asserts success and umoci's tree.
+fn pull_through(reg: &Registry, vars: &[(&str, &str)]) -> Repo {
+    let repo = Repo::new();
+    let src = format!("{}:latest", unspecified(reg, "test/small"));
+    let r = run(
+        &repo,
+        vars,
+        &["import", "--tls-verify=false", &src, "small"],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    repo.assert_matches_umoci(&r.commit(), &wild_images().join("small"), "latest");
+    repo
+}
+
 /// Only `HTTP_PROXY` set: `--tls-verify=false` tries HTTPS straight to the registry, finds
 /// plain HTTP, and every request after goes through the proxy (ureq tunnels plain HTTP
 /// through `CONNECT` too); a push as well.
@@ -46,15 +61,7 @@ fn pulls_and_pushes_of_a_plain_http_registry_go_through_http_proxy() {
     let proxy = ForwardProxy::start();
     let url = proxy.url();
     let vars = [("HTTP_PROXY", url.as_str())];
-    let repo = Repo::new();
-    let src = format!("{}:latest", unspecified(&reg, "test/small"));
-    let r = run(
-        &repo,
-        &vars,
-        &["import", "--tls-verify=false", &src, "small"],
-    );
-    assert_eq!(r.code, 0, "{r:?}");
-    repo.assert_matches_umoci(&r.commit(), &wild_images().join("small"), "latest");
+    let repo = pull_through(&reg, &vars);
     let tunnel = format!("CONNECT 0.0.0.0:{} HTTP/1.1", reg.port);
     let pulled = proxy.requests();
     assert!(!pulled.is_empty(), "the proxy carried nothing");
@@ -90,15 +97,7 @@ fn an_https_registry_is_reached_through_a_connect_tunnel() {
     reg.skopeo_push(&wild_images().join("small"), "latest", "test/small", None);
     let proxy = ForwardProxy::start();
     let url = proxy.url();
-    let repo = Repo::new();
-    let src = format!("{}:latest", unspecified(&reg, "test/small"));
-    let r = run(
-        &repo,
-        &[("https_proxy", url.as_str())],
-        &["import", "--tls-verify=false", &src, "small"],
-    );
-    assert_eq!(r.code, 0, "{r:?}");
-    repo.assert_matches_umoci(&r.commit(), &wild_images().join("small"), "latest");
+    pull_through(&reg, &[("https_proxy", &url)]);
     let carried = proxy.requests();
     let tunnel = format!("CONNECT 0.0.0.0:{} HTTP/1.1", reg.port);
     assert!(carried.contains(&tunnel), "{carried:#?}");
@@ -111,16 +110,7 @@ fn a_socks5_proxy_carries_the_pull() {
     let reg = registry_with_small();
     let proxy = ForwardProxy::start_kind(Kind::Socks5);
     let url = proxy.url();
-    let vars = [("HTTP_PROXY", url.as_str()), ("HTTPS_PROXY", url.as_str())];
-    let repo = Repo::new();
-    let src = format!("{}:latest", unspecified(&reg, "test/small"));
-    let r = run(
-        &repo,
-        &vars,
-        &["import", "--tls-verify=false", &src, "small"],
-    );
-    assert_eq!(r.code, 0, "{r:?}");
-    repo.assert_matches_umoci(&r.commit(), &wild_images().join("small"), "latest");
+    pull_through(&reg, &[("HTTP_PROXY", &url), ("HTTPS_PROXY", &url)]);
     let carried = proxy.requests();
     let to = format!("connected to 0.0.0.0:{}", reg.port);
     assert!(!carried.is_empty(), "the proxy carried nothing");

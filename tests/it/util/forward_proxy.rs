@@ -4,9 +4,8 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-use super::registry::free_port;
+use super::registry::serve_on_free_port;
 use super::tools;
 
 /// Which proxy.
@@ -40,54 +39,44 @@ impl ForwardProxy {
         tools::require(tool);
         let tmp = super::tempdir();
         let log = tmp.path().join("log");
-        for _ in 0..5 {
-            let port = free_port();
-            let mut cmd = Command::new(tool);
-            match kind {
-                Kind::Http => {
-                    let conf = tmp.path().join("tinyproxy.conf");
-                    // No ConnectPort line: CONNECT to any port (registries are not on 443).
-                    std::fs::write(
-                        &conf,
-                        format!(
-                            "Port {port}\nListen 127.0.0.1\nTimeout 60\nMaxClients 100\n\
-                             LogFile \"{}\"\nLogLevel Info\nAllow 127.0.0.1\n",
-                            log.display()
-                        ),
-                    )
-                    .unwrap();
-                    cmd.args(["-d", "-c"]).arg(&conf).stdout(Stdio::null());
+        let started = serve_on_free_port(
+            |port| {
+                let mut cmd = Command::new(tool);
+                match kind {
+                    Kind::Http => {
+                        let conf = tmp.path().join("tinyproxy.conf");
+                        // No ConnectPort line: CONNECT to any port (registries are not on 443).
+                        std::fs::write(
+                            &conf,
+                            format!(
+                                "Port {port}\nListen 127.0.0.1\nTimeout 60\nMaxClients 100\n\
+                                 LogFile \"{}\"\nLogLevel Info\nAllow 127.0.0.1\n",
+                                log.display()
+                            ),
+                        )
+                        .unwrap();
+                        cmd.args(["-d", "-c"]).arg(&conf);
+                        cmd.stdout(Stdio::null()).stderr(Stdio::null());
+                    }
+                    Kind::Socks5 => {
+                        // microsocks logs to standard error.
+                        let out = std::fs::File::create(&log).unwrap();
+                        cmd.args(["-i", "127.0.0.1", "-p", &port.to_string()]);
+                        cmd.stdout(Stdio::null()).stderr(out);
+                    }
                 }
-                Kind::Socks5 => {
-                    // microsocks logs to standard error.
-                    let out = std::fs::File::create(&log).unwrap();
-                    cmd.args(["-i", "127.0.0.1", "-p", &port.to_string()])
-                        .stdout(Stdio::null())
-                        .stderr(out);
-                }
-            }
-            if kind == Kind::Http {
-                cmd.stderr(Stdio::null());
-            }
-            let mut child = cmd.stdin(Stdio::null()).spawn().unwrap();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return ForwardProxy {
-                        port,
-                        kind,
-                        child,
-                        log,
-                        _tmp: tmp,
-                    };
-                }
-                if child.try_wait().unwrap().is_some() {
-                    break; // port taken meanwhile: try another
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+                cmd.stdin(Stdio::null()).spawn().unwrap()
+            },
+            |port| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        );
+        if let Some((child, port)) = started {
+            return ForwardProxy {
+                port,
+                kind,
+                child,
+                log,
+                _tmp: tmp,
+            };
         }
         panic!(
             "{tool} did not start: {}",

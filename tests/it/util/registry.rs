@@ -126,6 +126,32 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Starts a server with `spawn(port)` on a free port and waits (up to 10 s) until `ready(port)`;
+/// a server that exits meanwhile (the port was taken since) is started again on another port,
+/// five times at most. Returns the running server and its port.
+pub fn serve_on_free_port(
+    mut spawn: impl FnMut(u16) -> Child,
+    ready: impl Fn(u16) -> bool,
+) -> Option<(Child, u16)> {
+    for _ in 0..5 {
+        let port = free_port();
+        let mut child = spawn(port);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if ready(port) {
+                return Some((child, port));
+            }
+            if child.try_wait().unwrap().is_some() {
+                break; // port taken meanwhile: try another
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    None
+}
+
 /// The status code of `GET /v2/` on 127.0.0.1:port, if anything answers.
 fn probe(port: u16) -> Option<u16> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
@@ -222,43 +248,36 @@ impl Registry {
                 file.display()
             );
         }
-        for _ in 0..5 {
-            let port = free_port();
-            let cfg = tmp.path().join("config.yml");
-            std::fs::write(
-                &cfg,
-                format!(
-                    "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{extra_cfg}",
-                    tmp.path().join("data").display()
-                ),
-            )
-            .unwrap();
-            let log = std::fs::File::create(tmp.path().join("log")).unwrap();
-            let mut child = Command::new("docker-registry")
-                .arg("serve")
-                .arg(&cfg)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
+        let started = serve_on_free_port(
+            |port| {
+                let cfg = tmp.path().join("config.yml");
+                std::fs::write(
+                    &cfg,
+                    format!(
+                        "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{extra_cfg}",
+                        tmp.path().join("data").display()
+                    ),
+                )
                 .unwrap();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if probe(port).is_some() {
-                    return Registry {
-                        child,
-                        tmp,
-                        port,
-                        pki,
-                    };
-                }
-                if child.try_wait().unwrap().is_some() {
-                    break; // port taken meanwhile: try another
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+                let log = std::fs::File::create(tmp.path().join("log")).unwrap();
+                Command::new("docker-registry")
+                    .arg("serve")
+                    .arg(&cfg)
+                    .stdin(Stdio::null())
+                    .stdout(log.try_clone().unwrap())
+                    .stderr(log)
+                    .spawn()
+                    .unwrap()
+            },
+            |port| probe(port).is_some(),
+        );
+        if let Some((child, port)) = started {
+            return Registry {
+                child,
+                tmp,
+                port,
+                pki,
+            };
         }
         panic!(
             "docker-registry did not start: {}",
