@@ -11,6 +11,30 @@ use ureq::{Agent, Proxy};
 
 use crate::registry::proxy::ProxyEnv;
 
+/// `proxy` with the password of its user part shown as `***` (as Go's `URL.Redacted`).
+fn redacted(proxy: &str) -> String {
+    let (scheme, rest) = proxy.split_once("://").unwrap_or(("http", proxy));
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}{path}")
+        }
+        _ => proxy.to_string(),
+    }
+}
+
+/// `socks5://` as `socks5h://`: the proxy resolves the registry's name, as Go's SOCKS5
+/// dialer has it do (ureq would look the name up here, which fails where only the proxy
+/// can resolve names).
+fn remote_names(proxy: &str) -> String {
+    match proxy.strip_prefix("socks5://") {
+        Some(rest) => format!("socks5h://{rest}"),
+        None => proxy.to_string(),
+    }
+}
+
 /// The agents of one client, by route.
 #[derive(Debug)]
 pub(crate) struct Agents {
@@ -37,7 +61,7 @@ impl Agents {
     pub(crate) fn route_note(&self, url: &str) -> String {
         self.env
             .route(url)
-            .map(|p| format!(" (through the proxy {p}, from the environment)"))
+            .map(|p| format!(" (through the proxy {}, from the environment)", redacted(p)))
             .unwrap_or_default()
     }
 
@@ -51,7 +75,7 @@ impl Agents {
         if let Some((_, a)) = made.iter().find(|(r, _)| r.as_deref() == route) {
             return Ok(a.clone());
         }
-        let proxy = route.map(Proxy::new).transpose()?;
+        let proxy = route.map(|p| Proxy::new(&remote_names(p))).transpose()?;
         let t = Some(self.timeout);
         let agent: Agent = Agent::config_builder()
             .http_status_as_error(false)
@@ -69,5 +93,22 @@ impl Agents {
             .into();
         made.push((route.map(String::from), agent.clone()));
         Ok(agent)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_not_shown_and_socks5_resolves_at_the_proxy() {
+        assert_eq!(
+            redacted("http://me:s3cret@proxy:3128/x"),
+            "http://me:***@proxy:3128/x"
+        );
+        assert_eq!(redacted("http://me@proxy:3128"), "http://me@proxy:3128");
+        assert_eq!(redacted("http://proxy:3128"), "http://proxy:3128");
+        assert_eq!(remote_names("socks5://p:1080"), "socks5h://p:1080");
+        assert_eq!(remote_names("http://p:1"), "http://p:1");
     }
 }

@@ -439,9 +439,10 @@ impl Client {
                 Ok(r) => break r,
                 Err(e) if transient(&e) && attempt < ATTEMPTS => {}
                 Err(e) => {
+                    let route = self.agents.route_note(realm);
                     return Err(Error::Registry {
                         url: realm.clone(),
-                        reason: format!("fetching a token: {e}"),
+                        reason: format!("fetching a token{route}: {e}"),
                     });
                 }
             }

@@ -49,7 +49,12 @@ impl Exempt {
         if let Ok(ip) = host.parse::<IpAddr>() {
             return Some(Exempt::Ip(ip, port));
         }
-        let host = host.strip_prefix('*').unwrap_or(host);
+        // Only `*.` is taken off (as Go does): `*name` stays a name nothing matches.
+        let host = if host.starts_with("*.") {
+            &host[1..]
+        } else {
+            host
+        };
         if host.is_empty() || host == "." {
             return None;
         }
@@ -135,11 +140,7 @@ impl ProxyEnv {
 
     /// The settings `var` gives (the first non-empty of each pair of names).
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> ProxyEnv {
-        let any = |names: [&str; 2]| {
-            names
-                .iter()
-                .find_map(|n| var(n).filter(|v| !v.trim().is_empty()))
-        };
+        let any = |names: [&str; 2]| names.iter().find_map(|n| var(n).filter(|v| !v.is_empty()));
         let url = |v: String| {
             let v = v.trim().to_string();
             if v.contains("://") {
@@ -184,7 +185,7 @@ impl ProxyEnv {
         let host = host.to_ascii_lowercase();
         let port = port.unwrap_or(if https { 443 } else { 80 });
         let ip = host.parse::<IpAddr>().ok();
-        if host == "localhost" || ip.is_some_and(|ip| ip.is_loopback()) {
+        if host == "localhost" || ip.is_some_and(|ip| ip.to_canonical().is_loopback()) {
             return None;
         }
         if self.exempt.iter().any(|e| e.matches(&host, ip, port)) {
@@ -222,7 +223,7 @@ mod tests {
             env(&[("ALL_PROXY", "http://p:1")]).route("https://quay.io/"),
             None
         );
-        assert_eq!(env(&[("HTTPS_PROXY", " ")]).route("https://quay.io/"), None);
+        assert_eq!(env(&[("HTTPS_PROXY", "")]).route("https://quay.io/"), None);
     }
 
     #[test]
@@ -233,6 +234,7 @@ mod tests {
             "http://127.0.0.1:5000/v2/",
             "http://127.9.9.9/v2/",
             "https://[::1]:5000/v2/",
+            "https://[::ffff:127.0.0.1]:5000/v2/",
         ] {
             assert_eq!(e.route(url), None, "{url}");
         }
@@ -245,7 +247,7 @@ mod tests {
             ("HTTPS_PROXY", "http://p:1"),
             (
                 "no_proxy",
-                "corp.example, .only-subs.example,*.star.example,10.0.0.0/8,192.168.1.5:5000,[fd00::1],bad:port:x,*.",
+                "corp.example, .only-subs.example,*.star.example,*glob.example,10.0.0.0/8,192.168.1.5:5000,[fd00::1],bad:port:x,*.",
             ),
         ]);
         let direct = [
@@ -267,6 +269,8 @@ mod tests {
             "https://11.0.0.1/",
             "https://192.168.1.5/",
             "https://[fd00::2]/",
+            "https://glob.example/",
+            "https://a.glob.example/",
         ];
         for url in proxied {
             assert_eq!(e.route(url), Some("http://p:1"), "{url}");
