@@ -24,24 +24,37 @@ enum Stop {
     Fatal(Error),
 }
 
+/// What a download is watched and stopped by.
+#[allow(missing_debug_implementations)] // closures
+pub struct Watch<'a> {
+    /// Set to stop the download.
+    pub cancel: &'a AtomicBool,
+    /// Told where the download is.
+    pub progress: &'a dyn Fn(Progress),
+    /// Whether a reader is following the download (it has read bytes of the partial file
+    /// that a fresh start would replace). Then a download whose bytes do not match is not
+    /// started over, here or at another place: the reader has them already.
+    pub followed: &'a dyn Fn() -> bool,
+}
+
 /// Downloads blob `digest` of `size` bytes into `spool` from the first of `places` that
-/// delivers it, resuming a partial file; returns the path of the verified complete file. While another download (another process, or another
-/// pool of this one) owns the blob's spool files, this one uses private names and keeps
-/// nothing for a later run.
+/// delivers it, resuming a partial file; returns the path of the verified complete file.
+/// While another download (another process, or another pool of this one) owns the blob's
+/// spool files, this one uses private names and keeps nothing for a later run.
 ///
 /// The lock on the shared names is held until the returned [`Spooled`] is dropped, so that
 /// the file is not taken over before it has been read.
 ///
 /// # Errors
 /// Every place fails past the retries, or delivers content that does not match `digest`
-/// (after one fresh download when a resumed one did not match).
+/// (after one fresh download when a resumed one did not match); or a followed download's
+/// content does not match.
 pub fn download(
     places: &Places,
     digest: &Digest,
     size: u64,
     spool: &Path,
-    cancel: &AtomicBool,
-    progress: &dyn Fn(Progress),
+    watch: &Watch<'_>,
 ) -> Result<Spooled> {
     let io_err = |p: &Path| spool_err(digest, p);
     fs::create_dir_all(spool).map_err(io_err(spool))?;
@@ -50,38 +63,39 @@ pub fn download(
     let lock = SpoolLock::acquire(spool, digest).map_err(io_err(spool))?;
     let Some(lock) = lock else {
         let (done, partial) = private_paths(spool, digest);
-        let r = download_from(places, digest, size, (&done, &partial), cancel, progress);
+        let r = download_from(places, digest, size, (&done, &partial), watch);
         if r.is_err() {
             let _ = fs::remove_file(&partial);
         }
         return r.map(|path| Spooled { path, _lock: None });
     };
     let (done, partial) = spool_paths(spool, digest);
-    download_from(places, digest, size, (&done, &partial), cancel, progress).map(|path| Spooled {
+    download_from(places, digest, size, (&done, &partial), watch).map(|path| Spooled {
         path,
         _lock: Some(lock),
     })
 }
 
 /// [`download`] into the files `done` and `partial`, from each place in turn until one
-/// delivers; the next place resumes from what the failed one wrote.
+/// delivers; the next place resumes from what the failed one wrote. When nothing is left to
+/// resume from (the bytes did not match) and a reader has read some, no other place is asked:
+/// its bytes could not mend what was read.
 fn download_from(
     places: &Places,
     digest: &Digest,
     size: u64,
     files: (&Path, &Path),
-    cancel: &AtomicBool,
-    progress: &dyn Fn(Progress),
+    watch: &Watch<'_>,
 ) -> Result<PathBuf> {
-    let (_, path) = places.first_ok(|client| {
-        if cancel.load(Ordering::Relaxed) {
-            return Err(Error::Registry {
-                url: client.url(&format!("/blobs/{digest}")),
-                reason: "download cancelled".into(),
-            });
-        }
-        download_to(client, digest, size, files, cancel, progress)
-    })?;
+    let stop = |e: &Error| {
+        matches!(e, Error::Io { .. })
+            || watch.cancel.load(Ordering::Relaxed)
+            || ((watch.followed)() && !files.1.exists())
+    };
+    let (_, path) = places.first_ok_with(
+        |client| download_to(client, digest, size, files, watch),
+        stop,
+    )?;
     Ok(path)
 }
 
@@ -91,9 +105,9 @@ fn download_to(
     digest: &Digest,
     size: u64,
     (done, partial): (&Path, &Path),
-    cancel: &AtomicBool,
-    progress: &dyn Fn(Progress),
+    watch: &Watch<'_>,
 ) -> Result<PathBuf> {
+    let (cancel, progress) = (watch.cancel, watch.progress);
     let url = client.url(&format!("/blobs/{digest}"));
     let io_err = |p: &Path| spool_err(digest, p);
     // A complete file from an earlier run is checked like a partial one that needs no bytes.
@@ -163,7 +177,7 @@ fn download_to(
             return Ok(done.to_path_buf());
         }
         fs::remove_file(partial).map_err(io_err(partial))?;
-        if resumed && !fresh_retry {
+        if resumed && !fresh_retry && !(watch.followed)() {
             // The kept part may be what is wrong: start over once.
             fresh_retry = true;
             continue;

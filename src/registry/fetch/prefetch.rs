@@ -1,7 +1,7 @@
 //! A bounded pool of download threads ahead of the import, and the reader that follows a
 //! blob while it downloads.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -10,7 +10,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 use super::BUF;
-use super::download::{Progress, download};
+use super::download::{Progress, Watch, download};
 use super::spool::Spooled;
 use crate::blob::BlobReader;
 use crate::digest::Digest;
@@ -37,6 +37,8 @@ enum Slot {
 struct State {
     queue: VecDeque<(Digest, u64)>,
     slots: HashMap<Digest, Slot>,
+    /// Blobs a reader follows while they download (see [`Watch::followed`]).
+    followed: HashSet<Digest>,
 }
 
 #[derive(Debug)]
@@ -131,6 +133,9 @@ impl Prefetch {
             };
             match File::open(&path) {
                 Ok(file) => {
+                    if running {
+                        state.followed.insert(digest.clone());
+                    }
                     return Some(Ok(Box::new(io::BufReader::with_capacity(
                         BUF,
                         TailReader {
@@ -242,7 +247,13 @@ fn worker(shared: &Shared, places: &Places, spool: &Path, events: &progress::Rep
             }
             shared.ready.notify_all();
         };
-        let result = download(places, &digest, size, spool, &shared.cancel, &progress);
+        let followed = || shared.lock().followed.contains(&digest);
+        let watch = Watch {
+            cancel: &shared.cancel,
+            progress: &progress,
+            followed: &followed,
+        };
+        let result = download(places, &digest, size, spool, &watch);
         let mut s = shared.lock();
         if let Some(slot) = s.slots.get_mut(&digest) {
             *slot = Slot::Done(result);

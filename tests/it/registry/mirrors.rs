@@ -330,3 +330,31 @@ fn a_blob_no_place_holds_names_every_place() {
     assert!(err.contains(&mirror), "{err}");
     snap.assert_unchanged(&repo.path);
 }
+
+/// A mirror that sends a wrong byte in the big layer: the pull either falls back to the
+/// origin (the import had not read the blob yet) and gives umoci's tree, or, the import
+/// having read the bad bytes as they came, fails naming the mirror's digest mismatch with
+/// the repository unchanged. Never a tree of the wrong bytes.
+#[test]
+fn a_mirror_sending_wrong_bytes_never_gives_a_wrong_tree() {
+    let (big, _, _) = big_layer();
+    let m = Mirrored::start(Fault::None, Fault::Flip(1 << 20));
+    let repo = Repo::new();
+    let snap = Snapshot::take(&repo.path);
+    let r = repo.run(&m.import_args());
+    if r.code == 0 {
+        repo.assert_matches_umoci(&r.commit(), &wild_images().join("small"), "latest");
+        assert_eq!(m.at_origin.blob_requests(&big).len(), 1);
+    } else {
+        assert_eq!(r.code, 2, "{r:?}");
+        assert!(r.stderr.contains(&big), "{r:?}");
+        assert!(r.stderr.contains("mismatch"), "{r:?}");
+        let mirror = format!(
+            "http://127.0.0.1:{}/v2/test/small/blobs/{big}",
+            m.at_mirror.port
+        );
+        assert!(r.stderr.contains(&mirror), "{r:?}");
+        snap.assert_unchanged(&repo.path);
+    }
+    eprintln!("wrong bytes from the mirror: exit {}", r.code);
+}
