@@ -29,7 +29,7 @@ impl Places {
     /// `clients` is empty.
     pub fn new(clients: Vec<Arc<Client>>) -> Places {
         assert!(!clients.is_empty(), "a pull has at least its origin");
-        let down = Arc::new(clients.iter().map(|_| AtomicBool::new(false)).collect());
+        let down = none_down(clients.len());
         Places { clients, down }
     }
 
@@ -42,12 +42,7 @@ impl Places {
     /// for its blobs either).
     pub fn keep_from(&mut self, i: usize) {
         self.clients.drain(..i.min(self.clients.len() - 1));
-        self.down = Arc::new(
-            self.clients
-                .iter()
-                .map(|_| AtomicBool::new(false))
-                .collect(),
-        );
+        self.down = none_down(self.clients.len());
     }
 
     /// Runs `f` on each place in turn until it succeeds; returns the place's index and the
@@ -63,8 +58,8 @@ impl Places {
         self.first_ok_with(f, |e| matches!(e, Error::Io { .. }))
     }
 
-    /// As [`Places::first_ok`], with `stop` telling the failures that are returned at once
-    /// instead of an I/O error.
+    /// As [`Places::first_ok`], with `stop` deciding which failures end the search at once
+    /// (for [`Places::first_ok`]: I/O errors).
     ///
     /// # Errors
     /// `f` failed at every place, or failed in a way `stop` accepts.
@@ -97,9 +92,15 @@ impl Places {
     }
 }
 
-/// `err`, from the last place, naming what the places before it answered.
+/// No place marked down, for `n` places.
+fn none_down(n: usize) -> Arc<Vec<AtomicBool>> {
+    Arc::new((0..n).map(|_| AtomicBool::new(false)).collect())
+}
+
+/// `err`, from the place `last`, naming what the places before it answered (a local I/O
+/// error is kept as it is).
 fn with_tried(err: Error, last: &Client, failed: &[String]) -> Error {
-    if failed.is_empty() {
+    if failed.is_empty() || matches!(err, Error::Io { .. }) {
         return err;
     }
     let tried = format!("{err}; tried first: {}", failed.join("; "));

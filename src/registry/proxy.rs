@@ -163,11 +163,6 @@ impl ProxyEnv {
         }
     }
 
-    /// Whether any proxy is set.
-    pub fn any(&self) -> bool {
-        self.http.is_some() || self.https.is_some()
-    }
-
     /// The proxy URL a request to `url` goes through; `None`: straight to the host.
     pub fn route(&self, url: &str) -> Option<&str> {
         let (https, rest) = if let Some(r) = url.strip_prefix("https://") {
