@@ -123,12 +123,37 @@ fn in_block(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
     }
 }
 
+/// `proxy` with the password of its user part shown as `***` (as Go's `URL.Redacted`).
+pub(crate) fn redacted(proxy: &str) -> String {
+    let (scheme, rest) = proxy.split_once("://").unwrap_or(("http", proxy));
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}{path}")
+        }
+        _ => proxy.to_string(),
+    }
+}
+
 /// The proxy settings of the environment.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct ProxyEnv {
     http: Option<String>,
     https: Option<String>,
     exempt: Vec<Exempt>,
+}
+
+impl std::fmt::Debug for ProxyEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = |p: &Option<String>| p.as_deref().map(redacted);
+        f.debug_struct("ProxyEnv")
+            .field("http", &shown(&self.http))
+            .field("https", &shown(&self.https))
+            .field("exempt", &self.exempt)
+            .finish()
+    }
 }
 
 impl ProxyEnv {
@@ -272,6 +297,18 @@ mod tests {
         }
         let all = env(&[("HTTPS_PROXY", "http://p:1"), ("NO_PROXY", "x, *")]);
         assert_eq!(all.route("https://quay.io/"), None);
+    }
+
+    #[test]
+    fn passwords_are_not_shown() {
+        assert_eq!(
+            redacted("http://me:s3cret@proxy:3128/x"),
+            "http://me:***@proxy:3128/x"
+        );
+        assert_eq!(redacted("http://me@proxy:3128"), "http://me@proxy:3128");
+        assert_eq!(redacted("http://proxy:3128"), "http://proxy:3128");
+        let e = env(&[("HTTPS_PROXY", "http://me:s3cret@p:1")]);
+        assert!(!format!("{e:?}").contains("s3cret"), "{e:?}");
     }
 
     #[test]
