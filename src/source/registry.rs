@@ -3,8 +3,8 @@
 //! fetched by digest, and blobs from `/v2/REPO/blobs/` — layer blobs through a
 //! [`Prefetch`] pool when the import asks for them ahead. With mirrors in registries.conf
 //! ([`RegistriesConf`]), the first place (mirror, then the origin) that serves the manifest
-//! serves everything else, and the places after it serve the blobs it fails on
-//! ([`Places`]).
+//! serves everything else, and the places after it serve the blobs and manifests by digest
+//! it fails on ([`Places`]).
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;

@@ -240,20 +240,21 @@ impl Proxy {
     }
 }
 
+/// The offsets in `buf` where `line` starts a line.
+fn line_starts<'a>(buf: &'a [u8], line: &'a [u8]) -> impl Iterator<Item = usize> + 'a {
+    (0..buf.len().saturating_sub(line.len()))
+        .filter(move |&i| (i == 0 || buf[i - 1] == b'\n') && buf[i..].starts_with(line))
+}
+
 /// The offset in `buf` of the occurrence of `line` (at a line start) that is the `nth` one
 /// counted in `seen` over the proxy's life, if it is in `buf`.
 fn find_nth(buf: &[u8], line: &[u8], seen: &AtomicUsize, nth: usize) -> Option<usize> {
-    (0..buf.len().saturating_sub(line.len())).find(|&i| {
-        (i == 0 || buf[i - 1] == b'\n')
-            && buf[i..].starts_with(line)
-            && seen.fetch_add(1, Ordering::SeqCst) + 1 == nth
-    })
+    line_starts(buf, line).find(|_| seen.fetch_add(1, Ordering::SeqCst) + 1 == nth)
 }
 
 /// The offset in `buf` of the first occurrence of `line` at a line start, if any.
 fn find_line(buf: &[u8], line: &[u8]) -> Option<usize> {
-    (0..buf.len().saturating_sub(line.len()))
-        .find(|&i| (i == 0 || buf[i - 1] == b'\n') && buf[i..].starts_with(line))
+    line_starts(buf, line).next()
 }
 
 /// Reads the rest of one request from `from`, `got` being its start: the head up to the
