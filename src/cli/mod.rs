@@ -39,7 +39,8 @@ use clap::{Parser, Subcommand};
         HTTPS_PROXY, HTTP_PROXY: the proxy of https:// and http:// requests (lower case too; \
         socks5:// works). Loopback addresses are never proxied.\n\n\
         NO_PROXY: what is not proxied: *, addresses, CIDR blocks, domain names (with their \
-        subdomains; .name: subdomains only), each with an optional :PORT.\n\n\
+        subdomains; .name: subdomains only), each with an optional :PORT. Each hop of a \
+        redirect (a blob sent to a storage host) is routed on its own.\n\n\
         REGISTRY_AUTH_FILE, CONTAINERS_REGISTRIES_CONF, OCITREE_CERTS_D: see --authfile, \
         --registries-conf, --cert-dir of import."
 )]

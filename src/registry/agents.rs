@@ -71,7 +71,8 @@ impl Agents {
             .timeout_per_read(t)
             .timeout_per_write(t)
             .user_agent(format!("ocitree/{}", env!("CARGO_PKG_VERSION")))
-            .max_redirects(10)
+            // redirects are followed by the client, each hop on its own route
+            .max_redirects(0)
             .tls_config(self.tls.clone())
             // Never ureq's own reading of the environment: the route is chosen above.
             .proxy(proxy)

@@ -14,7 +14,7 @@ use crate::registry::agents::Agents;
 use crate::registry::auth::{self, Challenge};
 use crate::registry::credentials::Credentials;
 use crate::registry::reference::ImageReference;
-use crate::registry::{RegistryOptions, Tls, tls};
+use crate::registry::{RegistryOptions, Tls, redirect, tls};
 
 /// How often a request is tried when it fails transiently (connection reset, timeout, 5xx, 429).
 pub(crate) const ATTEMPTS: u32 = 5;
@@ -67,6 +67,17 @@ pub struct Client {
     authorization: Mutex<Option<String>>,
     /// Extra repositories the token must grant `pull` on (cross-repository mounts).
     extra_scopes: Mutex<Vec<String>>,
+}
+
+/// What [`Client::send_once`] gives: the final answer, or why there is none.
+type Sent = std::result::Result<Response<Body>, Failed>;
+
+/// A request that got no answer.
+#[derive(Debug)]
+struct Failed {
+    error: ureq::Error,
+    /// The URL it failed at, when a redirect led there.
+    redirected: Option<String>,
 }
 
 /// Whether a ureq error is worth retrying.
@@ -165,11 +176,8 @@ impl Client {
 
     /// Resolves a `Location` header (absolute, or a path on the registry).
     pub(crate) fn absolute(&self, location: &str) -> String {
-        if location.starts_with("http://") || location.starts_with("https://") {
-            location.to_string()
-        } else {
-            format!("{}{location}", self.base())
-        }
+        redirect::resolve(&format!("{}/", self.base()), location)
+            .unwrap_or_else(|| format!("{}{location}", self.base()))
     }
 
     /// Asks the token for `pull` on another repository too (for mounts from it).
@@ -189,23 +197,72 @@ impl Client {
         }
     }
 
+    /// Sends one request with the authorization in force ([`Client::follow`]).
     fn send_once(
         &self,
         method: &http::Method,
         url: &str,
         headers: &[(&str, &str)],
         payload: Payload<'_>,
+    ) -> Sent {
+        let authorization = self
+            .authorization
+            .lock()
+            .expect("lock poisoned only by a panic")
+            .clone();
+        self.follow(method, url, headers, payload, authorization.as_deref())
+    }
+
+    /// Sends one request, following redirects hop by hop ([`redirect`]): each hop takes the
+    /// route the environment gives its URL, and `authorization` goes only to `url`'s host.
+    fn follow(
+        &self,
+        method: &http::Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        payload: Payload<'_>,
+        authorization: Option<&str>,
+    ) -> Sent {
+        let (mut method, mut at, mut payload) = (method.clone(), url.to_string(), payload);
+        let mut authorization = authorization;
+        for _ in 0..=redirect::MAX_HOPS {
+            let failed = |error| Failed {
+                error,
+                redirected: (at != url).then(|| at.clone()),
+            };
+            let resp = self
+                .send_hop(&method, &at, headers, payload, authorization)
+                .map_err(failed)?;
+            let location = resp.headers().get("location").and_then(|v| v.to_str().ok());
+            let Some(hop) = redirect::next(resp.status(), location, &method, &at) else {
+                return Ok(resp);
+            };
+            authorization = authorization.filter(|_| redirect::keeps_credentials(url, &hop.url));
+            if !hop.body {
+                payload = Payload::Empty;
+            }
+            (method, at) = (hop.method, hop.url);
+        }
+        Err(Failed {
+            error: ureq::Error::TooManyRedirects,
+            redirected: Some(at),
+        })
+    }
+
+    /// One request, redirects not followed.
+    fn send_hop(
+        &self,
+        method: &http::Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        payload: Payload<'_>,
+        authorization: Option<&str>,
     ) -> std::result::Result<Response<Body>, ureq::Error> {
         let mut b = http::Request::builder().method(method.clone()).uri(url);
         for (k, v) in headers {
             b = b.header(*k, *v);
         }
-        if let Some(a) = self
-            .authorization
-            .lock()
-            .expect("lock poisoned only by a panic")
-            .as_deref()
-        {
+        if let Some(a) = authorization {
             b = b.header("Authorization", a);
         }
         let body = match payload {
@@ -292,20 +349,31 @@ impl Client {
                     std::thread::sleep(backoff(attempt));
                 }
                 Ok(resp) => return Ok(resp),
-                Err(e) if transient(&e) && attempt < tries => {
+                Err(f) if transient(&f.error) && attempt < tries => {
                     std::thread::sleep(backoff(attempt));
                 }
-                Err(e) => {
-                    let hint = tls::hint(&self.opts, &self.reference.registry, &e.to_string());
-                    let route = self.agents.route_note(url);
+                Err(f) => {
+                    let hint =
+                        tls::hint(&self.opts, &self.reference.registry, &f.error.to_string());
                     return Err(Error::Registry {
                         url: url.to_string(),
                         reason: format!(
-                            "{method} failed after {attempt} attempt(s){route}: {e}{hint}"
+                            "{method} failed after {attempt} attempt(s){}: {}{hint}",
+                            self.failed_at(url, &f),
+                            f.error
                         ),
                     });
                 }
             }
+        }
+    }
+
+    /// For an error message about a request to `url` that failed: where a redirect led it
+    /// and which proxy carried it.
+    fn failed_at(&self, url: &str, f: &Failed) -> String {
+        match &f.redirected {
+            Some(hop) => format!(", redirected to {hop}{}", self.agents.route_note(hop)),
+            None => self.agents.route_note(url),
         }
     }
 
@@ -320,16 +388,23 @@ impl Client {
         url: &str,
         headers: &[(&str, &str)],
         payload: Payload<'_>,
-        result: std::result::Result<Response<Body>, ureq::Error>,
-    ) -> std::result::Result<Response<Body>, ureq::Error> {
+        result: Sent,
+    ) -> Sent {
         let undecided = match &result {
-            Ok(_) => {
+            // an answer over HTTPS, even one redirecting elsewhere
+            Ok(_)
+            | Err(Failed {
+                redirected: Some(_),
+                ..
+            }) => {
                 self.set_scheme(Scheme::Https);
                 return result;
             }
-            Err(ureq::Error::ConnectionFailed | ureq::Error::HostNotFound) => true,
-            Err(ureq::Error::Io(io)) => io.kind() == std::io::ErrorKind::ConnectionRefused,
-            Err(_) => false,
+            Err(f) => match &f.error {
+                ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => true,
+                ureq::Error::Io(io) => io.kind() == std::io::ErrorKind::ConnectionRefused,
+                _ => false,
+            },
         };
         let Some(rest) = url.strip_prefix(&self.https_base).filter(|_| !undecided) else {
             return result;
@@ -418,31 +493,31 @@ impl Client {
                 .iter()
                 .cloned(),
         );
-        let request = || {
-            let mut req = self.agents.for_url(realm)?.get(realm);
-            if let Some(s) = c.params.get("service") {
-                req = req.query("service", s);
-            }
-            for s in &scopes {
-                req = req.query("scope", s);
-            }
-            if let Some(creds) = &self.creds {
-                req = req.header("Authorization", &creds.basic_header());
-            }
-            req.call()
-        };
+        let mut query: Vec<(&str, &str)> = c
+            .params
+            .get("service")
+            .map(|s| ("service", s.as_str()))
+            .into_iter()
+            .collect();
+        query.extend(scopes.iter().map(|s| ("scope", s.as_str())));
+        let url = redirect::with_query(realm, &query);
+        let basic = self.creds.as_ref().map(Credentials::basic_header);
         let mut attempt = 0;
         let mut resp = loop {
             attempt += 1;
-            match request() {
+            let get = &http::Method::GET;
+            match self.follow(get, &url, &[], Payload::Empty, basic.as_deref()) {
                 Ok(r) if r.status().is_server_error() && attempt < ATTEMPTS => {}
                 Ok(r) => break r,
-                Err(e) if transient(&e) && attempt < ATTEMPTS => {}
-                Err(e) => {
-                    let route = self.agents.route_note(realm);
+                Err(f) if transient(&f.error) && attempt < ATTEMPTS => {}
+                Err(f) => {
                     return Err(Error::Registry {
                         url: realm.clone(),
-                        reason: format!("fetching a token{route}: {e}"),
+                        reason: format!(
+                            "fetching a token{}: {}",
+                            self.failed_at(realm, &f),
+                            f.error
+                        ),
                     });
                 }
             }

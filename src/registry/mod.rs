@@ -5,7 +5,8 @@
 //! pull:  reference -> registries_conf     mirrors tried in order, then the origin
 //!          -> places                      the one serving the manifest, then those after
 //!                                          it for the blobs it fails on
-//!          -> client (auth: anonymous | basic | bearer token; retries; timeouts)
+//!          -> client (auth: anonymous | basic | bearer token; retries; timeouts;
+//!                     redirects followed hop by hop, each on its own route)
 //!          -> GET /v2/REPO/manifests/REF   manifest or index (OCI or docker v2 schema 2)
 //!          -> source::registry             the Source the import reads, with an index.json
 //!                                          synthesized around that one manifest
@@ -28,6 +29,7 @@ pub mod fetch;
 pub mod places;
 pub mod proxy;
 pub mod push;
+pub(crate) mod redirect;
 pub mod reference;
 pub mod registries_conf;
 pub mod tls;

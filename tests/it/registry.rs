@@ -24,6 +24,8 @@ mod mirrors;
 mod platforms;
 // HTTP proxies from the environment.
 mod proxies;
+// Blob downloads redirected to a storage host.
+mod redirects;
 
 /// The small image's layer blobs (digest, size), base first, from its OCI layout.
 fn small_layers() -> Vec<(String, u64)> {

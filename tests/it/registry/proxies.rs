@@ -168,3 +168,49 @@ fn loopback_and_no_proxy_hosts_go_direct_and_a_dead_proxy_is_named() {
     );
     snap.assert_unchanged(&repo.path);
 }
+
+/// Each hop of a redirect takes its own route, as in Go: a registry reached directly that
+/// sends blobs to a storage host reached through the proxy, and the other way round.
+#[test]
+fn each_redirect_hop_takes_its_own_route() {
+    let reg = registry_with_small();
+    let storage = crate::util::storage::Storage::start(reg.port);
+    let proxy = ForwardProxy::start();
+    let url = proxy.url();
+    let import = |vars: &[(&str, &str)], src: String| {
+        let repo = Repo::new();
+        let args = ["import", "--tls-verify=false", "--creds", "carol:tok-pw"];
+        let r = run(&repo, vars, &[&args[..], &[&src, "s"]].concat());
+        assert_eq!(r.code, 0, "{r:?}");
+        repo.assert_matches_umoci(&r.commit(), &wild_images().join("small"), "latest");
+    };
+
+    // the registry on loopback, straight; the storage host at 0.0.0.0, through the proxy
+    let gw = TokenGateway::redirecting(reg.port, "carol", "tok-pw", &storage.base());
+    import(
+        &[("HTTP_PROXY", &url)],
+        format!("{}:latest", gw.url("test/small")),
+    );
+    let carried = proxy.requests();
+    let to_storage = format!("CONNECT 0.0.0.0:{} HTTP/1.1", storage.port);
+    assert!(carried.contains(&to_storage), "{carried:#?}");
+    assert!(carried.iter().all(|r| r == &to_storage), "{carried:#?}");
+
+    // the registry at 0.0.0.0, through the proxy; the storage host on loopback, straight
+    let looped = format!("http://127.0.0.1:{}", storage.port);
+    let gw = TokenGateway::redirecting(reg.port, "carol", "tok-pw", &looped);
+    let stored = storage.requests().len();
+    import(
+        &[("HTTP_PROXY", &url)],
+        format!("docker://0.0.0.0:{}/test/small:latest", gw.port),
+    );
+    let later = &proxy.requests()[carried.len()..];
+    let to_registry = format!("CONNECT 0.0.0.0:{} HTTP/1.1", gw.port);
+    assert!(later.contains(&to_registry), "{later:#?}");
+    assert!(later.iter().all(|r| r == &to_registry), "{later:#?}");
+    assert!(
+        storage.requests().len() >= stored + 4,
+        "{:#?}",
+        storage.requests()
+    );
+}

@@ -14,6 +14,7 @@ pub mod proxy;
 pub mod read;
 pub mod registry;
 pub mod source;
+pub mod storage;
 pub mod tools;
 pub mod tree;
 pub mod wild;

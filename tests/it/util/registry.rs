@@ -339,6 +339,8 @@ impl Drop for Registry {
 /// requests without `Authorization: Bearer TOKEN` get a 401 challenge pointing at `/token` on
 /// the same port, which hands out TOKEN for the right Basic credentials. One request per
 /// connection (`Connection: close`); bodies are not relayed, so it serves pulls only.
+/// [`TokenGateway::redirecting`] sends blob downloads elsewhere, as registries with their
+/// blobs in S3 or behind a CDN do.
 pub struct TokenGateway {
     pub port: u16,
     log: Arc<Mutex<Vec<String>>>,
@@ -348,23 +350,40 @@ const TOKEN: &str = "test-token-123";
 
 impl TokenGateway {
     pub fn start(upstream: u16, user: &str, password: &str) -> TokenGateway {
+        TokenGateway::start_with(upstream, user, password, None)
+    }
+
+    /// As [`TokenGateway::start`], answering every authorized blob `GET` with a
+    /// `307 Temporary Redirect` to `to` followed by the request's path (and `?sig=1`, as a
+    /// presigned URL has). `{port}` in `to` stands for the gateway's own port.
+    pub fn redirecting(upstream: u16, user: &str, password: &str, to: &str) -> TokenGateway {
+        TokenGateway::start_with(upstream, user, password, Some(to.to_string()))
+    }
+
+    fn start_with(upstream: u16, user: &str, pass: &str, to: Option<String>) -> TokenGateway {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let log = Arc::new(Mutex::new(Vec::new()));
         let basic = {
             use base64::Engine as _;
-            let raw = format!("{user}:{password}");
+            let raw = format!("{user}:{pass}");
             format!(
                 "Basic {}",
                 base64::engine::general_purpose::STANDARD.encode(raw)
             )
         };
+        let front = Arc::new(Front {
+            upstream,
+            port,
+            basic,
+            redirect: to,
+        });
         let log2 = Arc::clone(&log);
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(client) = conn else { continue };
-                let (log, basic) = (Arc::clone(&log2), basic.clone());
-                std::thread::spawn(move || serve(client, upstream, port, &basic, &log));
+                let (log, front) = (Arc::clone(&log2), Arc::clone(&front));
+                std::thread::spawn(move || front.serve(client, &log));
             }
         });
         TokenGateway { port, log }
@@ -380,73 +399,107 @@ impl TokenGateway {
     }
 }
 
-fn serve(mut client: TcpStream, upstream: u16, port: u16, basic: &str, log: &Mutex<Vec<String>>) {
+/// One [`TokenGateway`]'s settings.
+struct Front {
+    upstream: u16,
+    port: u16,
+    basic: String,
+    redirect: Option<String>,
+}
+
+impl Front {
+    fn serve(&self, mut client: TcpStream, log: &Mutex<Vec<String>>) {
+        let Some(head) = read_head(&mut client) else {
+            return;
+        };
+        let request_line = head.split("\r\n").next().unwrap_or_default().to_string();
+        let auth = header(&head, "authorization").unwrap_or_default();
+        log.lock().unwrap().push(request_line.clone());
+        let path = request_line.split(' ').nth(1).unwrap_or_default();
+        if path.starts_with("/token") {
+            if auth == self.basic {
+                let token = format!("{{\"token\":\"{TOKEN}\"}}");
+                reply(&mut client, "200 OK", "", &token);
+            } else {
+                reply(
+                    &mut client,
+                    "401 Unauthorized",
+                    "",
+                    r#"{"details":"bad credentials"}"#,
+                );
+            }
+            return;
+        }
+        if auth != format!("Bearer {TOKEN}") {
+            let challenge = format!(
+                "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{}/token\",service=\"test-registry\"\r\n",
+                self.port
+            );
+            reply(
+                &mut client,
+                "401 Unauthorized",
+                &challenge,
+                r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
+            );
+            return;
+        }
+        if let Some(to) = &self.redirect
+            && request_line.starts_with("GET ")
+            && path.contains("/blobs/sha256:")
+        {
+            let to = to.replace("{port}", &self.port.to_string());
+            let location = format!("Location: {to}{path}?sig=1\r\n");
+            reply(&mut client, "307 Temporary Redirect", &location, "");
+            return;
+        }
+        relay(&head, self.upstream, &mut client);
+    }
+}
+
+/// Reads a request's head (up to the blank line) from `client`; `None` when it is not HTTP
+/// (a TLS handshake) or the connection ends first.
+pub fn read_head(client: &mut TcpStream) -> Option<String> {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
         match client.read(&mut byte) {
             // not HTTP (a TLS handshake): close, as HTTP servers do
-            Ok(1) if head.is_empty() && !byte[0].is_ascii_uppercase() => return,
+            Ok(1) if head.is_empty() && !byte[0].is_ascii_uppercase() => return None,
             Ok(1) => head.push(byte[0]),
-            _ => return,
+            _ => return None,
         }
     }
-    let head = String::from_utf8_lossy(&head).into_owned();
-    let mut lines = head.split("\r\n");
-    let request_line = lines.next().unwrap_or_default().to_string();
-    let auth = lines
-        .clone()
-        .find_map(|l| {
-            l.split_once(':')
-                .filter(|(k, _)| k.eq_ignore_ascii_case("authorization"))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_default();
-    log.lock().unwrap().push(request_line.clone());
-    let path = request_line.split(' ').nth(1).unwrap_or_default();
-    let reply = |c: &mut TcpStream, status: &str, extra: &str, body: &str| {
-        let _ = write!(
-            c,
-            "HTTP/1.1 {status}\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-    };
-    if path.starts_with("/token") {
-        if auth == basic {
-            reply(
-                &mut client,
-                "200 OK",
-                "",
-                &format!("{{\"token\":\"{TOKEN}\"}}"),
-            );
-        } else {
-            reply(
-                &mut client,
-                "401 Unauthorized",
-                "",
-                r#"{"details":"bad credentials"}"#,
-            );
-        }
-        return;
-    }
-    if auth != format!("Bearer {TOKEN}") {
-        let challenge = format!(
-            "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{port}/token\",service=\"test-registry\"\r\n"
-        );
-        reply(
-            &mut client,
-            "401 Unauthorized",
-            &challenge,
-            r#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#,
-        );
-        return;
-    }
-    // authorized: replay the request upstream (without our headers), relay the answer
+    Some(String::from_utf8_lossy(&head).into_owned())
+}
+
+/// The value of header `name` (lower case) in request head `head`.
+pub fn header(head: &str, name: &str) -> Option<String> {
+    head.split("\r\n").skip(1).find_map(|l| {
+        l.split_once(':')
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_string())
+    })
+}
+
+/// Answers with `status`, the header lines `extra` and a JSON `body`; one request a
+/// connection.
+pub fn reply(c: &mut TcpStream, status: &str, extra: &str, body: &str) {
+    let _ = write!(
+        c,
+        "HTTP/1.1 {status}\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+}
+
+/// Replays request `head` (no body) to the registry on 127.0.0.1:`upstream`, without its
+/// `Authorization` and `Connection` headers, and relays the answer.
+pub fn relay(head: &str, upstream: u16, client: &mut TcpStream) {
     let Ok(mut server) = TcpStream::connect(("127.0.0.1", upstream)) else {
         return;
     };
-    let mut out = format!("{request_line}\r\n");
-    for l in head.split("\r\n").skip(1).filter(|l| !l.is_empty()) {
+    let mut lines = head.split("\r\n");
+    let mut out = format!("{}\r\n", lines.next().unwrap_or_default());
+    for l in lines.filter(|l| !l.is_empty()) {
         let name = l.split(':').next().unwrap_or_default().to_ascii_lowercase();
         if name != "authorization" && name != "connection" {
             out.push_str(l);
@@ -457,5 +510,5 @@ fn serve(mut client: TcpStream, upstream: u16, port: u16, basic: &str, log: &Mut
     if server.write_all(out.as_bytes()).is_err() {
         return;
     }
-    let _ = std::io::copy(&mut server, &mut client);
+    let _ = std::io::copy(&mut server, client);
 }
