@@ -10,8 +10,10 @@ use ocitree::refname;
 /// Create the repository (bare-user by default; archive to serve it over HTTP).
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// Repository mode.
-    #[arg(long, default_value = "bare-user", value_parser = ["bare-user", "bare", "bare-user-only", "archive"])]
+    /// Repository mode: bare-user (files owned by the user, owners and xattrs kept in
+    /// `user.ostreemeta`), bare (real owners; needs root), or archive (compressed objects,
+    /// to serve over HTTP). bare-user-only cannot hold images whole and is refused.
+    #[arg(long, default_value = "bare-user", value_parser = ["bare-user", "bare", "archive"])]
     mode: String,
     /// Collection ID (`core.collection-id`, reverse-DNS, e.g. `org.example.Os`): every commit
     /// ocitree writes is then bound to it and to its refs, so that clients whose remote has

@@ -197,6 +197,7 @@ pub fn default_name(source: &SourceRef, resolved: &Resolved) -> String {
 /// # Errors
 /// Any [`Error`]; layer failures are [`Error::Layer`] naming image and layer.
 pub fn import(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Result<ImportReport> {
+    crate::repo::check_holds_images(repo)?;
     let _lock = crate::repo::RepoLock::shared(&crate::repo::dir(repo))?;
     // The summary is signed again after the import: a key that cannot sign fails it now.
     crate::serve::summary::check_keys(repo)?;

@@ -26,19 +26,45 @@ pub fn default_path() -> PathBuf {
     data.join("ocitree/repo")
 }
 
-/// Parses a mode name as `ostree init --mode` spells it.
+/// Why a `bare-user-only` repository cannot hold images.
+const BARE_USER_ONLY: &str = "a bare-user-only repository keeps no owners, extended \
+    attributes or setuid/setgid bits, so an image's tree cannot be stored in it whole (its \
+    files would no longer match their checksums); use bare-user, or archive to serve it";
+
+/// Parses a mode name as `ostree init --mode` spells it: the modes that can hold images.
 ///
 /// # Errors
-/// [`Error::InvalidReference`] for an unknown mode.
+/// [`Error::Invalid`] for an unknown mode, or `bare-user-only` ([`check_holds_images`]).
 pub fn parse_mode(s: &str) -> Result<RepoMode> {
+    let invalid = |reason: &str| Error::Invalid {
+        what: format!("repo mode {s:?}"),
+        reason: reason.into(),
+    };
     match s {
         "bare-user" => Ok(RepoMode::BareUser),
         "bare" => Ok(RepoMode::Bare),
         "archive" | "archive-z2" => Ok(RepoMode::Archive),
-        "bare-user-only" => Ok(RepoMode::BareUserOnly),
-        _ => Err(Error::Invalid {
-            what: format!("repo mode {s:?}"),
-            reason: "repo mode must be bare-user, bare, bare-user-only or archive".into(),
+        "bare-user-only" => Err(invalid(BARE_USER_ONLY)),
+        _ => Err(invalid("repo mode must be bare-user, bare or archive")),
+    }
+}
+
+/// Refuses a repository that cannot store image trees whole: `bare-user-only` (as `ostree
+/// init` makes it) drops owners, extended attributes and setuid/setgid bits, and libostree
+/// would store files that no longer match their checksums.
+///
+/// # Errors
+/// [`Error::Invalid`] naming the repository.
+pub fn check_holds_images(repo: &Repo) -> Result<()> {
+    match repo.mode() {
+        RepoMode::BareUser | RepoMode::Bare | RepoMode::Archive => Ok(()),
+        RepoMode::BareUserOnly => Err(Error::Invalid {
+            what: format!("repo {}", dir(repo).display()),
+            reason: BARE_USER_ONLY.into(),
+        }),
+        other => Err(Error::Invalid {
+            what: format!("repo {}", dir(repo).display()),
+            reason: format!("unsupported repository mode {other:?}"),
         }),
     }
 }

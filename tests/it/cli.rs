@@ -684,6 +684,42 @@ fn repo_option_refuses_non_repositories_and_missing_parents() {
     }
 }
 
+/// A bare-user-only repository keeps no owners, xattrs or setuid/setgid bits, so libostree
+/// would store the sample's files (one has an xattr) unlike their checksums, `fsck` failing.
+/// An import into one that `ostree init` made is refused before anything is written, and
+/// `init` does not make one.
+#[test]
+fn bare_user_only_repositories_are_refused() {
+    let tmp = tempdir();
+    let path = tmp.path().join("repo");
+    tools::ostree(&path, &["init", "--mode=bare-user-only"]);
+    let repo = Repo {
+        tmp,
+        path: path.clone(),
+    };
+    let snap = repo.snapshot();
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample");
+    let err = repo.fails(&["import", &Repo::oci(&sample, "v1"), "s"]);
+    assert!(
+        err.contains("bare-user-only") && err.contains("owners") && err.contains("bare-user,"),
+        "{err}"
+    );
+    snap.assert_unchanged(&path);
+    tools::fsck(&path);
+
+    let fresh = repo.tmp.path().join("fresh");
+    let out = Command::new(bin())
+        .arg("--repo")
+        .arg(&fresh)
+        .args(["init", "--mode", "bare-user-only"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("bare-user-only"), "{err}");
+    assert!(!fresh.exists());
+}
+
 /// Mistakes in options and arguments are named as what they are, not as image references.
 #[test]
 fn option_errors_name_the_option() {
