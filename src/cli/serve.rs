@@ -52,8 +52,10 @@ pub struct SignCommitArgs {
 /// Regenerate the repository summary (the refs `ostree pull` reads first) and sign it.
 ///
 /// The keys given are remembered in the repository's config: every later import, rm and prune
-/// regenerates the summary and signs it again with them. Without keys, the summary is signed
-/// with the remembered keys, if any; --unsigned forgets them.
+/// regenerates the summary and signs it again with them. Keys given replace the remembered
+/// keys of their kind (--sign-by the GPG keys, --sign-ed25519 the ed25519 key files); the
+/// other kind stays. Without keys, the summary is signed with the remembered keys, if any;
+/// --unsigned forgets them all. The keys that signed are printed.
 #[derive(Debug, Args)]
 pub struct SummaryArgs {
     #[command(flatten)]
@@ -79,10 +81,11 @@ pub fn sign_commit(repo_path: &Path, a: SignCommitArgs) -> Result<()> {
 
 pub fn summary(repo_path: &Path, a: SummaryArgs) -> Result<()> {
     let repo = ocitree::repo::open(repo_path)?;
-    let keys = a.keys.options();
+    let given = a.keys.options();
     if a.unsigned {
         summary::configure_keys(&repo, &SignOptions::new())?;
-    } else if !keys.is_empty() {
+    } else if !given.is_empty() {
+        let keys = summary::configured_keys(&repo).replaced_by(&given);
         summary::configure_keys(&repo, &keys)?;
     }
     // Served from now on, even a bare-user repository that had no summary yet.
@@ -92,6 +95,11 @@ pub fn summary(repo_path: &Path, a: SummaryArgs) -> Result<()> {
     }
     match summary::update(&repo)? {
         SummaryStatus::NowUnsigned if a.unsigned => report_summary(SummaryStatus::Unsigned),
+        SummaryStatus::Signed => {
+            report_summary(SummaryStatus::Signed)?;
+            out!("Keys:     {}", summary::configured_keys(&repo).describe());
+            Ok(())
+        }
         status => report_summary(status),
     }
 }

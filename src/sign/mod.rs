@@ -43,6 +43,43 @@ impl SignOptions {
         self.gpg_keys.is_empty() && self.ed25519_key_files.is_empty()
     }
 
+    /// These keys with those of `given` in place of them, kind by kind: `given`'s GPG keys
+    /// (with its home directory) replace these GPG keys when it names any, its ed25519 key
+    /// files these key files when it names any; a kind `given` does not name is kept.
+    pub fn replaced_by(&self, given: &SignOptions) -> SignOptions {
+        let mut out = self.clone();
+        if !given.gpg_keys.is_empty() {
+            out.gpg_keys.clone_from(&given.gpg_keys);
+            out.gpg_homedir.clone_from(&given.gpg_homedir);
+        }
+        if !given.ed25519_key_files.is_empty() {
+            out.ed25519_key_files.clone_from(&given.ed25519_key_files);
+        }
+        out
+    }
+
+    /// For messages: `GPG KEY,KEY (homedir DIR); ed25519 FILE,FILE`, the kinds named.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.gpg_keys.is_empty() {
+            let home = self
+                .gpg_homedir
+                .as_ref()
+                .map(|h| format!(" (homedir {})", h.display()))
+                .unwrap_or_default();
+            parts.push(format!("GPG {}{home}", self.gpg_keys.join(",")));
+        }
+        if !self.ed25519_key_files.is_empty() {
+            let files: Vec<String> = self
+                .ed25519_key_files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect();
+            parts.push(format!("ed25519 {}", files.join(",")));
+        }
+        parts.join("; ")
+    }
+
     pub(crate) fn homedir(&self) -> Option<String> {
         self.gpg_homedir
             .as_ref()

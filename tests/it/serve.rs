@@ -234,10 +234,15 @@ fn a_signed_summary_is_never_left_stale() {
 
 /// The `ostree.sign.ed25519` signatures of an `a{sv}` file (`.commitmeta`, `summary.sig`).
 fn ed25519_sigs(file: &Path) -> Vec<Vec<u8>> {
+    detached_sigs(file, "ostree.sign.ed25519")
+}
+
+/// The signatures under `key` (`ostree.gpgsigs`, `ostree.sign.ed25519`) of an `a{sv}` file.
+fn detached_sigs(file: &Path, key: &str) -> Vec<Vec<u8>> {
     let v =
         glib::Variant::from_data_with_type(std::fs::read(file).unwrap(), glib::VariantTy::VARDICT);
     glib::VariantDict::new(Some(&v))
-        .lookup::<Vec<Vec<u8>>>("ostree.sign.ed25519")
+        .lookup::<Vec<Vec<u8>>>(key)
         .unwrap()
         .unwrap_or_default()
 }
@@ -552,4 +557,37 @@ fn commits_of_a_repository_with_a_collection_id_pull_into_collection_remotes() {
     assert!(err.contains(id), "{err}");
     let err = repo.fails(&["init", "--mode", "archive", "--collection-id", "not valid"]);
     assert!(err.contains("collection ID"), "{err}");
+}
+
+/// `summary --sign-ed25519` after `summary --sign-by` adds the ed25519 key to the GPG key
+/// (keys given replace only the remembered keys of their kind), prints both, and both sign
+/// every later summary: a client verifying the summary with GPG still pulls.
+#[test]
+fn summary_keys_of_one_kind_keep_the_other_kind() {
+    let tmp = tempdir();
+    let (home, key, public) = gpg_key(tmp.path());
+    let (keys, ed_public) = ed25519_key(tmp.path());
+    let repo = Repo::with_mode("archive");
+    repo.import(&small_image(&tmp.path().join("a"), b"a\n"), "a");
+    let home_s = home.to_str().unwrap();
+    repo.ok(&["summary", "--sign-by", &key, "--gpg-homedir", home_s]);
+    let r = repo.ok(&["summary", "--sign-ed25519", keys.to_str().unwrap()]);
+    let shown = r.field("Keys");
+    assert!(
+        shown.contains(&format!("GPG {key}")) && shown.contains("ed25519 "),
+        "{shown}"
+    );
+    // an import signs the new summary with both
+    repo.import(&small_image(&tmp.path().join("b"), b"b\n"), "b");
+    let sig = repo.path.join("summary.sig");
+    assert_eq!(detached_sigs(&sig, "ostree.gpgsigs").len(), 1);
+    let ed = ed25519_sigs(&sig);
+    assert_eq!(ed.len(), 1);
+    let summary = repo.path.join("summary");
+    assert!(openssl_verifies(&ed_public, &summary, &ed[0], tmp.path()));
+    let server = Server::serve(&repo.path);
+    let client = client_repo(tmp.path(), &server.url, &public);
+    // gpg-verify-summary=true: listing the refs needs the GPG signature of the summary
+    let refs = tools::ostree(&client, &["remote", "refs", "origin"]);
+    assert!(refs.contains("origin:ocitree/image/b"), "{refs}");
 }
