@@ -226,7 +226,11 @@ pub fn run(repo_path: &Path, a: EncapsulateArgs) -> Result<()> {
     let mut lines = vec![
         format!("Commit:   {}", r.commit),
         format!("Format:   {}", r.format),
-        format!("Manifest: {}", r.manifest_digest),
+        if matches!(dest, SourceRef::DockerArchive { .. }) {
+            format!("Image ID: {}", r.manifest_digest)
+        } else {
+            format!("Manifest: {}", r.manifest_digest)
+        },
         format!("Layers:   {} ({} paths)", r.layers.len(), r.paths),
     ];
     lines.extend(r.layers.iter().map(|d| format!("  {d}")));

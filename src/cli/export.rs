@@ -148,16 +148,16 @@ pub fn run(repo_path: &Path, a: ExportArgs) -> Result<()> {
     // Standard output may be the archive itself: the summary goes to stderr then.
     let to_stdout = ocitree::export::sink::writes_to_stdout(&dest);
     let docker = matches!(dest, SourceRef::DockerArchive { .. });
-    let mut lines = vec![
-        format!("Image:    {}", name),
-        format!("Manifest: {}", report.manifest_digest),
-    ];
+    let mut lines = vec![format!("Image:    {}", name)];
     if docker {
+        // no manifest in a docker archive: docker names the image by its config
+        lines.push(format!("Image ID: {}", report.manifest_digest));
         lines.push(format!(
             "Layers:   {} (uncompressed tars, each digest = its diff_id)",
             report.layers
         ));
     } else {
+        lines.push(format!("Manifest: {}", report.manifest_digest));
         lines.push(format!(
             "Layers:   {} (diff_ids identical; {} kept their blob digest, {} recompressed with new blob digests)",
             report.layers,

@@ -39,7 +39,8 @@ impl ExportOptions {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct ExportReport {
-    /// Digest of the manifest written (of `manifest.json` for a docker archive).
+    /// Digest of the manifest written; for a docker archive, which has none, the config's
+    /// digest (the image ID `docker load` reports).
     pub manifest_digest: String,
     /// Whether that is the manifest the image was imported with.
     pub manifest_unchanged: bool,

@@ -103,6 +103,18 @@ fn export_to_docker_archive() {
         &format!("docker-archive:{}:example.com/quirks:v1", ours.display()),
     ]);
     assert!(r.stdout.contains("digest = its diff_id"), "{r:?}");
+    // no manifest in a docker archive: the image is named by its config, as `docker load` does
+    let raw = tools::run(
+        Command::new("skopeo")
+            .args(["inspect", "--raw"])
+            .arg(format!("docker-archive:{}", ours.display())),
+    );
+    let raw: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
+    assert_eq!(
+        r.field("Image ID"),
+        raw["config"]["digest"].as_str().unwrap()
+    );
+    assert!(!r.stdout.contains("Manifest:"), "{r:?}");
     let inspect = tools::run(
         Command::new("skopeo")
             .arg("inspect")

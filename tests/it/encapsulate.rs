@@ -237,13 +237,19 @@ fn encapsulation_is_reproducible() {
     );
     assert_eq!(x.commit(), c);
     let d = s.work.join("d.tar");
-    s.ocitree(&[
+    let out = s.ocitree(&[
         "encapsulate",
         "main",
         &format!("docker-archive:{}:d", d.display()),
     ]);
     let y = fresh.import(&format!("docker-archive:{}", d.display()), "d");
     assert_eq!(y.commit(), c);
+    // a docker archive has no manifest: it is named by its config, as `docker load` names it
+    let listed = tools::run(Command::new("tar").arg("-xOf").arg(&d).arg("manifest.json"));
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let config = listed[0]["Config"].as_str().unwrap();
+    let id = format!("sha256:{}", config.trim_end_matches(".json"));
+    assert_eq!(out.field("Image ID"), id, "{out:?}");
     let z = fresh.import(&format!("oci-archive:{}", piped_file.display()), "z");
     assert_eq!(z.commit(), c);
     tools::fsck(&fresh.path);

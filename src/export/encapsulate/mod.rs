@@ -172,7 +172,8 @@ pub struct EncapsulateReport {
     pub commit: String,
     /// The layout written.
     pub format: EncapsulateFormat,
-    /// The manifest digest (of `manifest.json` for a docker archive).
+    /// The manifest digest; for a docker archive, which has none, the config's digest (the
+    /// image ID `docker load` reports).
     pub manifest_digest: String,
     /// Layer blob digests, in order.
     pub layers: Vec<Digest>,

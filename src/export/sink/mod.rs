@@ -310,9 +310,9 @@ impl Sink {
     }
 
     /// Writes config and manifest (of media type `media_type`), tags the manifest, and for
-    /// archives writes the archive. Returns the digest of the manifest written: the OCI
-    /// manifest's for layouts, `manifest.json`'s for docker archives (which keep only the
-    /// config and the layer order of `manifest`).
+    /// archives writes the archive. Returns the digest of the manifest written, or for a
+    /// docker archive (which keeps only the config and the layer order of `manifest`) the
+    /// config's digest: the image ID `docker load` reports.
     ///
     /// # Errors
     /// Writing fails, or an existing `index.json` is malformed.
@@ -328,7 +328,7 @@ impl Sink {
             let bytes = serde_json::to_vec(&doc).expect("JSON values serialize");
             let p = self.dir.join("manifest.json");
             fs::write(&p, &bytes).map_err(io(&p))?;
-            (Digest::sha256_of(&bytes), Value::Null)
+            (config_digest, Value::Null)
         } else {
             self.put_blob(config)?;
             let digest = self.put_blob(manifest)?;
