@@ -567,6 +567,8 @@ impl Client {
     /// Turns a final non-success answer into an error naming the URL, the status and the
     /// registry's message.
     pub(crate) fn status_error(&self, url: &str, what: &str, mut resp: Response<Body>) -> Error {
+        // the URL the request went to (made before the registry turned out to be plain HTTP)
+        let url = &self.rebase(url);
         let status = resp.status();
         let msg = error_message(&mut resp);
         match status.as_u16() {

@@ -53,6 +53,19 @@ fn basic_auth_with_creds_and_auth_files() {
     ]);
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("3 imported"), "{out}");
+    // a push refused: the URLs named are the plain-HTTP ones the requests went to
+    let dest = format!("{}:v1", reg.url("pushed/small"));
+    let args = [
+        "export",
+        "--tls-verify=false",
+        "--creds",
+        "alice:wrong",
+        "a",
+    ];
+    let (code, _, err) = env_free(&[&args[..], &[dest.as_str()]].concat());
+    assert_eq!(code, Some(2), "{err}");
+    let plain = format!("http://{}/", reg.host());
+    assert!(err.contains(&plain) && !err.contains("https://"), "{err}");
 
     // an auth file, by --authfile, by $REGISTRY_AUTH_FILE and as ~/.docker/config.json
     let auth = serde_json::json!({"auths": {reg.host(): {"auth": base64("alice:s3cret")}}});
