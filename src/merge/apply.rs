@@ -483,10 +483,23 @@ impl<'r> Merger<'r> {
                 });
             }
             None => {
+                // the lower layers' file may be gone because this layer's whiteouts hide it
+                let hidden = layer.hidden.iter().any(|h| {
+                    h.is_empty()
+                        || target == h
+                        || target
+                            .strip_prefix(h.as_str())
+                            .is_some_and(|r| r.starts_with('/'))
+                });
                 return Err(LayerError::BadHardlink {
                     path: path.into(),
                     target: target.into(),
-                    reason: "does not exist in this layer or the layers below",
+                    reason: if hidden {
+                        "is removed by a whiteout of this layer (whiteouts apply before the \
+                         layer's entries), and this layer does not write it"
+                    } else {
+                        "does not exist in this layer or the layers below"
+                    },
                 });
             }
         };

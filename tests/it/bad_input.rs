@@ -228,6 +228,30 @@ fn hardlink_to_nothing() {
     rejects(&dir, &layer, &["\"nowhere\"", "does not exist"]);
 }
 
+/// A hardlink to a lower file that the same layer's whiteout (or opaque marker) removes is
+/// refused, saying so (markers apply before the layer's entries, in either tar order).
+#[test]
+fn hardlink_to_a_file_the_layer_whites_out() {
+    let tmp = tempdir();
+    let lower = Layer::new(&[file("a", b"A"), dir("d"), file("d/f", b"F")]);
+    for (i, upper) in [
+        vec![hardlink("b", "a"), whiteout("a")],
+        vec![whiteout("a"), hardlink("b", "a")],
+        vec![opaque("d"), hardlink("g", "d/f")],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let img = tmp.path().join(format!("img{i}"));
+        Layout::single(&img, &[lower.clone(), Layer::new(&upper)]);
+        let repo = Repo::new();
+        let snap = repo.snapshot();
+        let err = repo.fails(&["import", &Repo::oci(&img, "latest"), "x"]);
+        assert!(err.contains("removed by a whiteout of this layer"), "{err}");
+        snap.assert_unchanged(&repo.path);
+    }
+}
+
 #[test]
 fn missing_blob_and_bad_digest_string() {
     let tar = tar_entries();
