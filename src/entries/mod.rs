@@ -215,6 +215,15 @@ pub fn parse_sparse<R: Read>(
         }
         xattrs = xattrs::from_pax(exts.into_iter()).map_err(read_err)?;
     }
+    if let Some((name, why)) = xattrs
+        .iter()
+        .find_map(|(n, v)| xattrs::invalid(n, v).map(|why| (n, why)))
+    {
+        let name = path::escape_bytes(&name[..name.len().min(300)]);
+        return Err(unsupported(&format!(
+            "extended attribute \"{name}\": it {why}"
+        )));
+    }
     let long = |kind: &str, gnu: &[u8], key: &str, pax: &[u8]| {
         ambiguous(format!(
             "GNU long {kind} {:?} and PAX {key} {:?} both given (GNU tar takes one, Go's \

@@ -159,6 +159,47 @@ fn huge_pax_record_is_refused() {
     snap.assert_unchanged(&repo.path);
 }
 
+/// An xattr name holding a NUL byte would be stored and set as the name before it
+/// (`user.a\0z=evil` set `user.a` to `evil` over the file's own `user.a=good` at checkout),
+/// and names and values Linux cannot set could not be checked out: each is refused, naming
+/// layer, path and attribute.
+#[test]
+fn xattrs_no_checkout_could_set_are_refused() {
+    let tmp = tempdir();
+    let long_name = format!("user.{}", "x".repeat(251));
+    let big = vec![b'v'; (64 << 10) + 1];
+    for (i, (name, value, why)) in [
+        ("user.a\0z", &b"evil"[..], "NUL"),
+        ("", b"x", "namespace"),
+        ("nonamespace", b"x", "namespace"),
+        ("user.", b"x", "namespace"),
+        (long_name.as_str(), b"x", "256 bytes"),
+        ("user.big", &big[..], "65537 bytes"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let layer = Layer::new(&[file_xattrs(
+            "f",
+            b"x",
+            &[("user.a", b"good"), (name, value)],
+        )]);
+        let img = tmp.path().join(format!("img{i}"));
+        Layout::single(&img, std::slice::from_ref(&layer));
+        let repo = Repo::new();
+        let snap = repo.snapshot();
+        let err = repo.fails(&["import", &Repo::oci(&img, "latest"), "x"]);
+        assert!(
+            err.contains(&sha256(&layer.blob))
+                && err.contains("entry \"f\"")
+                && err.contains("extended attribute")
+                && err.contains(why),
+            "{name:?}: {err}"
+        );
+        snap.assert_unchanged(&repo.path);
+    }
+}
+
 /// A file name over 255 bytes cannot be checked out anywhere: an error naming layer and path.
 /// 255 bytes is fine.
 #[test]

@@ -298,6 +298,42 @@ fn an_object_that_does_not_match_its_name_is_an_error_naming_it() {
     }
 }
 
+/// A file object's xattrs with a NUL inside a name (`user.a\0z`, which a checkout would set
+/// as `user.a`) are refused, naming layer and object, before anything is written.
+#[test]
+fn an_xattr_name_holding_a_nul_is_refused() {
+    let tmp = tempdir();
+    let (commit, commit_bytes) = real_commit(tmp.path());
+    let pairs: Vec<(Vec<u8>, Vec<u8>)> = vec![
+        (b"user.a\0".to_vec(), b"good".to_vec()),
+        (b"user.a\0z\0".to_vec(), b"evil".to_vec()),
+    ];
+    let xattrs = ocitree::glib::variant::ToVariant::to_variant(&pairs).data().to_vec();
+    let x = hex_sha256(&xattrs);
+    let named = "ab".repeat(32);
+    let layer = Layer::new(&[
+        file(&object(&commit, "commit"), &commit_bytes),
+        file(&object(&x, "file-xattrs"), &xattrs),
+        hardlink(
+            &object(&named, "file-xattrs-link"),
+            &object(&x, "file-xattrs"),
+        ),
+        file(&object(&named, "file"), b"content"),
+    ]);
+    let digest = sha256(&layer.blob);
+    native_image(tmp.path(), &[layer], &commit, 0);
+    let repo = Repo::new();
+    let snap = repo.snapshot();
+    let err = repo.fails(&["import", &Repo::oci(tmp.path(), "latest"), "os"]);
+    assert!(
+        err.contains(&digest)
+            && err.contains(&object(&named, "file"))
+            && err.contains("holds a NUL byte"),
+        "{err}"
+    );
+    snap.assert_unchanged(&repo.path);
+}
+
 #[test]
 fn the_earliest_bad_layer_is_named_whatever_the_thread_timing() {
     // Five layers, whose objects are written two at a time: the 2nd and the 5th carry an

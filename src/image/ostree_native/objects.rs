@@ -230,6 +230,27 @@ fn variant(data: Vec<u8>, ty: &glib::VariantTy, object: &str) -> Result<glib::Va
     Ok(v)
 }
 
+/// Refuses xattrs (an `a(ayay)`, names NUL-terminated) that no checkout could set as they
+/// are named ([`crate::entries::xattrs::invalid`]): a NUL inside a name would set the
+/// attribute named by the bytes before it.
+fn check_xattrs(xattrs: &glib::Variant, object: &str) -> Result<(), LayerError> {
+    for i in 0..xattrs.n_children() {
+        let (name, value) = xattrs
+            .child_value(i)
+            .get::<(Vec<u8>, Vec<u8>)>()
+            .expect("a normal-form a(ayay) holds (ayay) pairs");
+        let name = name.strip_suffix(&[0]).unwrap_or(&name);
+        if let Some(why) = crate::entries::xattrs::invalid(name, &value) {
+            let shown = crate::entries::path::escape_bytes(&name[..name.len().min(300)]);
+            return Err(LayerError::OstreeObject {
+                object: object.to_string(),
+                reason: format!("extended attribute \"{shown}\": it {why}"),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Writes file object `checksum`: the layer's file `layer_csum` (content or symlink target,
 /// owner, mode) with the xattrs `xattrs` (an `a(ayay)`'s bytes), streamed and checked.
 fn write_file(
@@ -250,6 +271,7 @@ fn write_file(
         glib::VariantTy::new("a(ayay)").expect("valid type string"),
         object,
     )?;
+    check_xattrs(&xattrs, object)?;
     let (input, info, _) = repo
         .load_file(layer_csum, gio::Cancellable::NONE)
         .map_err(ostree_err(object, "reading layer file"))?;
