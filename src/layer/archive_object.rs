@@ -256,13 +256,7 @@ impl ArchiveStore {
         if self.reserve == 0 {
             return Ok(());
         }
-        let s = rustix::fs::statvfs(&self.staging)?;
-        let blocks = if rustix::process::getuid().is_root() {
-            s.f_bfree
-        } else {
-            s.f_bavail
-        };
-        let free = blocks.saturating_mul(s.f_frsize);
+        let free = crate::repo::free_space(&self.staging)?;
         if free < self.reserve {
             return Err(io::Error::new(
                 io::ErrorKind::StorageFull,

@@ -133,6 +133,21 @@ fn check_creatable(path: &Path) -> Result<()> {
     }
 }
 
+/// The bytes this process may still write on the file system holding `path` (root may use
+/// the blocks reserved for it).
+///
+/// # Errors
+/// The file system cannot be asked.
+pub(crate) fn free_space(path: &Path) -> std::io::Result<u64> {
+    let s = rustix::fs::statvfs(path)?;
+    let blocks = if rustix::process::getuid().is_root() {
+        s.f_bfree
+    } else {
+        s.f_bavail
+    };
+    Ok(blocks.saturating_mul(s.f_frsize))
+}
+
 /// The repository's own directory.
 pub fn dir(repo: &Repo) -> PathBuf {
     repo.path().path().unwrap_or_else(|| PathBuf::from("."))

@@ -308,7 +308,9 @@ fn an_xattr_name_holding_a_nul_is_refused() {
         (b"user.a\0".to_vec(), b"good".to_vec()),
         (b"user.a\0z\0".to_vec(), b"evil".to_vec()),
     ];
-    let xattrs = ocitree::glib::variant::ToVariant::to_variant(&pairs).data().to_vec();
+    let xattrs = ocitree::glib::variant::ToVariant::to_variant(&pairs)
+        .data()
+        .to_vec();
     let x = hex_sha256(&xattrs);
     let named = "ab".repeat(32);
     let layer = Layer::new(&[

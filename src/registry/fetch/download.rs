@@ -87,6 +87,7 @@ fn download_from(
     files: (&Path, &Path),
     watch: &Watch<'_>,
 ) -> Result<PathBuf> {
+    check_room(digest, size, files)?;
     let stop = |e: &Error| {
         matches!(e, Error::Io { .. })
             || watch.cancel.load(Ordering::Relaxed)
@@ -97,6 +98,30 @@ fn download_from(
         stop,
     )?;
     Ok(path)
+}
+
+/// Refuses a download the spool's file system has no room for: what `size` lacks beyond
+/// the bytes of `files` already there is more than is free. A registry's descriptor cannot
+/// fill the disk (nor leave a partial file of that size behind "for resuming").
+fn check_room(digest: &Digest, size: u64, (done, partial): (&Path, &Path)) -> Result<()> {
+    let have = [done, partial]
+        .iter()
+        .filter_map(|p| fs::metadata(p).ok())
+        .map(|m| m.len())
+        .max()
+        .unwrap_or(0);
+    let need = size.saturating_sub(have);
+    let dir = partial.parent().unwrap_or(Path::new("."));
+    let free = crate::repo::free_space(dir).map_err(spool_err(digest, dir))?;
+    if need > free {
+        let why =
+            format!("it needs {need} more bytes and {free} are free (the blob is {size} bytes)");
+        return Err(spool_err(digest, dir)(io::Error::new(
+            io::ErrorKind::StorageFull,
+            why,
+        )));
+    }
+    Ok(())
 }
 
 /// [`download`] from one place into the files `done` and `partial`.

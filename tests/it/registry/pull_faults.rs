@@ -127,3 +127,73 @@ fn prune_removes_leftover_partial_blobs() {
     repo.ok(&["prune"]);
     assert!(spool_files(&repo).is_empty());
 }
+
+/// A registry whose manifest claims a layer of 1 PiB (and would stream it forever): the pull
+/// is refused before a byte is spooled, saying how much room it lacks, instead of filling the
+/// disk and keeping what it wrote "for resuming".
+#[test]
+fn a_blob_bigger_than_the_free_space_is_refused_before_downloading() {
+    use crate::util::registry::{read_head, reply};
+    use std::io::Write as _;
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{}", "c".repeat(64))]},
+    })
+    .to_string();
+    let layer = format!("sha256:{}", "ab".repeat(32));
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": sha256(config.as_bytes()), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    "digest": layer, "size": 1u64 << 50}],
+    })
+    .to_string();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = std::sync::Arc::clone(&asked);
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut c) = conn else { continue };
+            let Some(head) = read_head(&mut c) else {
+                continue;
+            };
+            let line = head.lines().next().unwrap_or_default().to_string();
+            log.lock().unwrap().push(line.clone());
+            let oci = "Content-Type: application/vnd.oci.image.manifest.v1+json\r\n";
+            if line.contains("/manifests/") {
+                let _ = write!(
+                    c,
+                    "HTTP/1.1 200 OK\r\n{oci}Content-Length: {}\r\nConnection: close\r\n\r\n{manifest}",
+                    manifest.len()
+                );
+            } else if line.contains(&format!("/blobs/{}", sha256(config.as_bytes()))) {
+                reply(&mut c, "200 OK", "", &config);
+            } else if line.contains("/blobs/") {
+                // an endless stream of zeros
+                let _ = write!(c, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+                let zeros = vec![0u8; 1 << 16];
+                while c.write_all(&zeros).is_ok() {}
+            } else {
+                reply(&mut c, "200 OK", "", "{}");
+            }
+        }
+    });
+    let repo = Repo::new();
+    let snap = repo.snapshot();
+    let src = format!("docker://127.0.0.1:{port}/r:latest");
+    let err = repo.fails(&["import", "--tls-verify=false", &src, "x"]);
+    assert!(
+        err.contains(&layer) && err.contains("are free") && err.contains("1125899906842624"),
+        "{err}"
+    );
+    snap.assert_unchanged(&repo.path);
+    assert!(spool_files(&repo).is_empty(), "{:?}", spool_files(&repo));
+    let asked = asked.lock().unwrap();
+    assert!(
+        !asked.iter().any(|l| l.contains(&format!("/blobs/{layer}"))),
+        "{asked:?}"
+    );
+}
