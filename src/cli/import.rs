@@ -207,6 +207,7 @@ pub fn run(repo_path: &Path, a: ImportArgs) -> Result<()> {
             "commit": report.commit,
             "layers_imported": report.layers_imported,
             "layers_reused": report.layers_reused,
+            "replaced": report.replaced,
         }));
         return Ok(());
     }
@@ -268,6 +269,12 @@ pub fn run(repo_path: &Path, a: ImportArgs) -> Result<()> {
     }
     for l in &report.bound_refs_left {
         out!("Ref:      {}", left_ref(l));
+    }
+    if let Some(old) = &report.replaced {
+        out!(
+            "Replaced: {old} (what {} pointed at before; `ocitree prune` frees what only it used)",
+            report.name
+        );
     }
     if let Some(d) = &report.delta {
         out!("Delta:    {d}");

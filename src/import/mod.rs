@@ -145,6 +145,9 @@ pub struct ImportReport {
     /// Refs the image's commit is bound to that exist and that ocitree did not make: left
     /// where they were ([`image::bound`]). Clients pulling one of them do not get this image.
     pub bound_refs_left: Vec<image::bound::LeftRef>,
+    /// The commit the name pointed at before, when that was another image: the name now
+    /// points at this one (`prune` frees what only the earlier image used).
+    pub replaced: Option<String>,
     /// The static delta made with [`ImportOptions::delta_from_previous`].
     pub delta: Option<String>,
     /// What became of the repository's summary.
@@ -239,6 +242,7 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
         signers: Vec::new(),
         bound_refs: Vec::new(),
         bound_refs_left: Vec::new(),
+        replaced: None,
         delta: None,
         summary: crate::serve::summary::SummaryStatus::NotServed,
         exact_gzip: Vec::new(),
@@ -549,6 +553,7 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
     if let Some(old) = &previous {
         image::commit::record_previous(repo, &holder, &name, old)?;
     }
+    report.replaced.clone_from(&previous);
     // Signed before anything refers to it: no client ever sees the image unsigned.
     if !opts.sign.is_empty() {
         crate::sign::sign_commit(repo, &report.commit, &opts.sign)?;

@@ -53,6 +53,32 @@ fn shared_layers_are_reused_and_reimport_writes_nothing() {
     snap.assert_unchanged(&repo.path);
 }
 
+/// An import onto a name that held another image says which commit it replaced (text and
+/// JSON); importing the same image again replaces nothing.
+#[test]
+fn a_name_moved_to_another_image_says_what_it_replaced() {
+    let imgs = wild_images();
+    let repo = Repo::new();
+    let small = repo.import(&Repo::oci(&imgs.join("small"), "latest"), "x");
+    assert!(!small.stdout.contains("Replaced:"), "{small:?}");
+    let quirks = repo.import(&Repo::oci(&imgs.join("quirks"), "latest"), "x");
+    assert!(
+        quirks.field("Replaced").starts_with(&small.commit()),
+        "{quirks:?}"
+    );
+    let src = Repo::oci(&imgs.join("quirks"), "latest");
+    let again = repo.ok(&["import", "--json", &src, "x"]);
+    let last: serde_json::Value =
+        serde_json::from_str(again.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(last["event"], "imported", "{again:?}");
+    assert_eq!(last["replaced"], serde_json::Value::Null, "{again:?}");
+    let src = Repo::oci(&imgs.join("small"), "latest");
+    let back = repo.ok(&["import", "--json", &src, "x"]);
+    let last: serde_json::Value =
+        serde_json::from_str(back.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(last["replaced"], quirks.commit().as_str(), "{back:?}");
+}
+
 /// A layer already in the repo is never read: the blobs can be gone.
 #[test]
 fn present_layers_are_not_read() {

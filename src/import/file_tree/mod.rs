@@ -277,6 +277,7 @@ pub fn import(
     opts.progress.emit(Event::Done {
         commit: commit.clone(),
     });
+    let replaced = previous.filter(|o| *o != commit);
     Ok(ImportReport {
         name,
         manifest_digest: root.digest_str.clone(),
@@ -286,6 +287,7 @@ pub fn import(
         skipped: Vec::new(),
         bound_refs: Vec::new(),
         bound_refs_left: Vec::new(),
+        replaced,
         delta: None,
         summary,
         signers: Vec::new(),
