@@ -139,6 +139,10 @@ pub fn prune(repo: &Repo) -> Result<usize> {
         };
         let dir = root.join(dir);
         std::fs::remove_dir_all(&dir).map_err(Error::io(format!("removing {}", dir.display())))?;
+        // its `deltas/XX` directory too, once empty (a directory still holding others stays)
+        if let Some(parent) = dir.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
         removed += 1;
     }
     Ok(removed)

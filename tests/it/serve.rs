@@ -420,6 +420,12 @@ fn an_update_travels_as_a_static_delta_and_prune_drops_deltas_with_their_target(
     repo.ok(&["prune"]);
     assert!(!tools::ostree(&repo.path, &["static-delta", "list"]).contains(&b));
     assert!(!tools::ostree(&repo.path, &["summary", "--view"]).contains(&b));
+    // no empty deltas/XX directory left behind
+    let left: Vec<_> = std::fs::read_dir(repo.path.join("deltas"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
     tools::fsck(&repo.path);
     // and a fresh client still pulls what is left
     let c = repo.import(&Repo::oci(&v1, "latest"), "again").commit();
