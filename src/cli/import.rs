@@ -213,8 +213,8 @@ pub fn run(repo_path: &Path, a: ImportArgs) -> Result<()> {
     }
     for s in &report.skipped {
         eprintln!(
-            "warning: layer {}: skipped {} /{} (OSTree cannot store it)",
-            s.layer, s.kind, s.path
+            "warning: image {}: layer {}: skipped {} /{} (OSTree cannot store it)",
+            report.name, s.layer, s.kind, s.path
         );
     }
     for (layer, status) in &report.exact_gzip {

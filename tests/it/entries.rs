@@ -124,7 +124,8 @@ fn devices_and_fifos_are_skipped_with_a_warning() {
     let repo = Repo::new();
     let r = repo.ok(&["import", &Repo::oci(&dir, "latest"), "img"]);
     assert!(
-        r.stderr.contains("skipped character device 1:5 /dev/zero"),
+        r.stderr.contains("warning: image img: layer sha256:")
+            && r.stderr.contains("skipped character device 1:5 /dev/zero"),
         "{}",
         r.stderr
     );
