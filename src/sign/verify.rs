@@ -218,10 +218,14 @@ pub fn describe(repo: &Repo, commit: &str) -> Result<Vec<Signer>> {
                 let v = result.all(i);
                 let fpr = v.child_value(5).get::<String>().unwrap_or_default();
                 let user = v.child_value(10).get::<String>().unwrap_or_default();
-                out.push(Signer {
-                    kind: "gpg",
-                    who: format!("{fpr} {user}"),
-                });
+                // libostree says "[unknown name]" when no keyring here holds the key
+                let who = match user.as_str() {
+                    "" | "[unknown name]" => {
+                        format!("{fpr} (its key is in no keyring known here: name unknown)")
+                    }
+                    _ => format!("{fpr} {user}"),
+                };
+                out.push(Signer { kind: "gpg", who });
             }
         }
     }
