@@ -4,6 +4,16 @@
 //! [`Resolved::passed_over`] names the others so that the caller can say how to pick one by
 //! digest. Several candidates and no rule to choose (no platform on any) is an error that
 //! lists them, never a guess. Nesting deeper than [`MAX_DEPTH`] is an error.
+//!
+//! Nested indexes form a DAG, not a tree: one index may be listed many times, at one level or
+//! at several. Each index is followed once per tag annotation in force (following it again
+//! could only repeat candidates already found, behind the first), and the whole walk is
+//! bounded: at most [`MAX_INDEX_ENTRIES`] entries and [`READ_BYTES_FACTOR`] times the
+//! metadata limit of documents read. A small layout listing the next level many times costs
+//! one read per index, not one per path; a walk that still grows (one index under many tags,
+//! many large indexes from a registry) is a clear error.
+
+use std::collections::{HashMap, HashSet};
 
 use crate::blob;
 use crate::digest::Digest;
@@ -15,6 +25,14 @@ use crate::spec::{
 
 /// Deepest index nesting followed (a deeper one is an error, not a stack overflow).
 pub const MAX_DEPTH: usize = 8;
+
+/// Most index entries read while choosing one manifest, over every index followed (a
+/// multi-platform index has tens).
+pub const MAX_INDEX_ENTRIES: usize = 100_000;
+
+/// Bytes of indexes and manifests read while choosing one manifest: at most this many times
+/// [`metadata_limit`] (64 MiB by default).
+pub const READ_BYTES_FACTOR: u64 = 8;
 
 /// The manifest chosen for an import.
 #[derive(Clone, Debug)]
@@ -77,62 +95,233 @@ struct NestedIndex {
     config: Option<serde::de::IgnoredAny>,
 }
 
-/// Reads the index `desc` (an entry whose mediaType says index) points at: its entries. A
-/// document that is not an index (a manifest has no `manifests`, and used to read as an empty
-/// index: "0 manifests match") is an error saying the entry's mediaType does not match it.
-fn read_index(src: &mut dyn Source, image: &str, desc: &Descriptor) -> Result<Vec<Descriptor>> {
-    let bytes = read_blob(src, image, desc)?;
-    let doc: NestedIndex = parse_json(image, "index", &bytes)?;
-    let index_type = doc
-        .media_type
-        .as_deref()
-        .is_none_or(|t| t == MEDIA_TYPE_INDEX || t == MEDIA_TYPE_DOCKER_LIST);
-    match doc.manifests {
-        Some(manifests) if index_type => Ok(manifests),
-        _ => {
-            let is = match (&doc.media_type, &doc.config) {
-                (Some(t), _) => format!("mediaType {t:?}"),
-                (None, Some(_)) => "an image manifest (a config, no manifests)".into(),
-                (None, None) => "not an index (no manifests)".into(),
-            };
-            Err(Error::InvalidImage {
-                image: image.to_string(),
-                reason: format!(
+/// One resolution's reads of the source: what it has followed, and how much it has read
+/// (bounded by [`MAX_INDEX_ENTRIES`] and [`READ_BYTES_FACTOR`]).
+struct Walk<'a> {
+    src: &'a mut dyn Source,
+    image: &'a str,
+    /// Index entries read so far (index.json's included).
+    entries: usize,
+    /// Bytes of indexes and manifests read so far.
+    bytes: u64,
+    /// The indexes followed, with the tag annotation in force for their entries.
+    followed: HashSet<(String, Option<String>)>,
+    /// The indexes searched for a digest.
+    searched: HashSet<String>,
+    /// The artifact types of the manifests read for them, by digest.
+    artifact_types: HashMap<String, Option<String>>,
+}
+
+impl<'a> Walk<'a> {
+    fn new(src: &'a mut dyn Source, image: &'a str) -> Self {
+        Walk {
+            src,
+            image,
+            entries: 0,
+            bytes: 0,
+            followed: HashSet::new(),
+            searched: HashSet::new(),
+            artifact_types: HashMap::new(),
+        }
+    }
+
+    fn invalid(&self, reason: String) -> Error {
+        Error::InvalidImage {
+            image: self.image.to_string(),
+            reason,
+        }
+    }
+
+    /// Counts `n` more index entries read, refusing more than [`MAX_INDEX_ENTRIES`].
+    fn count_entries(&mut self, n: usize, at: &str) -> Result<()> {
+        self.entries = self.entries.saturating_add(n);
+        if self.entries > MAX_INDEX_ENTRIES {
+            return Err(self.invalid(format!(
+                "its indexes list more than {MAX_INDEX_ENTRIES} entries in all (an index \
+                 counted once for each tag it is reached under; at {at}): refusing to follow \
+                 further (a multi-platform index lists tens)"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Reads the document `desc` names, counting its bytes.
+    fn read(&mut self, desc: &Descriptor) -> Result<Vec<u8>> {
+        let bytes = read_blob(self.src, self.image, desc)?;
+        let limit = metadata_limit().saturating_mul(READ_BYTES_FACTOR);
+        self.bytes = self.bytes.saturating_add(bytes.len() as u64);
+        if self.bytes > limit {
+            return Err(self.invalid(format!(
+                "the indexes and manifests read to choose a manifest come to more than \
+                 {limit} bytes ({READ_BYTES_FACTOR} times the metadata limit; raise it with \
+                 --max-metadata-size) at {}: refusing to read further",
+                desc.digest_str
+            )));
+        }
+        Ok(bytes)
+    }
+
+    /// Reads the index `desc` (an entry whose mediaType says index) points at: its entries.
+    /// A document that is not an index (a manifest has no `manifests`, and used to read as
+    /// an empty index: "0 manifests match") is an error saying the entry's mediaType does
+    /// not match it.
+    fn read_index(&mut self, desc: &Descriptor) -> Result<Vec<Descriptor>> {
+        let bytes = self.read(desc)?;
+        let doc: NestedIndex = parse_json(self.image, "index", &bytes)?;
+        let index_type = doc
+            .media_type
+            .as_deref()
+            .is_none_or(|t| t == MEDIA_TYPE_INDEX || t == MEDIA_TYPE_DOCKER_LIST);
+        match doc.manifests {
+            Some(manifests) if index_type => {
+                self.count_entries(manifests.len(), &desc.digest_str)?;
+                Ok(manifests)
+            }
+            _ => {
+                let is = match (&doc.media_type, &doc.config) {
+                    (Some(t), _) => format!("mediaType {t:?}"),
+                    (None, Some(_)) => "an image manifest (a config, no manifests)".into(),
+                    (None, None) => "not an index (no manifests)".into(),
+                };
+                Err(self.invalid(format!(
                     "the index entry for {} says mediaType {:?} but the document is {is}: the \
                      entry's mediaType does not match the document",
                     desc.digest_str, desc.media_type
-                ),
-            })
+                )))
+            }
         }
     }
-}
 
-/// Flattens (nested) indexes into manifest candidates.
-fn flatten(
-    src: &mut dyn Source,
-    image: &str,
-    list: Vec<Candidate>,
-    depth: usize,
-    out: &mut Vec<Candidate>,
-) -> Result<()> {
-    for c in list {
-        if !c.desc.is_index() {
-            out.push(c);
-            continue;
+    /// Flattens (nested) indexes into manifest candidates, in order. An index already
+    /// followed under the same tag annotation is not followed again: it would add only
+    /// candidates already found, after them.
+    fn flatten(
+        &mut self,
+        list: Vec<Candidate>,
+        depth: usize,
+        out: &mut Vec<Candidate>,
+    ) -> Result<()> {
+        for c in list {
+            if !c.desc.is_index() {
+                out.push(c);
+                continue;
+            }
+            if depth >= MAX_DEPTH {
+                return Err(too_deep(self.image, &c.desc));
+            }
+            if !self
+                .followed
+                .insert((c.desc.digest_str.clone(), c.ref_name.clone()))
+            {
+                continue;
+            }
+            let children = self
+                .read_index(&c.desc)?
+                .into_iter()
+                .map(|d| Candidate {
+                    ref_name: d.ref_name().map(String::from).or(c.ref_name.clone()),
+                    desc: d,
+                })
+                .collect();
+            self.flatten(children, depth + 1, out)?;
         }
-        if depth >= MAX_DEPTH {
-            return Err(too_deep(image, &c.desc));
-        }
-        let children = read_index(src, image, &c.desc)?
-            .into_iter()
-            .map(|d| Candidate {
-                ref_name: d.ref_name().map(String::from).or(c.ref_name.clone()),
-                desc: d,
-            })
-            .collect();
-        flatten(src, image, children, depth + 1, out)?;
+        Ok(())
     }
-    Ok(())
+
+    /// Finds a descriptor with `digest` at any depth (the first, depth first). An index
+    /// already searched is not searched again.
+    fn find_digest(
+        &mut self,
+        list: &[Descriptor],
+        digest: &Digest,
+        depth: usize,
+    ) -> Result<Option<Descriptor>> {
+        for d in list {
+            if d.digest_str == digest.as_str() {
+                return Ok(Some(d.clone()));
+            }
+            if d.is_index() {
+                if depth >= MAX_DEPTH {
+                    return Err(too_deep(self.image, d));
+                }
+                if !self.searched.insert(d.digest_str.clone()) {
+                    continue;
+                }
+                let children = self.read_index(d)?;
+                if let Some(found) = self.find_digest(&children, digest, depth + 1)? {
+                    return Ok(Some(found));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The artifact type of a candidate: its descriptor's `artifactType`, else the
+    /// manifest's (read from the source, once per digest).
+    fn artifact_type_of(&mut self, c: &Candidate) -> Result<Option<String>> {
+        if let Some(t) = &c.desc.artifact_type {
+            return Ok(Some(t.clone()));
+        }
+        if let Some(t) = self.artifact_types.get(&c.desc.digest_str) {
+            return Ok(t.clone());
+        }
+        let bytes = self.read(&c.desc)?;
+        let m: Manifest = parse_json(self.image, "manifest", &bytes)?;
+        let t = m.artifact_type().map(String::from);
+        self.artifact_types
+            .insert(c.desc.digest_str.clone(), t.clone());
+        Ok(t)
+    }
+
+    /// The manifests `selector` names in the source's index (before nested indexes are
+    /// followed).
+    fn top_candidates(&mut self, selector: &Selector) -> Result<Vec<Candidate>> {
+        let image = self.image;
+        let index_bytes = self.src.index()?;
+        let index: Index = parse_json(image, "index.json", &index_bytes)?;
+        drop(index_bytes);
+        self.count_entries(index.manifests.len(), "index.json")?;
+        let top: Vec<Candidate> = match selector {
+            Selector::Default => index
+                .manifests
+                .into_iter()
+                .map(|d| Candidate {
+                    ref_name: d.ref_name().map(String::from),
+                    desc: d,
+                })
+                .collect(),
+            Selector::Tag(tag) => index
+                .manifests
+                .into_iter()
+                .filter(|d| {
+                    d.ref_name()
+                        .is_some_and(|r| r == tag || r.ends_with(&format!(":{tag}")))
+                })
+                .map(|d| Candidate {
+                    ref_name: Some(tag.clone()),
+                    desc: d,
+                })
+                .collect(),
+            Selector::Digest(dg) => {
+                let found = self.find_digest(&index.manifests, dg, 0)?;
+                found
+                    .into_iter()
+                    .map(|d| Candidate {
+                        ref_name: d.ref_name().map(String::from),
+                        desc: d,
+                    })
+                    .collect()
+            }
+        };
+        if top.is_empty() {
+            return Err(match selector {
+                Selector::Default => self.invalid("the index lists no manifest".into()),
+                Selector::Tag(t) => Error::NotFound(format!("{image}: tag {t:?}")),
+                Selector::Digest(d) => Error::NotFound(format!("{image}: manifest {d}")),
+            });
+        }
+        Ok(top)
+    }
 }
 
 fn too_deep(image: &str, desc: &Descriptor) -> Error {
@@ -145,96 +334,6 @@ fn too_deep(image: &str, desc: &Descriptor) -> Error {
     }
 }
 
-/// Finds a descriptor with `digest` at any depth.
-fn find_digest(
-    src: &mut dyn Source,
-    image: &str,
-    list: &[Descriptor],
-    digest: &Digest,
-    depth: usize,
-) -> Result<Option<Descriptor>> {
-    for d in list {
-        if d.digest_str == digest.as_str() {
-            return Ok(Some(d.clone()));
-        }
-        if d.is_index() {
-            if depth >= MAX_DEPTH {
-                return Err(too_deep(image, d));
-            }
-            let children = read_index(src, image, d)?;
-            if let Some(found) = find_digest(src, image, &children, digest, depth + 1)? {
-                return Ok(Some(found));
-            }
-        }
-    }
-    Ok(None)
-}
-
-/// The artifact type of a candidate: its descriptor's `artifactType`, else the manifest's
-/// (read from the source).
-fn artifact_type_of(src: &mut dyn Source, image: &str, c: &Candidate) -> Result<Option<String>> {
-    if let Some(t) = &c.desc.artifact_type {
-        return Ok(Some(t.clone()));
-    }
-    let bytes = read_blob(src, image, &c.desc)?;
-    let m: Manifest = parse_json(image, "manifest", &bytes)?;
-    Ok(m.artifact_type().map(String::from))
-}
-
-/// The manifests `selector` names in the source's index (before nested indexes are
-/// followed).
-fn top_candidates(
-    src: &mut dyn Source,
-    image: &str,
-    selector: &Selector,
-) -> Result<Vec<Candidate>> {
-    let index_bytes = src.index()?;
-    let index: Index = parse_json(image, "index.json", &index_bytes)?;
-    let top: Vec<Candidate> = match selector {
-        Selector::Default => index
-            .manifests
-            .iter()
-            .map(|d| Candidate {
-                ref_name: d.ref_name().map(String::from),
-                desc: d.clone(),
-            })
-            .collect(),
-        Selector::Tag(tag) => index
-            .manifests
-            .iter()
-            .filter(|d| {
-                d.ref_name()
-                    .is_some_and(|r| r == tag || r.ends_with(&format!(":{tag}")))
-            })
-            .map(|d| Candidate {
-                ref_name: Some(tag.clone()),
-                desc: d.clone(),
-            })
-            .collect(),
-        Selector::Digest(dg) => {
-            let found = find_digest(src, image, &index.manifests, dg, 0)?;
-            found
-                .into_iter()
-                .map(|d| Candidate {
-                    ref_name: d.ref_name().map(String::from),
-                    desc: d,
-                })
-                .collect()
-        }
-    };
-    if top.is_empty() {
-        return Err(match selector {
-            Selector::Default => Error::InvalidImage {
-                image: image.to_string(),
-                reason: "the index lists no manifest".into(),
-            },
-            Selector::Tag(t) => Error::NotFound(format!("{image}: tag {t:?}")),
-            Selector::Digest(d) => Error::NotFound(format!("{image}: manifest {d}")),
-        });
-    }
-    Ok(top)
-}
-
 /// Every image manifest `selector` names, through nested indexes, as its descriptor in the
 /// index (with its platform, if the index gives one): what `import --all-platforms` imports.
 ///
@@ -245,9 +344,10 @@ pub fn all_manifests(
     image: &str,
     selector: &Selector,
 ) -> Result<Vec<Descriptor>> {
-    let top = top_candidates(src, image, selector)?;
+    let mut walk = Walk::new(src, image);
+    let top = walk.top_candidates(selector)?;
     let mut all = Vec::new();
-    flatten(src, image, top, 0, &mut all)?;
+    walk.flatten(top, 0, &mut all)?;
     Ok(all.into_iter().map(|c| c.desc).collect())
 }
 
@@ -267,10 +367,11 @@ pub fn resolve(
     platform: Option<&Platform>,
     artifact_type: Option<&str>,
 ) -> Result<Resolved> {
-    let top = top_candidates(src, image, selector)?;
+    let mut walk = Walk::new(src, image);
+    let top = walk.top_candidates(selector)?;
     let mut all = Vec::new();
     let single_top = top.len() == 1;
-    flatten(src, image, top, 0, &mut all)?;
+    walk.flatten(top, 0, &mut all)?;
     if all.is_empty() {
         return Err(Error::InvalidImage {
             image: image.to_string(),
@@ -281,7 +382,7 @@ pub fn resolve(
         let mut kept = Vec::new();
         let mut present: Vec<(String, usize)> = Vec::new();
         for c in all {
-            let t = artifact_type_of(src, image, &c)?;
+            let t = walk.artifact_type_of(&c)?;
             if t.as_deref() == Some(wanted) {
                 kept.push(c);
                 continue;
@@ -339,7 +440,7 @@ pub fn resolve(
                 let mut lines = Vec::new();
                 let mut typed = false;
                 for c in &all {
-                    let t = artifact_type_of(src, image, c)?;
+                    let t = walk.artifact_type_of(c)?;
                     typed |= t.is_some();
                     lines.push(format!(
                         "{}  artifactType {}",
@@ -387,7 +488,7 @@ pub fn resolve(
             first
         }
     };
-    let bytes = read_blob(src, image, &chosen.desc)?;
+    let bytes = walk.read(&chosen.desc)?;
     let manifest: Manifest = parse_json(image, "manifest", &bytes)?;
     if manifest.manifests.is_some() || manifest.schema_version != 2 {
         return Err(Error::InvalidImage {
