@@ -6,7 +6,7 @@
 //! serves everything else, and the places after it serve the blobs and manifests by digest
 //! it fails on ([`Places`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
@@ -26,6 +26,43 @@ use crate::source::Source;
 use crate::spec::metadata_limit;
 use crate::spec::{ANNOTATION_REF_NAME, Index, MEDIA_TYPE_INDEX};
 
+/// Bytes of fetched manifests and indexes kept in memory: past it the oldest are dropped (and
+/// fetched again by digest if read again), so a registry serving many large indexes cannot
+/// grow memory. The one fetched last is always kept, however large.
+pub const MANIFEST_CACHE_BYTES: usize = 16 << 20;
+
+/// Manifests and indexes fetched, by digest, at most [`MANIFEST_CACHE_BYTES`] of them (the
+/// oldest go first).
+#[derive(Debug, Default)]
+struct ManifestCache {
+    by_digest: HashMap<Digest, Vec<u8>>,
+    order: VecDeque<Digest>,
+    bytes: usize,
+}
+
+impl ManifestCache {
+    fn get(&self, digest: &Digest) -> Option<&Vec<u8>> {
+        self.by_digest.get(digest)
+    }
+
+    fn insert(&mut self, digest: &Digest, bytes: &[u8]) {
+        if self.by_digest.contains_key(digest) {
+            return;
+        }
+        self.by_digest.insert(digest.clone(), bytes.to_vec());
+        self.order.push_back(digest.clone());
+        self.bytes += bytes.len();
+        while self.bytes > MANIFEST_CACHE_BYTES && self.order.len() > 1 {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(b) = self.by_digest.remove(&old) {
+                self.bytes -= b.len();
+            }
+        }
+    }
+}
+
 /// A repository on a registry, read through the distribution API.
 #[derive(Debug)]
 pub struct Registry {
@@ -34,9 +71,10 @@ pub struct Registry {
     /// The places to read from, in order (mirrors, then the origin); once the manifest is
     /// fetched, the first is the one that served it.
     places: Places,
-    /// Manifests and indexes fetched so far, by digest.
-    manifests: HashMap<Digest, Vec<u8>>,
-    /// Digests known to name manifests (listed in an index served), fetched on demand.
+    /// Manifests and indexes fetched lately, by digest.
+    manifests: ManifestCache,
+    /// Digests known to name manifests (fetched, or listed in an index served), fetched on
+    /// demand.
     manifest_digests: HashSet<Digest>,
     prefetch: Option<Prefetch>,
     parallel: usize,
@@ -66,7 +104,7 @@ impl Registry {
         Ok(Registry {
             requested: reference.clone(),
             places: Places::new(clients),
-            manifests: HashMap::new(),
+            manifests: ManifestCache::default(),
             manifest_digests: HashSet::new(),
             prefetch: None,
             parallel: opts.parallel,
@@ -107,7 +145,9 @@ impl Registry {
                 }
             }
         }
-        self.manifests.insert(digest.clone(), bytes.clone());
+        // Read again once dropped from the cache: by digest, from /manifests/.
+        self.manifest_digests.insert(digest.clone());
+        self.manifests.insert(digest, bytes);
         Ok(())
     }
 }

@@ -509,3 +509,75 @@ fn index_bytes_over_the_limit_are_refused() {
     repo.ok(&["--max-metadata-size", "131072", "import", &src, "wide"]);
     assert_eq!(repo.ok(&["cat", "wide", "/a"]).stdout, "1");
 }
+
+/// PUTs `doc` (an index) to the registry as `REPO:reference` with curl.
+fn put_index(reg: &registry::Registry, repo: &str, reference: &str, doc: &[u8], tmp: &Path) {
+    tools::require("curl");
+    let file = tmp.join("doc.json");
+    std::fs::write(&file, doc).unwrap();
+    let out = tools::run(
+        Command::new("curl")
+            .args(["-sS", "--fail-with-body", "-X", "PUT", "-H"])
+            .arg("Content-Type: application/vnd.oci.image.index.v1+json")
+            .arg("--data-binary")
+            .arg(format!("@{}", file.display()))
+            .arg(format!(
+                "http://{}/v2/{repo}/manifests/{reference}",
+                reg.host()
+            )),
+    );
+    assert!(out.status.success(), "{out:?}");
+}
+
+/// A registry serving an index of 18 distinct child indexes of nearly 4 MiB each (its own
+/// largest manifest), all leading to one image: 70 MB of indexes to choose one manifest, over
+/// the 64 MiB read while choosing (a registry can serve any number of them). A clear error,
+/// in flat memory: the manifests fetched are no longer all kept (they were, 70 MB and more),
+/// and the repository unchanged.
+#[test]
+fn registry_serving_many_large_indexes_is_refused_in_flat_memory() {
+    let tmp = tempdir();
+    let img = tmp.path().join("img");
+    Layout::single(&img, &[Layer::new(&[file("a", b"1")])]);
+    let reg = registry::Registry::start();
+    reg.skopeo_push(&img, "latest", "r", None);
+    let index = read::json(&img.join("index.json"));
+    let mut image = index["manifests"][0].clone();
+    image["annotations"] = json!({});
+    image["platform"] = platform_json("linux/amd64");
+    let kids: Vec<serde_json::Value> = (0..18)
+        .map(|i| {
+            let doc = serde_json::to_vec(&json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "manifests": [image],
+                "annotations": {"pad": format!("{i}{}", "x".repeat(3_900_000))},
+            }))
+            .unwrap();
+            let digest = sha256(&doc);
+            put_index(&reg, "r", &digest, &doc, tmp.path());
+            json!({"mediaType": "application/vnd.oci.image.index.v1+json", "digest": digest, "size": doc.len()})
+        })
+        .collect();
+    let top = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": kids,
+    }))
+    .unwrap();
+    put_index(&reg, "r", "wide", &top, tmp.path());
+    let repo = Repo::new();
+    let snap = repo.snapshot();
+    let src = format!("{}:wide", reg.url("r"));
+    let (r, kib) = measured(&repo, &["import", "--tls-verify=false", &src, "wide"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains(&src)
+            && r.stderr.contains("more than 67108864 bytes")
+            && r.stderr.contains("--max-metadata-size"),
+        "{}",
+        r.stderr
+    );
+    assert!(kib < FLAT_KIB, "peak RSS {kib} KiB");
+    snap.assert_unchanged(&repo.path);
+}
