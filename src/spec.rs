@@ -25,6 +25,25 @@ pub fn set_metadata_limit(bytes: u64) {
     LIMIT.store(bytes, std::sync::atomic::Ordering::Relaxed);
 }
 
+/// Checks that a document an import stores (manifest, config, a file tree's root) reads back
+/// as the commands reading stored documents read it (`inspect`, `export`: as a
+/// `serde_json::Value`, which refuses nesting over 128 levels, or a number out of range, that
+/// the typed reading of an import skips over). An import refuses what they could not read.
+///
+/// # Errors
+/// [`crate::error::Error::InvalidImage`] naming `image`, the document (`what`) and why.
+pub fn check_readable_back(image: &str, what: &str, bytes: &[u8]) -> crate::error::Result<()> {
+    serde_json::from_slice::<serde_json::Value>(bytes)
+        .map(drop)
+        .map_err(|e| crate::error::Error::InvalidImage {
+            image: image.to_string(),
+            reason: format!(
+                "{what}: {e}: refusing to store a document that `inspect` and `export` could \
+                 not read back (they read JSON at most 128 levels deep)"
+            ),
+        })
+}
+
 /// OCI image index media type.
 pub const MEDIA_TYPE_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 /// OCI image manifest media type.

@@ -11,7 +11,7 @@ use crate::refname;
 use crate::resolve::{self, Resolved};
 use crate::select::{self, LayersMode, rules};
 use crate::source::{Selector, Source, SourceRef};
-use crate::spec::Config;
+use crate::spec::{self, Config};
 
 /// An image ready to import.
 #[derive(Debug)]
@@ -73,7 +73,18 @@ pub fn prepare_with(
                 .collect(),
         });
     }
+    // Stored with the image, they must read back as `inspect` and `export` read them.
+    spec::check_readable_back(
+        &image,
+        &format!("manifest {}", resolved.digest),
+        &resolved.bytes,
+    )?;
     let config_bytes = resolve::read_blob(src.as_mut(), &image, &resolved.manifest.config)?;
+    spec::check_readable_back(
+        &image,
+        &format!("config {}", resolved.manifest.config.digest_str),
+        &config_bytes,
+    )?;
     let invalid = |reason: String| Error::InvalidImage {
         image: image.clone(),
         reason,

@@ -651,3 +651,90 @@ fn blob_that_is_a_directory_names_image_and_blob() {
         std::fs::write(&p, saved).unwrap();
     }
 }
+
+/// `{"a": {"a": ... 1 ...}}`, `depth` objects deep, as raw JSON (a `Value` that deep could not
+/// even be dropped without a deep recursion).
+fn deep_json(depth: usize) -> String {
+    format!("{}1{}", r#"{"a":"#.repeat(depth), "}".repeat(depth))
+}
+
+/// Imports `dir:latest` expecting a refusal naming the image and `what` (the document, by
+/// digest) as too deep to read back; the repo unchanged.
+fn refused_as_unreadable(dir: &std::path::Path, what: &str) {
+    refused(dir, &[what, "recursion limit exceeded", "read back"]);
+}
+
+/// A manifest whose annotations nest 50,000 deep: its typed reading skips over them, so it
+/// used to import, and then `inspect` and `export` failed on it ("stored manifest: recursion
+/// limit exceeded"). The import refuses it, naming the manifest.
+#[test]
+fn manifest_nested_too_deep_to_read_back_is_refused() {
+    let tmp = tempdir();
+    let dir = tmp.path().join("img");
+    let mut l = Layout::new(&dir);
+    let layer = Layer::new(&[file("a", b"1")]);
+    let good = l.image(std::slice::from_ref(&layer), false);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&read::blob(&dir, good["digest"].as_str().unwrap())).unwrap();
+    let text = serde_json::to_string(&manifest).unwrap();
+    let deep = format!(
+        "{}, \"annotations\": {{\"a\": {}}}}}",
+        &text[..text.len() - 1],
+        deep_json(50_000)
+    );
+    let (md, ms) = l.put(deep.as_bytes());
+    l.add(
+        json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": ms}),
+        Some("latest"),
+        None,
+    );
+    refused_as_unreadable(&dir, &format!("manifest {md}"));
+    // nesting the reading commands accept imports, and reads back
+    let ok = format!(
+        "{}, \"annotations\": {{\"a\": \"{}\"}}, \"x\": {}}}",
+        &text[..text.len() - 1],
+        "b",
+        deep_json(100)
+    );
+    let (od, os) = l.put(ok.as_bytes());
+    l.add(
+        json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": od, "size": os}),
+        Some("ok"),
+        None,
+    );
+    let repo = Repo::new();
+    repo.import(&Repo::oci(&dir, "ok"), "ok");
+    let r = repo.ok(&["inspect", "ok"]);
+    assert!(r.stdout.contains(&od), "{r:?}");
+}
+
+/// A config with an unknown member nested 100,000 deep: it imported, and `inspect` failed
+/// on it. The import refuses it, naming the config.
+#[test]
+fn config_nested_too_deep_to_read_back_is_refused() {
+    let tmp = tempdir();
+    let dir = tmp.path().join("img");
+    let mut l = Layout::new(&dir);
+    let layer = Layer::new(&[file("a", b"1")]);
+    let config = format!(
+        r#"{{"architecture": "amd64", "os": "linux", "rootfs": {{"type": "layers", "diff_ids": ["{}"]}}, "x": {}{}}}"#,
+        sha256(&layer.tar),
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let (cd, cs) = l.put(config.as_bytes());
+    let (ld, ls) = l.put(&layer.blob);
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": OCI_CONFIG, "digest": cd, "size": cs},
+        "layers": [{"mediaType": layer.media_type, "digest": ld, "size": ls}],
+    });
+    let (md, ms) = l.put(&serde_json::to_vec(&manifest).unwrap());
+    l.add(
+        json!({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": ms}),
+        Some("latest"),
+        None,
+    );
+    refused_as_unreadable(&dir, &format!("config {cd}"));
+}

@@ -214,6 +214,12 @@ pub fn import(
     let name = name(source, &root, opts)?;
     let plan = read::Reader::new(src.as_mut(), &image).dir(&root, "")?;
     let root_bytes = read_blob(src.as_mut(), &image, &root)?;
+    // Stored with the image, it must read back as `inspect` and `export` read it.
+    crate::spec::check_readable_back(
+        &image,
+        &format!("file tree root {}", root.digest_str),
+        &root_bytes,
+    )?;
     let root_str = String::from_utf8(root_bytes).map_err(|_| Error::InvalidImage {
         image: image.clone(),
         reason: "root document is not UTF-8".into(),
