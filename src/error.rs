@@ -184,13 +184,13 @@ pub enum LayerError {
         found: String,
     },
     /// An entry path (or hardlink target) would leave the root.
-    #[error("entry {path:?}: path escapes the root")]
+    #[error("entry {:?}: path escapes the root", cut(.path))]
     PathEscapesRoot {
         /// The path as written in the tar (lossy if not UTF-8).
         path: String,
     },
     /// A file name or symlink target is not UTF-8, which OSTree cannot store.
-    #[error("entry {path:?}: {what} is not UTF-8 (bytes {bytes}); OSTree cannot store it")]
+    #[error("entry {:?}: {what} is not UTF-8 (bytes {bytes}); OSTree cannot store it", cut(.path))]
     NonUtf8Name {
         /// The path, lossily decoded.
         path: String,
@@ -200,7 +200,7 @@ pub enum LayerError {
         bytes: String,
     },
     /// An entry OSTree cannot hold, under `--strict`; or a tar entry kind ocitree does not support.
-    #[error("entry {path:?}: unsupported {kind}")]
+    #[error("entry {:?}: unsupported {kind}", cut(.path))]
     UnsupportedEntry {
         /// The entry path.
         path: String,
@@ -210,7 +210,7 @@ pub enum LayerError {
     /// A member whose headers tar readers read differently (GNU tar, Go's archive/tar as
     /// umoci and containerd use it, ...): whichever way ocitree read it, another tool would see
     /// another tree.
-    #[error("entry {path:?}: ambiguous tar header: {reason}")]
+    #[error("entry {:?}: ambiguous tar header: {reason}", cut(.path))]
     AmbiguousEntry {
         /// The entry path, as the tar wrote it.
         path: String,
@@ -225,7 +225,7 @@ pub enum LayerError {
          it belongs to the layer",
         header
             .as_ref()
-            .map(|p| format!(" (what looks like the header of entry {p:?})"))
+            .map(|p| format!(" (what looks like the header of entry {:?})", cut(p)))
             .unwrap_or_default()
     )]
     DataAfterEnd {
@@ -235,7 +235,7 @@ pub enum LayerError {
         header: Option<String>,
     },
     /// The tar stream ends inside a member (its data, a header, an extension record).
-    #[error("entry {path:?}: truncated layer tar: {reason}")]
+    #[error("entry {:?}: truncated layer tar: {reason}", cut(.path))]
     Truncated {
         /// The entry being read, or the last complete one when the cut is after it.
         path: String,
@@ -243,7 +243,7 @@ pub enum LayerError {
         reason: String,
     },
     /// A name starting with `.wh.` that is not a valid whiteout (image-spec `layer.md`).
-    #[error("entry {path:?}: invalid whiteout: {reason}")]
+    #[error("entry {:?}: invalid whiteout: {reason}", cut(.path))]
     BadWhiteout {
         /// The entry path.
         path: String,
@@ -251,7 +251,7 @@ pub enum LayerError {
         reason: &'static str,
     },
     /// A hardlink points at nothing, or at a directory.
-    #[error("entry {path:?}: hardlink target {target:?} {reason}")]
+    #[error("entry {:?}: hardlink target {:?} {reason}", cut(.path), cut(.target))]
     BadHardlink {
         /// The link's path.
         path: String,
@@ -263,7 +263,7 @@ pub enum LayerError {
     /// An entry tar extraction refuses or whose result depends on what the layer cannot see:
     /// a parent that is not a directory, a non-directory at the root, a directory replaced
     /// after this layer wrote below it without creating it.
-    #[error("entry {path:?}: {reason}")]
+    #[error("entry {:?}: {reason}", cut(.path))]
     EntryConflict {
         /// The entry path.
         path: String,
@@ -280,7 +280,7 @@ pub enum LayerError {
         reason: String,
     },
     /// A libostree operation failed while writing the layer.
-    #[error("entry {path:?}: {op}: {cause}")]
+    #[error("entry {:?}: {op}: {cause}", cut(.path))]
     Ostree {
         /// The entry being written ("" for the layer as a whole).
         path: String,
@@ -292,7 +292,7 @@ pub enum LayerError {
     /// A derived layer of an ostree native container (after `ostree.final-diffid`) holds
     /// what ocitree does not apply the way ostree-ext would (see
     /// `image::ostree_native::derived`).
-    #[error("entry {path:?}: derived layer: {reason}")]
+    #[error("entry {:?}: derived layer: {reason}", cut(.path))]
     Derived {
         /// The entry's path in the layer (or in the base tree).
         path: String,
@@ -365,6 +365,52 @@ pub fn printable(text: &str) -> String {
         }
     }
     out
+}
+
+/// `raw` (a name read from input: a path, a link target, an archive member) as much of it
+/// as a message shows: its first [`QUOTE_MAX`] bytes, cut at a UTF-8 character boundary,
+/// and whether anything was cut. A PAX or GNU long-name record may hold a megabyte of name;
+/// a message quoting it whole would be as long.
+pub fn quote_head(raw: &[u8]) -> (&[u8], bool) {
+    if raw.len() <= QUOTE_MAX {
+        return (raw, false);
+    }
+    let mut end = QUOTE_MAX;
+    // back off over UTF-8 continuation bytes, so that no character is split
+    while end > QUOTE_MAX - 3 && raw[end] & 0xc0 == 0x80 {
+        end -= 1;
+    }
+    (&raw[..end], true)
+}
+
+/// What a message adds after a name [`quote_head`] cut: `… (N bytes)`, else nothing.
+pub fn quote_tail(raw: &[u8]) -> String {
+    if quote_head(raw).1 {
+        format!("… ({} bytes)", raw.len())
+    } else {
+        String::new()
+    }
+}
+
+/// `text` (a name read from input) as much of it as a message shows: its first
+/// [`QUOTE_MAX`] bytes and, when cut, how long it was.
+///
+/// # Examples
+/// ```
+/// let long = "a/".repeat(1000);
+/// assert_eq!(ocitree::error::cut(&long), format!("{}… (2000 bytes)", &long[..300]));
+/// assert_eq!(ocitree::error::cut("etc/passwd"), "etc/passwd");
+/// ```
+pub fn cut(text: &str) -> std::borrow::Cow<'_, str> {
+    match quote_head(text.as_bytes()) {
+        (_, false) => text.into(),
+        (head, true) => format!(
+            "{}{}",
+            String::from_utf8_lossy(head),
+            quote_tail(text.as_bytes())
+        )
+        .into(),
+    }
 }
 
 /// What [`LayerError::NonUtf8Name`] found not UTF-8.

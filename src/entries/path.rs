@@ -6,7 +6,7 @@
 //! never clamped silently. The result contains only components OSTree accepts as file names,
 //! none longer than [`NAME_MAX`] bytes.
 
-use crate::error::LayerError;
+use crate::error::{LayerError, quote_head, quote_tail};
 
 /// Longest file name (one path component) in bytes: Linux's `NAME_MAX`. OSTree stores longer
 /// names, but no checkout of them can be made on Linux filesystems.
@@ -76,16 +76,27 @@ pub fn join(comps: &[String]) -> String {
     comps.join("/")
 }
 
-/// A path for messages: lossy UTF-8.
+/// A path for messages: lossy UTF-8. (Messages show at most
+/// [`QUOTE_MAX`](crate::error::QUOTE_MAX) bytes of it: see [`crate::error::cut`].)
 pub fn lossy(raw: &[u8]) -> String {
     String::from_utf8_lossy(raw).into_owned()
 }
 
-/// Bytes with non-printable and non-ASCII bytes written as `\xNN`.
+/// Bytes with non-printable and non-ASCII bytes written as `\xNN`: the first
+/// [`QUOTE_MAX`](crate::error::QUOTE_MAX) of them, and how many there are when there are more.
+///
+/// # Examples
+/// ```
+/// use ocitree::entries::path::escape_bytes;
+/// assert_eq!(escape_bytes(b"caf\xe9"), "caf\\xe9");
+/// assert!(escape_bytes(&vec![0xff; 1 << 20]).ends_with("\\xff… (1048576 bytes)"));
+/// ```
 pub fn escape_bytes(raw: &[u8]) -> String {
-    raw.iter()
+    let (head, _) = quote_head(raw);
+    head.iter()
         .flat_map(|b| std::ascii::escape_default(*b))
         .map(char::from)
+        .chain(quote_tail(raw).chars())
         .collect()
 }
 

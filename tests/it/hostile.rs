@@ -581,3 +581,34 @@ fn registry_serving_many_large_indexes_is_refused_in_flat_memory() {
     assert!(kib < FLAT_KIB, "peak RSS {kib} KiB");
     snap.assert_unchanged(&repo.path);
 }
+
+/// A layer path of a megabyte (a PAX `path` record) holding a NUL byte is refused with an
+/// error that quotes its first bytes and says how long it is: the whole path used to be
+/// quoted, a megabyte of message.
+#[test]
+fn megabyte_path_is_cut_in_the_error() {
+    let tmp = tempdir();
+    let mut long = b"a\0".to_vec();
+    long.resize(1_000_002, b'b');
+    let layer = Layer::new(&[
+        file("ok", b"1"),
+        E::RawFile {
+            path: long,
+            data: b"x".to_vec(),
+        },
+    ]);
+    let img = tmp.path().join("img");
+    Layout::single(&img, std::slice::from_ref(&layer));
+    let repo = Repo::new();
+    let snap = repo.snapshot();
+    let err = repo.fails(&["import", &Repo::oci(&img, "latest"), "p"]);
+    assert!(
+        err.contains(&sha256(&layer.blob))
+            && err.contains(r#"entry "a\0bbb"#)
+            && err.contains("… (1000002 bytes)")
+            && err.contains("NUL byte"),
+        "{err}"
+    );
+    assert!(err.len() < 2000, "{} bytes of error", err.len());
+    snap.assert_unchanged(&repo.path);
+}
