@@ -38,6 +38,19 @@ const FLUSH_AT: usize = 1 << 20;
 /// GNU long-name records at 1 MiB; real ones are a few KiB.
 pub const MAX_ENTRY_METADATA: usize = 1 << 20;
 
+/// The error for a tar entry at stream position `offset` whose headers and extension records
+/// (and `more`, such as the data of an entry that is not a regular file) take more than
+/// [`MAX_ENTRY_METADATA`] bytes.
+pub fn too_much_metadata(offset: u64, more: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!(
+            "tar entry at offset {offset}: more than {MAX_ENTRY_METADATA} bytes of headers, PAX \
+             or GNU long-name records{more}"
+        ),
+    )
+}
+
 struct State {
     pos: u64,
     raw: Vec<u8>,
@@ -81,13 +94,9 @@ impl State {
         let done = self.keep_from.saturating_sub(raw_start);
         self.flush(usize::try_from(done).map_or(self.raw.len(), |d| d.min(self.raw.len())))?;
         if self.raw.len() > MAX_ENTRY_METADATA {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "tar entry at offset {}: more than {MAX_ENTRY_METADATA} bytes of headers, PAX \
-                     or GNU long-name records, or data of an entry that is not a regular file",
-                    self.keep_from
-                ),
+            return Err(too_much_metadata(
+                self.keep_from,
+                ", or data of an entry that is not a regular file",
             ));
         }
         Ok(())

@@ -12,6 +12,11 @@
 //! ../ID1/layer.tar`): a symlink's target is taken relative to its own directory, a hard
 //! link's from the archive's root, at most [`MAX_LINKS`] of them per lookup; a link that leads
 //! above the archive's root, an absolute target and a loop are errors.
+//!
+//! # Security
+//! The archive is untrusted. What the tar reader reads for one member (its header, and the
+//! GNU long-name and PAX records before it) is capped at [`MAX_ENTRY_METADATA`], as in layers:
+//! a record claiming gigabytes is an error before it is read.
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -21,7 +26,8 @@ use std::path::{Path, PathBuf};
 
 use crate::blob::BlobReader;
 use crate::entries::path;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, cut};
+use crate::layer::tarsplit::{MAX_ENTRY_METADATA, too_much_metadata};
 
 /// Most links followed in one lookup (Linux's `MAXSYMLINKS`); more is taken for a loop.
 pub const MAX_LINKS: usize = 40;
@@ -48,18 +54,31 @@ pub struct TarIndex {
 }
 
 /// The archive file as the tar reader sees it, noting whether a read reached the end of the
-/// file (a header cut short, or no end-of-archive marker).
+/// file (a header cut short, or no end-of-archive marker), and failing once the reader has
+/// read more than [`MAX_ENTRY_METADATA`] bytes since `read` was last reset (at each member:
+/// tar-rs reads GNU long-name and PAX records whole into memory, and seeks over member data).
 struct EofTracking<'a> {
     file: &'a File,
     hit_eof: &'a Cell<bool>,
+    /// Bytes read since the last member, and the file position where they start.
+    read: &'a Cell<Option<(usize, u64)>>,
 }
 
 impl Read for EofTracking<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.file.read(buf)?;
+        let (done, start) = match self.read.get() {
+            Some(r) => r,
+            None => (0, self.file.stream_position()?),
+        };
+        if done >= MAX_ENTRY_METADATA {
+            return Err(too_much_metadata(start, ""));
+        }
+        let room = buf.len().min(MAX_ENTRY_METADATA - done);
+        let n = self.file.read(&mut buf[..room])?;
         if n == 0 && !buf.is_empty() {
             self.hit_eof.set(true);
         }
+        self.read.set(Some((done + n, start)));
         Ok(n)
     }
 }
@@ -105,10 +124,12 @@ impl TarIndex {
         };
         let mut members = HashMap::new();
         let hit_eof = Cell::new(false);
+        let read = Cell::new(None);
         {
             let mut archive = tar::Archive::new(EofTracking {
                 file: &file,
                 hit_eof: &hit_eof,
+                read: &read,
             });
             let bad = |e: io::Error| {
                 if hit_eof.get() {
@@ -122,11 +143,12 @@ impl TarIndex {
             };
             for entry in archive.entries_with_seek().map_err(bad)? {
                 let entry = entry.map_err(bad)?;
+                read.set(None);
                 let end = entry.raw_file_position().saturating_add(entry.size());
                 if end > len {
                     return Err(truncated(format!(
                         "inside the data of {:?}, which runs to byte {end}",
-                        String::from_utf8_lossy(&entry.path_bytes())
+                        cut(&path::lossy(&entry.path_bytes()))
                     )));
                 }
                 let kind = entry.header().entry_type();
@@ -164,6 +186,7 @@ impl TarIndex {
     /// The error for `what` (such as `blob sha256:…`) missing from the archive, noting when
     /// the archive may have been cut short.
     pub fn not_found(&self, what: &str) -> Error {
+        let what = cut(what);
         match self.unterminated {
             Some(len) => Error::NotFound(format!(
                 "{what} in {} (truncated archive? it ends at byte {len} with no end-of-archive \
@@ -188,10 +211,10 @@ impl TarIndex {
     fn locate(&self, key: &str) -> Result<(u64, u64)> {
         let bad = |reason: String| Error::InvalidImage {
             image: self.name.clone(),
-            reason: format!("{key}: {reason}"),
+            reason: format!("{}: {reason}", cut(key)),
         };
         let shown =
-            |path: &str, target: &[u8]| format!("{path} -> {}", String::from_utf8_lossy(target));
+            |path: &str, target: &[u8]| format!("{} -> {}", cut(path), cut(&path::lossy(target)));
         // Components still to walk (the next one last) and the real path walked so far.
         let mut pending: Vec<&[u8]> = key.as_bytes().rsplit(|&b| b == b'/').collect();
         let mut walked: Vec<&str> = Vec::new();
@@ -285,6 +308,9 @@ impl TarIndex {
     /// # Errors
     /// As [`TarIndex::open_member`], or reading fails.
     pub fn read_member(&self, key: &str) -> Result<Vec<u8>> {
-        super::read_metadata(self.open_member(key)?, &format!("{key} in {}", self.name))
+        super::read_metadata(
+            self.open_member(key)?,
+            &format!("{} in {}", cut(key), self.name),
+        )
     }
 }

@@ -612,3 +612,80 @@ fn megabyte_path_is_cut_in_the_error() {
     assert!(err.len() < 2000, "{} bytes of error", err.len());
     snap.assert_unchanged(&repo.path);
 }
+
+/// Writes to `out` an archive whose first member comes with an extension record (`kind`: a
+/// GNU long name `L`, or PAX `x`) of `size` bytes of zeros (a hole: the file takes no disk
+/// space), followed by a junk member it applies to, then the members of `rest` (a tar).
+fn archive_with_huge_record(out: &Path, kind: tar::EntryType, size: u64, rest: &[u8]) {
+    let mut f = std::fs::File::create(out).unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_path("././@LongLink").unwrap();
+    h.set_entry_type(kind);
+    h.set_size(size);
+    h.set_mode(0o644);
+    h.set_cksum();
+    f.write_all(h.as_bytes()).unwrap();
+    f.set_len(512 + size.div_ceil(512) * 512).unwrap();
+    use std::io::Seek as _;
+    f.seek(std::io::SeekFrom::End(0)).unwrap();
+    f.write_all(&tar_of(&[file("junk", b"j")])[..1024]).unwrap();
+    f.write_all(rest).unwrap();
+}
+
+/// The outer tar of an oci-archive or a docker-archive with a GNU long-name or PAX record of
+/// 256 MiB is refused before the record is read, in flat memory, naming the archive and the
+/// record's offset: such records used to be read whole (9 GB of memory and a 200 MB error
+/// for 1.5 GB of zeros). A record under the 1 MiB cap still imports.
+#[test]
+fn huge_extension_record_in_an_archive_is_refused_unread() {
+    let tmp = tempdir();
+    let img = tmp.path().join("img");
+    Layout::single(&img, &[Layer::new(&[file("a", b"1")])]);
+    let layout_tar = tmp.path().join("layout.tar");
+    archive_of(&img, &layout_tar);
+    let layout_tar = std::fs::read(&layout_tar).unwrap();
+    let repo = Repo::new();
+    repo.import(&Repo::oci(&img, "latest"), "dir");
+    let docker_tar = tmp.path().join("docker.tar");
+    repo.ok(&[
+        "export",
+        "dir",
+        &format!("docker-archive:{}", docker_tar.display()),
+    ]);
+    let docker_tar = std::fs::read(&docker_tar).unwrap();
+    let snap = repo.snapshot();
+    for (kind, format, rest) in [
+        (tar::EntryType::GNULongName, "oci-archive", &layout_tar),
+        (tar::EntryType::XHeader, "oci-archive", &layout_tar),
+        (tar::EntryType::GNULongName, "docker-archive", &docker_tar),
+        (tar::EntryType::GNULongLink, "docker-archive", &docker_tar),
+    ] {
+        let archive = tmp.path().join("huge.tar");
+        archive_with_huge_record(&archive, kind, 256 << 20, rest);
+        let name = format!("{format}:{}", archive.display());
+        let (r, kib) = measured(&repo, &["import", &name, "x"]);
+        assert_eq!(r.code, 2, "{kind:?} {format}: {r:?}");
+        assert!(
+            r.stderr.contains(&format!("{name}: not a readable tar: tar entry at offset 0: more than 1048576 bytes of headers, PAX or GNU long-name records")),
+            "{kind:?} {format}: {}",
+            &r.stderr[..r.stderr.len().min(2000)]
+        );
+        assert!(r.stderr.len() < 2000, "{} bytes of error", r.stderr.len());
+        assert!(kib < FLAT_KIB, "{kind:?} {format}: peak RSS {kib} KiB");
+        snap.assert_unchanged(&repo.path);
+    }
+    // a 900 KiB PAX record (a comment) before the members is under the cap
+    let archive = tmp.path().join("big-comment.tar");
+    let mut data = Vec::new();
+    {
+        let mut b = tar::Builder::new(&mut data);
+        b.append_pax_extensions([("comment", &vec![b'c'; 900 << 10][..])])
+            .unwrap();
+        b.finish().unwrap();
+    }
+    data.truncate(data.len() - 1024);
+    data.extend_from_slice(&layout_tar);
+    std::fs::write(&archive, data).unwrap();
+    let r = repo.import(&format!("oci-archive:{}:latest", archive.display()), "c");
+    assert_eq!(r.layers(), (0, 1));
+}
