@@ -16,7 +16,10 @@
 //! # Security
 //! The archive is untrusted. What the tar reader reads for one member (its header, and the
 //! GNU long-name and PAX records before it) is capped at [`MAX_ENTRY_METADATA`], as in layers:
-//! a record claiming gigabytes is an error before it is read.
+//! a record claiming gigabytes is an error before it is read. A member name that appears more
+//! than once is ambiguous (tools differ on which copy counts: skopeo reads the first of a
+//! docker-archive's members, and the last of an oci-archive's, which it extracts): reading it
+//! is an error naming it, whichever copy it would be.
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -49,6 +52,8 @@ pub struct TarIndex {
     name: String,
     file: File,
     members: HashMap<String, Member>,
+    /// Member names that appear more than once, with how many times.
+    duplicates: HashMap<String, usize>,
     /// The file's length when it ends without an end-of-archive marker (cut between members?).
     unterminated: Option<u64>,
 }
@@ -123,6 +128,7 @@ impl TarIndex {
             reason: format!("truncated archive: it ends at byte {len}, {at}"),
         };
         let mut members = HashMap::new();
+        let mut duplicates = HashMap::new();
         let hit_eof = Cell::new(false);
         let read = Cell::new(None);
         {
@@ -172,13 +178,18 @@ impl TarIndex {
                         image: name.clone(),
                         reason: e.to_string(),
                     })?;
-                members.insert(comps.join("/"), member);
+                let key = comps.join("/");
+                if members.contains_key(&key) {
+                    *duplicates.entry(key.clone()).or_insert(1) += 1;
+                }
+                members.insert(key, member);
             }
         }
         Ok(TarIndex {
             name,
             file,
             members,
+            duplicates,
             unterminated: hit_eof.get().then_some(len),
         })
     }
@@ -207,8 +218,9 @@ impl TarIndex {
     ///
     /// # Errors
     /// [`Error::NotFound`] when there is no such member; [`Error::InvalidImage`] for a link
-    /// that leads outside the archive or more than [`MAX_LINKS`] links (a loop).
-    fn locate(&self, key: &str) -> Result<(u64, u64)> {
+    /// that leads outside the archive or more than [`MAX_LINKS`] links (a loop), and for a
+    /// member (the one asked for, or a link on the way) that appears more than once.
+    pub(crate) fn locate(&self, key: &str) -> Result<(u64, u64)> {
         let bad = |reason: String| Error::InvalidImage {
             image: self.name.clone(),
             reason: format!("{}: {reason}", cut(key)),
@@ -238,6 +250,14 @@ impl TarIndex {
             };
             walked.push(comp);
             let path = walked.join("/");
+            if let Some(n) = self.duplicates.get(&path) {
+                return Err(bad(format!(
+                    "the archive has {n} members named {:?}: tools differ on which one counts \
+                     (skopeo reads the first in a docker-archive, the last in an oci-archive); \
+                     refusing an ambiguous archive",
+                    cut(&path)
+                )));
+            }
             let target = match self.members.get(&path) {
                 Some(&Member::File(offset, size)) if pending.is_empty() => {
                     return Ok((offset, size));

@@ -738,3 +738,158 @@ fn config_nested_too_deep_to_read_back_is_refused() {
     );
     refused_as_unreadable(&dir, &format!("config {cd}"));
 }
+
+/// Archive members: name and data.
+type Members<'a> = Vec<(&'a str, &'a [u8])>;
+
+/// A tar of `members` as given, duplicates included.
+fn tar_members(members: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in members {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, name, *data).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+/// An archive with two members of one name that the import reads (docker-archive's
+/// manifest.json, a layer member; oci-archive's index.json, a blob, also as `./index.json`)
+/// is refused, naming the archive and the member: skopeo reads the first manifest.json of a
+/// docker-archive (checked here) and the last index.json of an oci-archive, so no choice is
+/// safe. ocitree used to take the last one silently: another tree than skopeo's. A
+/// duplicate member the import does not read is harmless.
+#[test]
+fn duplicate_archive_members_are_refused() {
+    tools::require("skopeo");
+    let tmp = tempdir();
+    let repo = Repo::new();
+    let snap = repo.snapshot();
+    let (la, lb) = (tar_of(&[file("a", b"1")]), tar_of(&[file("b", b"2")]));
+    let config = |l: &[u8]| {
+        serde_json::to_vec(&json!({"architecture": "amd64", "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [sha256(l)]}}))
+        .unwrap()
+    };
+    let manifest = |c: &str, l: &str| {
+        serde_json::to_vec(&json!([{"Config": c, "RepoTags": ["t:1"], "Layers": [l]}])).unwrap()
+    };
+    let (ca, cb) = (config(&la), config(&lb));
+    let (ma, mb) = (manifest("a.json", "a.tar"), manifest("b.json", "b.tar"));
+    let cases: [(&str, Members); 2] = [
+        (
+            "manifest.json",
+            vec![
+                ("manifest.json", &ma),
+                ("a.json", &ca),
+                ("b.json", &cb),
+                ("a.tar", &la),
+                ("b.tar", &lb),
+                ("manifest.json", &mb),
+            ],
+        ),
+        (
+            "a.tar",
+            vec![
+                ("manifest.json", &ma),
+                ("a.json", &ca),
+                ("a.tar", &la),
+                ("a.tar", &lb),
+            ],
+        ),
+    ];
+    for (dup, members) in cases {
+        let archive = tmp.path().join("dup-docker.tar");
+        std::fs::write(&archive, tar_members(&members)).unwrap();
+        let name = format!("docker-archive:{}", archive.display());
+        if dup == "manifest.json" {
+            let out = tools::run(
+                std::process::Command::new("skopeo")
+                    .args(["inspect", "--config"])
+                    .arg(&name),
+            );
+            let first = sha256(&la);
+            assert!(
+                String::from_utf8_lossy(&out.stdout).contains(&first),
+                "skopeo reads the first manifest.json: {out:?}"
+            );
+        }
+        let err = repo.fails(&["import", &format!("{name}:t:1"), "x"]);
+        assert!(
+            err.contains(&format!(
+                "{name}: {dup}: the archive has 2 members named \"{dup}\""
+            )) && err.contains("refusing an ambiguous archive"),
+            "{dup}: {err}"
+        );
+        snap.assert_unchanged(&repo.path);
+    }
+
+    // oci-archive: two images tagged `latest`, index.json naming either
+    let img = |n: &str, content: &[u8]| {
+        let dir = tmp.path().join(n);
+        Layout::single(&dir, &[Layer::new(&[file("which", content)])]);
+        dir
+    };
+    let (a, b) = (img("a", b"A"), img("b", b"B"));
+    let read = |p: std::path::PathBuf| std::fs::read(p).unwrap();
+    let blobs = |dir: &std::path::Path| -> Vec<(String, Vec<u8>)> {
+        std::fs::read_dir(dir.join("blobs/sha256"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .map(|p| {
+                (
+                    format!("blobs/sha256/{}", p.file_name().unwrap().to_str().unwrap()),
+                    read(p),
+                )
+            })
+            .collect()
+    };
+    let (layout, index_a, index_b) = (
+        read(a.join("oci-layout")),
+        read(a.join("index.json")),
+        read(b.join("index.json")),
+    );
+    let (blobs_a, blobs_b) = (blobs(&a), blobs(&b));
+    let a_blob = blobs_a[0].0.clone();
+    for (dup, first_index, extra_blob) in [
+        ("index.json", "index.json", None),
+        ("index.json", "./index.json", None),
+        (a_blob.as_str(), "index.json", Some(a_blob.as_str())),
+    ] {
+        let mut members: Members = vec![("oci-layout", &layout), (first_index, &index_a)];
+        for (n, d) in blobs_a.iter().chain(&blobs_b) {
+            members.push((n, d));
+        }
+        if let Some(n) = extra_blob {
+            members.push((n, b"not the blob"));
+        } else {
+            members.push(("index.json", &index_b));
+        }
+        let archive = tmp.path().join("dup-oci.tar");
+        std::fs::write(&archive, tar_members(&members)).unwrap();
+        let name = format!("oci-archive:{}", archive.display());
+        let err = repo.fails(&["import", &format!("{name}:latest"), "x"]);
+        assert!(
+            err.contains(&format!("the archive has 2 members named \"{dup}\""))
+                && err.contains(&name),
+            "{dup}: {err}"
+        );
+        snap.assert_unchanged(&repo.path);
+    }
+
+    // a duplicate that nothing reads
+    let mut members: Members = vec![
+        ("oci-layout", &layout),
+        ("index.json", &index_a),
+        ("README", b"1"),
+        ("README", b"2"),
+    ];
+    for (n, d) in &blobs_a {
+        members.push((n, d));
+    }
+    let archive = tmp.path().join("dup-unread.tar");
+    std::fs::write(&archive, tar_members(&members)).unwrap();
+    let r = repo.import(&format!("oci-archive:{}:latest", archive.display()), "ok");
+    assert_eq!(repo.ok(&["cat", "ok", "/which"]).stdout, "A", "{r:?}");
+}
