@@ -4,8 +4,9 @@
 //! its layer members. ocitree presents it as an OCI layout: an index with one manifest per
 //! image (tagged with each of its `RepoTags`), each a docker v2 schema 2 manifest synthesised
 //! from the members. A layer's blob digest is its diff_id when the member is an uncompressed
-//! tar (what `docker save` writes); a compressed member is hashed once at open. Every digest is
-//! still verified while the layer streams in.
+//! tar (what `docker save` writes); a compressed member is hashed once at open, however many
+//! times (and under whatever links) `manifest.json` names it. Every digest is still verified
+//! while the layer streams in.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -18,7 +19,7 @@ use crate::blob::BlobReader;
 use crate::decompress::Compression;
 use crate::digest::{Digest, Hasher};
 use crate::entries::path;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, cut};
 use crate::source::Source;
 use crate::source::tar_index::TarIndex;
 use crate::spec::{ANNOTATION_REF_NAME, Config, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_INDEX};
@@ -76,6 +77,8 @@ impl DockerArchive {
             .map_err(|e| invalid(format!("manifest.json: {e}")))?;
         let mut blobs = HashMap::new();
         let mut manifests = Vec::new();
+        // the digest of each compressed layer member hashed so far, by where its data is
+        let mut hashed = HashMap::new();
         for img in &images {
             let member = |p: &str| -> Result<String> {
                 Ok(path::normalize(p.as_bytes())
@@ -85,10 +88,11 @@ impl DockerArchive {
             let config_key = member(&img.config)?;
             let config_bytes = tar.read_member(&config_key)?;
             let config: Config = serde_json::from_slice(&config_bytes)
-                .map_err(|e| invalid(format!("{config_key}: {e}")))?;
+                .map_err(|e| invalid(format!("{}: {e}", cut(&config_key))))?;
             if config.rootfs.diff_ids.len() != img.layers.len() {
                 return Err(invalid(format!(
-                    "{config_key} has {} diff_ids for {} layers",
+                    "{} has {} diff_ids for {} layers",
+                    cut(&config_key),
                     config.rootfs.diff_ids.len(),
                     img.layers.len()
                 )));
@@ -98,7 +102,7 @@ impl DockerArchive {
             for (layer, diff_id) in img.layers.iter().zip(&config.rootfs.diff_ids) {
                 let key = member(layer)?;
                 let size = tar.size(&key)?;
-                let (digest, media_type) = layer_digest(&tar, &key, diff_id)?;
+                let (digest, media_type) = layer_digest(&tar, &key, diff_id, &mut hashed)?;
                 layers.push(
                     json!({"mediaType": media_type, "digest": digest.as_str(), "size": size}),
                 );
@@ -139,13 +143,24 @@ impl DockerArchive {
 }
 
 /// The blob digest and media type of a layer member: its diff_id if it is a plain tar,
-/// else the hash of its bytes.
-fn layer_digest(tar: &TarIndex, key: &str, diff_id: &str) -> Result<(Digest, &'static str)> {
+/// else the hash of its bytes, taken from `hashed` (by where the member's data is) when it
+/// was hashed before, and kept there.
+fn layer_digest(
+    tar: &TarIndex,
+    key: &str,
+    diff_id: &str,
+    hashed: &mut HashMap<(u64, u64), Digest>,
+) -> Result<(Digest, &'static str)> {
+    const COMPRESSED: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+    let at = tar.locate(key)?;
+    if let Some(d) = hashed.get(&at) {
+        return Ok((d.clone(), COMPRESSED));
+    }
     let mut head = Vec::new();
     tar.open_member(key)?
         .take(4)
         .read_to_end(&mut head)
-        .map_err(Error::io(format!("reading {key}")))?;
+        .map_err(Error::io(format!("reading {}", cut(key))))?;
     if Compression::sniff(&head) == Compression::None {
         return Ok((
             Digest::parse(diff_id)?,
@@ -158,16 +173,15 @@ fn layer_digest(tar: &TarIndex, key: &str, diff_id: &str) -> Result<(Digest, &'s
     loop {
         let n = r
             .read(&mut buf)
-            .map_err(Error::io(format!("reading {key}")))?;
+            .map_err(Error::io(format!("reading {}", cut(key))))?;
         if n == 0 {
             break;
         }
         h.update(&buf[..n]);
     }
-    Ok((
-        h.finish(),
-        "application/vnd.docker.image.rootfs.diff.tar.gzip",
-    ))
+    let digest = h.finish();
+    hashed.insert(at, digest.clone());
+    Ok((digest, COMPRESSED))
 }
 
 impl Source for DockerArchive {
