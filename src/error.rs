@@ -54,14 +54,14 @@ pub enum Error {
         reason: String,
     },
     /// The index holds several manifests and nothing says which one to take.
-    #[error(
-        "{image}: {count} manifests match; choose one with @DIGEST{hint}:\n{candidates}",
-        count = candidates.lines().count()
-    )]
+    #[error("{image}: {count} manifests match; choose one with @DIGEST{hint}:\n{candidates}")]
     AmbiguousIndex {
         /// The image source.
         image: String,
-        /// One line per candidate: digest, platform, tag and artifact type.
+        /// How many distinct candidates there are.
+        count: usize,
+        /// One line per candidate (digest, platform, tag and artifact type), the first
+        /// [`crate::resolve::MAX_LISTED`] of them, then how many more there are.
         candidates: String,
         /// Another way to choose (`, or by type with --artifact-type TYPE`), or "".
         hint: String,

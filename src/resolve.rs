@@ -34,6 +34,10 @@ pub const MAX_INDEX_ENTRIES: usize = 100_000;
 /// [`metadata_limit`] (64 MiB by default).
 pub const READ_BYTES_FACTOR: u64 = 8;
 
+/// Most candidates an error lists (then says how many more there are): an index may list
+/// thousands.
+pub const MAX_LISTED: usize = 20;
+
 /// The manifest chosen for an import.
 #[derive(Clone, Debug)]
 pub struct Resolved {
@@ -433,7 +437,10 @@ pub fn resolve(
             && platform.is_none()
             && all.iter().all(|c| c.desc.platform.is_none())
         {
-            // No platform anywhere: nothing says which one is meant.
+            // No platform anywhere: nothing says which one is meant, unless they are all one
+            // (the same manifest under the same tag, listed again).
+            let mut seen = std::collections::HashSet::new();
+            all.retain(|c| seen.insert((c.desc.digest_str.clone(), c.ref_name.clone())));
             if all.len() == 1 {
                 all.remove(0)
             } else {
@@ -442,11 +449,16 @@ pub fn resolve(
                 for c in &all {
                     let t = walk.artifact_type_of(c)?;
                     typed |= t.is_some();
-                    lines.push(format!(
-                        "{}  artifactType {}",
-                        describe(c),
-                        t.as_deref().unwrap_or("-")
-                    ));
+                    if lines.len() < MAX_LISTED {
+                        lines.push(format!(
+                            "{}  artifactType {}",
+                            describe(c),
+                            t.as_deref().unwrap_or("-")
+                        ));
+                    }
+                }
+                if all.len() > MAX_LISTED {
+                    lines.push(format!("  … and {} more", all.len() - MAX_LISTED));
                 }
                 let hint = if typed && artifact_type.is_none() {
                     ", or by type with --artifact-type TYPE".to_string()
@@ -455,6 +467,7 @@ pub fn resolve(
                 };
                 return Err(Error::AmbiguousIndex {
                     image: image.to_string(),
+                    count: all.len(),
                     candidates: lines.join("\n"),
                     hint,
                 });
@@ -472,8 +485,16 @@ pub fn resolve(
                 return Err(Error::InvalidImage {
                     image: image.to_string(),
                     reason: format!(
-                        "no manifest for platform {wanted} (available: {}){hint}",
-                        all.iter().map(describe).collect::<Vec<_>>().join("; ")
+                        "no manifest for platform {wanted} (available: {}{}){hint}",
+                        all.iter()
+                            .take(MAX_LISTED)
+                            .map(describe)
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                        match all.len().checked_sub(MAX_LISTED) {
+                            Some(more) if more > 0 => format!("; … and {more} more"),
+                            _ => String::new(),
+                        }
                     ),
                 });
             };

@@ -6,9 +6,10 @@
 //! from the members. A layer's blob digest is its diff_id when the member is an uncompressed
 //! tar (what `docker save` writes); a compressed member is hashed once at open, however many
 //! times (and under whatever links) `manifest.json` names it. Every digest is still verified
-//! while the layer streams in.
+//! while the layer streams in. An image `manifest.json` lists more than once (the same config,
+//! tags and layers) is one image.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::Path;
 
@@ -24,7 +25,7 @@ use crate::source::Source;
 use crate::source::tar_index::TarIndex;
 use crate::spec::{ANNOTATION_REF_NAME, Config, MEDIA_TYPE_DOCKER_MANIFEST, MEDIA_TYPE_INDEX};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "PascalCase")]
 struct ArchiveImage {
     config: String,
@@ -77,9 +78,15 @@ impl DockerArchive {
             .map_err(|e| invalid(format!("manifest.json: {e}")))?;
         let mut blobs = HashMap::new();
         let mut manifests = Vec::new();
+        // descriptors already in the index, and images already read
+        let mut listed = HashSet::new();
+        let mut seen = HashSet::new();
         // the digest of each compressed layer member hashed so far, by where its data is
         let mut hashed = HashMap::new();
         for img in &images {
+            if !seen.insert(img) {
+                continue;
+            }
             let member = |p: &str| -> Result<String> {
                 Ok(path::normalize(p.as_bytes())
                     .map_err(|e| invalid(format!("manifest.json: {e}")))?
@@ -126,10 +133,16 @@ impl DockerArchive {
                     for t in tags {
                         let mut d = desc.clone();
                         d["annotations"] = json!({ ANNOTATION_REF_NAME: t });
-                        manifests.push(d);
+                        if listed.insert(d.to_string()) {
+                            manifests.push(d);
+                        }
                     }
                 }
-                _ => manifests.push(desc),
+                _ => {
+                    if listed.insert(desc.to_string()) {
+                        manifests.push(desc);
+                    }
+                }
             }
             blobs.insert(config_digest.to_string(), Blob::Memory(config_bytes));
             blobs.insert(manifest_digest.to_string(), Blob::Memory(manifest));

@@ -343,3 +343,36 @@ fn docker_archive_links_stay_inside_the_archive() {
         snap.assert_unchanged(&repo.path);
     }
 }
+
+/// A docker-archive whose manifest.json lists one image 2000 times (tagged or not) is that
+/// image: it used to be "2000 manifests match" with a listing of 2000 identical lines (20000
+/// made a 2 MB error), and the config was read once per entry.
+#[test]
+fn image_listed_many_times_in_manifest_json_is_one_image() {
+    let tmp = tempdir();
+    let layer = tar_of(&[file("a", b"1")]);
+    let config = serde_json::to_vec(&serde_json::json!({"architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [sha256(&layer)]}}))
+    .unwrap();
+    let repo = Repo::new();
+    for (tags, reference) in [(Some(vec!["t:1"]), ":t:1"), (None, "")] {
+        let entry = serde_json::json!({"Config": "c.json", "RepoTags": tags, "Layers": ["l.tar"]});
+        let manifest = serde_json::to_vec(&vec![entry; 2000]).unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in [
+            ("manifest.json", &manifest),
+            ("c.json", &config),
+            ("l.tar", &layer),
+        ] {
+            let mut h = tar::Header::new_ustar();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            b.append_data(&mut h, name, &data[..]).unwrap();
+        }
+        let archive = tmp.path().join("many.tar");
+        std::fs::write(&archive, b.into_inner().unwrap()).unwrap();
+        let src = format!("docker-archive:{}{reference}", archive.display());
+        repo.ok(&["import", &src, "x"]);
+        assert_eq!(repo.ok(&["cat", "x", "/a"]).stdout, "1");
+    }
+}

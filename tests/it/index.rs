@@ -252,3 +252,37 @@ fn index_entry_media_type_must_match_the_document() {
     );
     snap.assert_unchanged(&repo.path);
 }
+
+/// An index that lists one manifest twice, untagged and with no platform, names that
+/// manifest (it used to be "2 manifests match"); 25 distinct ones are ambiguous, and the
+/// error lists 20 of them and says how many more there are (an index listing thousands used
+/// to make an error of megabytes).
+#[test]
+fn identical_entries_count_once_and_listings_are_bounded() {
+    let tmp = tempdir();
+    let dir = tmp.path().join("img");
+    let mut l = Layout::new(&dir);
+    let m = image(&l, b"m");
+    l.add(m.clone(), None, None);
+    l.add(m, None, None);
+    let repo = Repo::new();
+    assert_eq!(
+        which(&repo, &["import", &format!("oci:{}", dir.display()), "x"]),
+        "m"
+    );
+
+    let dir = tmp.path().join("many");
+    let mut l = Layout::new(&dir);
+    for i in 0..25 {
+        let m = image(&l, format!("m{i}").as_bytes());
+        l.add(m, None, None);
+    }
+    let snap = repo.snapshot();
+    let err = repo.fails(&["import", &format!("oci:{}", dir.display()), "y"]);
+    assert!(
+        err.contains("25 manifests match") && err.contains("  … and 5 more"),
+        "{err}"
+    );
+    assert_eq!(err.matches("  sha256:").count(), 20, "{err}");
+    snap.assert_unchanged(&repo.path);
+}
