@@ -200,6 +200,12 @@ pub fn run(repo_path: &Path, a: ImportArgs) -> Result<()> {
                 "kind": s.kind,
             }));
         }
+        if let Some(binding) = &report.collection_mismatch {
+            JsonLines::print(&json!({
+                "event": "collection-mismatch",
+                "binding": binding,
+            }));
+        }
         JsonLines::print(&json!({
             "event": "imported",
             "name": JsonLines::bounded(&report.name),
@@ -215,6 +221,18 @@ pub fn run(repo_path: &Path, a: ImportArgs) -> Result<()> {
         eprintln!(
             "warning: image {}: layer {}: skipped {} /{} (OSTree cannot store it)",
             report.name, s.layer, s.kind, s.path
+        );
+    }
+    if let Some(binding) = &report.collection_mismatch {
+        let bound = match binding {
+            Some(b) => format!("collection {b}"),
+            None => "no collection".into(),
+        };
+        eprintln!(
+            "warning: image {}: it carries its commit unchanged, bound to {bound}, not to this \
+             repository's collection ID: clients whose remote sets collection-id cannot pull it \
+             (encapsulate it in a repository with that collection ID to bind it)",
+            report.name
         );
     }
     for (layer, status) in &report.exact_gzip {

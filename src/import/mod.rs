@@ -145,6 +145,11 @@ pub struct ImportReport {
     /// Refs the image's commit is bound to that exist and that ocitree did not make: left
     /// where they were ([`image::bound`]). Clients pulling one of them do not get this image.
     pub bound_refs_left: Vec<image::bound::LeftRef>,
+    /// When the repository has a collection ID and the image carries its commit unchanged
+    /// (encapsulated, ostree native, flatpak) bound to another collection or to none: that
+    /// binding (`None`: no collection). Clients whose remote names the repository's
+    /// collection cannot pull such a commit; ocitree cannot bind it without changing it.
+    pub collection_mismatch: Option<Option<String>>,
     /// The commit the name pointed at before, when that was another image: the name now
     /// points at this one (`prune` frees what only the earlier image used).
     pub replaced: Option<String>,
@@ -242,6 +247,7 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
         signers: Vec::new(),
         bound_refs: Vec::new(),
         bound_refs_left: Vec::new(),
+        collection_mismatch: None,
         replaced: None,
         delta: None,
         summary: crate::serve::summary::SummaryStatus::NotServed,
@@ -532,6 +538,7 @@ fn import_locked(repo: &Repo, source: &SourceRef, opts: &ImportOptions) -> Resul
         let bound = image::bound::set_in_transaction(repo, &c.checksum, c.ref_bindings())?;
         report.bound_refs = bound.set;
         report.bound_refs_left = bound.left;
+        report.collection_mismatch = crate::repo::collection::mismatch(repo, &c.checksum)?;
         let described = ImageMeta {
             encapsulated: Some(&c.checksum),
             ..meta.clone()

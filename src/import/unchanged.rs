@@ -69,6 +69,7 @@ pub(super) fn finish(
     }
     report.summary = crate::serve::summary::update(repo)?;
     report.commit = commit.to_string();
+    report.collection_mismatch = crate::repo::collection::mismatch(repo, commit)?;
     report.layers_reused = layers.len();
     opts.progress.emit(Event::Done {
         commit: report.commit.clone(),

@@ -43,6 +43,23 @@ pub fn set_collection_id(repo: &Repo, id: &str) -> Result<()> {
         .map_err(Error::ostree("writing the repository config"))
 }
 
+/// When the repository has a collection ID and commit `checksum` is not bound to it: its
+/// binding (`None`: no collection). `None` when it is bound, or there is no ID.
+///
+/// # Errors
+/// libostree cannot load the commit.
+pub fn mismatch(repo: &Repo, checksum: &str) -> Result<Option<Option<String>>> {
+    let Some(id) = repo.collection_id() else {
+        return Ok(None);
+    };
+    let (commit, _) = crate::repo::load_commit(repo, checksum)?;
+    let binding = glib::VariantDict::new(Some(&commit.child_value(0)))
+        .lookup::<String>(COLLECTION_BINDING)
+        .ok()
+        .flatten();
+    Ok((binding.as_deref() != Some(id.as_str())).then_some(binding))
+}
+
 /// Adds the collection binding and `refs` as ref bindings to commit metadata `dict` when the
 /// repository has a collection ID; leaves it alone otherwise.
 pub fn bind(repo: &Repo, dict: &glib::VariantDict, refs: &[String]) {

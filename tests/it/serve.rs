@@ -552,6 +552,32 @@ fn commits_of_a_repository_with_a_collection_id_pull_into_collection_remotes() {
     let pulled = tools::ostree(&client, &["rev-parse", "origin:ocitree/image/small"]);
     assert_eq!(pulled.trim(), commit);
     tools::fsck(&client);
+    // An image carrying its commit unchanged (encapsulated elsewhere, bound to no
+    // collection) cannot be bound here: the import says so.
+    let carried = tmp.path().join("carried");
+    let r = unbound.ok(&[
+        "encapsulate",
+        "small",
+        &format!("oci:{}:v1", carried.display()),
+    ]);
+    assert!(r.stdout.contains("Commit:"), "{r:?}");
+    let src = format!("oci:{}:v1", carried.display());
+    let r = repo.ok(&["import", &src, "carried"]);
+    assert!(
+        r.stderr.contains(
+            "warning: image carried: it carries its commit unchanged, bound to \
+             no collection"
+        ),
+        "{r:?}"
+    );
+    let j = repo.ok(&["import", "--json", &src, "carried"]);
+    assert!(
+        j.stdout.contains(r#""event":"collection-mismatch""#),
+        "{j:?}"
+    );
+    // A plain image is bound here: no warning.
+    let plain = repo.import(&small_image(&tmp.path().join("p"), b"p\n"), "plain");
+    assert!(!plain.stderr.contains("warning"), "{plain:?}");
     // Another ID for the same repository is refused: its commits are bound to this one.
     let err = repo.fails(&[
         "init",

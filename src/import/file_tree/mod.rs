@@ -293,6 +293,7 @@ pub fn import(
         skipped: Vec::new(),
         bound_refs: Vec::new(),
         bound_refs_left: Vec::new(),
+        collection_mismatch: None,
         replaced,
         delta: None,
         summary,
