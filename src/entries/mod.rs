@@ -217,7 +217,7 @@ pub fn parse_sparse<R: Read>(
     }
     if let Some((name, why)) = xattrs
         .iter()
-        .find_map(|(n, v)| xattrs::invalid(n, v).map(|why| (n, why)))
+        .find_map(|(n, _)| xattrs::invalid(n).map(|why| (n, why)))
     {
         let name = path::escape_bytes(&name[..name.len().min(300)]);
         return Err(unsupported(&format!(
