@@ -235,6 +235,12 @@ impl Client {
                 .map_err(failed)?;
             let location = resp.headers().get("location").and_then(|v| v.to_str().ok());
             let Some(hop) = redirect::next(resp.status(), location, &method, &at) else {
+                // A challenge from a host the registry's credentials do not go to (a storage
+                // host it redirected to) is not the registry's: answering it would hand the
+                // credentials to whatever realm that host names.
+                if resp.status() == 401 && at != url && !redirect::keeps_credentials(url, &at) {
+                    return Err(failed(ureq::Error::StatusCode(401)));
+                }
                 return Ok(resp);
             };
             authorization = authorization.filter(|_| redirect::keeps_credentials(url, &hop.url));

@@ -100,3 +100,60 @@ fn a_redirect_loop_fails_naming_it_and_changes_nothing() {
         .count();
     assert!((11..=11 * 4).contains(&config_gets), "{config_gets}");
 }
+
+/// A storage host that answers the redirected download with its own 401 challenge, naming a
+/// token realm elsewhere: the challenge is not the registry's, so the registry's credentials
+/// never go to that realm; the pull fails naming the storage host, the repository unchanged.
+#[test]
+fn a_challenge_from_the_storage_host_gets_no_credentials() {
+    use crate::util::registry::{read_head, reply};
+    let realm = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let realm_port = realm.local_addr().unwrap().port();
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = std::sync::Arc::clone(&asked);
+    std::thread::spawn(move || {
+        for conn in realm.incoming() {
+            let Ok(mut c) = conn else { continue };
+            log.lock()
+                .unwrap()
+                .push(read_head(&mut c).unwrap_or_default());
+            reply(&mut c, "200 OK", "", r#"{"token":"stolen"}"#);
+        }
+    });
+    let storage = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let storage_port = storage.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in storage.incoming() {
+            let Ok(mut c) = conn else { continue };
+            let _ = read_head(&mut c);
+            let challenge = format!(
+                "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:{realm_port}/token\"\r\n"
+            );
+            reply(&mut c, "401 Unauthorized", &challenge, "{}");
+        }
+    });
+    let reg = registry_with_small();
+    let to = format!("http://0.0.0.0:{storage_port}");
+    let gw = TokenGateway::redirecting(reg.port, "carol", "tok-pw", &to);
+    let repo = Repo::new();
+    let snap = repo.snapshot();
+    let src = format!("{}:latest", gw.url("test/small"));
+    let err = repo.fails(&[
+        "import",
+        "--tls-verify=false",
+        "--creds",
+        "carol:tok-pw",
+        &src,
+    ]);
+    assert!(
+        err.contains(&format!("redirected to http://0.0.0.0:{storage_port}/"))
+            && err.contains("401"),
+        "{err}"
+    );
+    snap.assert_unchanged(&repo.path);
+    assert!(
+        asked.lock().unwrap().is_empty(),
+        "{:?}",
+        asked.lock().unwrap()
+    );
+}
