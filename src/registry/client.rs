@@ -69,6 +69,11 @@ pub struct Client {
     extra_scopes: Mutex<Vec<String>>,
 }
 
+/// The URL that gave an answer (the last hop of its redirects), kept in the response's
+/// extensions for resolving its `Location`.
+#[derive(Clone, Debug)]
+struct Answered(String);
+
 /// What [`Client::send_once`] gives: the final answer, or why there is none.
 type Sent = std::result::Result<Response<Body>, Failed>;
 
@@ -174,9 +179,14 @@ impl Client {
         format!("{}/v2/{}{suffix}", self.base(), self.reference.repository)
     }
 
-    /// Resolves a `Location` header (absolute, or a path on the registry).
-    pub(crate) fn absolute(&self, location: &str) -> String {
-        redirect::resolve(&format!("{}/", self.base()), location)
+    /// Resolves the `Location` header of `resp`, the answer to a request to `url`, against
+    /// the URL that answered (the last hop of a redirect), as Go does.
+    pub(crate) fn absolute(&self, url: &str, resp: &Response<Body>, location: &str) -> String {
+        let answered = match resp.extensions().get::<Answered>() {
+            Some(Answered(at)) => at.clone(),
+            None => self.rebase(url),
+        };
+        redirect::resolve(&answered, location)
             .unwrap_or_else(|| format!("{}{location}", self.base()))
     }
 
@@ -241,6 +251,8 @@ impl Client {
                 if resp.status() == 401 && at != url && !redirect::keeps_credentials(url, &at) {
                     return Err(failed(ureq::Error::StatusCode(401)));
                 }
+                let mut resp = resp;
+                resp.extensions_mut().insert(Answered(at));
                 return Ok(resp);
             };
             authorization = authorization.filter(|_| redirect::keeps_credentials(url, &hop.url));

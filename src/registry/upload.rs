@@ -213,7 +213,7 @@ pub(crate) fn location(
     resp.headers()
         .get("location")
         .and_then(|v| v.to_str().ok())
-        .map(|l| client.absolute(l))
+        .map(|l| client.absolute(url, resp, l))
         .ok_or_else(|| Error::Registry {
             url: url.to_string(),
             reason: "upload answer without a Location".into(),

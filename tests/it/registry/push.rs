@@ -101,6 +101,35 @@ fn pushed_image_reads_back_with_skopeo_with_same_config_and_diff_ids() {
     assert_eq!(r.field("Pushed"), pushed);
 }
 
+/// A registry answering uploads with a `Location` relative to the request (`UUID?_state=…`,
+/// which the distribution spec allows): the upload continues at
+/// `/v2/REPO/blobs/uploads/UUID`, and skopeo reads the image back.
+#[test]
+fn relative_upload_locations_resolve_against_the_request() {
+    let reg = registry_with_small();
+    let proxy = Proxy::start(reg.port, Fault::RelativeUploadLocation);
+    let repo = Repo::new();
+    let small = wild_images().join("small");
+    repo.import(&Repo::oci(&small, "latest"), "small");
+    let dest = format!("{}:v1", proxy.url("relative/small"));
+    let r = repo.ok(&["export", "--tls-verify=false", "small", &dest]);
+    let log = proxy.requests();
+    assert!(
+        log.contains("PUT /v2/relative/small/blobs/uploads/")
+            || log.contains("PATCH /v2/relative/small/blobs/uploads/"),
+        "{log}"
+    );
+    let out = tools::run(
+        std::process::Command::new("skopeo")
+            .args(["inspect", "--tls-verify=false", "--format", "{{.Digest}}"])
+            .arg(format!("{}:v1", reg.url("relative/small"))),
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        r.field("Pushed")
+    );
+}
+
 #[test]
 fn large_blob_is_pushed_in_chunks_and_auth_applies_to_push() {
     let reg = Registry::with_htpasswd("bob", "pw");

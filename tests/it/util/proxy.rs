@@ -44,6 +44,9 @@ pub enum Fault {
     /// Once a connection carried this many response bytes, close it, and from then on close
     /// every connection and every further request at once (a mirror that went down).
     CutThenDown(usize),
+    /// Rewrite each upload `Location` header to a path relative to the request
+    /// (`UUID?_state=…`, as the distribution spec allows).
+    RelativeUploadLocation,
 }
 
 /// A loopback TCP proxy in front of a registry, with a log of every request byte sent.
@@ -160,13 +163,21 @@ impl Proxy {
                         if n == 0 {
                             break;
                         }
+                        if let Fault::RelativeUploadLocation = fault {
+                            let rewritten = relative_upload_location(&buf[..n]);
+                            if to.write_all(&rewritten).is_err() {
+                                break;
+                            }
+                            continue;
+                        }
                         let chunk = &mut buf[..n];
                         match fault {
                             Fault::None
                             | Fault::DropRequestOnce(_)
                             | Fault::DropRequestLine(..)
                             | Fault::AnswerLine(..)
-                            | Fault::AnswerAll(..) => {}
+                            | Fault::AnswerAll(..)
+                            | Fault::RelativeUploadLocation => {}
                             Fault::Stall => continue,
                             Fault::PauseOnce(at, secs) => {
                                 if sent + n > at && !cut_done.swap(true, Ordering::SeqCst) {
@@ -237,6 +248,26 @@ impl Proxy {
             .filter(|r| r.contains(&format!("/blobs/{digest}")))
             .map(String::from)
             .collect()
+    }
+}
+
+/// `response` with a `Location: …/blobs/uploads/REST` header cut to `REST`.
+fn relative_upload_location(response: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(response);
+    let Some(start) = text.find("\r\nLocation: ") else {
+        return response.to_vec();
+    };
+    let value = start + "\r\nLocation: ".len();
+    let end = value + text[value..].find("\r\n").unwrap_or(0);
+    match text[value..end].rfind("/blobs/uploads/") {
+        Some(i) => {
+            let rest = &text[value + i + "/blobs/uploads/".len()..end];
+            let mut out = response[..value].to_vec();
+            out.extend_from_slice(rest.as_bytes());
+            out.extend_from_slice(&response[end..]);
+            out
+        }
+        None => response.to_vec(),
     }
 }
 
