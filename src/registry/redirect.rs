@@ -6,8 +6,9 @@
 //! - 301, 302 and 303 turn any method but `GET` and `HEAD` into a `GET` without body;
 //!   307 and 308 send the same request again, body included.
 //! - The registry's `Authorization` goes only to the first request's host name and its
-//!   subdomains; once a hop left them it is not sent again (a storage host that gets a
-//!   bearer token meant for the registry leaks it, and S3 refuses such a request).
+//!   subdomains, and not from HTTPS to plain HTTP; once a hop left them it is not sent again
+//!   (a storage host that gets a bearer token meant for the registry leaks it, and S3
+//!   refuses such a request).
 //! - At most [`MAX_HOPS`] redirects; a 3xx answer without `Location` is the answer.
 //!
 //! [`ProxyEnv`]: super::proxy::ProxyEnv
@@ -50,26 +51,75 @@ pub(crate) fn next(
     Some(Hop { url, method, body })
 }
 
-/// `location` (an absolute URL, `//host/path`, `/path` or a relative path) resolved against
-/// the absolute URL `base`; `None` when either is not a URL.
+/// `location` (a URL reference: absolute, `//host/path`, `/path`, `?query` or a relative
+/// path with `.` and `..` segments) resolved against the absolute URL `base` as RFC 3986
+/// section 5.2 says (fragments dropped); `None` when either is not an HTTP(S) URL.
 pub(crate) fn resolve(base: &str, location: &str) -> Option<String> {
     let base_uri: Uri = base.parse().ok()?;
     let scheme = base_uri.scheme_str()?;
     let authority = base_uri.authority()?;
-    let resolved = if location.contains("://") {
+    let location = location.split('#').next().unwrap_or_default();
+    let resolved = if has_scheme(location) {
         location.to_string()
     } else if let Some(rest) = location.strip_prefix("//") {
         format!("{scheme}://{rest}")
-    } else if location.starts_with('/') {
-        format!("{scheme}://{authority}{location}")
     } else {
-        let path = base_uri.path();
-        let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
-        let dir = if dir.is_empty() { "/" } else { dir };
-        format!("{scheme}://{authority}{dir}{location}")
+        let (path, query) = match location.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (location, None),
+        };
+        let path = if path.is_empty() {
+            base_uri.path().to_string()
+        } else if path.starts_with('/') {
+            remove_dots(path)
+        } else {
+            let base_path = base_uri.path();
+            let dir = &base_path[..base_path.rfind('/').map_or(0, |i| i + 1)];
+            remove_dots(&format!("/{}{path}", dir.trim_start_matches('/')))
+        };
+        let query = match (query, path == base_uri.path() && location.is_empty()) {
+            (Some(q), _) => format!("?{q}"),
+            // an empty reference is the base itself, query included
+            (None, true) => base_uri
+                .query()
+                .map(|q| format!("?{q}"))
+                .unwrap_or_default(),
+            (None, false) => String::new(),
+        };
+        format!("{scheme}://{authority}{path}{query}")
     };
     let uri: Uri = resolved.parse().ok()?;
     (matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some()).then_some(resolved)
+}
+
+/// Whether URL reference `r` starts with a scheme (`ALPHA *(ALPHA / DIGIT / + / - / .) :`).
+fn has_scheme(r: &str) -> bool {
+    r.split_once(':').is_some_and(|(s, _)| {
+        s.starts_with(|c: char| c.is_ascii_alphabetic())
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    })
+}
+
+/// An absolute path without its `.` and `..` segments (RFC 3986 section 5.2.4).
+fn remove_dots(path: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    for (i, seg) in segments.iter().enumerate() {
+        let last = i + 1 == segments.len();
+        match *seg {
+            "." if last => out.push(""),
+            "." => {}
+            ".." => {
+                out.pop();
+                if last {
+                    out.push("");
+                }
+            }
+            s => out.push(s),
+        }
+    }
+    format!("/{}", out.join("/"))
 }
 
 /// `url` with `query` appended to its query string, names and values percent-encoded.
@@ -93,16 +143,18 @@ pub(crate) fn with_query(url: &str, query: &[(&str, &str)]) -> String {
 }
 
 /// Whether credentials for `initial`'s host go to `next`: its host name is the same or a
-/// subdomain of it (ports not compared, as in Go).
+/// subdomain of it (ports not compared, as in Go), and it is not plain HTTP after HTTPS
+/// (as curl, unlike Go: they would cross the network in the clear).
 pub(crate) fn keeps_credentials(initial: &str, next: &str) -> bool {
-    let host = |u: &str| {
-        u.parse::<Uri>().ok().and_then(|u| {
-            u.host()
-                .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
-        })
+    let parts = |u: &str| {
+        let u = u.parse::<Uri>().ok()?;
+        let host = u.host()?.trim_end_matches('.').to_ascii_lowercase();
+        Some((u.scheme_str() == Some("https"), host))
     };
-    match (host(initial), host(next)) {
-        (Some(i), Some(n)) => n == i || n.strip_suffix(&i).is_some_and(|s| s.ends_with('.')),
+    match (parts(initial), parts(next)) {
+        (Some((tls, i)), Some((next_tls, n))) => {
+            (next_tls || !tls) && (n == i || n.strip_suffix(&i).is_some_and(|s| s.ends_with('.')))
+        }
         _ => false,
     }
 }
@@ -132,6 +184,21 @@ mod tests {
                 "https://reg.example:5000/v2/a/blobs/other",
             ),
             ("other?y=2", "https://reg.example:5000/v2/a/blobs/other?y=2"),
+        ] {
+            assert_eq!(resolve(base, loc).as_deref(), Some(want), "{loc}");
+        }
+        for (loc, want) in [
+            (
+                "/download?src=https://cdn/x",
+                "https://reg.example:5000/download?src=https://cdn/x",
+            ),
+            ("?y=2", "https://reg.example:5000/v2/a/blobs/sha256:1?y=2"),
+            ("", "https://reg.example:5000/v2/a/blobs/sha256:1?x=1"),
+            ("../b", "https://reg.example:5000/v2/a/b"),
+            ("./c/../d", "https://reg.example:5000/v2/a/blobs/d"),
+            ("../../../../../e", "https://reg.example:5000/e"),
+            ("/x/./y/../z#frag", "https://reg.example:5000/x/z"),
+            ("HTTPS://cdn.example/b", "HTTPS://cdn.example/b"),
         ] {
             assert_eq!(resolve(base, loc).as_deref(), Some(want), "{loc}");
         }
@@ -173,7 +240,15 @@ mod tests {
     #[test]
     fn credentials_stay_with_the_host_and_its_subdomains() {
         let reg = "https://Reg.Example:5000/v2/";
-        assert!(keeps_credentials(reg, "http://reg.example/x"));
+        assert!(keeps_credentials(reg, "https://reg.example/x"));
+        assert!(
+            !keeps_credentials(reg, "http://reg.example/x"),
+            "downgraded"
+        );
+        assert!(keeps_credentials(
+            "http://reg.example/v2/",
+            "http://reg.example:1/x"
+        ));
         assert!(keeps_credentials(reg, "https://blobs.reg.example:443/x"));
         assert!(!keeps_credentials(reg, "https://cdn.example/x"));
         assert!(!keeps_credentials(reg, "https://evilreg.example/x"));
