@@ -446,16 +446,15 @@ pub fn resolve(
             } else {
                 let mut lines = Vec::new();
                 let mut typed = false;
-                for c in &all {
+                // only those listed are read for their type (an index may list thousands)
+                for c in all.iter().take(MAX_LISTED) {
                     let t = walk.artifact_type_of(c)?;
                     typed |= t.is_some();
-                    if lines.len() < MAX_LISTED {
-                        lines.push(format!(
-                            "{}  artifactType {}",
-                            describe(c),
-                            t.as_deref().unwrap_or("-")
-                        ));
-                    }
+                    lines.push(format!(
+                        "{}  artifactType {}",
+                        describe(c),
+                        t.as_deref().unwrap_or("-")
+                    ));
                 }
                 if all.len() > MAX_LISTED {
                     lines.push(format!("  … and {} more", all.len() - MAX_LISTED));

@@ -57,15 +57,11 @@ pub fn parse_mode(s: &str) -> Result<RepoMode> {
 /// [`Error::Invalid`] naming the repository.
 pub fn check_holds_images(repo: &Repo) -> Result<()> {
     match repo.mode() {
-        RepoMode::BareUser | RepoMode::Bare | RepoMode::Archive => Ok(()),
         RepoMode::BareUserOnly => Err(Error::Invalid {
             what: format!("repo {}", dir(repo).display()),
             reason: BARE_USER_ONLY.into(),
         }),
-        other => Err(Error::Invalid {
-            what: format!("repo {}", dir(repo).display()),
-            reason: format!("unsupported repository mode {other:?}"),
-        }),
+        _ => Ok(()),
     }
 }
 
