@@ -180,11 +180,38 @@ pub(crate) fn config(opts: &RegistryOptions, registry: &str) -> Result<TlsConfig
         }
         if client.is_none() {
             let chain = pem_certs(&cert)?;
-            let k = PrivateKey::from_pem(&read(&key)?).map_err(|e| tls_error(&key, e))?;
+            let pem = read(&key)?;
+            let k = PrivateKey::from_pem(&pem).map_err(|e| tls_error(&key, e))?;
+            check_client_pair(&chain, &pem).map_err(|e| tls_error(&cert, e))?;
             client = Some(ClientCert::new_with_certs(&chain, k));
         }
     }
     Ok(b.client_cert(client).build())
+}
+
+/// Whether rustls takes `chain` and the PEM private key `key_pem` as a client certificate:
+/// ureq hands them over when it connects and panics if rustls refuses them (an X.509 v1
+/// certificate, as `openssl x509 -req` makes without extensions; a key of another
+/// certificate).
+fn check_client_pair(
+    chain: &[Certificate<'static>],
+    key_pem: &[u8],
+) -> std::result::Result<(), String> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = chain
+        .iter()
+        .map(|c| CertificateDer::from(c.der().to_vec()))
+        .collect();
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| e.to_string())?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_client_auth_cert(certs, key)
+        .map(|_| ())
+        .map_err(|e| format!("the client certificate and its key cannot be used: {e}"))
 }
 
 /// A hint for a failed connection to `registry` whose error reads `message`: what to do about

@@ -149,6 +149,48 @@ fn client_certificate_is_presented_when_required() {
     assert!(r.stderr.contains("without its key"), "{r:?}");
     snap.assert_unchanged(&repo.path);
 
+    // pairs rustls refuses (a key of another certificate; an X.509 v1 certificate, as
+    // `openssl x509 -req` makes without extensions): a setup error naming the file, no panic
+    let pki = reg.pki.as_ref().unwrap();
+    let mismatched = reg.cert_dir("mismatched", true, true);
+    std::fs::copy(&pki.server.1, mismatched.join("client.key")).unwrap();
+    let v1 = reg.cert_dir("v1", true, true);
+    let ca_dir = pki.ca.parent().unwrap();
+    tools::run(
+        std::process::Command::new("openssl")
+            .args(["req", "-new", "-subj", "/CN=v1 client", "-key"])
+            .arg(&pki.client.1)
+            .arg("-out")
+            .arg(v1.join("client.csr")),
+    );
+    tools::run(
+        std::process::Command::new("openssl")
+            .args(["x509", "-req", "-days", "2", "-CAcreateserial", "-in"])
+            .arg(v1.join("client.csr"))
+            .arg("-CA")
+            .arg(&pki.ca)
+            .arg("-CAkey")
+            .arg(ca_dir.join("ca.key"))
+            .arg("-out")
+            .arg(v1.join("client.cert")),
+    );
+    std::fs::remove_file(v1.join("client.csr")).unwrap();
+    for dir in [&mismatched, &v1] {
+        let r = run(
+            &repo,
+            &empty,
+            &["import", "--cert-dir", dir.to_str().unwrap(), &src, "small"],
+        );
+        assert_eq!(r.code, 2, "{r:?}");
+        assert!(
+            r.stderr.contains("client.cert")
+                && r.stderr
+                    .contains("client certificate and its key cannot be used"),
+            "{r:?}"
+        );
+        snap.assert_unchanged(&repo.path);
+    }
+
     // the pair, from certs.d: pull and push work
     let base = repo.tmp.path().join("certs.d");
     let full = reg.cert_dir("full", true, true);
