@@ -129,9 +129,13 @@ pub fn exact_gzip_records(
         .ok()
         .flatten();
     let (Some(records), Some((version, preflate))) = (records, format) else {
-        return Ok(Err(
-            "no exact-gzip data (imported without it, or its gzip stream cannot be rebuilt)".into(),
-        ));
+        let why = if cfg!(feature = "exact-gzip") {
+            "no exact-gzip data (imported without it, or its gzip stream cannot be rebuilt)"
+        } else {
+            "no exact-gzip data (this ocitree is built without the exact-gzip feature, so its \
+             imports keep none)"
+        };
+        return Ok(Err(why.into()));
     };
     let from = dict.lookup::<String>(meta::LAYER_DIGEST).ok().flatten();
     if from.as_deref() != Some(digest.as_str()) {
