@@ -19,6 +19,14 @@ const FLAT_KIB: u64 = 80 << 10;
 const BOMB_MIB: usize = 96;
 
 /// Runs `ocitree --repo REPO ARGS` under GNU time: the run and its peak RSS in KiB.
+/// [`measured`], asserting exit `code` and flat memory (below [`FLAT_KIB`]).
+fn flat(repo: &Repo, args: &[&str], code: i32) -> Run {
+    let (r, kib) = measured(repo, args);
+    assert_eq!(r.code, code, "{r:?}");
+    assert!(kib < FLAT_KIB, "peak RSS {kib} KiB: {r:?}");
+    r
+}
+
 fn measured(repo: &Repo, args: &[&str]) -> (Run, u64) {
     tools::require("time");
     let rss = repo.tmp.path().join("rss");
@@ -252,14 +260,12 @@ fn oversized_index_json_is_refused() {
     f.set_len(1 << 30).unwrap();
     let repo = Repo::new();
     let snap = repo.snapshot();
-    let (r, kib) = measured(&repo, &["import", &Repo::oci(&img, "latest"), "i"]);
-    assert_eq!(r.code, 2, "{r:?}");
+    let r = flat(&repo, &["import", &Repo::oci(&img, "latest"), "i"], 2);
     assert!(
         r.stderr.contains("index.json") && r.stderr.contains("larger than the 8388608 bytes"),
         "{}",
         r.stderr
     );
-    assert!(kib < FLAT_KIB, "peak RSS {kib} KiB");
     snap.assert_unchanged(&repo.path);
 }
 
@@ -429,9 +435,7 @@ fn index_fanout_is_followed_once_per_index() {
     l.add(desc, Some("latest"), None);
     let repo = Repo::new();
     let start = std::time::Instant::now();
-    let (r, kib) = measured(&repo, &["import", &Repo::oci(&img, "latest"), "fan"]);
-    assert_eq!(r.code, 0, "{r:?}");
-    assert!(kib < FLAT_KIB, "peak RSS {kib} KiB");
+    flat(&repo, &["import", &Repo::oci(&img, "latest"), "fan"], 0);
     assert_eq!(repo.ok(&["cat", "fan", "/a"]).stdout, "1");
     let snap = repo.snapshot();
     let absent = format!("sha256:{}", "0".repeat(64));
@@ -576,8 +580,7 @@ fn registry_serving_many_large_indexes_is_refused_in_flat_memory() {
     let repo = Repo::new();
     let snap = repo.snapshot();
     let src = format!("{}:wide", reg.url("r"));
-    let (r, kib) = measured(&repo, &["import", "--tls-verify=false", &src, "wide"]);
-    assert_eq!(r.code, 2, "{r:?}");
+    let r = flat(&repo, &["import", "--tls-verify=false", &src, "wide"], 2);
     assert!(
         r.stderr.contains(&src)
             && r.stderr.contains("more than 67108864 bytes")
@@ -585,7 +588,6 @@ fn registry_serving_many_large_indexes_is_refused_in_flat_memory() {
         "{}",
         r.stderr
     );
-    assert!(kib < FLAT_KIB, "peak RSS {kib} KiB");
     snap.assert_unchanged(&repo.path);
 }
 

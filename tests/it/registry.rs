@@ -84,6 +84,13 @@ fn registry_with_small() -> Registry {
     reg
 }
 
+/// `import --tls-verify=false --creds CREDS` of `test/small:latest` from `gw` into `repo`,
+/// which must fail (exit 2); returns its standard error.
+fn gateway_import_fails(repo: &Repo, gw: &TokenGateway, creds: &str) -> String {
+    let src = format!("{}:latest", gw.url("test/small"));
+    repo.fails(&["import", "--tls-verify=false", "--creds", creds, &src])
+}
+
 /// Pulls `test/small:latest` through `proxy` into `repo` as `name`; asserts success.
 fn pull_small(repo: &Repo, proxy: &Proxy, name: &str) -> Run {
     repo.ok(&[

@@ -113,14 +113,8 @@ fn bearer_token_flow_with_creds() {
     let gw = TokenGateway::start(reg.port, "carol", "tok-pw");
     let repo = Repo::new();
     let snap = repo.snapshot();
+    let err = gateway_import_fails(&repo, &gw, "carol:nope");
     let src = format!("{}:latest", gw.url("test/small"));
-    let err = repo.fails(&[
-        "import",
-        "--tls-verify=false",
-        "--creds",
-        "carol:nope",
-        &src,
-    ]);
     assert!(
         err.contains("authentication failed") && err.contains("/token"),
         "{err}"

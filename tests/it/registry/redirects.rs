@@ -79,14 +79,7 @@ fn a_redirect_loop_fails_naming_it_and_changes_nothing() {
     let gw = TokenGateway::redirecting(reg.port, "carol", "tok-pw", "http://127.0.0.1:{port}");
     let repo = Repo::new();
     let snap = repo.snapshot();
-    let src = format!("{}:latest", gw.url("test/small"));
-    let err = repo.fails(&[
-        "import",
-        "--tls-verify=false",
-        "--creds",
-        "carol:tok-pw",
-        &src,
-    ]);
+    let err = gateway_import_fails(&repo, &gw, "carol:tok-pw");
     assert!(
         err.contains("too many redirects") && err.contains("redirected to http://127.0.0.1:"),
         "{err}"
@@ -137,14 +130,7 @@ fn a_challenge_from_the_storage_host_gets_no_credentials() {
     let gw = TokenGateway::redirecting(reg.port, "carol", "tok-pw", &to);
     let repo = Repo::new();
     let snap = repo.snapshot();
-    let src = format!("{}:latest", gw.url("test/small"));
-    let err = repo.fails(&[
-        "import",
-        "--tls-verify=false",
-        "--creds",
-        "carol:tok-pw",
-        &src,
-    ]);
+    let err = gateway_import_fails(&repo, &gw, "carol:tok-pw");
     assert!(
         err.contains(&format!("redirected to http://0.0.0.0:{storage_port}/"))
             && err.contains("401"),
