@@ -219,7 +219,7 @@ pub fn parse_sparse<R: Read>(
         .iter()
         .find_map(|(n, _)| xattrs::invalid(n).map(|why| (n, why)))
     {
-        let name = path::escape_bytes(&name[..name.len().min(300)]);
+        let name = path::escape_bytes(name);
         return Err(unsupported(&format!(
             "extended attribute \"{name}\": it {why}"
         )));

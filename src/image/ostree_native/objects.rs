@@ -241,7 +241,7 @@ fn check_xattrs(xattrs: &glib::Variant, object: &str) -> Result<(), LayerError> 
             .expect("a normal-form a(ayay) holds (ayay) pairs");
         let name = name.strip_suffix(&[0]).unwrap_or(&name);
         if let Some(why) = crate::entries::xattrs::invalid(name) {
-            let shown = crate::entries::path::escape_bytes(&name[..name.len().min(300)]);
+            let shown = crate::entries::path::escape_bytes(name);
             return Err(LayerError::OstreeObject {
                 object: object.to_string(),
                 reason: format!("extended attribute \"{shown}\": it {why}"),
