@@ -180,6 +180,12 @@ pub fn run(repo_path: &Path, a: ExportArgs) -> Result<()> {
                 }
                 _ => format!("  {} -> {}", l.original, l.written),
             });
+            if !l.dropped_annotations.is_empty() {
+                lines.push(format!(
+                    "           dropped annotations {} (they describe the original blob's bytes)",
+                    l.dropped_annotations.join(", ")
+                ));
+            }
         }
         lines.push(if report.manifest_unchanged {
             "Digest:   manifest digest unchanged".into()

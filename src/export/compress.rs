@@ -17,6 +17,20 @@ pub const GZIP_DEFAULT_LEVEL: u32 = 6;
 /// zstd level when none is given (zstd's default).
 pub const ZSTD_DEFAULT_LEVEL: u32 = 3;
 
+/// Layer annotations that locate data inside the compressed blob (zstd:chunked's table of
+/// contents and tar-split, under both the old `io.containers.` and the current
+/// `io.github.containers.` prefix; eStargz's table of contents). They are false for any other
+/// bytes, so a re-compressed layer must not carry them: a partial pull (containers/storage,
+/// the stargz snapshotter) would read its files from the wrong offsets or fail.
+pub fn describes_compressed_bytes(key: &str) -> bool {
+    const PREFIXES: [&str; 3] = [
+        "io.containers.zstd-chunked.",
+        "io.github.containers.zstd-chunked.",
+        "containerd.io/snapshot/stargz/",
+    ];
+    PREFIXES.iter().any(|p| key.starts_with(p)) || key == "io.containers.estargz.uncompressed-size"
+}
+
 /// How to compress exported layers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LayerCompression {

@@ -8,7 +8,7 @@ use crate::decompress::Compression;
 use crate::digest::Digest;
 use crate::digest::Hasher;
 use crate::error::{Error, Result};
-use crate::export::compress::LayerCompression;
+use crate::export::compress::{LayerCompression, describes_compressed_bytes};
 use crate::export::layer::{
     check_diff_id, copy_artifact, exact_gzip_records, is_artifact, rebuild_tar,
 };
@@ -76,6 +76,9 @@ pub struct LayerExport {
     pub written: String,
     /// How the blob was made.
     pub method: BlobMethod,
+    /// Annotations of the layer's descriptor removed because they described the original
+    /// blob's bytes ([`describes_compressed_bytes`]), not the blob written.
+    pub dropped_annotations: Vec<String>,
 }
 
 impl LayerExport {
@@ -83,6 +86,28 @@ impl LayerExport {
     pub fn kept(&self) -> bool {
         self.original == self.written
     }
+}
+
+/// Removes from layer descriptor `desc` the annotations that described its original blob's
+/// bytes (and the `annotations` member when nothing else is left); returns their keys.
+fn drop_blob_annotations(desc: &mut Value) -> Vec<String> {
+    let Some(annotations) = desc.get_mut("annotations").and_then(Value::as_object_mut) else {
+        return Vec::new();
+    };
+    let dropped: Vec<String> = annotations
+        .keys()
+        .filter(|k| describes_compressed_bytes(k))
+        .cloned()
+        .collect();
+    for k in &dropped {
+        annotations.remove(k);
+    }
+    if annotations.is_empty()
+        && let Some(d) = desc.as_object_mut()
+    {
+        d.remove("annotations");
+    }
+    dropped
 }
 
 /// How an imported layer's blob was compressed: none when its digest is its diff_id, else
@@ -163,6 +188,7 @@ pub fn export_image(
                 original: digest.to_string(),
                 written: out.digest.to_string(),
                 method: BlobMethod::Copied,
+                dropped_annotations: Vec::new(),
             });
             continue;
         }
@@ -211,11 +237,7 @@ pub fn export_image(
             }
         };
         check_diff_id(&out, &diff_id)?;
-        layer_blobs.push(LayerExport {
-            original: digest.to_string(),
-            written: out.digest.to_string(),
-            method,
-        });
+        let mut dropped_annotations = Vec::new();
         if out.digest != digest && !sink.is_docker() {
             recompressed += 1;
             desc["digest"] = json!(out.digest.as_str());
@@ -225,7 +247,14 @@ pub fn export_image(
             if compression.kind != own {
                 desc["mediaType"] = json!(compression.media_type(&media_type));
             }
+            dropped_annotations = drop_blob_annotations(desc);
         }
+        layer_blobs.push(LayerExport {
+            original: digest.to_string(),
+            written: out.digest.to_string(),
+            method,
+            dropped_annotations,
+        });
     }
     let manifest_bytes = if recompressed == 0 {
         info.manifest.clone().into_bytes()
