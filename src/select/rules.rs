@@ -106,8 +106,9 @@ impl Context<'_> {
     /// The treatment of layer `desc` (blob `digest`).
     ///
     /// # Errors
-    /// An unsafe title or `--copy` name; in a container image, a layer that is not a
-    /// filesystem tar and that no rule names.
+    /// An unsafe title or `--copy` name; an encrypted layer ([`is_encrypted`]) that
+    /// `--copy` does not name; in a container image, a layer that is not a filesystem tar and
+    /// that no rule names.
     pub fn treatment(&self, desc: &Descriptor, digest: &Digest) -> Result<Treatment> {
         let mt = desc.media_type.as_str();
         let title = desc.annotations.get(ANNOTATION_TITLE);
@@ -124,6 +125,16 @@ impl Context<'_> {
         }
         if self.rules.extract.iter().any(|t| t == mt) {
             return Ok(Treatment::Tar);
+        }
+        if is_encrypted(mt) {
+            return Err(Error::InvalidImage {
+                image: self.image.into(),
+                reason: format!(
+                    "layer {digest} is encrypted (media type {mt:?}): ocitree does not decrypt \
+                     layers; decrypt the image first (skopeo copy --decryption-key KEY SOURCE \
+                     DEST) and import that"
+                ),
+            });
         }
         if self.is_image {
             if is_tar_layer(mt) {
@@ -170,6 +181,12 @@ impl Context<'_> {
     fn default_name(&self, media_type: &str, digest: &Digest) -> String {
         format!("{}{}", dir_name(digest), extension(media_type))
     }
+}
+
+/// Whether a layer media type says the blob is encrypted (ocicrypt's `…+encrypted`): its
+/// bytes are ciphertext, whatever the rest of the type says. Only `--copy` takes it as it is.
+pub fn is_encrypted(media_type: &str) -> bool {
+    media_type.ends_with("+encrypted")
 }
 
 /// `NAME-VERSION` from a Helm chart config, when both are safe in a file name.

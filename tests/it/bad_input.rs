@@ -443,6 +443,60 @@ fn unknown_layer_media_type_in_an_image() {
     }
 }
 
+/// An encrypted layer (ocicrypt's `+encrypted` media types) is refused by `import` and by
+/// `check`, before any blob is read, whatever its bytes look like (a gzip tar under that type
+/// is not applied); `--copy TYPE` keeps the blob as a file, byte for byte.
+#[test]
+fn encrypted_layers_are_refused_unless_copied() {
+    const ENCRYPTED: &str = "application/vnd.oci.image.layer.v1.tar+gzip+encrypted";
+    let tar = tar_of(&[file("a", b"a")]);
+    let ciphertext: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let config = |ids: Vec<String>| json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": ids}});
+    for blob in [ciphertext, compress(&tar, Comp::Gzip)] {
+        let tmp = tempdir();
+        let dir = image_of(
+            &tmp,
+            OCI_CONFIG,
+            config(vec![sha256(&tar), sha256(&tar)]),
+            &[
+                ("application/vnd.oci.image.layer.v1.tar", tar.clone()),
+                (ENCRYPTED, blob.clone()),
+            ],
+        );
+        let expect = [
+            &sha256(&blob)[..],
+            "is encrypted",
+            ENCRYPTED,
+            "--decryption-key",
+        ];
+        refused(&dir, &expect);
+        let repo = Repo::new();
+        let snap = repo.snapshot();
+        let err = repo.fails(&["check", &Repo::oci(&dir, "latest")]);
+        for e in expect {
+            assert!(err.contains(e), "expected {e:?} in: {err}");
+        }
+        snap.assert_unchanged(&repo.path);
+        repo.ok(&[
+            "import",
+            &Repo::oci(&dir, "latest"),
+            "x",
+            "--copy",
+            &format!("{ENCRYPTED}=layer.enc"),
+        ]);
+        let cat = repo
+            .cmd()
+            .args(["cat", "x", "/layer.enc"])
+            .output()
+            .unwrap();
+        assert!(cat.status.success());
+        assert_eq!(sha256(&cat.stdout), sha256(&blob), "the file is the blob");
+        assert_eq!(repo.ok(&["cat", "x", "/a"]).stdout, "a");
+    }
+}
+
 /// An image config whose rootfs is not what the spec says is refused, naming the image:
 /// another rootfs.type, a diff_id count that is not the layer count, a diff_id that is not a
 /// digest. An artifact's config that is not an image config needs no rootfs.
