@@ -87,6 +87,30 @@ fn parse_json<'a, T: serde::Deserialize<'a>>(
     })
 }
 
+/// Parses an image manifest, naming Docker's schema 1 (deprecated, no config, no diff_ids)
+/// when that is what it is.
+fn parse_manifest(image: &str, bytes: &[u8]) -> Result<Manifest> {
+    parse_json(image, "manifest", bytes).map_err(|e| {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Version {
+            schema_version: Option<u64>,
+        }
+        match serde_json::from_slice::<Version>(bytes) {
+            Ok(Version {
+                schema_version: Some(1),
+            }) => Error::InvalidImage {
+                image: image.to_string(),
+                reason: "the manifest is Docker's image manifest schema 1 (deprecated: no \
+                         config, no diff_ids), which ocitree does not read; convert it first \
+                         (skopeo copy --format v2s2 SOURCE DEST)"
+                    .into(),
+            },
+            _ => e,
+        }
+    })
+}
+
 /// What a document an index entry points at says it is.
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -270,7 +294,7 @@ impl<'a> Walk<'a> {
             return Ok(t.clone());
         }
         let bytes = self.read(&c.desc)?;
-        let m: Manifest = parse_json(self.image, "manifest", &bytes)?;
+        let m = parse_manifest(self.image, &bytes)?;
         let t = m.artifact_type().map(String::from);
         self.artifact_types
             .insert(c.desc.digest_str.clone(), t.clone());
@@ -509,7 +533,7 @@ pub fn resolve(
         }
     };
     let bytes = walk.read(&chosen.desc)?;
-    let manifest: Manifest = parse_json(image, "manifest", &bytes)?;
+    let manifest = parse_manifest(image, &bytes)?;
     if manifest.manifests.is_some() || manifest.schema_version != 2 {
         return Err(Error::InvalidImage {
             image: image.into(),

@@ -497,6 +497,28 @@ fn encrypted_layers_are_refused_unless_copied() {
     }
 }
 
+/// A Docker schema 1 manifest (no config, no diff_ids; registries still hold old ones) is
+/// refused naming what it is and how to convert it, not as a JSON field error.
+#[test]
+fn schema_1_manifests_are_named() {
+    let tmp = tempdir();
+    let dir = tmp.path().join("img");
+    let mut l = Layout::new(&dir);
+    let (ld, _) = l.put(&compress(&tar_of(&[file("a", b"a")]), Comp::Gzip));
+    let manifest = json!({
+        "schemaVersion": 1, "name": "library/old", "tag": "latest", "architecture": "amd64",
+        "fsLayers": [{"blobSum": ld}], "history": [{"v1Compatibility": "{}"}],
+    });
+    let (md, ms) = l.put(&serde_json::to_vec(&manifest).unwrap());
+    let mt = "application/vnd.docker.distribution.manifest.v1+prettyjws";
+    l.add(
+        json!({"mediaType": mt, "digest": md, "size": ms}),
+        Some("latest"),
+        None,
+    );
+    refused(&dir, &["schema 1", "skopeo copy --format v2s2"]);
+}
+
 /// An image config whose rootfs is not what the spec says is refused, naming the image:
 /// another rootfs.type, a diff_id count that is not the layer count, a diff_id that is not a
 /// digest. An artifact's config that is not an image config needs no rootfs.
